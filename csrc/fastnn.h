@@ -1,0 +1,174 @@
+/*
+ * fastnn.h -- the one C header of fastnn's compiled backend.
+ *
+ * Why it looks like this: every kernel is a plain function over raw,
+ * C-contiguous, row-major arrays with 64-bit sizes, and returns an int status
+ * (FASTNN_OK or a negative FASTNN_E* code).  Nothing here prints, exits or
+ * aborts; the Cython wrapper validates shapes and dtypes while holding the GIL,
+ * calls these functions with the GIL released, and turns a non-zero status into
+ * a Python exception.  Each kernel exists for float (_f32) and double (_f64),
+ * generated from one templated body.  The formulas are those of the NumPy
+ * reference backend (fastnn/backends/numpy_ops.py), which is the spec.
+ */
+#ifndef FASTNN_H
+#define FASTNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ------------------------------------------------------ */
+#define FASTNN_OK 0
+#define FASTNN_ENOMEM (-1)       /* an allocation failed */
+#define FASTNN_EINVAL (-2)       /* an argument is out of range */
+#define FASTNN_EUNSUPPORTED (-3) /* the CPU lacks the requested ISA */
+#define FASTNN_EINTERRUPTED (-4) /* stopped on request (see train loop) */
+
+/* ---- activations (same order as fastnn.backends.numpy_ops.ACTIVATIONS) -- */
+#define FASTNN_ACT_IDENTITY 0
+#define FASTNN_ACT_SIGMOID 1
+#define FASTNN_ACT_TANH 2
+#define FASTNN_ACT_RELU 3
+#define FASTNN_ACT_LEAKY_RELU 4
+#define FASTNN_ACT_SILU 5
+#define FASTNN_ACT_SOFTMAX 6
+#define FASTNN_N_ACT 7
+
+/* ---- loss reductions --------------------------------------------------- */
+#define FASTNN_REDUCTION_MEAN 0
+#define FASTNN_REDUCTION_SUM 1
+
+/* ---- instruction sets and threads (dispatch.c) ------------------------- */
+#define FASTNN_ISA_GENERIC 0
+#define FASTNN_ISA_AVX2 1   /* AVX2 + FMA */
+#define FASTNN_ISA_AVX512 2 /* AVX-512F */
+
+int fastnn_cpu_isa(void);              /* best ISA this CPU supports */
+int fastnn_get_isa(void);              /* ISA in use */
+int fastnn_set_isa(int isa);           /* FASTNN_EUNSUPPORTED if the CPU lacks it */
+const char *fastnn_isa_name(int isa);  /* "generic", "avx2", "avx512" or "unknown" */
+int fastnn_set_num_threads(int n);     /* n >= 1; FASTNN_EINVAL otherwise */
+int fastnn_get_num_threads(void);
+int fastnn_has_openmp(void);           /* 1 if built with OpenMP */
+
+/* ---- GEMM (gemm.c) ------------------------------------------------------
+ * C[m, n] = op(A) @ op(B)              (beta == 0, C is overwritten)
+ * C[m, n] = op(A) @ op(B) + beta * C   (beta != 0)
+ * op(A) is A (m x k, row stride lda) or, if trans_a, A stored as k x m.
+ * op(B) is B (k x n, row stride ldb) or, if trans_b, B stored as n x k.
+ * The epilogue, when not NULL, is called once for every finished block of C
+ * (all of k accumulated), by the thread that computed it; dense.c uses it to
+ * fuse bias and activation into the store.  Work is split across threads
+ * over blocks of C only, never over k, so results do not depend on the
+ * thread count.
+ */
+typedef struct fastnn_epilogue {
+    void (*fn)(const void *ctx, int64_t row0, int64_t col0, int64_t rows,
+               int64_t cols, void *C, int64_t ldc);
+    const void *ctx;
+} fastnn_epilogue;
+
+int fastnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    const float *A, int64_t lda, const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc,
+                    const fastnn_epilogue *epilogue);
+int fastnn_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    const double *A, int64_t lda, const double *B, int64_t ldb,
+                    double beta, double *C, int64_t ldc,
+                    const fastnn_epilogue *epilogue);
+
+/* ---- activations (activations.c); y may alias x, dz may alias dy ------- */
+int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols,
+                           const float *x, float *y);
+int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols,
+                           const double *x, double *y);
+/* z (pre-activation) is read only by leaky_relu and silu; y only by the others */
+int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols,
+                            const float *z, const float *y, const float *dy,
+                            float *dz);
+int fastnn_act_backward_f64(int act, double alpha, int64_t rows, int64_t cols,
+                            const double *z, const double *y, const double *dy,
+                            double *dz);
+
+/* ---- dense layer (dense.c) ----------------------------------------------
+ * forward:  Z = X @ W + b;  Y = act(Z).   X: n x n_in, W: n_in x n_out,
+ *           b: n_out or NULL, Z: n x n_out or NULL (not stored), Y: n x n_out.
+ * backward: dZ = act'(dY);  dW = X^T @ dZ;  db = sum_rows(dZ);  dX = dZ @ W^T.
+ *           dZ is a caller-owned n x n_out buffer (may alias dY); dX and db
+ *           may be NULL.
+ */
+int fastnn_dense_forward_f32(int64_t n, int64_t n_in, int64_t n_out,
+                             const float *X, const float *W, const float *b,
+                             int act, double alpha, float *Z, float *Y);
+int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out,
+                             const double *X, const double *W, const double *b,
+                             int act, double alpha, double *Z, double *Y);
+int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out,
+                              const float *X, const float *W, const float *Z,
+                              const float *Y, const float *dY, int act,
+                              double alpha, float *dZ, float *dX, float *dW,
+                              float *db);
+int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
+                              const double *X, const double *W, const double *Z,
+                              const double *Y, const double *dY, int act,
+                              double alpha, double *dZ, double *dX, double *dW,
+                              double *db);
+
+/* ---- losses (losses.c) --------------------------------------------------
+ * Each writes the loss (accumulated in double) to *loss and, when grad is not
+ * NULL, d loss / d pred to grad (same shape as pred).
+ */
+int fastnn_mse_f32(int64_t size, const float *pred, const float *target,
+                   int reduction, double *loss, float *grad);
+int fastnn_mse_f64(int64_t size, const double *pred, const double *target,
+                   int reduction, double *loss, double *grad);
+int fastnn_bce_f32(int64_t size, const float *prob, const float *target,
+                   int reduction, double *loss, float *grad);
+int fastnn_bce_f64(int64_t size, const double *prob, const double *target,
+                   int reduction, double *loss, double *grad);
+/* labels: n int64 class indices in [0, c) */
+int fastnn_xent_labels_f32(int64_t n, int64_t c, const float *logits,
+                           const int64_t *labels, int reduction, double *loss,
+                           float *grad);
+int fastnn_xent_labels_f64(int64_t n, int64_t c, const double *logits,
+                           const int64_t *labels, int reduction, double *loss,
+                           double *grad);
+/* probs: n x c target probabilities */
+int fastnn_xent_probs_f32(int64_t n, int64_t c, const float *logits,
+                          const float *probs, int reduction, double *loss,
+                          float *grad);
+int fastnn_xent_probs_f64(int64_t n, int64_t c, const double *logits,
+                          const double *probs, int reduction, double *loss,
+                          double *grad);
+
+/* ---- optimizers (optim.c), in place, one pass, no temporaries ---------- */
+/* velocity may be NULL when momentum == 0 */
+int fastnn_sgd_f32(int64_t size, float *param, const float *grad,
+                   float *velocity, double lr, double momentum,
+                   double weight_decay, int nesterov);
+int fastnn_sgd_f64(int64_t size, double *param, const double *grad,
+                   double *velocity, double lr, double momentum,
+                   double weight_decay, int nesterov);
+/* step counts from 1 */
+int fastnn_adam_f32(int64_t size, float *param, const float *grad, float *m,
+                    float *v, int64_t step, double lr, double beta1,
+                    double beta2, double eps, double weight_decay);
+int fastnn_adam_f64(int64_t size, double *param, const double *grad, double *m,
+                    double *v, int64_t step, double lr, double beta1,
+                    double beta2, double eps, double weight_decay);
+
+/* ---- counter-based randomness and dropout (rng.c) ---------------------- */
+uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index);
+/* mask[i] = (u(seed, step, i) >= p) ? 1 / (1 - p) : 0;  y = x * mask */
+int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step,
+                       const float *x, float *mask, float *y);
+int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step,
+                       const double *x, double *mask, double *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTNN_H */

@@ -1,0 +1,88 @@
+"""Input checks at the API boundary.
+
+Why it is built this way: data is converted and checked exactly once, where it
+enters fastnn (``fit``, ``predict``, a loss called by the user, a weight
+assignment), so the kernels below can assume C-contiguous arrays of the right
+dtype and never convert inside a loop.  Every message names the argument, the
+problem and the shapes involved.  Conversion always copies when it must change
+anything, so a caller's array is never modified.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """The network dtype as a NumPy dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def as_numeric(a, name):
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers; got an array of dtype {arr.dtype} "
+            f"(shape {arr.shape})")
+    return arr
+
+
+def as_float_array(a, dtype, name, *, ndim=None):
+    """``a`` as a C-contiguous array of ``dtype``, checked for finite values."""
+    arr = as_numeric(a, name)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.size and not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(bad)}, "
+                         f"shape {arr.shape})")
+    return out
+
+
+def as_samples(X, dtype, n_features, name="X"):
+    """X as a (n_samples, n_features) C-contiguous float array, n_samples >= 1."""
+    arr = as_numeric(X, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}, need at least one sample")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features per sample (shape {arr.shape}) "
+                         f"but the network expects {n_features}")
+    return as_float_array(arr, dtype, name)
+
+
+def check_int(value, name, *, minimum=None, allow_none=False):
+    """An int (not bool) >= minimum."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, *, minimum=None, maximum=None, below=None):
+    """A finite real number in [minimum, maximum] (and < below, if given)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name} must be < {below}, got {value}")
+    return value

@@ -1,0 +1,96 @@
+"""Backend registry: pick the kernels (``ops``) a network runs on, by name.
+
+Why it is built this way: the API layer (layers, losses, optimizers) only ever
+talks to an ops object, so a backend is just a name mapped to a class.  The
+compiled module is imported lazily, so the reference backend works (and the
+error is clear) even when the extension is missing.  The default comes from,
+in order: ``set_backend``/``use_backend``, the ``FASTNN_BACKEND`` environment
+variable, then the compiled backend when it imports, else the reference.
+"""
+
+import contextlib
+import importlib
+import os
+
+from .numpy_ops import NumpyOps
+
+__all__ = ["NumpyOps", "CythonOps", "available_backends", "get_backend", "set_backend",
+           "use_backend"]
+
+_BACKENDS = {
+    "numpy": ("fastnn.backends.numpy_ops", "NumpyOps"),
+    "cython": ("fastnn.backends.cython_ops", "CythonOps"),
+}
+_instances = {}
+_default = None
+
+
+def _load(name):
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a string, got {type(name).__name__}")
+    key = name.lower()
+    if key not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(_BACKENDS)}")
+    if key not in _instances:
+        module, cls = _BACKENDS[key]
+        try:
+            _instances[key] = getattr(importlib.import_module(module), cls)()
+        except ImportError as exc:
+            raise ImportError(
+                f"the {key!r} backend is not available ({exc}); reinstall fastnn with "
+                "'pip install .' so the extension is built, or use backend='numpy'") from exc
+    return _instances[key]
+
+
+def available_backends():
+    """Names of the backends that import on this installation."""
+    names = []
+    for name in _BACKENDS:
+        try:
+            _load(name)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def _default_name():
+    if _default is not None:
+        return _default
+    env = os.environ.get("FASTNN_BACKEND")
+    if env:
+        return env
+    return "cython" if "cython" in available_backends() else "numpy"
+
+
+def get_backend(name=None):
+    """The ops object for ``name`` (an ops object is returned as is); None → the default."""
+    if isinstance(name, NumpyOps):
+        return name
+    return _load(_default_name() if name is None else name)
+
+
+def set_backend(name):
+    """Make ``name`` ("numpy" or "cython") the default backend of new networks."""
+    global _default
+    ops = _load(name)
+    _default = ops.name
+    return ops
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: ``with use_backend("numpy"): ...`` restores the old default after."""
+    global _default
+    previous = _default
+    ops = set_backend(name)
+    try:
+        yield ops
+    finally:
+        _default = previous
+
+
+def __getattr__(attr):
+    if attr == "CythonOps":
+        return type(_load("cython"))
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

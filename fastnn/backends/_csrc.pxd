@@ -1,0 +1,60 @@
+"""Declarations of csrc/fastnn.h for Cython (kept in step with the header by hand)."""
+
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "fastnn.h" nogil:
+    enum: FASTNN_OK
+    enum: FASTNN_ENOMEM
+    enum: FASTNN_EINVAL
+    enum: FASTNN_EUNSUPPORTED
+    enum: FASTNN_EINTERRUPTED
+    enum: FASTNN_ACT_IDENTITY
+    enum: FASTNN_ACT_SIGMOID
+    enum: FASTNN_ACT_TANH
+    enum: FASTNN_ACT_RELU
+    enum: FASTNN_ACT_LEAKY_RELU
+    enum: FASTNN_ACT_SILU
+    enum: FASTNN_ACT_SOFTMAX
+    enum: FASTNN_N_ACT
+    enum: FASTNN_REDUCTION_MEAN
+    enum: FASTNN_REDUCTION_SUM
+    enum: FASTNN_ISA_GENERIC
+    enum: FASTNN_ISA_AVX2
+    enum: FASTNN_ISA_AVX512
+
+    ctypedef struct fastnn_epilogue:
+        void (*fn)(const void *ctx, int64_t row0, int64_t col0, int64_t rows, int64_t cols, void *C, int64_t ldc) noexcept nogil
+        const void *ctx
+
+    int fastnn_cpu_isa()
+    int fastnn_get_isa()
+    int fastnn_set_isa(int isa)
+    const char *fastnn_isa_name(int isa)
+    int fastnn_set_num_threads(int n)
+    int fastnn_get_num_threads()
+    int fastnn_has_openmp()
+    int fastnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const fastnn_epilogue *epilogue)
+    int fastnn_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc, const fastnn_epilogue *epilogue)
+    int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols, const float *x, float *y)
+    int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols, const double *x, double *y)
+    int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols, const float *z, const float *y, const float *dy, float *dz)
+    int fastnn_act_backward_f64(int act, double alpha, int64_t rows, int64_t cols, const double *z, const double *y, const double *dy, double *dz)
+    int fastnn_dense_forward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *b, int act, double alpha, float *Z, float *Y)
+    int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *b, int act, double alpha, double *Z, double *Y)
+    int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *Z, const float *Y, const float *dY, int act, double alpha, float *dZ, float *dX, float *dW, float *db)
+    int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *Z, const double *Y, const double *dY, int act, double alpha, double *dZ, double *dX, double *dW, double *db)
+    int fastnn_mse_f32(int64_t size, const float *pred, const float *target, int reduction, double *loss, float *grad)
+    int fastnn_mse_f64(int64_t size, const double *pred, const double *target, int reduction, double *loss, double *grad)
+    int fastnn_bce_f32(int64_t size, const float *prob, const float *target, int reduction, double *loss, float *grad)
+    int fastnn_bce_f64(int64_t size, const double *prob, const double *target, int reduction, double *loss, double *grad)
+    int fastnn_xent_labels_f32(int64_t n, int64_t c, const float *logits, const int64_t *labels, int reduction, double *loss, float *grad)
+    int fastnn_xent_labels_f64(int64_t n, int64_t c, const double *logits, const int64_t *labels, int reduction, double *loss, double *grad)
+    int fastnn_xent_probs_f32(int64_t n, int64_t c, const float *logits, const float *probs, int reduction, double *loss, float *grad)
+    int fastnn_xent_probs_f64(int64_t n, int64_t c, const double *logits, const double *probs, int reduction, double *loss, double *grad)
+    int fastnn_sgd_f32(int64_t size, float *param, const float *grad, float *velocity, double lr, double momentum, double weight_decay, int nesterov)
+    int fastnn_sgd_f64(int64_t size, double *param, const double *grad, double *velocity, double lr, double momentum, double weight_decay, int nesterov)
+    int fastnn_adam_f32(int64_t size, float *param, const float *grad, float *m, float *v, int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay)
+    int fastnn_adam_f64(int64_t size, double *param, const double *grad, double *m, double *v, int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay)
+    uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
+    int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step, const float *x, float *mask, float *y)
+    int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step, const double *x, double *mask, double *y)

@@ -1,0 +1,282 @@
+"""NumpyOps: the reference backend, and the executable spec of every kernel.
+
+Why it is built this way: layers, losses and optimizers never compute anything
+themselves; they call a kernel on an ops object.  This class is the plain NumPy
+version of each kernel, written as readably as the tutorials, with a one-line
+formula in every docstring.  The compiled backend (``CythonOps``) subclasses it
+and overrides every kernel with C code that must give the same numbers, so any
+question of "what should this return?" is answered by reading this file.
+
+Conventions shared by all kernels:
+
+* arrays are C-contiguous float32 or float64, all of one dtype; sizes come from
+  the arrays;
+* scalar hyper-parameters are Python floats; where a formula multiplies an
+  array by a scalar, the scalar is first rounded to the array's dtype (NumPy 2
+  semantics), and the compiled kernels do the same;
+* loss values are accumulated and returned in float64;
+* inputs are never written to; ``out=`` arguments, where offered, are written
+  in full and returned.
+"""
+
+import numpy as np
+
+#: Activation names, in the order of the C enum ``FASTNN_ACT_*``.
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "silu", "softmax")
+
+#: Activations whose derivative needs the pre-activation ``Z``; the others
+#: derive it from the output ``Y`` alone, so ``Z`` need not be kept.
+NEEDS_PREACTIVATION = frozenset({"leaky_relu", "silu"})
+
+#: Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``.
+REDUCTIONS = ("mean", "sum")
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z):
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _sigmoid(x):
+    """Two-branch logistic: never overflows for large ``|x|``."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _check_activation(kind):
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
+
+
+def _reduction_scale(reduction, count):
+    """1/count for 'mean', 1 for 'sum' (float64)."""
+    if reduction == "mean":
+        return 1.0 / count
+    if reduction == "sum":
+        return 1.0
+    raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
+
+
+class NumpyOps:
+    """Reference kernels in plain NumPy (float32 or float64)."""
+
+    name = "numpy"
+
+    # ------------------------------------------------------------ memory
+    def zeros_like(self, a):
+        """A new zero-filled C-contiguous array of a's shape and dtype."""
+        return np.zeros(a.shape, dtype=a.dtype)
+
+    # ------------------------------------------------------------- GEMM
+    def gemm(self, A, B, *, trans_a=False, trans_b=False, out=None):
+        """C = op(A) @ op(B), op(M) = M.T when its flag is set.
+
+        A: (m, k), or (k, m) with ``trans_a``; B: (k, n), or (n, k) with
+        ``trans_b``.  Returns C of shape (m, n).
+        """
+        a = A.T if trans_a else A
+        b = B.T if trans_b else B
+        return np.matmul(a, b, out=out)
+
+    # ------------------------------------------------------ activations
+    def activation_forward(self, X, kind, alpha=0.01):
+        """Y = f(X) elementwise (softmax: along each row).
+
+        identity: x; sigmoid: 1/(1+e^-x); tanh; relu: x if x>0 else 0;
+        leaky_relu: x if x>0 else alpha*x; silu: x*sigmoid(x);
+        softmax: e^(x-max) / sum(e^(x-max)) per row.
+        """
+        _check_activation(kind)
+        dt = X.dtype.type
+        if kind == "identity":
+            return X.copy()
+        if kind == "sigmoid":
+            return _sigmoid(X)
+        if kind == "tanh":
+            return np.tanh(X)
+        if kind == "relu":
+            return np.where(X > 0, X, dt(0))
+        if kind == "leaky_relu":
+            return np.where(X > 0, X, dt(alpha) * X)
+        if kind == "silu":
+            return X * _sigmoid(X)
+        e = np.exp(X - X.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def activation_backward(self, dY, Z, Y, kind, alpha=0.01):
+        """dZ = dY * f'(Z), with f' taken from Y where possible.
+
+        sigmoid: dY*y*(1-y); tanh: dY*(1-y^2); relu: dY if y>0 else 0;
+        leaky_relu: dY if z>0 else alpha*dY; silu: dY*s*(1+z*(1-s)), s=sigmoid(z);
+        softmax: y*(dY - sum(dY*y, per row)).  ``Z`` is read only by
+        leaky_relu and silu (``NEEDS_PREACTIVATION``) and may be None otherwise.
+        """
+        _check_activation(kind)
+        dt = dY.dtype.type
+        if kind == "identity":
+            return dY.copy()
+        if kind == "sigmoid":
+            return dY * (Y * (1 - Y))
+        if kind == "tanh":
+            return dY * (1 - Y * Y)
+        if kind == "relu":
+            return np.where(Y > 0, dY, dt(0))
+        if kind == "leaky_relu":
+            return np.where(Z > 0, dY, dt(alpha) * dY)
+        if kind == "silu":
+            s = _sigmoid(Z)
+            return dY * (s * (1 + Z * (1 - s)))
+        return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
+
+    # ------------------------------------------------------------ dense
+    def dense_forward(self, X, W, b, kind="identity", alpha=0.01):
+        """Z = X @ W + b; Y = f(Z).  Returns (Z, Y); Z is None unless f needs it.
+
+        X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
+        """
+        Z = self.gemm(X, W)
+        if b is not None:
+            Z += b
+        if kind == "identity":
+            return None, Z
+        Y = self.activation_forward(Z, kind, alpha)
+        return (Z if kind in NEEDS_PREACTIVATION else None), Y
+
+    def dense_backward(self, X, W, Z, Y, dY, kind="identity", alpha=0.01, *,
+                       need_dX=True, need_db=True):
+        """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
+
+        Returns (dX or None, dW, db or None) with the shapes of X, W, b.
+        """
+        dZ = dY if kind == "identity" else self.activation_backward(dY, Z, Y, kind, alpha)
+        dW = self.gemm(X, dZ, trans_a=True)
+        db = dZ.sum(axis=0) if need_db else None
+        dX = self.gemm(dZ, W, trans_b=True) if need_dX else None
+        return dX, dW, db
+
+    # ----------------------------------------------------------- losses
+    def mse(self, pred, target, reduction="mean", *, need_grad=True):
+        """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale.
+
+        pred, target: same shape.  Returns (loss as float, grad or None).
+        """
+        scale = _reduction_scale(reduction, pred.size)
+        diff = pred - target
+        loss = float(np.sum(np.square(diff, dtype=np.float64)) * scale)
+        grad = diff * pred.dtype.type(2.0 * scale) if need_grad else None
+        return loss, grad
+
+    def bce(self, prob, target, reduction="mean", *, need_grad=True):
+        """L = -[t*log(p) + (1-t)*log(1-p)] with logs clamped at -100 (PyTorch);
+
+        dL/dp = (p - t) / max(p*(1-p), 1e-12) * scale.  Returns (loss, grad or None).
+        """
+        scale = _reduction_scale(reduction, prob.size)
+        p = prob.astype(np.float64)
+        t = target.astype(np.float64)
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100.0)
+            log_1mp = np.maximum(np.log(1 - p), -100.0)
+        loss = float(-np.sum(t * log_p + (1 - t) * log_1mp) * scale)
+        grad = None
+        if need_grad:
+            dt = prob.dtype.type
+            grad = (prob - target) / np.maximum(prob * (1 - prob), dt(1e-12)) * dt(scale)
+        return loss, grad
+
+    def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
+        """L = -sum_c t_c * log_softmax(z)_c per row, mean or sum over rows;
+
+        dL/dz = (softmax(z) * sum_c t_c - t) * scale.  ``target`` is either int64
+        class labels (n,) in [0, C) or probabilities (n, C).  Returns (loss, grad or None).
+        """
+        n, c = logits.shape
+        scale = _reduction_scale(reduction, n)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        sum_e = e.sum(axis=1, keepdims=True)
+        log_sum = np.log(sum_e.astype(np.float64))
+        rows = np.arange(n)
+        if target.ndim == 1:
+            # -log_softmax at the label = log(sum e) - (z_label - max)
+            loss = float(np.sum(log_sum[:, 0] - shifted[rows, target]) * scale)
+        else:
+            log_softmax = shifted.astype(np.float64) - log_sum
+            loss = float(-np.sum(target * log_softmax) * scale)
+        grad = None
+        if need_grad:
+            dt = logits.dtype.type
+            softmax = e / sum_e
+            if target.ndim == 1:
+                grad = softmax
+                grad[rows, target] -= 1
+            else:
+                grad = softmax * target.sum(axis=1, keepdims=True) - target
+            grad *= dt(scale)
+        return loss, grad
+
+    # ------------------------------------------------------- optimizers
+    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0,
+                   nesterov=False):
+        """In place (PyTorch's SGD): g = grad + wd*p; v = mu*v + g;
+
+        step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
+        ``velocity`` (same shape) is updated in place; None when mu == 0.
+        """
+        dt = param.dtype.type
+        g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+        if momentum != 0:
+            velocity *= dt(momentum)
+            velocity += g
+            g = g + dt(momentum) * velocity if nesterov else velocity
+        param -= dt(lr) * g
+
+    def adam_update(self, param, grad, m, v, step, lr, beta1=0.9, beta2=0.999,
+                    eps=1e-8, weight_decay=0.0):
+        """In place (PyTorch's Adam), step counted from 1: g = grad + wd*p;
+
+        m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+        p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+        """
+        dt = param.dtype.type
+        g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+        m *= dt(beta1)
+        m += dt(1 - beta1) * g
+        v *= dt(beta2)
+        v += dt(1 - beta2) * (g * g)
+        step_size = lr / (1 - beta1 ** step)
+        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
+        param -= dt(step_size) * (m / denom)
+
+    # ---------------------------------------------- randomness, dropout
+    def rng_bits(self, seed, step, index):
+        """64 random bits for element ``index`` of training step ``step``:
+
+        mix64(mix64(seed + golden*(step+1)) + golden*(index+1)), uint64 wrap-around.
+        ``index`` is an integer array; returns uint64 of its shape.
+        """
+        with np.errstate(over="ignore"):
+            key = _mix64(np.uint64(seed) + _GOLDEN * np.uint64(step + 1))
+            idx = np.asarray(index, dtype=np.uint64)
+            return _mix64(key + _GOLDEN * (idx + np.uint64(1)))
+
+    def dropout_forward(self, X, p, seed, step):
+        """mask = (u >= p) / (1 - p) with u = top 53 bits of rng_bits / 2^53; Y = X * mask.
+
+        Returns (Y, mask), both of X's shape and dtype; p == 1 gives zeros.
+        """
+        dt = X.dtype.type
+        bits = self.rng_bits(seed, step, np.arange(X.size, dtype=np.uint64))
+        u = (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+        keep_scale = dt(1.0 / (1.0 - p)) if p < 1 else dt(0)
+        mask = np.where(u >= p, keep_scale, dt(0)).reshape(X.shape)
+        return X * mask, mask
+
+    def dropout_backward(self, dY, mask):
+        """dX = dY * mask (the mask of the matching forward)."""
+        return dY * mask

@@ -1,0 +1,313 @@
+"""Layers: Dense, the activations, and Dropout -- each backward beside its forward.
+
+Why it is built this way: a layer holds its parameters and the few arrays its
+backward needs, and delegates every computation to ``self.ops`` (the backend
+kernels), so the same layer runs on the reference and the compiled backend.
+A Network fuses an activation that directly follows a Dense layer into that
+layer's kernel call (``Dense.forward(X, activation=...)``): one pass over the
+output instead of two, with the same numbers as running them apart.
+
+Layers are *built* by the Network that holds them: ``build`` gives them the
+backend, the dtype and the seeded generator their initial weights come from,
+so the same seed gives the same weights on every backend.
+"""
+
+import numpy as np
+
+from ._validation import check_float, check_int
+from .backends.numpy_ops import NEEDS_PREACTIVATION
+
+__all__ = ["Layer", "Dense", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
+           "SiLU", "Softmax", "Dropout", "INITIALIZERS"]
+
+#: Weight initialisers; ``"auto"`` picks He for ReLU-like activations, else Xavier.
+INITIALIZERS = ("auto", "normal", "small_normal", "xavier", "glorot", "he", "kaiming")
+
+_RELU_LIKE = ("relu", "leaky_relu", "silu")
+
+
+class Layer:
+    """Base class: ``forward(X, training=False)`` and ``backward(dY)``."""
+
+    #: trainable parameter names, in order (e.g. ``("W", "b")``)
+    param_names = ()
+
+    def __init__(self):
+        self.ops = None
+        self.dtype = None
+
+    def build(self, n_in, ops, dtype, rng, next_layer=None):
+        """Attach backend and dtype, draw initial parameters; returns n_out."""
+        self.ops = ops
+        self.dtype = dtype
+        return n_in
+
+    def params(self):
+        """Dict of parameter name -> array (only those present)."""
+        return {}
+
+    def grads(self):
+        """Dict of parameter name -> gradient of the last backward."""
+        return {}
+
+    def config(self):
+        """Constructor arguments, for save/load."""
+        return {}
+
+    def _require_built(self):
+        if self.ops is None:
+            raise RuntimeError(f"{self!r} is not built: put it in a Network (or call "
+                               f".build(n_in, fastnn.get_backend(), 'float64', rng))")
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+# ------------------------------------------------------------------ Dense
+class Dense(Layer):
+    """Fully connected layer: ``Y = X @ W + b``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Number of input and output features.
+    bias : bool, default True
+        Whether the layer has a bias ``b``.
+    init : str, default "auto"
+        Weight initialiser: ``"normal"`` (W and b ~ N(0, 1), seed 002's network),
+        ``"small_normal"`` (W ~ 0.01 N(0, 1), b = 0, seed 001's), ``"xavier"`` /
+        ``"glorot"`` (W ~ U(-a, a), a = sqrt(6 / (n_in + n_out)), b = 0), ``"he"`` /
+        ``"kaiming"`` (W ~ N(0, 2 / n_in), b = 0), or ``"auto"``: He when the next
+        layer is ReLU, LeakyReLU or SiLU, Xavier otherwise.
+
+    Attributes
+    ----------
+    W : ndarray, shape (n_in, n_out)
+    b : ndarray, shape (n_out,), or None without bias
+        Writable; assigning an array of the same shape copies it in place.
+    dW, db : ndarray
+        Gradients of the last ``backward``.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, n_in, n_out, *, bias=True, init="auto"):
+        super().__init__()
+        self.n_in = check_int(n_in, "Dense n_in", minimum=1)
+        self.n_out = check_int(n_out, "Dense n_out", minimum=1)
+        self.bias = bool(bias)
+        if init not in INITIALIZERS:
+            raise ValueError(f"unknown init {init!r}; expected one of {INITIALIZERS}")
+        self.init = init
+        self._W = None
+        self._b = None
+        self.dW = None
+        self.db = None
+        self._cache = None
+
+    def config(self):
+        return {"n_in": self.n_in, "n_out": self.n_out, "bias": self.bias, "init": self.init}
+
+    # parameters, checked on assignment
+    @property
+    def W(self):
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._W = self._assign(self._W, value, (self.n_in, self.n_out), "W")
+
+    @property
+    def b(self):
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        if not self.bias:
+            if value is None:
+                return
+            raise ValueError("this Dense layer was made with bias=False; it has no b")
+        self._b = self._assign(self._b, value, (self.n_out,), "b")
+
+    def _assign(self, current, value, shape, name):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"Dense.{name} must hold real numbers, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"Dense.{name} must have shape {shape}, got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"Dense.{name} contains NaN or infinity")
+        if current is None:
+            return np.array(arr, dtype=self.dtype or np.float64, order="C")
+        current[...] = arr          # in place: keeps optimizer state and views valid
+        return current
+
+    def params(self):
+        return {"W": self._W, "b": self._b} if self.bias else {"W": self._W}
+
+    def grads(self):
+        return {"W": self.dW, "b": self.db} if self.bias else {"W": self.dW}
+
+    def build(self, n_in, ops, dtype, rng, next_layer=None):
+        if n_in != self.n_in:
+            raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
+        super().build(n_in, ops, dtype, rng)
+        init = self.init
+        if init == "auto":
+            kind = getattr(next_layer, "kind", None)
+            init = "he" if kind in _RELU_LIKE else "xavier"
+        shape = (self.n_in, self.n_out)
+        b = np.zeros(self.n_out)
+        if init == "normal":
+            W = rng.standard_normal(shape)
+            b = rng.standard_normal(self.n_out)
+        elif init == "small_normal":
+            W = 0.01 * rng.standard_normal(shape)
+        elif init in ("xavier", "glorot"):
+            a = np.sqrt(6.0 / (self.n_in + self.n_out))
+            W = rng.uniform(-a, a, shape)
+        else:  # he / kaiming
+            W = np.sqrt(2.0 / self.n_in) * rng.standard_normal(shape)
+        self._W = np.ascontiguousarray(W, dtype=dtype)
+        self._b = np.ascontiguousarray(b, dtype=dtype) if self.bias else None
+        return self.n_out
+
+    def forward(self, X, *, training=False, activation=None):
+        """Y = f(X @ W + b), with f the fused ``activation`` (identity if None).
+
+        X: (n, n_in) -> Y: (n, n_out).
+        """
+        self._require_built()
+        kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
+        Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha)
+        self._cache = (X, Z, Y, kind, alpha)
+        return Y
+
+    def backward(self, dY, *, need_dX=True):
+        """dY: (n, n_out) -> dX: (n, n_in) (None when not ``need_dX``); sets dW, db."""
+        if self._cache is None:
+            raise RuntimeError("Dense.backward called before forward")
+        X, Z, Y, kind, alpha = self._cache
+        dX, self.dW, self.db = self.ops.dense_backward(
+            X, self._W, Z, Y, dY, kind, alpha, need_dX=need_dX, need_db=self.bias)
+        return dX
+
+
+# ------------------------------------------------------------ activations
+class Activation(Layer):
+    """An elementwise (softmax: row-wise) activation ``Y = f(X)``; no parameters."""
+
+    kind = "identity"
+    alpha = 0.0
+
+    def __init__(self):
+        super().__init__()
+        self._cache = None
+
+    def forward(self, X, *, training=False):
+        """X: (n, d) -> Y: (n, d)."""
+        self._require_built()
+        Y = self.ops.activation_forward(X, self.kind, self.alpha)
+        self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
+        return Y
+
+    def backward(self, dY):
+        """dY: (n, d) -> dX: (n, d)."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        Z, Y = self._cache
+        return self.ops.activation_backward(dY, Z, Y, self.kind, self.alpha)
+
+
+class Identity(Activation):
+    """f(x) = x."""
+    kind = "identity"
+
+
+class Sigmoid(Activation):
+    """f(x) = 1 / (1 + exp(-x)), computed without overflow."""
+    kind = "sigmoid"
+
+
+class Tanh(Activation):
+    """f(x) = tanh(x)."""
+    kind = "tanh"
+
+
+class ReLU(Activation):
+    """f(x) = max(0, x); f'(0) = 0."""
+    kind = "relu"
+
+
+class LeakyReLU(Activation):
+    """f(x) = x if x > 0 else negative_slope * x."""
+    kind = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.alpha = check_float(negative_slope, "negative_slope")
+
+    @property
+    def negative_slope(self):
+        return self.alpha
+
+    def config(self):
+        return {"negative_slope": self.alpha}
+
+
+class SiLU(Activation):
+    """f(x) = x * sigmoid(x)."""
+    kind = "silu"
+
+
+class Softmax(Activation):
+    """f(x)_i = exp(x_i) / sum_j exp(x_j) along each row."""
+    kind = "softmax"
+
+
+# ---------------------------------------------------------------- Dropout
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``p``
+    and scale the rest by 1 / (1 - p); the identity in ``predict``.
+
+    Masks come from a counter-based generator (the layer's seed, its step
+    count, the element index), so both backends draw the same masks.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = check_float(p, "Dropout p", minimum=0.0, maximum=1.0)
+        self.seed = 0
+        self.step = 0
+        self._mask = None
+
+    def config(self):
+        return {"p": self.p}
+
+    def build(self, n_in, ops, dtype, rng, next_layer=None):
+        super().build(n_in, ops, dtype, rng)
+        self.seed = int(rng.integers(0, 2**63))
+        self.step = 0
+        return n_in
+
+    def forward(self, X, *, training=False):
+        """X: (n, d) -> Y: (n, d)."""
+        self._require_built()
+        if not training or self.p == 0:
+            self._mask = None
+            return X
+        Y, self._mask = self.ops.dropout_forward(X, self.p, self.seed, self.step)
+        self.step += 1
+        return Y
+
+    def backward(self, dY):
+        """dY: (n, d) -> dX: (n, d)."""
+        if self._mask is None:
+            return dY
+        return self.ops.dropout_backward(dY, self._mask)
+
+
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU,
+                                              SiLU, Softmax, Dropout)}
+

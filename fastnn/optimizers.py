@@ -1,0 +1,126 @@
+"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, as PyTorch defines them.
+
+Why it is built this way: an optimizer holds its hyper-parameters and its
+state (velocities, moments, step count) keyed by parameter name, and applies
+one in-place backend kernel per parameter, so the update is one pass with no
+temporaries on the compiled backend.  State lives here, not in the layers, so
+a network can be trained with another optimizer at any time.
+"""
+
+from ._validation import check_float
+
+__all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
+
+
+class Optimizer:
+    """Base class.  ``step(network)`` updates every parameter from its gradient."""
+
+    def __init__(self, lr):
+        self.lr = check_float(lr, "lr", minimum=0.0)
+        self.state = {}
+        self._owner = None
+
+    def step(self, network):
+        """Apply one update to all parameters of ``network`` (after its backward)."""
+        if self._owner is None:
+            self._owner = id(network)
+        elif self._owner != id(network):
+            raise ValueError(f"this {type(self).__name__} already holds the state of another "
+                             "network; give each network its own optimizer")
+        ops = network.ops
+        for key, param, grad in network.parameters():
+            if grad is None:
+                raise RuntimeError(f"no gradient for {key}: call backward before step")
+            self._update(ops, key, param, grad)
+
+    def reset(self):
+        """Forget all state (velocities, moments, step counts)."""
+        self.state.clear()
+        self._owner = None
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``p -= lr * step`` with PyTorch's momentum.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    momentum : float, default 0.0
+        v = momentum * v + g; step = v (or g + momentum * v with ``nesterov``).
+    nesterov : bool, default False
+    weight_decay : float, default 0.0
+        L2 penalty: g = grad + weight_decay * p.
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(lr)
+        self.momentum = check_float(momentum, "momentum", minimum=0.0)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs a momentum > 0")
+
+    def __repr__(self):
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+                f"weight_decay={self.weight_decay})")
+
+    def _update(self, ops, key, param, grad):
+        velocity = None
+        if self.momentum != 0:
+            velocity = self.state.get(key)
+            if velocity is None:
+                velocity = self.state[key] = ops.zeros_like(param)
+        ops.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay,
+                       self.nesterov)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, ``eps`` added after the square root (PyTorch's).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient (not AdamW's decoupled decay).
+    """
+
+    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
+        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
+                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+        self.eps = check_float(eps, "eps", minimum=0.0)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+
+    def __repr__(self):
+        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay})")
+
+    def _update(self, ops, key, param, grad):
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = {"step": 0, "m": ops.zeros_like(param),
+                                    "v": ops.zeros_like(param)}
+        st["step"] += 1
+        ops.adam_update(param, grad, st["m"], st["v"], st["step"], self.lr, self.betas[0],
+                        self.betas[1], self.eps, self.weight_decay)
+
+
+_OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def get_optimizer(optimizer):
+    """An Optimizer from an instance, a class or a name ("sgd", "adam")."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        return optimizer()
+    if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
+        return _OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(f"unknown optimizer {optimizer!r}; expected an Optimizer or one of "
+                     f"{sorted(_OPTIMIZERS)}")

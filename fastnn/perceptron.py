@@ -1,0 +1,76 @@
+"""Perceptron: the single neuron of seed 001, trained with the classic perceptron rule.
+
+Why it is built this way: it is the tutorials' first exercise (AND/OR gates),
+kept as its own small class rather than a Network because its step activation
+has no gradient.  The rule w += lr * (y - y_hat) * x is exactly an SGD step
+with gradient -(y - y_hat) * x, so it reuses the backend's SGD kernel.
+"""
+
+import numpy as np
+
+from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
+from .backends import get_backend
+
+__all__ = ["Perceptron"]
+
+
+class Perceptron:
+    """A single neuron with a step activation: y = 1 if x . w + b > 0 else 0.
+
+    Parameters
+    ----------
+    n_inputs : int
+    seed : int or None
+        Seeds the initial weights and bias (standard normal, as in seed 001).
+    backend, dtype : as for Network.
+
+    Attributes
+    ----------
+    weights : ndarray, shape (n_inputs,)
+    bias : ndarray, shape (1,)
+    """
+
+    def __init__(self, n_inputs, *, seed=None, backend=None, dtype="float64"):
+        self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1)
+        self.dtype = check_dtype(dtype)
+        self.ops = get_backend(backend)
+        rng = np.random.default_rng(seed)
+        self.weights = rng.standard_normal(self.n_inputs).astype(self.dtype)
+        self.bias = rng.standard_normal(1).astype(self.dtype)
+
+    def forward(self, X):
+        """0/1 predictions: X (n, n_inputs) -> (n,) int; a single sample (n_inputs,) -> int."""
+        single = np.ndim(X) == 1
+        X = as_samples(np.atleast_2d(X), self.dtype, self.n_inputs)
+        z = self.ops.gemm(X, self.weights.reshape(-1, 1))[:, 0] + self.bias[0]
+        out = (z > 0).astype(np.int64)
+        return int(out[0]) if single else out
+
+    predict = forward
+
+    def fit(self, X, y, *, epochs=100, lr=1.0):
+        """Perceptron rule, one sample at a time, until an epoch makes no mistake.
+
+        X: (n, n_inputs); y: (n,) of 0/1.  Returns the number of mistakes per epoch.
+        """
+        X = as_samples(X, self.dtype, self.n_inputs)
+        y = as_float_array(y, self.dtype, "y", ndim=1)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has shape {y.shape}")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("Perceptron targets must be 0 or 1")
+        epochs = check_int(epochs, "epochs", minimum=0)
+        lr = check_float(lr, "lr", minimum=0.0)
+        mistakes = []
+        for _ in range(epochs):
+            wrong = 0
+            for x, target in zip(X, y):
+                error = target - self.forward(x)
+                if error:
+                    wrong += 1
+                    self.ops.sgd_update(self.weights, -error * x, None, lr)
+                    self.ops.sgd_update(self.bias, np.array([-error], self.dtype), None, lr)
+            mistakes.append(wrong)
+            if wrong == 0:
+                break
+        return mistakes

@@ -1,0 +1,90 @@
+"""Build of fastnn's compiled backend: one Cython extension over the C kernels in csrc/.
+
+Why it is built this way: every C file in csrc/ is compiled into the single
+extension ``fastnn.backends.cython_ops``, with ``-O3`` and OpenMP when the
+compiler has it, and never ``-march=native`` (per-ISA code is selected at run
+time, so one build runs on any x86-64).  Cython's directives are set here once.
+Environment switches for debugging:
+
+* ``FASTNN_DEBUG=1``    -- Cython bounds checks on, ``-O0 -g``;
+* ``FASTNN_SANITIZE=1`` -- AddressSanitizer + UndefinedBehaviorSanitizer;
+* ``FASTNN_NO_OPENMP=1`` -- build without OpenMP.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+DEBUG = _flag("FASTNN_DEBUG")
+SANITIZE = _flag("FASTNN_SANITIZE")
+
+
+def _compiler_accepts(compiler, flags):
+    """True if the C compiler builds and links a small OpenMP program with ``flags``."""
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "check.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 0; }\n")
+        objects = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+        compiler.link_executable(objects, os.path.join(tmp, "check"), extra_postargs=flags)
+        return True
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    """Adds OpenMP flags when the compiler supports them."""
+
+    def build_extensions(self):
+        if not _flag("FASTNN_NO_OPENMP") and _compiler_accepts(self.compiler, ["-fopenmp"]):
+            for ext in self.extensions:
+                ext.extra_compile_args.append("-fopenmp")
+                ext.extra_link_args.append("-fopenmp")
+        super().build_extensions()
+
+
+compile_args = ["-std=c11", "-Wall", "-Wno-unused-function"]
+link_args = []
+if DEBUG:
+    compile_args += ["-O0", "-g"]
+else:
+    compile_args += ["-O3"]
+if SANITIZE:
+    sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+    compile_args += sanitize
+    link_args += sanitize
+
+sources = ["fastnn/backends/cython_ops.pyx"] + sorted(glob.glob("csrc/*.c"))
+extension = Extension(
+    "fastnn.backends.cython_ops",
+    sources=sources,
+    include_dirs=["csrc", numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
+directives = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
+              "cdivision": not DEBUG, "initializedcheck": DEBUG}
+
+setup(
+    ext_modules=cythonize([extension], compiler_directives=directives,
+                          include_path=["fastnn/backends"]),
+    cmdclass={"build_ext": BuildExt},
+)
