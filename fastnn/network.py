@@ -32,8 +32,9 @@ class History:
     Attributes
     ----------
     history : dict of str -> list of float
-        ``loss`` always; ``accuracy`` for classification losses; ``val_loss``
-        and ``val_accuracy`` when validation data is given.
+        ``loss`` (the mean of the batch losses, weighted by batch size, or their
+        sum for ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
+        for classification losses, when validation data is given.
     epochs : list of int
     """
 

@@ -1,0 +1,81 @@
+"""Command line: ``python -m fastnn demo`` (and ``info``).
+
+Why it is built this way: the demo is the tutorials' networks, run through the
+public API exactly as a user would write them, so it doubles as a smoke test
+of an installation.  Each subcommand is one small function.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+import fastnn
+from fastnn import datasets
+
+
+def demo(backend=None, seed=0):
+    """Train the seeds' networks (XOR, the gender example, a spiral classifier) and print."""
+    ops = fastnn.get_backend(backend)
+    print(f"fastnn {fastnn.__version__} demo, backend {ops.name!r}\n")
+
+    print("XOR with a 2-4-1 sigmoid network (MSE, SGD lr=2, full batch, 3000 epochs)")
+    X, y = datasets.xor()
+    net = fastnn.Network([fastnn.Dense(2, 4), fastnn.Sigmoid(), fastnn.Dense(4, 1),
+                          fastnn.Sigmoid()], backend=ops.name, seed=seed)
+    history = net.fit(X, y, loss=fastnn.MSELoss(), optimizer=fastnn.SGD(lr=2.0), epochs=3000)
+    for epoch in (0, 999, 1999, 2999):
+        print(f"  epoch {epoch + 1:4d}  loss {history.loss[epoch]:.6f}")
+    for inputs, pred, expected in zip(X, net.predict(X), y):
+        print(f"  {inputs.astype(int)} -> {pred[0]:.4f} (expected {int(expected[0])})")
+
+    print("\nGender from weight and height (2-2-1 sigmoid, per-sample SGD, 1000 epochs)")
+    X, y = datasets.gender()
+    net = fastnn.Network([fastnn.Dense(2, 2, init="normal"), fastnn.Sigmoid(),
+                          fastnn.Dense(2, 1, init="normal"), fastnn.Sigmoid()],
+                         backend=ops.name, seed=seed)
+    history = net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=0.1), epochs=1000,
+                      batch_size=1, shuffle=False)
+    print(f"  loss: epoch 1 {history.loss[0]:.3f}, epoch 1000 {history.loss[-1]:.3f}")
+    X_new, names, _ = datasets.gender_new_people()
+    for name, p in zip(names, net.predict(X_new)[:, 0]):
+        print(f"  {name}: {p:.3f} - {'F' if p > 0.5 else 'M'}")
+
+    print("\nThree interleaved spirals (2-64-64-3 ReLU, cross-entropy, Adam, batch 32)")
+    X, y = datasets.spirals(n_per_class=200, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(X))
+    train, test = order[:480], order[480:]
+    net = fastnn.Network([fastnn.Dense(2, 64), fastnn.ReLU(), fastnn.Dense(64, 64),
+                          fastnn.ReLU(), fastnn.Dense(64, 3)], backend=ops.name, seed=seed)
+    history = net.fit(X[train], y[train], loss="cross_entropy",
+                      optimizer=fastnn.Adam(lr=0.01), epochs=200, batch_size=32,
+                      validation_data=(X[test], y[test]))
+    train_accuracy = net.evaluate(X[train], y[train], loss="cross_entropy")["accuracy"]
+    print(f"  final loss {history.loss[-1]:.4f}, train accuracy {train_accuracy:.3f}, "
+          f"held-out accuracy {history.val_accuracy[-1]:.3f}")
+    return 0
+
+
+def info():
+    """Print the version, the backends that import, and the compiled build's settings."""
+    print(f"fastnn {fastnn.__version__}")
+    print(f"backends: {', '.join(fastnn.backends.available_backends())} "
+          f"(default {fastnn.get_backend().name!r})")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m fastnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="train the tutorials' networks and print the results")
+    p_demo.add_argument("--backend", choices=("numpy", "cython"), default=None)
+    p_demo.add_argument("--seed", type=int, default=0)
+    sub.add_parser("info", help="show the version and the backends")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo(args.backend, args.seed)
+    return info()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
