@@ -42,8 +42,8 @@ def as_float_array(a, dtype, name, *, ndim=None):
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     out = np.ascontiguousarray(arr, dtype=dtype)
     if out.size and not np.isfinite(out).all():
-        bad = np.argwhere(~np.isfinite(out))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(bad)}, "
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"{name} contains NaN or infinity (first at index {bad}, "
                          f"shape {arr.shape})")
     return out
 

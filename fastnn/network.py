@@ -9,6 +9,7 @@ in the same order and gives the same weights.
 """
 
 import json
+import numbers
 import os
 import tempfile
 
@@ -106,6 +107,7 @@ class Network:
         self.n_outputs = width
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
+        self._last_output_shape = None
 
     @property
     def backend(self):
@@ -148,14 +150,21 @@ class Network:
 
     def forward(self, X, *, training=False):
         """Run the layers on X (n, n_inputs) -> (n, n_outputs), keeping what backward needs."""
-        return self._forward(as_samples(X, self.dtype, self.n_inputs), training)
+        out = self._forward(as_samples(X, self.dtype, self.n_inputs), training)
+        self._last_output_shape = out.shape
+        return out
 
     def backward(self, grad):
         """Back-propagate d loss / d output (n, n_outputs); sets every layer's gradients.
 
         Returns d loss / d input, shape (n, n_inputs).
         """
+        if self._last_output_shape is None:
+            raise RuntimeError("Network.backward called before forward")
         grad = np.ascontiguousarray(grad, dtype=self.dtype)
+        if grad.shape != self._last_output_shape:
+            raise ValueError(f"grad has shape {grad.shape} but the last forward output has "
+                             f"shape {self._last_output_shape}")
         for layer, _ in reversed(self._plan):
             grad = layer.backward(grad)
         return grad
@@ -274,7 +283,7 @@ class Network:
         """
         path = os.fspath(path)
         config = {"format": "fastnn", "version": FORMAT_VERSION, "dtype": self.dtype.name,
-                  "seed": self.seed if isinstance(self.seed, int) else None,
+                  "seed": int(self.seed) if isinstance(self.seed, numbers.Integral) else None,
                   "layers": [{"type": type(layer).__name__, "config": layer.config()}
                              for layer in self.layers]}
         arrays = {"config": np.array(json.dumps(config))}

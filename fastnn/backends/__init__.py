@@ -15,7 +15,7 @@ import os
 from .numpy_ops import NumpyOps
 
 __all__ = ["NumpyOps", "CythonOps", "available_backends", "get_backend", "set_backend",
-           "use_backend"]
+           "use_backend", "set_num_threads", "get_num_threads", "show_config"]
 
 _BACKENDS = {
     "numpy": ("fastnn.backends.numpy_ops", "NumpyOps"),
@@ -88,6 +88,49 @@ def use_backend(name):
         yield ops
     finally:
         _default = previous
+
+
+def _compiled():
+    """The compiled extension module, or None when it is not built."""
+    try:
+        return importlib.import_module("fastnn.backends.cython_ops")
+    except ImportError:
+        return None
+
+
+def set_num_threads(n):
+    """Number of threads the compiled kernels may use (>= 1).
+
+    Results do not depend on it: work is split over output blocks, never
+    inside a sum.  The reference backend is single-threaded NumPy.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
+    module = _compiled()
+    if module is not None:
+        module.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the compiled kernels use (1 without the extension)."""
+    module = _compiled()
+    return module.get_num_threads() if module is not None else 1
+
+
+def show_config(file=None):
+    """Print backends, default backend, instruction set, threads and build flags."""
+    module = _compiled()
+    lines = [f"backends:        {', '.join(available_backends())}",
+             f"default backend: {get_backend().name}"]
+    if module is None:
+        lines.append("compiled:        not built")
+    else:
+        lines += [f"isa in use:      {module.get_isa()} (cpu best: {module.cpu_isa()}, "
+                  f"available: {', '.join(module.supported_isas())})",
+                  f"threads:         {module.get_num_threads()} "
+                  f"(OpenMP: {'yes' if module.has_openmp() else 'no'})",
+                  f"build flags:     {module.build_flags()}"]
+    print("\n".join(lines), file=file)
 
 
 def __getattr__(attr):
