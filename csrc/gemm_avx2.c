@@ -1,0 +1,252 @@
+/*
+ * gemm_avx2.c -- AVX2+FMA micro-kernels.  Compiled without -march: every
+ * function carries __attribute__((target("avx2,fma"))) and is only called
+ * after dispatch.c has checked the CPU.
+ *
+ * f32: MR x NR = 6 x 16 (2 ymm per row, 12 accumulators)
+ * f64: MR x NR = 6 x 8  (2 ymm per row, 12 accumulators)
+ * Edge tiles are written to a local tile first, then copied element-wise.
+ */
+#include <stdint.h>
+
+#include "gemm_internal.h"
+
+#ifdef FASTNN_HAVE_X86_KERNELS
+
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma")))
+
+#ifndef AVX2_MR_F32
+#define AVX2_MR_F32 6
+#endif
+#ifndef AVX2_MR_F64
+#define AVX2_MR_F64 6
+#endif
+#define AVX2_NV 2
+
+#define DEFINE_AVX2_KERNEL(NAME, T, VT, VL, MR, NV, SETZERO, LOADU, SET1,      \
+                           FMADD, STOREU)                                      \
+    static TGT void NAME(int64_t kc, const T *restrict A, const T *restrict B, \
+                         T *restrict C, int64_t ldc, int64_t mr_eff,           \
+                         int64_t nr_eff, T beta)                               \
+    {                                                                          \
+        VT acc[MR][NV];                                                        \
+        for (int i = 0; i < MR; i++)                                           \
+            for (int v = 0; v < NV; v++)                                       \
+                acc[i][v] = SETZERO();                                         \
+        for (int64_t p = 0; p < kc; p++) {                                     \
+            VT b[NV];                                                          \
+            for (int v = 0; v < NV; v++)                                       \
+                b[v] = LOADU(B + v * VL);                                      \
+            for (int i = 0; i < MR; i++) {                                     \
+                const VT a = SET1(A[i]);                                       \
+                for (int v = 0; v < NV; v++)                                   \
+                    acc[i][v] = FMADD(a, b[v], acc[i][v]);                     \
+            }                                                                  \
+            A += MR;                                                           \
+            B += NV * VL;                                                      \
+        }                                                                      \
+        const VT vbeta = SET1(beta);                                           \
+        if (mr_eff == MR && nr_eff == NV * VL) {                               \
+            if (beta == (T)0) {                                                \
+                for (int i = 0; i < MR; i++)                                   \
+                    for (int v = 0; v < NV; v++)                               \
+                        STOREU(C + i * ldc + v * VL, acc[i][v]);               \
+            } else {                                                           \
+                for (int i = 0; i < MR; i++)                                   \
+                    for (int v = 0; v < NV; v++) {                             \
+                        T *c = C + i * ldc + v * VL;                           \
+                        STOREU(c, FMADD(vbeta, LOADU(c), acc[i][v]));          \
+                    }                                                          \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
+        T tile[MR][NV * VL];                                                   \
+        for (int i = 0; i < MR; i++)                                           \
+            for (int v = 0; v < NV; v++)                                       \
+                STOREU(&tile[i][v * VL], acc[i][v]);                           \
+        for (int64_t i = 0; i < mr_eff; i++) {                                 \
+            T *c = C + i * ldc;                                                \
+            if (beta == (T)0)                                                  \
+                for (int64_t j = 0; j < nr_eff; j++)                           \
+                    c[j] = tile[i][j];                                         \
+            else /* same single rounding as the vector path */                 \
+                for (int64_t j = 0; j < nr_eff; j++)                           \
+                    c[j] = FMA_SCALAR(beta, c[j], tile[i][j]);                 \
+        }                                                                      \
+    }
+
+static TGT inline float fma_f32(float a, float b, float c)
+{
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+static TGT inline double fma_f64(double a, double b, double c)
+{
+    return _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)));
+}
+
+#define FMA_SCALAR fma_f32
+DEFINE_AVX2_KERNEL(kern_avx2_f32, float, __m256, 8, AVX2_MR_F32, AVX2_NV,
+                   _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps,
+                   _mm256_fmadd_ps, _mm256_storeu_ps)
+#undef FMA_SCALAR
+#define FMA_SCALAR fma_f64
+DEFINE_AVX2_KERNEL(kern_avx2_f64, double, __m256d, 4, AVX2_MR_F64, AVX2_NV,
+                   _mm256_setzero_pd, _mm256_loadu_pd, _mm256_set1_pd,
+                   _mm256_fmadd_pd, _mm256_storeu_pd)
+#undef FMA_SCALAR
+
+/* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
+
+static TGT inline __m256i lane_mask8(int64_t n) /* first n of 8 int32 lanes */
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx);
+}
+
+static TGT inline __m256i lane_mask4(int64_t n) /* first n of 4 int64 lanes */
+{
+    const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), idx);
+}
+
+static TGT void packt_avx2_f32(const float *S, int64_t lds, int64_t rows,
+                               int64_t kc, int R, float *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        const int w = (R - r0 < 8) ? R - r0 : 8;
+        const __m256i wm = lane_mask8(w);
+        const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 8 ? rows - r0 : 8);
+        for (int64_t p = 0; p < kc; p += 8) {
+            const int64_t pc = (kc - p < 8) ? kc - p : 8;
+            const __m256i pm = lane_mask8(pc);
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = (i < nrow) ? _mm256_maskload_ps(S + (r0 + i) * lds + p, pm)
+                                  : _mm256_setzero_ps();
+            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+            r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+            r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+            r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+            r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+            r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+            r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+            r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+            for (int q = 0; q < 8; q++) {
+                if (q >= pc)
+                    break;
+                if (w == 8)
+                    _mm256_storeu_ps(D + (p + q) * R + r0, r[q]);
+                else
+                    _mm256_maskstore_ps(D + (p + q) * R + r0, wm, r[q]);
+            }
+        }
+    }
+}
+
+static TGT void packt_avx2_f64(const double *S, int64_t lds, int64_t rows,
+                               int64_t kc, int R, double *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const int w = (R - r0 < 4) ? R - r0 : 4;
+        const __m256i wm = lane_mask4(w);
+        const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 4 ? rows - r0 : 4);
+        for (int64_t p = 0; p < kc; p += 4) {
+            const int64_t pc = (kc - p < 4) ? kc - p : 4;
+            const __m256i pm = lane_mask4(pc);
+            __m256d r[4];
+            for (int i = 0; i < 4; i++)
+                r[i] = (i < nrow) ? _mm256_maskload_pd(S + (r0 + i) * lds + p, pm)
+                                  : _mm256_setzero_pd();
+            __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+            __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+            r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+            r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+            r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+            r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+            for (int q = 0; q < 4; q++) {
+                if (q >= pc)
+                    break;
+                if (w == 4)
+                    _mm256_storeu_pd(D + (p + q) * R + r0, r[q]);
+                else
+                    _mm256_maskstore_pd(D + (p + q) * R + r0, wm, r[q]);
+            }
+        }
+    }
+}
+
+/* ---- copying pack: D[p*R + r] = S[p*lds + r] (r < cols), 0 above ------- */
+
+static TGT void packn_avx2_f32(const float *S, int64_t lds, int64_t cols,
+                               int64_t kc, int R, float *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        const int w = (R - r0 < 8) ? R - r0 : 8;
+        const __m256i wm = lane_mask8(w);
+        const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
+        const __m256i cm = lane_mask8(c);
+        if (w == 8 && c == 8)
+            for (int64_t p = 0; p < kc; p++)
+                _mm256_storeu_ps(D + p * R + r0, _mm256_loadu_ps(S + p * lds + r0));
+        else
+            for (int64_t p = 0; p < kc; p++)
+                _mm256_maskstore_ps(D + p * R + r0, wm,
+                                    _mm256_maskload_ps(S + p * lds + r0, cm));
+    }
+}
+
+static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
+                               int64_t kc, int R, double *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const int w = (R - r0 < 4) ? R - r0 : 4;
+        const __m256i wm = lane_mask4(w);
+        const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
+        const __m256i cm = lane_mask4(c);
+        if (w == 4 && c == 4)
+            for (int64_t p = 0; p < kc; p++)
+                _mm256_storeu_pd(D + p * R + r0, _mm256_loadu_pd(S + p * lds + r0));
+        else
+            for (int64_t p = 0; p < kc; p++)
+                _mm256_maskstore_pd(D + p * R + r0, wm,
+                                    _mm256_maskload_pd(S + p * lds + r0, cm));
+    }
+}
+
+void fastnn_gemm_cfg_avx2_f32(fastnn_gemm_cfg_f32 *cfg)
+{
+    cfg->mr = AVX2_MR_F32;
+    cfg->nr = 8 * AVX2_NV;
+    cfg->kc = 256;
+    cfg->mc = 144;
+    cfg->nc = 4096;
+    cfg->ns = 64;
+    cfg->kern = kern_avx2_f32;
+    cfg->pack_t = packt_avx2_f32;
+    cfg->pack_n = packn_avx2_f32;
+}
+
+void fastnn_gemm_cfg_avx2_f64(fastnn_gemm_cfg_f64 *cfg)
+{
+    cfg->mr = AVX2_MR_F64;
+    cfg->nr = 4 * AVX2_NV;
+    cfg->kc = 256;
+    cfg->mc = 96;
+    cfg->nc = 4096;
+    cfg->ns = 32;
+    cfg->kern = kern_avx2_f64;
+    cfg->pack_t = packt_avx2_f64;
+    cfg->pack_n = packn_avx2_f64;
+}
+
+#endif /* FASTNN_HAVE_X86_KERNELS */

@@ -1,0 +1,297 @@
+/*
+ * gemm_avx512.c -- AVX-512F micro-kernels.  Compiled without -march: every
+ * function carries __attribute__((target("avx512f"))) and is only called
+ * after dispatch.c has checked the CPU.
+ *
+ * f32: MR x NR = 12 x 32 (2 zmm per row, 24 accumulators)
+ * f64: MR x NR = 12 x 16 (2 zmm per row, 24 accumulators)
+ * Partial tiles run a smaller body (4 or 8 rows, 1 vector per row) over the
+ * same packed layout, and use masked loads/stores on the n edge.  Every body
+ * computes each element with the same fma chain, so results do not depend
+ * on which body ran.
+ */
+#include <stdint.h>
+
+#include "gemm_internal.h"
+
+#ifdef FASTNN_HAVE_X86_KERNELS
+
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx512f")))
+
+#define MR_F32 12
+#define NV_F32 2
+#define MR_F64 12
+#define NV_F64 2
+
+/* Body computing ROWS rows x NV vectors of a tile whose packed panels have
+ * strides MR (A) and NR (B). */
+#define DEFINE_AVX512_BODY(NAME, T, VT, MT, VL, MR, NR, ROWS, NV, SETZERO,     \
+                           LOADU, SET1, FMADD, STOREU, MASKZ_LOADU,            \
+                           MASK_STOREU)                                        \
+    static TGT __attribute__((noinline)) void NAME(                            \
+        int64_t kc, const T *restrict A, const T *restrict B, T *restrict C,   \
+        int64_t ldc, int64_t mr_eff, int64_t nr_eff, T beta)                   \
+    {                                                                          \
+        VT acc[ROWS][NV];                                                      \
+        for (int i = 0; i < ROWS; i++)                                         \
+            for (int v = 0; v < NV; v++)                                       \
+                acc[i][v] = SETZERO();                                         \
+        for (int64_t p = 0; p < kc; p++) {                                     \
+            VT b[NV];                                                          \
+            for (int v = 0; v < NV; v++)                                       \
+                b[v] = LOADU(B + v * VL);                                      \
+            for (int i = 0; i < ROWS; i++) {                                   \
+                const VT a = SET1(A[i]);                                       \
+                for (int v = 0; v < NV; v++)                                   \
+                    acc[i][v] = FMADD(a, b[v], acc[i][v]);                     \
+            }                                                                  \
+            A += MR;                                                           \
+            B += NR;                                                           \
+        }                                                                      \
+        const VT vbeta = SET1(beta);                                           \
+        if (mr_eff == ROWS && nr_eff == NV * VL) {                             \
+            if (beta == (T)0) {                                                \
+                for (int i = 0; i < ROWS; i++)                                 \
+                    for (int v = 0; v < NV; v++)                               \
+                        STOREU(C + i * ldc + v * VL, acc[i][v]);               \
+            } else {                                                           \
+                for (int i = 0; i < ROWS; i++)                                 \
+                    for (int v = 0; v < NV; v++) {                             \
+                        T *c = C + i * ldc + v * VL;                           \
+                        STOREU(c, FMADD(vbeta, LOADU(c), acc[i][v]));          \
+                    }                                                          \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
+        MT mask[NV];                                                           \
+        for (int v = 0; v < NV; v++) {                                         \
+            int64_t rem = nr_eff - (int64_t)v * VL;                            \
+            mask[v] = rem >= VL ? (MT)((1u << VL) - 1u)                        \
+                                : (rem <= 0 ? (MT)0 : (MT)((1u << rem) - 1u)); \
+        }                                                                      \
+        for (int i = 0; i < ROWS; i++) {                                       \
+            if (i >= mr_eff)                                                   \
+                break;                                                         \
+            for (int v = 0; v < NV; v++) {                                     \
+                T *c = C + i * ldc + v * VL;                                   \
+                if (beta == (T)0)                                              \
+                    MASK_STOREU(c, mask[v], acc[i][v]);                        \
+                else                                                           \
+                    MASK_STOREU(c, mask[v],                                    \
+                                FMADD(vbeta, MASKZ_LOADU(mask[v], c),          \
+                                      acc[i][v]));                             \
+            }                                                                  \
+        }                                                                      \
+    }
+
+#define F32_OPS                                                                \
+    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps,       \
+        _mm512_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps
+#define F64_OPS                                                                \
+    _mm512_setzero_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_fmadd_pd,       \
+        _mm512_storeu_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd
+
+#define DEFINE_AVX512_BODY_(...) DEFINE_AVX512_BODY(__VA_ARGS__)
+#define DEFINE_BODY_F32(NAME, ROWS, NV)                                        \
+    DEFINE_AVX512_BODY_(NAME, float, __m512, __mmask16, 16, MR_F32,             \
+                       16 * NV_F32, ROWS, NV, F32_OPS)
+#define DEFINE_BODY_F64(NAME, ROWS, NV)                                        \
+    DEFINE_AVX512_BODY_(NAME, double, __m512d, __mmask8, 8, MR_F64,             \
+                       8 * NV_F64, ROWS, NV, F64_OPS)
+
+DEFINE_BODY_F32(body_f32_12x2, 12, 2)
+DEFINE_BODY_F32(body_f32_8x2, 8, 2)
+DEFINE_BODY_F32(body_f32_4x2, 4, 2)
+DEFINE_BODY_F32(body_f32_12x1, 12, 1)
+DEFINE_BODY_F32(body_f32_8x1, 8, 1)
+DEFINE_BODY_F32(body_f32_4x1, 4, 1)
+DEFINE_BODY_F64(body_f64_12x2, 12, 2)
+DEFINE_BODY_F64(body_f64_8x2, 8, 2)
+DEFINE_BODY_F64(body_f64_4x2, 4, 2)
+DEFINE_BODY_F64(body_f64_12x1, 12, 1)
+DEFINE_BODY_F64(body_f64_8x1, 8, 1)
+DEFINE_BODY_F64(body_f64_4x1, 4, 1)
+
+/* Pick the smallest body covering mr_eff rows (4/8/12) and nr_eff columns
+ * (1 or 2 vectors); rows are handled in chunks of the chosen body. */
+#define DEFINE_AVX512_KERNEL(NAME, T, VL, MR, P)                               \
+    static TGT void NAME(int64_t kc, const T *restrict A, const T *restrict B, \
+                         T *restrict C, int64_t ldc, int64_t mr_eff,           \
+                         int64_t nr_eff, T beta)                               \
+    {                                                                          \
+        if (nr_eff > VL) {                                                     \
+            if (mr_eff > 8)                                                    \
+                P##_12x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);              \
+            else if (mr_eff > 4)                                               \
+                P##_8x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
+            else                                                               \
+                P##_4x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
+        } else {                                                               \
+            if (mr_eff > 8)                                                    \
+                P##_12x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);              \
+            else if (mr_eff > 4)                                               \
+                P##_8x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
+            else                                                               \
+                P##_4x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
+        }                                                                      \
+    }
+
+DEFINE_AVX512_KERNEL(kern_avx512_f32, float, 16, MR_F32, body_f32)
+DEFINE_AVX512_KERNEL(kern_avx512_f64, double, 8, MR_F64, body_f64)
+
+/* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
+
+static TGT inline void transpose16_ps(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4j+c], lane l: rows 4j..4j+3 of column 4l+c */
+    for (int j = 0; j < 4; j++) {
+        u[4 * j + 0] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
+        u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xEE);
+        u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
+        u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+static TGT void packt_avx512_f32(const float *S, int64_t lds, int64_t rows,
+                                 int64_t kc, int R, float *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        const int w = (R - r0 < 16) ? R - r0 : 16;
+        const __mmask16 wm = (__mmask16)((1u << w) - 1u);
+        const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16);
+        for (int64_t p = 0; p < kc; p += 16) {
+            const int64_t pc = (kc - p < 16) ? kc - p : 16;
+            const __mmask16 pm = (__mmask16)((1u << pc) - 1u);
+            __m512 v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = (i < nrow) ? _mm512_maskz_loadu_ps(pm, S + (r0 + i) * lds + p)
+                                  : _mm512_setzero_ps();
+            transpose16_ps(v);
+            for (int q = 0; q < 16; q++) {
+                if (q >= pc)
+                    break;
+                _mm512_mask_storeu_ps(D + (p + q) * R + r0, wm, v[q]);
+            }
+        }
+    }
+}
+
+static TGT inline void transpose8_pd(__m512d r[8])
+{
+    __m512d t[8], v[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+    /* t[2i] lane l: rows 2i,2i+1 of column 2l; t[2i+1]: column 2l+1 */
+    for (int h = 0; h < 2; h++) {      /* rows 0-3 (h=0), 4-7 (h=1) */
+        for (int c = 0; c < 2; c++) {  /* column parity */
+            __m512d a = t[4 * h + c], b = t[4 * h + 2 + c];
+            v[4 * h + c] = _mm512_shuffle_f64x2(a, b, 0x88);     /* cols c, 4+c */
+            v[4 * h + 2 + c] = _mm512_shuffle_f64x2(a, b, 0xDD); /* cols 2+c, 6+c */
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f64x2(v[c], v[4 + c], 0x88);
+        r[4 + c] = _mm512_shuffle_f64x2(v[c], v[4 + c], 0xDD);
+    }
+}
+
+static TGT void packt_avx512_f64(const double *S, int64_t lds, int64_t rows,
+                                 int64_t kc, int R, double *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        const int w = (R - r0 < 8) ? R - r0 : 8;
+        const __mmask8 wm = (__mmask8)((1u << w) - 1u);
+        const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 8 ? rows - r0 : 8);
+        for (int64_t p = 0; p < kc; p += 8) {
+            const int64_t pc = (kc - p < 8) ? kc - p : 8;
+            const __mmask8 pm = (__mmask8)((1u << pc) - 1u);
+            __m512d v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = (i < nrow) ? _mm512_maskz_loadu_pd(pm, S + (r0 + i) * lds + p)
+                                  : _mm512_setzero_pd();
+            transpose8_pd(v);
+            for (int q = 0; q < 8; q++) {
+                if (q >= pc)
+                    break;
+                _mm512_mask_storeu_pd(D + (p + q) * R + r0, wm, v[q]);
+            }
+        }
+    }
+}
+
+/* ---- copying pack: D[p*R + r] = S[p*lds + r] (r < cols), 0 above ------- */
+
+static TGT void packn_avx512_f32(const float *S, int64_t lds, int64_t cols,
+                                 int64_t kc, int R, float *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        const int w = (R - r0 < 16) ? R - r0 : 16;
+        const __mmask16 wm = (__mmask16)((1u << w) - 1u);
+        const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
+        const __mmask16 cm = (__mmask16)((1u << c) - 1u);
+        for (int64_t p = 0; p < kc; p++)
+            _mm512_mask_storeu_ps(D + p * R + r0, wm,
+                                  _mm512_maskz_loadu_ps(cm, S + p * lds + r0));
+    }
+}
+
+static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
+                                 int64_t kc, int R, double *D)
+{
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        const int w = (R - r0 < 8) ? R - r0 : 8;
+        const __mmask8 wm = (__mmask8)((1u << w) - 1u);
+        const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
+        const __mmask8 cm = (__mmask8)((1u << c) - 1u);
+        for (int64_t p = 0; p < kc; p++)
+            _mm512_mask_storeu_pd(D + p * R + r0, wm,
+                                  _mm512_maskz_loadu_pd(cm, S + p * lds + r0));
+    }
+}
+
+void fastnn_gemm_cfg_avx512_f32(fastnn_gemm_cfg_f32 *cfg)
+{
+    cfg->mr = MR_F32;
+    cfg->nr = 16 * NV_F32;
+    cfg->kc = 256;
+    cfg->mc = 192;
+    cfg->nc = 4096;
+    cfg->ns = 64;
+    cfg->kern = kern_avx512_f32;
+    cfg->pack_t = packt_avx512_f32;
+    cfg->pack_n = packn_avx512_f32;
+}
+
+void fastnn_gemm_cfg_avx512_f64(fastnn_gemm_cfg_f64 *cfg)
+{
+    cfg->mr = MR_F64;
+    cfg->nr = 8 * NV_F64;
+    cfg->kc = 256;
+    cfg->mc = 96;
+    cfg->nc = 4096;
+    cfg->ns = 32;
+    cfg->kern = kern_avx512_f64;
+    cfg->pack_t = packt_avx512_f64;
+    cfg->pack_n = packn_avx512_f64;
+}
+
+#endif /* FASTNN_HAVE_X86_KERNELS */

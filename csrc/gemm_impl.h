@@ -1,0 +1,387 @@
+/*
+ * gemm_impl.h -- templated body of the blocked, packed GEMM driver.
+ * Included by gemm.c once per dtype with T (float|double) and SFX (f32|f64)
+ * defined; every name below gets the suffix.  No include guard on purpose.
+ *
+ * Loop nest (GotoBLAS/BLIS): for jc (nc columns) / for kb (k slices of kc)
+ *   -> the kc x nc panel of op(B) is packed once, shared by all threads
+ *   -> the C block (m x nc) is cut into units of work of mc rows x ns columns;
+ *      each thread takes a fixed contiguous range of units, packs the mc x kc
+ *      block of op(A) it needs (kept while consecutive units share it) and
+ *      runs the micro-kernel over the unit (jr outer, ir inner).
+ * After the last k slice a unit is final, and its epilogue runs right away
+ * on the thread that computed it.  The rounding depends only on kc (a
+ * function of k and the ISA), never on the thread count or the cut.
+ */
+#if !defined(T) || !defined(SFX)
+#error "define T and SFX before including gemm_impl.h"
+#endif
+
+#define GCAT_(a, b) a##_##b
+#define GCAT(a, b) GCAT_(a, b)
+#define GF(name) GCAT(name, SFX)
+#define CFG_T GCAT(fastnn_gemm_cfg, SFX)
+#define UKERN_T GCAT(fastnn_ukern, SFX)
+
+/* ---- packing ----------------------------------------------------------- */
+
+/* mc x kc block of op(A) starting at (i0, p0) -> micro-panels of MR rows */
+static inline __attribute__((always_inline)) void
+GF(pack_a_body)(int trans_a, const T *restrict A, int64_t lda, int64_t i0,
+                int64_t mc, int64_t p0, int64_t kc, const int MR,
+                T *restrict Ap)
+{
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t me = (mc - ir < MR) ? mc - ir : MR;
+        T *restrict d = Ap + ir * kc;
+        if (!trans_a) { /* A is m x k: row i, column p at A[i*lda + p] */
+            const T *restrict s = A + (i0 + ir) * lda + p0;
+            if (me == MR) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int i = 0; i < MR; i++)
+                        d[p * MR + i] = s[i * lda + p];
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    int i = 0;
+                    for (; i < me; i++)
+                        d[p * MR + i] = s[i * lda + p];
+                    for (; i < MR; i++)
+                        d[p * MR + i] = (T)0;
+                }
+            }
+        } else { /* A stored k x m: op(A)[i][p] = A[p*lda + i] */
+            const T *restrict s = A + p0 * lda + i0 + ir;
+            if (me == MR) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int i = 0; i < MR; i++)
+                        d[p * MR + i] = s[p * lda + i];
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    int i = 0;
+                    for (; i < me; i++)
+                        d[p * MR + i] = s[p * lda + i];
+                    for (; i < MR; i++)
+                        d[p * MR + i] = (T)0;
+                }
+            }
+        }
+    }
+}
+
+/* kc x nc panel of op(B) starting at (p0, j0) -> micro-panels of NR columns */
+static inline __attribute__((always_inline)) void
+GF(pack_b_body)(int trans_b, const T *restrict B, int64_t ldb, int64_t j0,
+                int64_t nc, int64_t p0, int64_t kc, const int NR,
+                T *restrict Bp)
+{
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t ne = (nc - jr < NR) ? nc - jr : NR;
+        T *restrict d = Bp + jr * kc;
+        if (!trans_b) { /* B is k x n: B[p*ldb + j] */
+            const T *restrict s = B + p0 * ldb + j0 + jr;
+            if (ne == NR) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int j = 0; j < NR; j++)
+                        d[p * NR + j] = s[p * ldb + j];
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    int j = 0;
+                    for (; j < ne; j++)
+                        d[p * NR + j] = s[p * ldb + j];
+                    for (; j < NR; j++)
+                        d[p * NR + j] = (T)0;
+                }
+            }
+        } else { /* B stored n x k: op(B)[p][j] = B[j*ldb + p] */
+            const T *restrict s = B + (j0 + jr) * ldb + p0;
+            if (ne == NR) {
+                for (int64_t p = 0; p < kc; p++)
+                    for (int j = 0; j < NR; j++)
+                        d[p * NR + j] = s[j * ldb + p];
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    int j = 0;
+                    for (; j < ne; j++)
+                        d[p * NR + j] = s[j * ldb + p];
+                    for (; j < NR; j++)
+                        d[p * NR + j] = (T)0;
+                }
+            }
+        }
+    }
+}
+
+#define PACKT_T GCAT(fastnn_packt, SFX)
+#define PACKN_T GCAT(fastnn_packn, SFX)
+
+static void GF(pack_a)(int trans_a, const T *A, int64_t lda, int64_t i0,
+                       int64_t mc, int64_t p0, int64_t kc, int mr, T *Ap,
+                       PACKT_T pack_t, PACKN_T pack_n)
+{
+    if (trans_a && pack_n != NULL) {
+        for (int64_t ir = 0; ir < mc; ir += mr)
+            pack_n(A + p0 * lda + i0 + ir, lda,
+                   (mc - ir < mr) ? mc - ir : mr, kc, mr, Ap + ir * kc);
+        return;
+    }
+    if (!trans_a && pack_t != NULL) {
+        for (int64_t ir = 0; ir < mc; ir += mr)
+            pack_t(A + (i0 + ir) * lda + p0, lda,
+                   (mc - ir < mr) ? mc - ir : mr, kc, mr, Ap + ir * kc);
+        return;
+    }
+    switch (mr) { /* constant MR lets the compiler unroll the inner loop */
+    case 4: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 4, Ap); break;
+    case 6: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 6, Ap); break;
+    case 8: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 8, Ap); break;
+    case 12: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 12, Ap); break;
+    case 16: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 16, Ap); break;
+    default: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, mr, Ap); break;
+    }
+}
+
+static void GF(pack_b)(int trans_b, const T *B, int64_t ldb, int64_t j0,
+                       int64_t nc, int64_t p0, int64_t kc, int nr, T *Bp,
+                       PACKT_T pack_t, PACKN_T pack_n)
+{
+    if (!trans_b && pack_n != NULL) {
+        for (int64_t jr = 0; jr < nc; jr += nr)
+            pack_n(B + p0 * ldb + j0 + jr, ldb,
+                   (nc - jr < nr) ? nc - jr : nr, kc, nr, Bp + jr * kc);
+        return;
+    }
+    if (trans_b && pack_t != NULL) {
+        for (int64_t jr = 0; jr < nc; jr += nr)
+            pack_t(B + (j0 + jr) * ldb + p0, ldb,
+                   (nc - jr < nr) ? nc - jr : nr, kc, nr, Bp + jr * kc);
+        return;
+    }
+    switch (nr) {
+    case 4: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 4, Bp); break;
+    case 8: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 8, Bp); break;
+    case 16: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 16, Bp); break;
+    case 24: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 24, Bp); break;
+    case 32: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 32, Bp); break;
+    case 48: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 48, Bp); break;
+    default: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, nr, Bp); break;
+    }
+}
+
+/* ---- driver ------------------------------------------------------------ */
+
+typedef struct {
+    int trans_a, trans_b;
+    int64_t m, n, k;
+    const T *A;
+    int64_t lda;
+    const T *B;
+    int64_t ldb;
+    T beta;
+    T *C;
+    int64_t ldc;
+    const fastnn_epilogue *ep;
+    CFG_T cfg;
+    int64_t kcs, nkb; /* k slice length and count */
+    T *bbuf;          /* shared packed B panel */
+    T *abuf;          /* per-thread packed A blocks */
+    int64_t astride;  /* elements between two threads' A blocks */
+} GF(gemm_job);
+
+static void GF(gemm_run)(const GF(gemm_job) *J, int tid, int nt)
+{
+    const int64_t mr = J->cfg.mr, nr = J->cfg.nr;
+    const int64_t MC = J->cfg.mc, NC = J->cfg.nc, NS = J->cfg.ns;
+    const int64_t m = J->m, n = J->n, k = J->k, ldc = J->ldc;
+    const UKERN_T kern = J->cfg.kern;
+    const fastnn_epilogue *ep = J->ep;
+    T *const Ap = J->abuf + (int64_t)tid * J->astride;
+    T *const Bp = J->bbuf;
+    T *const C = J->C;
+    const int64_t nic = (m + MC - 1) / MC;
+    (void)nt;
+
+    for (int64_t jc = 0; jc < n; jc += NC) {
+        const int64_t ncur = (n - jc < NC) ? n - jc : NC;
+        const int64_t npan = (ncur + nr - 1) / nr;
+        const int64_t njs = (ncur + NS - 1) / NS;
+        const int64_t nunits = nic * njs;
+        const int64_t u0 = nunits * tid / nt, u1 = nunits * (tid + 1) / nt;
+        const int64_t q0 = npan * tid / nt, q1 = npan * (tid + 1) / nt;
+
+        for (int64_t kb = 0; kb < J->nkb; kb++) {
+            const int64_t p0 = kb * J->kcs;
+            const int64_t kc = (k - p0 < J->kcs) ? k - p0 : J->kcs;
+            const int last = (kb == J->nkb - 1);
+            const T beff = (kb == 0) ? J->beta : (T)1;
+
+#ifdef _OPENMP
+            if (nt > 1) {
+#pragma omp barrier
+            }
+#endif
+            /* this thread's share of the B panel: micro-panels [q0, q1) */
+            if (q1 > q0) {
+                int64_t cols = q1 * nr < ncur ? (q1 - q0) * nr : ncur - q0 * nr;
+                GF(pack_b)(J->trans_b, J->B, J->ldb, jc + q0 * nr, cols, p0,
+                           kc, (int)nr, Bp + q0 * nr * kc, J->cfg.pack_t, J->cfg.pack_n);
+            }
+#ifdef _OPENMP
+            if (nt > 1) {
+#pragma omp barrier
+            }
+#endif
+            int64_t have_ic = -1;
+            for (int64_t u = u0; u < u1; u++) {
+                const int64_t ic = u / njs, js = u % njs;
+                const int64_t i0 = ic * MC;
+                const int64_t mc = (m - i0 < MC) ? m - i0 : MC;
+                if (ic != have_ic) {
+                    GF(pack_a)(J->trans_a, J->A, J->lda, i0, mc, p0, kc,
+                               (int)mr, Ap, J->cfg.pack_t, J->cfg.pack_n);
+                    have_ic = ic;
+                }
+                const int64_t j0 = js * NS;
+                const int64_t nsc = (ncur - j0 < NS) ? ncur - j0 : NS;
+                T *const cblk = C + i0 * ldc + jc + j0;
+                for (int64_t jr = 0; jr < nsc; jr += nr) {
+                    const T *bp = Bp + (j0 + jr) * kc;
+                    const int64_t ne = (nsc - jr < nr) ? nsc - jr : nr;
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        const int64_t me = (mc - ir < mr) ? mc - ir : mr;
+                        kern(kc, Ap + ir * kc, bp, cblk + ir * ldc + jr, ldc,
+                             me, ne, beff);
+                    }
+                }
+                if (last && ep != NULL && ep->fn != NULL)
+                    ep->fn(ep->ctx, i0, jc + j0, mc, nsc, cblk, ldc);
+            }
+        }
+    }
+}
+
+static void GF(gemm_cfg)(CFG_T *cfg)
+{
+    int isa = fastnn_get_isa();
+#ifdef FASTNN_HAVE_X86_KERNELS
+    if (isa == FASTNN_ISA_AVX512) {
+        GF(fastnn_gemm_cfg_avx512)(cfg);
+        return;
+    }
+    if (isa == FASTNN_ISA_AVX2) {
+        GF(fastnn_gemm_cfg_avx2)(cfg);
+        return;
+    }
+#endif
+    (void)isa;
+    GF(fastnn_gemm_cfg_generic)(cfg);
+}
+
+int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
+                    T *C, int64_t ldc, const fastnn_epilogue *epilogue)
+{
+    if (m < 0 || n < 0 || k < 0)
+        return FASTNN_EINVAL;
+    if (m == 0 || n == 0)
+        return FASTNN_OK;
+    if (C == NULL || ldc < n)
+        return FASTNN_EINVAL;
+    if (k > 0) {
+        if (A == NULL || B == NULL)
+            return FASTNN_EINVAL;
+        if (trans_a ? lda < m : lda < k)
+            return FASTNN_EINVAL;
+        if (trans_b ? ldb < k : ldb < n)
+            return FASTNN_EINVAL;
+    }
+
+    if (k == 0) { /* C = beta*C (zeros when beta == 0), then one epilogue */
+        for (int64_t i = 0; i < m; i++) {
+            T *c = C + i * ldc;
+            if (beta == (T)0)
+                for (int64_t j = 0; j < n; j++)
+                    c[j] = (T)0;
+            else
+                for (int64_t j = 0; j < n; j++)
+                    c[j] = beta * c[j];
+        }
+        if (epilogue != NULL && epilogue->fn != NULL)
+            epilogue->fn(epilogue->ctx, 0, 0, m, n, C, ldc);
+        return FASTNN_OK;
+    }
+
+    GF(gemm_job) J;
+    J.trans_a = trans_a != 0;
+    J.trans_b = trans_b != 0;
+    J.m = m;
+    J.n = n;
+    J.k = k;
+    J.A = A;
+    J.lda = lda;
+    J.B = B;
+    J.ldb = ldb;
+    J.beta = beta;
+    J.C = C;
+    J.ldc = ldc;
+    J.ep = epilogue;
+    GF(gemm_cfg)(&J.cfg);
+
+    const int64_t mr = J.cfg.mr, nr = J.cfg.nr;
+    J.nkb = (k + J.cfg.kc - 1) / J.cfg.kc;
+    J.kcs = (k + J.nkb - 1) / J.nkb;
+
+    /* threads: only for enough flops and enough units of work */
+    int nt = fastnn_get_num_threads();
+#ifndef _OPENMP
+    nt = 1;
+#endif
+    {
+        const int64_t ncols = n < J.cfg.nc ? n : J.cfg.nc;
+        const int64_t units = ((m + J.cfg.mc - 1) / J.cfg.mc) *
+                              ((ncols + J.cfg.ns - 1) / J.cfg.ns);
+        if (2.0 * (double)m * (double)n * (double)k < FASTNN_GEMM_MT_FLOPS)
+            nt = 1;
+        if ((int64_t)nt > units)
+            nt = (int)units;
+        if (nt < 1)
+            nt = 1;
+    }
+
+    /* buffers: one aligned allocation, B panel then nt A blocks */
+    const int64_t align = 64 / (int64_t)sizeof(T);
+    const int64_t mcap = (m < J.cfg.mc ? m : J.cfg.mc);
+    const int64_t ncap = (n < J.cfg.nc ? n : J.cfg.nc);
+    const int64_t bsz = ((ncap + nr - 1) / nr) * nr * J.kcs;
+    const int64_t asz = ((mcap + mr - 1) / mr) * mr * J.kcs;
+    const int64_t bszr = (bsz + align - 1) / align * align;
+    J.astride = (asz + align - 1) / align * align;
+    size_t bytes = (size_t)(bszr + J.astride * nt) * sizeof(T);
+    bytes = (bytes + 63) / 64 * 64;
+    T *buf = (T *)aligned_alloc(64, bytes);
+    if (buf == NULL)
+        return FASTNN_ENOMEM;
+    J.bbuf = buf;
+    J.abuf = buf + bszr;
+
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            GF(gemm_run)(&J, omp_get_thread_num(), omp_get_num_threads());
+        }
+    } else
+#endif
+    {
+        GF(gemm_run)(&J, 0, 1);
+    }
+    free(buf);
+    return FASTNN_OK;
+}
+
+#undef GCAT_
+#undef GCAT
+#undef GF
+#undef CFG_T
+#undef UKERN_T
+#undef PACKT_T
+#undef PACKN_T
