@@ -6,8 +6,18 @@ Why it is built this way: each method keeps NumpyOps' signature and meaning
 holds the GIL, allocates its outputs with NumPy, then releases the GIL for one
 C call on raw pointers.  C returns an int status that ``_check_status`` turns
 into a Python exception; C itself never prints or aborts.  One fused-type body
-(``floating``) serves float32 and float64.
+(``floating``) serves float32 and float64; inputs are taken as ``const``
+memoryviews so read-only arrays work, and a size-0 view gives a NULL pointer
+(C never dereferences a pointer for an empty array).
+
+The module also exposes the instruction-set and thread controls of the C
+side: ``cpu_isa``, ``get_isa``, ``set_isa``, ``supported_isas``,
+``get_num_threads``, ``set_num_threads``, ``has_openmp``, ``build_flags``.
+The environment variable ``FASTNN_ISA`` (generic|avx2|avx512), when set, is
+applied at import with the same checks as ``set_isa``.
 """
+
+import os
 
 import numpy as np
 
@@ -16,11 +26,47 @@ from cython cimport floating
 from libc.stdint cimport int64_t, uint64_t
 
 from fastnn.backends._csrc cimport *
-from fastnn.backends.numpy_ops import NumpyOps
+from fastnn.backends.numpy_ops import (ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOps,
+                                       _check_activation, _reduction_scale)
 
-__all__ = ["CythonOps"]
+__all__ = ["CythonOps", "cpu_isa", "get_isa", "set_isa", "supported_isas",
+           "get_num_threads", "set_num_threads", "has_openmp", "build_flags"]
+
+cdef extern from *:
+    """
+    #define FASTNN_STR_(x) #x
+    #define FASTNN_STR(x) FASTNN_STR_(x)
+    static const char *fastnn_build_flags(void)
+    {
+        return "compiler "
+    #if defined(__VERSION__)
+            __VERSION__
+    #else
+            "unknown"
+    #endif
+    #if defined(__OPTIMIZE__)
+            ", optimized"
+    #else
+            ", not optimized"
+    #endif
+    #if defined(_OPENMP)
+            ", OpenMP " FASTNN_STR(_OPENMP)
+    #else
+            ", no OpenMP"
+    #endif
+    #if defined(__SANITIZE_ADDRESS__)
+            ", AddressSanitizer"
+    #endif
+    #if defined(__AVX2__) || defined(__AVX512F__)
+            ", compiled with -march above x86-64"
+    #endif
+            ;
+    }
+    """
+    const char *fastnn_build_flags()
 
 
+# ------------------------------------------------------------------ status
 cdef int _check_status(int status, str what) except -1:
     """Raise the Python exception for a non-zero C status."""
     if status == FASTNN_OK:
@@ -34,6 +80,67 @@ cdef int _check_status(int status, str what) except -1:
     raise ValueError(f"{what}: invalid argument (status {status})")
 
 
+# -------------------------------------------------------------- ISA, threads
+_ISA_NAMES = ("generic", "avx2", "avx512")
+
+
+def cpu_isa():
+    """Name of the best instruction set this CPU supports."""
+    return fastnn_isa_name(fastnn_cpu_isa()).decode()
+
+
+def get_isa():
+    """Name of the instruction set the GEMM micro-kernels use now."""
+    return fastnn_isa_name(fastnn_get_isa()).decode()
+
+
+def supported_isas():
+    """Names of every instruction set this CPU can run, slowest first."""
+    return list(_ISA_NAMES[:fastnn_cpu_isa() + 1])
+
+
+def set_isa(name):
+    """Force the instruction set: "generic", "avx2" or "avx512".
+
+    Raises ValueError for an unknown name and RuntimeError when the CPU lacks it.
+    """
+    if not isinstance(name, str) or name not in _ISA_NAMES:
+        raise ValueError(f"unknown ISA {name!r}; expected one of {_ISA_NAMES}")
+    cdef int status = fastnn_set_isa(_ISA_NAMES.index(name))
+    if status == FASTNN_EUNSUPPORTED:
+        raise RuntimeError(f"ISA {name!r} is not supported by this CPU "
+                           f"(it supports {supported_isas()})")
+    _check_status(status, "set_isa")
+
+
+def get_num_threads():
+    """Threads the compiled kernels may use."""
+    return fastnn_get_num_threads()
+
+
+def set_num_threads(n):
+    """Let the compiled kernels use ``n`` >= 1 threads (results do not depend on it)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
+    _check_status(fastnn_set_num_threads(min(n, 1 << 20)), "set_num_threads")
+
+
+def has_openmp():
+    """True if the extension was built with OpenMP."""
+    return bool(fastnn_has_openmp())
+
+
+def build_flags():
+    """A short description of how the C code was compiled."""
+    return fastnn_build_flags().decode()
+
+
+_env_isa = os.environ.get("FASTNN_ISA", "").strip()
+if _env_isa:
+    set_isa(_env_isa.lower())
+
+
+# --------------------------------------------------------------- validation
 def _float_array(a, str name):
     """``a`` itself if it is a C-contiguous float32/float64 ndarray, else an error."""
     if not isinstance(a, np.ndarray):
@@ -45,51 +152,637 @@ def _float_array(a, str name):
     return a
 
 
+def _matrix(a, str name):
+    """A C-contiguous 2-D float array."""
+    _float_array(a, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
+    return a
+
+
 def _same(a, str a_name, b, str b_name):
-    """Check that b has a's shape and dtype."""
+    """Check that b is a C-contiguous float array with a's shape and dtype."""
+    _float_array(b, b_name)
     if a.shape != b.shape:
         raise ValueError(f"{b_name} has shape {b.shape} but {a_name} has shape {a.shape}")
     if a.dtype != b.dtype:
-        raise TypeError(f"{b_name} is {b.dtype} but {a_name} is {a.dtype}")
+        raise TypeError(f"{b_name} is {b.dtype} (shape {b.shape}) but {a_name} is "
+                        f"{a.dtype} (shape {a.shape})")
+    return b
+
+
+def _same_dtype(a, str a_name, b, str b_name):
+    if a.dtype != b.dtype:
+        raise TypeError(f"{b_name} is {b.dtype} (shape {b.shape}) but {a_name} is "
+                        f"{a.dtype} (shape {a.shape})")
+
+
+def _writable(a, str name):
+    if not a.flags.writeable:
+        raise ValueError(f"{name} is updated in place but is read-only (shape {a.shape})")
+
+
+cdef int _act_code(kind) except -1:
+    _check_activation(kind)
+    return ACTIVATIONS.index(kind)
+
+
+cdef int _reduction_code(reduction, count) except -1:
+    _reduction_scale(reduction, count)   # the reference's checks and errors
+    return FASTNN_REDUCTION_MEAN if reduction == "mean" else FASTNN_REDUCTION_SUM
+
+
+cdef inline bint _f32(a):
+    return a.itemsize == 4
+
+
+# ------------------------------------------------------------ pointer access
+cdef inline const floating *_cp(const floating[::1] a) noexcept nogil:
+    """Data pointer of a const view; NULL for an empty view (never dereferenced)."""
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef inline floating *_mp(floating[::1] a) noexcept nogil:
+    """Data pointer of a writable view; NULL for an empty view."""
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef inline object _flat(a):
+    """The 1-D view of a C-contiguous array (or None)."""
+    return None if a is None else a.reshape(-1)
+
+
+# ------------------------------------------------------- fused C call sites
+cdef int _gemm(bint ta, bint tb, int64_t m, int64_t n, int64_t k,
+               const floating[::1] A, int64_t lda, const floating[::1] B, int64_t ldb,
+               floating[::1] C) except -1:
+    cdef int status
+    cdef const floating *pa = _cp(A)
+    cdef const floating *pb = _cp(B)
+    cdef floating *pc = _mp(C)
+    with nogil:
+        if floating is float:
+            status = fastnn_gemm_f32(ta, tb, m, n, k, pa, lda, pb, ldb, 0, pc, n, NULL)
+        else:
+            status = fastnn_gemm_f64(ta, tb, m, n, k, pa, lda, pb, ldb, 0, pc, n, NULL)
+    return _check_status(status, "gemm")
+
+
+cdef int _act_fwd(int act, double alpha, int64_t rows, int64_t cols,
+                  const floating[::1] x, floating[::1] y) except -1:
+    cdef int status
+    cdef const floating *px = _cp(x)
+    cdef floating *py = _mp(y)
+    with nogil:
+        if floating is float:
+            status = fastnn_act_forward_f32(act, alpha, rows, cols, px, py)
+        else:
+            status = fastnn_act_forward_f64(act, alpha, rows, cols, px, py)
+    return _check_status(status, "activation_forward")
+
+
+cdef int _act_bwd(int act, double alpha, int64_t rows, int64_t cols,
+                  const floating[::1] z, const floating[::1] y, const floating[::1] dy,
+                  floating[::1] dz) except -1:
+    cdef int status
+    cdef const floating *pz = NULL
+    cdef const floating *py = NULL
+    cdef const floating *pdy = _cp(dy)
+    cdef floating *pdz = _mp(dz)
+    if z is not None:
+        pz = _cp(z)
+    if y is not None:
+        py = _cp(y)
+    with nogil:
+        if floating is float:
+            status = fastnn_act_backward_f32(act, alpha, rows, cols, pz, py, pdy, pdz)
+        else:
+            status = fastnn_act_backward_f64(act, alpha, rows, cols, pz, py, pdy, pdz)
+    return _check_status(status, "activation_backward")
+
+
+cdef int _dense_fwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] X,
+                    const floating[::1] W, const floating[::1] b, int act, double alpha,
+                    floating[::1] Z, floating[::1] Y) except -1:
+    cdef int status
+    cdef const floating *px = _cp(X)
+    cdef const floating *pw = _cp(W)
+    cdef const floating *pb = NULL
+    cdef floating *pz = NULL
+    cdef floating *py = _mp(Y)
+    if b is not None:
+        pb = _cp(b)
+    if Z is not None:
+        pz = _mp(Z)
+    with nogil:
+        if floating is float:
+            status = fastnn_dense_forward_f32(n, n_in, n_out, px, pw, pb, act, alpha, pz, py)
+        else:
+            status = fastnn_dense_forward_f64(n, n_in, n_out, px, pw, pb, act, alpha, pz, py)
+    return _check_status(status, "dense_forward")
+
+
+cdef int _dense_bwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] X,
+                    const floating[::1] W, const floating[::1] Z, const floating[::1] Y,
+                    const floating[::1] dY, int act, double alpha, floating[::1] dZ,
+                    floating[::1] dX, floating[::1] dW, floating[::1] db) except -1:
+    cdef int status
+    cdef const floating *px = _cp(X)
+    cdef const floating *pw = _cp(W)
+    cdef const floating *pzz = NULL
+    cdef const floating *pyy = NULL
+    cdef const floating *pdy = _cp(dY)
+    # dZ None: identity, dZ is dY itself and C does not write it (act == identity)
+    cdef floating *pdz = <floating *>pdy
+    cdef floating *pdx = NULL
+    cdef floating *pdw = _mp(dW)
+    cdef floating *pdb = NULL
+    if Z is not None:
+        pzz = _cp(Z)
+    if Y is not None:
+        pyy = _cp(Y)
+    if dZ is not None:
+        pdz = _mp(dZ)
+    if dX is not None:
+        pdx = _mp(dX)
+    if db is not None:
+        pdb = _mp(db)
+    with nogil:
+        if floating is float:
+            status = fastnn_dense_backward_f32(n, n_in, n_out, px, pw, pzz, pyy, pdy, act,
+                                               alpha, pdz, pdx, pdw, pdb)
+        else:
+            status = fastnn_dense_backward_f64(n, n_in, n_out, px, pw, pzz, pyy, pdy, act,
+                                               alpha, pdz, pdx, pdw, pdb)
+    return _check_status(status, "dense_backward")
+
+
+cdef double _mse(int64_t size, const floating[::1] p, const floating[::1] t, int red,
+                 floating[::1] grad) except? -1.0:
+    cdef int status
+    cdef double loss = 0.0
+    cdef const floating *pp = _cp(p)
+    cdef const floating *pt = _cp(t)
+    cdef floating *pg = NULL
+    if grad is not None:
+        pg = _mp(grad)
+    with nogil:
+        if floating is float:
+            status = fastnn_mse_f32(size, pp, pt, red, &loss, pg)
+        else:
+            status = fastnn_mse_f64(size, pp, pt, red, &loss, pg)
+    _check_status(status, "mse")
+    return loss
+
+
+cdef double _bce(int64_t size, const floating[::1] p, const floating[::1] t, int red,
+                 floating[::1] grad) except? -1.0:
+    cdef int status
+    cdef double loss = 0.0
+    cdef const floating *pp = _cp(p)
+    cdef const floating *pt = _cp(t)
+    cdef floating *pg = NULL
+    if grad is not None:
+        pg = _mp(grad)
+    with nogil:
+        if floating is float:
+            status = fastnn_bce_f32(size, pp, pt, red, &loss, pg)
+        else:
+            status = fastnn_bce_f64(size, pp, pt, red, &loss, pg)
+    _check_status(status, "bce")
+    return loss
+
+
+cdef double _xent_labels(int64_t n, int64_t c, const floating[::1] z, const int64_t[::1] lab,
+                         int red, floating[::1] grad) except? -1.0:
+    cdef int status
+    cdef double loss = 0.0
+    cdef const floating *pz = _cp(z)
+    cdef const int64_t *pl = &lab[0] if lab.shape[0] > 0 else NULL
+    cdef floating *pg = NULL
+    if grad is not None:
+        pg = _mp(grad)
+    with nogil:
+        if floating is float:
+            status = fastnn_xent_labels_f32(n, c, pz, pl, red, &loss, pg)
+        else:
+            status = fastnn_xent_labels_f64(n, c, pz, pl, red, &loss, pg)
+    if status == FASTNN_EINVAL:
+        raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for logits of "
+                         f"shape ({n}, {c})")
+    _check_status(status, "cross_entropy")
+    return loss
+
+
+cdef double _xent_probs(int64_t n, int64_t c, const floating[::1] z, const floating[::1] t,
+                        int red, floating[::1] grad) except? -1.0:
+    cdef int status
+    cdef double loss = 0.0
+    cdef const floating *pz = _cp(z)
+    cdef const floating *pt = _cp(t)
+    cdef floating *pg = NULL
+    if grad is not None:
+        pg = _mp(grad)
+    with nogil:
+        if floating is float:
+            status = fastnn_xent_probs_f32(n, c, pz, pt, red, &loss, pg)
+        else:
+            status = fastnn_xent_probs_f64(n, c, pz, pt, red, &loss, pg)
+    _check_status(status, "cross_entropy")
+    return loss
+
+
+cdef int _sgd(int64_t size, floating[::1] param, const floating[::1] grad,
+              floating[::1] velocity, double lr, double momentum, double wd,
+              bint nesterov) except -1:
+    cdef int status
+    cdef floating *pp = _mp(param)
+    cdef const floating *pg = _cp(grad)
+    cdef floating *pv = NULL
+    if velocity is not None:
+        pv = _mp(velocity)
+    with nogil:
+        if floating is float:
+            status = fastnn_sgd_f32(size, pp, pg, pv, lr, momentum, wd, nesterov)
+        else:
+            status = fastnn_sgd_f64(size, pp, pg, pv, lr, momentum, wd, nesterov)
+    return _check_status(status, "sgd_update")
+
+
+cdef int _adam(int64_t size, floating[::1] param, const floating[::1] grad,
+               floating[::1] m, floating[::1] v, int64_t step, double lr, double beta1,
+               double beta2, double eps, double wd) except -1:
+    cdef int status
+    cdef floating *pp = _mp(param)
+    cdef const floating *pg = _cp(grad)
+    cdef floating *pm = _mp(m)
+    cdef floating *pv = _mp(v)
+    with nogil:
+        if floating is float:
+            status = fastnn_adam_f32(size, pp, pg, pm, pv, step, lr, beta1, beta2, eps, wd)
+        else:
+            status = fastnn_adam_f64(size, pp, pg, pm, pv, step, lr, beta1, beta2, eps, wd)
+    return _check_status(status, "adam_update")
 
 
 cdef int _dropout(const floating[::1] x, floating[::1] mask, floating[::1] y, double p,
                   uint64_t seed, uint64_t step) except -1:
     cdef int status
     cdef int64_t size = x.shape[0]
+    cdef const floating *px = _cp(x)
+    cdef floating *pm = _mp(mask)
+    cdef floating *py = _mp(y)
     with nogil:
         if floating is float:
-            status = fastnn_dropout_f32(size, p, seed, step, &x[0], &mask[0], &y[0])
+            status = fastnn_dropout_f32(size, p, seed, step, px, pm, py)
         else:
-            status = fastnn_dropout_f64(size, p, seed, step, &x[0], &mask[0], &y[0])
+            status = fastnn_dropout_f64(size, p, seed, step, px, pm, py)
     return _check_status(status, "dropout")
 
 
+cdef int _mul(const floating[::1] a, const floating[::1] b, floating[::1] out) except -1:
+    """out = a * b elementwise (dropout's backward; no C kernel in fastnn.h)."""
+    cdef Py_ssize_t i, size = a.shape[0]
+    with nogil:
+        for i in range(size):
+            out[i] = a[i] * b[i]
+    return 0
+
+
+cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::1] out) except -1:
+    cdef Py_ssize_t i, size = idx.shape[0]
+    with nogil:
+        for i in range(size):
+            out[i] = fastnn_rng_bits(seed, step, idx[i])
+    return 0
+
+
+# ---------------------------------------------------------------- the class
 class CythonOps(NumpyOps):
     """Compiled kernels with NumpyOps' signatures and numbers."""
 
     name = "cython"
 
+    # ------------------------------------------------------------- GEMM
+    def gemm(self, A, B, *, trans_a=False, trans_b=False, out=None):
+        """C = op(A) @ op(B), op(M) = M.T when its flag is set (fastnn's C GEMM).
+
+        A: (m, k), or (k, m) with ``trans_a``; B: (k, n), or (n, k) with
+        ``trans_b``.  Returns C of shape (m, n) (``out`` when given).
+        """
+        _matrix(A, "A")
+        _matrix(B, "B")
+        _same_dtype(A, "A", B, "B")
+        cdef bint ta = bool(trans_a), tb = bool(trans_b)
+        cdef int64_t m, k, k2, n
+        if ta:
+            k, m = A.shape
+        else:
+            m, k = A.shape
+        if tb:
+            n, k2 = B.shape
+        else:
+            k2, n = B.shape
+        if k != k2:
+            raise ValueError(
+                f"gemm: op(A) is ({m}, {k}) but op(B) is ({k2}, {n}): A has shape {A.shape}"
+                f"{' (transposed)' if ta else ''}, B has shape {B.shape}"
+                f"{' (transposed)' if tb else ''}")
+        C = out
+        if out is not None:
+            _matrix(out, "out")
+            _same_dtype(A, "A", out, "out")
+            if out.shape != (m, n):
+                raise ValueError(f"out has shape {out.shape} but op(A) @ op(B) has shape "
+                                 f"({m}, {n}) (A {A.shape}, B {B.shape})")
+            _writable(out, "out")
+            if np.may_share_memory(out, A) or np.may_share_memory(out, B):
+                C = None   # compute aside, then copy: the inputs must stay intact
+        if C is None:
+            C = np.empty((m, n), dtype=A.dtype)
+        cdef int64_t lda = A.shape[1], ldb = B.shape[1]
+        if _f32(A):
+            _gemm[float](ta, tb, m, n, k, _flat(A), lda, _flat(B), ldb, _flat(C))
+        else:
+            _gemm[double](ta, tb, m, n, k, _flat(A), lda, _flat(B), ldb, _flat(C))
+        if out is not None and C is not out:
+            out[...] = C
+            return out
+        return C
+
+    # ------------------------------------------------------ activations
+    def activation_forward(self, X, kind, alpha=0.01):
+        """Y = f(X) elementwise (softmax: along each row of a 2-D X)."""
+        cdef int act = _act_code(kind)
+        _float_array(X, "X")
+        cdef int64_t rows = 1, cols = X.size
+        if act == FASTNN_ACT_SOFTMAX:
+            if X.ndim != 2:
+                raise ValueError(f"softmax needs a 2-D X, got shape {X.shape}")
+            rows, cols = X.shape
+            if cols == 0 and rows > 0:
+                raise ValueError(f"softmax of rows with no columns (X has shape {X.shape})")
+        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        Y = np.empty(X.shape, dtype=X.dtype)
+        if _f32(X):
+            _act_fwd[float](act, a, rows, cols, _flat(X), _flat(Y))
+        else:
+            _act_fwd[double](act, a, rows, cols, _flat(X), _flat(Y))
+        return Y
+
+    def activation_backward(self, dY, Z, Y, kind, alpha=0.01):
+        """dZ = dY * f'(Z), f' from Y where possible (Z only for leaky_relu, silu)."""
+        cdef int act = _act_code(kind)
+        _float_array(dY, "dY")
+        cdef int64_t rows = 1, cols = dY.size
+        if act == FASTNN_ACT_SOFTMAX:
+            if dY.ndim != 2:
+                raise ValueError(f"softmax needs a 2-D dY, got shape {dY.shape}")
+            rows, cols = dY.shape
+        if kind in NEEDS_PREACTIVATION:
+            if Z is None:
+                raise ValueError(f"activation_backward: {kind!r} needs Z "
+                                 f"(dY has shape {dY.shape})")
+            _same(dY, "dY", Z, "Z")
+            Y = None
+        elif act != FASTNN_ACT_IDENTITY:
+            if Y is None:
+                raise ValueError(f"activation_backward: {kind!r} needs Y "
+                                 f"(dY has shape {dY.shape})")
+            _same(dY, "dY", Y, "Y")
+            Z = None
+        else:
+            Z = Y = None
+        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        dZ = np.empty(dY.shape, dtype=dY.dtype)
+        if _f32(dY):
+            _act_bwd[float](act, a, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
+        else:
+            _act_bwd[double](act, a, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
+        return dZ
+
+    # ------------------------------------------------------------ dense
+    def dense_forward(self, X, W, b, kind="identity", alpha=0.01):
+        """Z = X @ W + b; Y = f(Z), bias and f fused into the GEMM's store.
+
+        Returns (Z, Y); Z is None unless f needs it (``NEEDS_PREACTIVATION``).
+        """
+        cdef int act = _act_code(kind)
+        _matrix(X, "X")
+        _matrix(W, "W")
+        _same_dtype(X, "X", W, "W")
+        cdef int64_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+        if W.shape[0] != n_in:
+            raise ValueError(f"X has shape {X.shape} but W has shape {W.shape} "
+                             f"(X.shape[1] must equal W.shape[0])")
+        if b is not None:
+            _float_array(b, "b")
+            if b.shape != (n_out,):
+                raise ValueError(f"b has shape {b.shape} but W has shape {W.shape} "
+                                 f"(b must have shape ({n_out},))")
+            _same_dtype(W, "W", b, "b")
+        if act == FASTNN_ACT_SOFTMAX and n_out == 0 and n > 0:
+            raise ValueError(f"softmax of rows with no columns (W has shape {W.shape})")
+        cdef bint keep_z = kind in NEEDS_PREACTIVATION
+        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        Y = np.empty((n, n_out), dtype=X.dtype)
+        Z = np.empty((n, n_out), dtype=X.dtype) if keep_z else None
+        if _f32(X):
+            _dense_fwd[float](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a,
+                              _flat(Z), _flat(Y))
+        else:
+            _dense_fwd[double](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a,
+                               _flat(Z), _flat(Y))
+        return Z, Y
+
+    def dense_backward(self, X, W, Z, Y, dY, kind="identity", alpha=0.01, *,
+                       need_dX=True, need_db=True):
+        """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
+
+        Returns (dX or None, dW, db or None) with the shapes of X, W, b.
+        """
+        cdef int act = _act_code(kind)
+        _matrix(X, "X")
+        _matrix(W, "W")
+        _matrix(dY, "dY")
+        _same_dtype(X, "X", W, "W")
+        _same_dtype(X, "X", dY, "dY")
+        cdef int64_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+        if W.shape[0] != n_in:
+            raise ValueError(f"X has shape {X.shape} but W has shape {W.shape} "
+                             f"(X.shape[1] must equal W.shape[0])")
+        if dY.shape != (n, n_out):
+            raise ValueError(f"dY has shape {dY.shape} but X has shape {X.shape} and W has "
+                             f"shape {W.shape} (dY must have shape ({n}, {n_out}))")
+        if kind in NEEDS_PREACTIVATION:
+            if Z is None:
+                raise ValueError(f"dense_backward: {kind!r} needs Z (dY has shape {dY.shape})")
+            _same(dY, "dY", Z, "Z")
+            Y = None
+        elif act != FASTNN_ACT_IDENTITY:
+            if Y is None:
+                raise ValueError(f"dense_backward: {kind!r} needs Y (dY has shape {dY.shape})")
+            _same(dY, "dY", Y, "Y")
+            Z = None
+        else:
+            Z = Y = None
+        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        # identity: dZ is dY itself (the reference does the same); C never writes it
+        dZ = None if act == FASTNN_ACT_IDENTITY else np.empty((n, n_out), dtype=X.dtype)
+        dW = np.empty((n_in, n_out), dtype=X.dtype)
+        db = np.empty(n_out, dtype=X.dtype) if need_db else None
+        dX = np.empty((n, n_in), dtype=X.dtype) if need_dX else None
+        if _f32(X):
+            _dense_bwd[float](n, n_in, n_out, _flat(X), _flat(W), _flat(Z), _flat(Y),
+                              _flat(dY), act, a, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
+        else:
+            _dense_bwd[double](n, n_in, n_out, _flat(X), _flat(W), _flat(Z), _flat(Y),
+                               _flat(dY), act, a, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
+        return dX, dW, db
+
+    # ----------------------------------------------------------- losses
+    def mse(self, pred, target, reduction="mean", *, need_grad=True):
+        """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale."""
+        _float_array(pred, "pred")
+        _same(pred, "pred", target, "target")
+        cdef int red = _reduction_code(reduction, pred.size)
+        grad = np.empty(pred.shape, dtype=pred.dtype) if need_grad else None
+        if _f32(pred):
+            loss = _mse[float](pred.size, _flat(pred), _flat(target), red, _flat(grad))
+        else:
+            loss = _mse[double](pred.size, _flat(pred), _flat(target), red, _flat(grad))
+        return loss, grad
+
+    def bce(self, prob, target, reduction="mean", *, need_grad=True):
+        """L = -[t*log(p) + (1-t)*log(1-p)], logs clamped at -100 (PyTorch's BCELoss)."""
+        _float_array(prob, "prob")
+        _same(prob, "prob", target, "target")
+        cdef int red = _reduction_code(reduction, prob.size)
+        grad = np.empty(prob.shape, dtype=prob.dtype) if need_grad else None
+        if _f32(prob):
+            loss = _bce[float](prob.size, _flat(prob), _flat(target), red, _flat(grad))
+        else:
+            loss = _bce[double](prob.size, _flat(prob), _flat(target), red, _flat(grad))
+        return loss, grad
+
+    def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
+        """L = -sum_c t_c * log_softmax(z)_c per row, on logits, stable log-sum-exp.
+
+        ``target``: int64 class labels (n,) in [0, C) or probabilities (n, C).
+        """
+        _matrix(logits, "logits")
+        cdef int64_t n = logits.shape[0], c = logits.shape[1]
+        cdef int red = _reduction_code(reduction, n)
+        if not isinstance(target, np.ndarray):
+            raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
+        labels = target.ndim == 1
+        if labels:
+            if target.dtype != np.int64:
+                raise TypeError(f"target labels must be int64, got {target.dtype} "
+                                f"(shape {target.shape}, logits shape {logits.shape})")
+            if target.shape != (n,):
+                raise ValueError(f"target has shape {target.shape} but logits has shape "
+                                 f"{logits.shape} (labels must have shape ({n},))")
+            if not target.flags.c_contiguous:
+                raise ValueError(f"target must be C-contiguous (shape {target.shape})")
+        else:
+            _same(logits, "logits", target, "target")
+        if c == 0 and n > 0:
+            raise ValueError(f"cross_entropy needs at least one class, logits has shape "
+                             f"{logits.shape}")
+        grad = np.empty((n, c), dtype=logits.dtype) if need_grad else None
+        if labels:
+            if _f32(logits):
+                loss = _xent_labels[float](n, c, _flat(logits), target, red, _flat(grad))
+            else:
+                loss = _xent_labels[double](n, c, _flat(logits), target, red, _flat(grad))
+        else:
+            if _f32(logits):
+                loss = _xent_probs[float](n, c, _flat(logits), _flat(target), red, _flat(grad))
+            else:
+                loss = _xent_probs[double](n, c, _flat(logits), _flat(target), red,
+                                           _flat(grad))
+        return loss, grad
+
+    # ------------------------------------------------------- optimizers
+    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0,
+                   nesterov=False):
+        """In place (PyTorch's SGD): g = grad + wd*p; v = mu*v + g;
+
+        step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
+        ``velocity`` (same shape) is updated in place; None when mu == 0.
+        """
+        _float_array(param, "param")
+        _writable(param, "param")
+        _same(param, "param", grad, "grad")
+        if momentum != 0:
+            if velocity is None:
+                raise ValueError(f"sgd_update: momentum {momentum} needs a velocity array "
+                                 f"of shape {param.shape}")
+            _same(param, "param", velocity, "velocity")
+            _writable(velocity, "velocity")
+        else:
+            velocity = None
+        if _f32(param):
+            _sgd[float](param.size, _flat(param), _flat(grad), _flat(velocity), lr, momentum,
+                        weight_decay, bool(nesterov))
+        else:
+            _sgd[double](param.size, _flat(param), _flat(grad), _flat(velocity), lr, momentum,
+                         weight_decay, bool(nesterov))
+
+    def adam_update(self, param, grad, m, v, step, lr, beta1=0.9, beta2=0.999,
+                    eps=1e-8, weight_decay=0.0):
+        """In place (PyTorch's Adam), step counted from 1: g = grad + wd*p;
+
+        m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+        p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+        """
+        _float_array(param, "param")
+        _writable(param, "param")
+        _same(param, "param", grad, "grad")
+        _same(param, "param", m, "m")
+        _same(param, "param", v, "v")
+        _writable(m, "m")
+        _writable(v, "v")
+        if step < 1:
+            raise ValueError(f"adam_update: step counts from 1, got {step}")
+        if _f32(param):
+            _adam[float](param.size, _flat(param), _flat(grad), _flat(m), _flat(v), step, lr,
+                         beta1, beta2, eps, weight_decay)
+        else:
+            _adam[double](param.size, _flat(param), _flat(grad), _flat(m), _flat(v), step, lr,
+                          beta1, beta2, eps, weight_decay)
+
+    # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed, step, index):
+        """64 random bits for element ``index`` of training step ``step`` (see NumpyOps)."""
         idx = np.asarray(index, dtype=np.uint64)
+        if not idx.flags.c_contiguous:
+            idx = idx.copy()
         out = np.empty(idx.shape, dtype=np.uint64)
-        cdef uint64_t s = seed, t = step
-        flat_in = idx.reshape(-1)
-        flat_out = out.reshape(-1)
-        cdef Py_ssize_t i
-        for i in range(flat_in.shape[0]):
-            flat_out[i] = fastnn_rng_bits(s, t, <uint64_t>flat_in[i])
-        return out
+        _rng(seed, step, idx.reshape(-1), out.reshape(-1))
+        return out[()] if out.ndim == 0 else out   # a scalar for a scalar, as NumPy does
 
     def dropout_forward(self, X, p, seed, step):
-        X = _float_array(X, "X")
+        """mask = (u >= p) / (1 - p); Y = X * mask.  Returns (Y, mask)."""
+        _float_array(X, "X")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout p must lie in [0, 1], got {p}")
-        Y = np.empty_like(X)
-        mask = np.empty_like(X)
-        if X.size:
-            if X.dtype == np.float32:
-                _dropout[float](X.reshape(-1), mask.reshape(-1), Y.reshape(-1), p, seed, step)
-            else:
-                _dropout[double](X.reshape(-1), mask.reshape(-1), Y.reshape(-1), p, seed, step)
+        Y = np.empty(X.shape, dtype=X.dtype)
+        mask = np.empty(X.shape, dtype=X.dtype)
+        if _f32(X):
+            _dropout[float](_flat(X), _flat(mask), _flat(Y), p, seed, step)
+        else:
+            _dropout[double](_flat(X), _flat(mask), _flat(Y), p, seed, step)
         return Y, mask
+
+    def dropout_backward(self, dY, mask):
+        """dX = dY * mask (the mask of the matching forward)."""
+        _float_array(dY, "dY")
+        _same(dY, "dY", mask, "mask")
+        dX = np.empty(dY.shape, dtype=dY.dtype)
+        if _f32(dY):
+            _mul[float](_flat(dY), _flat(mask), _flat(dX))
+        else:
+            _mul[double](_flat(dY), _flat(mask), _flat(dX))
+        return dX

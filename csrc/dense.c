@@ -1,0 +1,182 @@
+/*
+ * dense.c -- a dense layer's forward and backward pass over fastnn_gemm.
+ *
+ * Why it is built this way: a dense layer is a GEMM plus elementwise work,
+ * and the elementwise work is cheap only while the data is in cache.  The
+ * forward pass therefore hands the GEMM an epilogue that, for every finished
+ * block of Z = X @ W, adds the bias and applies the activation right away, on
+ * the thread that computed the block.  Softmax needs whole rows: it is fused
+ * only for blocks that span all columns, otherwise it runs as a row pass
+ * after the GEMM.  The backward pass computes dZ = act'(dY) and the bias
+ * gradient db in one sequential pass over the rows (db[j] accumulated row by
+ * row, NumPy's order for sum(axis=0); pairwise for a single column, again
+ * NumPy's order), then two GEMMs: dW = X^T dZ and dX = dZ W^T.  No reduction
+ * is ever split across threads, so results do not depend on the thread count.
+ *
+ * The arithmetic per element is the reference's (NumpyOps.dense_forward /
+ * dense_backward): only the GEMM's summation order differs from NumPy's.
+ *
+ * This file includes itself once per dtype: the part under
+ * FASTNN_DENSE_TEMPLATE is the templated body (T = float|double).
+ */
+#ifndef FASTNN_DENSE_TEMPLATE
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fastnn.h"
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+
+/* internal helpers defined in activations.c */
+int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
+                                    int64_t cols, const float *x, int64_t ldx,
+                                    float *y, int64_t ldy);
+int fastnn_internal_act_forward_f64(int act, double alpha, int64_t rows,
+                                    int64_t cols, const double *x, int64_t ldx,
+                                    double *y, int64_t ldy);
+int fastnn_internal_act_backward_f32(int act, double alpha, int64_t rows,
+                                     int64_t cols, const float *z,
+                                     const float *y, const float *dy,
+                                     float *dz, int64_t ld);
+int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
+                                     int64_t cols, const double *z,
+                                     const double *y, const double *dy,
+                                     double *dz, int64_t ld);
+float fastnn_internal_sum_f32(const float *x, int64_t n);
+double fastnn_internal_sum_f64(const double *x, int64_t n);
+
+#define FASTNN_DENSE_TEMPLATE
+#define T float
+#define SFX f32
+#include "dense.c"
+#undef T
+#undef SFX
+#define T double
+#define SFX f64
+#include "dense.c"
+#undef T
+#undef SFX
+#undef FASTNN_DENSE_TEMPLATE
+
+#else /* ---------------- templated body: T, SFX ---------------------------- */
+
+#define F(name) CAT(name, SFX)
+
+typedef struct {
+    const T *b;     /* bias (n_out) or NULL */
+    T *Z;           /* GEMM output (Z, or Y when Z is not stored) */
+    T *Y;           /* activation output */
+    int64_t n_out;  /* row stride of Z and Y */
+    int act;
+    double alpha;
+    atomic_int *softmax_pending; /* set when a softmax block missed columns */
+} F(dense_ep);
+
+/* bias + activation of one finished block of the GEMM (any thread) */
+static void F(dense_epilogue)(const void *ctx, int64_t row0, int64_t col0,
+                              int64_t rows, int64_t cols, void *Cv,
+                              int64_t ldc)
+{
+    const F(dense_ep) *e = (const F(dense_ep) *)ctx;
+    T *C = (T *)Cv;
+    if (e->b != NULL) {
+        const T *b = e->b + col0;
+        for (int64_t i = 0; i < rows; i++) {
+            T *c = C + i * ldc;
+            for (int64_t j = 0; j < cols; j++)
+                c[j] = c[j] + b[j];
+        }
+    }
+    if (e->act == FASTNN_ACT_SOFTMAX && cols != e->n_out) {
+        /* the block does not hold whole rows: softmax after the GEMM.  The
+         * GEMM cuts columns the same way for every row block, so either every
+         * block spans all columns (all fused here) or none does (all done by
+         * the row pass): no row is ever transformed twice. */
+        atomic_store_explicit(e->softmax_pending, 1, memory_order_relaxed);
+        return;
+    }
+    T *Y = e->Y + row0 * e->n_out + col0;
+    if (e->act == FASTNN_ACT_IDENTITY && Y == C)
+        return;
+    F(fastnn_internal_act_forward)(e->act, e->alpha, rows, cols, C, ldc, Y,
+                                   e->n_out);
+}
+
+int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
+                            const T *X, const T *W, const T *b, int act,
+                            double alpha, T *Z, T *Y)
+{
+    if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
+        return FASTNN_EINVAL;
+    if (n == 0 || n_out == 0)
+        return FASTNN_OK;
+    if (Y == NULL || (n_in > 0 && (X == NULL || W == NULL)))
+        return FASTNN_EINVAL;
+    atomic_int pending;
+    atomic_init(&pending, 0);
+    T *C = Z != NULL ? Z : Y;
+    F(dense_ep) ctx = {b, C, Y, n_out, act, alpha, &pending};
+    fastnn_epilogue ep = {F(dense_epilogue), &ctx};
+    int status = F(fastnn_gemm)(0, 0, n, n_out, n_in, X, n_in, W, n_out, (T)0,
+                                C, n_out, &ep);
+    if (status != FASTNN_OK)
+        return status;
+    if (atomic_load(&pending))
+        status = F(fastnn_internal_act_forward)(act, alpha, n, n_out, C, n_out,
+                                                Y, n_out);
+    return status;
+}
+
+int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
+                             const T *X, const T *W, const T *Z, const T *Y,
+                             const T *dY, int act, double alpha, T *dZ, T *dX,
+                             T *dW, T *db)
+{
+    if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
+        return FASTNN_EINVAL;
+    if (n > 0 && n_out > 0 && (dY == NULL || dZ == NULL))
+        return FASTNN_EINVAL;
+    if (n_in > 0 && n_out > 0 && dW == NULL)
+        return FASTNN_EINVAL;
+
+    /* dZ = act'(dY), row by row, with db accumulated in the same pass */
+    const int pairwise_db = (n_out == 1); /* NumPy sums a lone column pairwise */
+    if (db != NULL)
+        for (int64_t j = 0; j < n_out; j++)
+            db[j] = (T)0;
+    if (n > 0 && n_out > 0) {
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t o = i * n_out;
+            int status = F(fastnn_internal_act_backward)(
+                act, alpha, 1, n_out, Z != NULL ? Z + o : NULL,
+                Y != NULL ? Y + o : NULL, dY + o, dZ + o, n_out);
+            if (status != FASTNN_OK)
+                return status;
+            if (db != NULL && !pairwise_db) {
+                const T *d = dZ + o;
+                for (int64_t j = 0; j < n_out; j++)
+                    db[j] = db[j] + d[j];
+            }
+        }
+        if (db != NULL && pairwise_db)
+            db[0] = F(fastnn_internal_sum)(dZ, n);
+    }
+
+    /* dW = X^T @ dZ  (n_in x n_out, k = n) */
+    int status = F(fastnn_gemm)(1, 0, n_in, n_out, n, X, n_in, dZ, n_out, (T)0,
+                                dW, n_out, NULL);
+    if (status != FASTNN_OK)
+        return status;
+    /* dX = dZ @ W^T  (n x n_in, k = n_out) */
+    if (dX != NULL)
+        status = F(fastnn_gemm)(0, 1, n, n_in, n_out, dZ, n_out, W, n_out, (T)0,
+                                dX, n_in, NULL);
+    return status;
+}
+
+#undef F
+
+#endif /* FASTNN_DENSE_TEMPLATE */

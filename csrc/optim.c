@@ -1,0 +1,120 @@
+/*
+ * optim.c -- SGD (momentum, Nesterov, weight decay) and Adam, in place.
+ *
+ * Why it is built this way: the NumPy reference (NumpyOps.sgd_update and
+ * adam_update) makes several whole-array passes with temporaries; here each
+ * element is read and written once, but the arithmetic per element is the
+ * reference's, in the same order and in the array's dtype T, with every
+ * scalar rounded to T exactly where the reference writes ``dt(...)``.  The
+ * scalar bias corrections of Adam are computed in double as Python does
+ * (``beta ** step`` is C's pow, ``x ** 0.5`` is pow(x, 0.5), not sqrt).
+ *
+ * This file includes itself once per dtype: the part under
+ * FASTNN_OPTIM_TEMPLATE is the templated body (T = float|double).
+ */
+#ifndef FASTNN_OPTIM_TEMPLATE
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fastnn.h"
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+
+#define FASTNN_OPTIM_TEMPLATE
+#define T float
+#define SFX f32
+#define SQRT sqrtf
+#include "optim.c"
+#undef T
+#undef SFX
+#undef SQRT
+#define T double
+#define SFX f64
+#define SQRT sqrt
+#include "optim.c"
+#undef T
+#undef SFX
+#undef SQRT
+#undef FASTNN_OPTIM_TEMPLATE
+
+#else /* ---------------- templated body: T, SFX ---------------------------- */
+
+#define F(name) CAT(name, SFX)
+
+/*
+ * g = grad + wd*p (if wd != 0);  v = mu*v + g;  step = g + mu*v (nesterov)
+ * or v;  (step = g if mu == 0);  p -= lr*step.
+ */
+int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
+                  double lr, double momentum, double weight_decay, int nesterov)
+{
+    if (size < 0)
+        return FASTNN_EINVAL;
+    if (size == 0)
+        return FASTNN_OK;
+    if (param == NULL || grad == NULL || (momentum != 0.0 && velocity == NULL))
+        return FASTNN_EINVAL;
+    const T wd = (T)weight_decay, mu = (T)momentum, lr_t = (T)lr;
+    const int use_wd = weight_decay != 0.0;
+    if (momentum == 0.0) {
+        for (int64_t i = 0; i < size; i++) {
+            const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+            param[i] = param[i] - lr_t * g;
+        }
+    } else if (nesterov) {
+        for (int64_t i = 0; i < size; i++) {
+            const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+            const T v = velocity[i] * mu + g;
+            velocity[i] = v;
+            param[i] = param[i] - lr_t * (g + mu * v);
+        }
+    } else {
+        for (int64_t i = 0; i < size; i++) {
+            const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+            const T v = velocity[i] * mu + g;
+            velocity[i] = v;
+            param[i] = param[i] - lr_t * v;
+        }
+    }
+    return FASTNN_OK;
+}
+
+/*
+ * g = grad + wd*p (if wd != 0);  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+ * p -= step_size * m / (sqrt(v)/bc2 + eps), step_size = lr/(1-b1^t) and
+ * bc2 = (1-b2^t)^0.5 computed in double, then rounded to T.
+ */
+int F(fastnn_adam)(int64_t size, T *param, const T *grad, T *m, T *v,
+                   int64_t step, double lr, double beta1, double beta2,
+                   double eps, double weight_decay)
+{
+    if (size < 0 || step < 1)
+        return FASTNN_EINVAL;
+    if (size == 0)
+        return FASTNN_OK;
+    if (param == NULL || grad == NULL || m == NULL || v == NULL)
+        return FASTNN_EINVAL;
+    const double step_size = lr / (1.0 - pow(beta1, (double)step));
+    const double bc2 = pow(1.0 - pow(beta2, (double)step), 0.5);
+    const T wd = (T)weight_decay, b1 = (T)beta1, b2 = (T)beta2;
+    const T omb1 = (T)(1.0 - beta1), omb2 = (T)(1.0 - beta2);
+    const T ss = (T)step_size, bc = (T)bc2, ep = (T)eps;
+    const int use_wd = weight_decay != 0.0;
+    for (int64_t i = 0; i < size; i++) {
+        const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+        const T mi = m[i] * b1 + omb1 * g;
+        const T vi = v[i] * b2 + omb2 * (g * g);
+        m[i] = mi;
+        v[i] = vi;
+        const T denom = SQRT(vi) / bc + ep;
+        param[i] = param[i] - ss * (mi / denom);
+    }
+    return FASTNN_OK;
+}
+
+#undef F
+
+#endif /* FASTNN_OPTIM_TEMPLATE */
