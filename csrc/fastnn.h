@@ -166,6 +166,77 @@ int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step,
                        const float *x, float *mask, float *y);
 int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step,
                        const double *x, double *mask, double *y);
+/* dx = dy * mask (dx may alias dy) */
+int fastnn_dropout_backward_f32(int64_t size, const float *dy, const float *mask,
+                                float *dx);
+int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *mask,
+                                double *dx);
+
+/* ---- whole training epochs (train.c) -------------------------------------
+ * The network's plan as a flat list of stages, the loss and the optimizer;
+ * a trainer owns the workspace for one fit (allocated once) and runs batches
+ * forward, loss, backward and update without returning to Python.  The
+ * formulas are those of the kernels above, applied in the order of the
+ * reference loop in fastnn/network.py (Network.fit).
+ */
+#define FASTNN_STAGE_DENSE 0      /* Y = act(X @ W + b) */
+#define FASTNN_STAGE_ACTIVATION 1 /* Y = act(X) */
+#define FASTNN_STAGE_DROPOUT 2    /* Y = X * mask(seed, step) */
+
+#define FASTNN_LOSS_MSE 0
+#define FASTNN_LOSS_BCE 1
+#define FASTNN_LOSS_XENT_LABELS 2 /* targets: int64 class labels */
+#define FASTNN_LOSS_XENT_PROBS 3  /* targets: probabilities */
+
+#define FASTNN_OPT_SGD 0
+#define FASTNN_OPT_ADAM 1
+
+typedef struct fastnn_stage {
+    int kind;                   /* FASTNN_STAGE_* */
+    int64_t width_in, width_out;
+    int act;                    /* dense (fused) or activation stage */
+    double alpha;
+    void *W, *b;                /* dense: parameters (b may be NULL) */
+    void *dW, *db;              /* dense: gradients of the last batch */
+    void *state_W[2], *state_b[2]; /* SGD: velocity in [0] (NULL without
+                                      momentum); Adam: m in [0], v in [1] */
+    double p;                   /* dropout probability */
+    uint64_t seed, step;        /* dropout stream; step advances per batch */
+} fastnn_stage;
+
+typedef struct fastnn_train_spec {
+    int loss, reduction, optimizer;
+    double lr, momentum, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    int64_t step;               /* Adam's step count; advances per batch */
+} fastnn_train_spec;
+
+typedef struct fastnn_trainer fastnn_trainer;
+
+/* stages and spec must outlive the trainer; they are updated in place */
+int fastnn_trainer_new_f32(fastnn_trainer **out, fastnn_stage *stages,
+                           int64_t n_stages, fastnn_train_spec *spec,
+                           int64_t n_features, int64_t batch);
+int fastnn_trainer_new_f64(fastnn_trainer **out, fastnn_stage *stages,
+                           int64_t n_stages, fastnn_train_spec *spec,
+                           int64_t n_features, int64_t batch);
+void fastnn_trainer_free(fastnn_trainer *t);
+
+/* Train from batch position (*epoch, *start) on: X is n x n_features,
+ * targets n x t_width (float; t_width 1 for labels, given as int64), orders
+ * is n_epochs x n sample indices (NULL: in order).  Stops after max_batches
+ * batches or at the end of epoch n_epochs - 1, and stores the position
+ * reached.  losses[e] accumulates epoch e's batch losses (times the batch
+ * rows for reduction mean).  All arguments are checked by the caller.
+ */
+int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets,
+                         int64_t n, int64_t t_width, const int64_t *orders,
+                         int64_t n_epochs, int64_t *epoch, int64_t *start,
+                         int64_t max_batches, double *losses);
+int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets,
+                         int64_t n, int64_t t_width, const int64_t *orders,
+                         int64_t n_epochs, int64_t *epoch, int64_t *start,
+                         int64_t max_batches, double *losses);
 
 #ifdef __cplusplus
 }

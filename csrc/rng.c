@@ -48,5 +48,18 @@ uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
         return FASTNN_OK;                                                      \
     }
 
+#define DEFINE_DROPOUT_BACKWARD(SUFFIX, T)                                     \
+    int fastnn_dropout_backward_##SUFFIX(int64_t size, const T *dy,            \
+                                         const T *mask, T *dx)                 \
+    {                                                                          \
+        if (size < 0)                                                          \
+            return FASTNN_EINVAL;                                              \
+        for (int64_t i = 0; i < size; i++)                                     \
+            dx[i] = dy[i] * mask[i];                                           \
+        return FASTNN_OK;                                                      \
+    }
+
 DEFINE_DROPOUT(f32, float)
 DEFINE_DROPOUT(f64, double)
+DEFINE_DROPOUT_BACKWARD(f32, float)
+DEFINE_DROPOUT_BACKWARD(f64, double)

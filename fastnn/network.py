@@ -12,12 +12,13 @@ import json
 import numbers
 import os
 import tempfile
+import time
 
 import numpy as np
 
 from ._validation import as_samples, check_dtype, check_int
 from .backends import get_backend
-from .layers import LAYER_TYPES, Activation, Dense, Layer, Sigmoid, Softmax
+from .layers import LAYER_TYPES, Activation, Dense, Dropout, Layer, Sigmoid, Softmax
 from .losses import BCELoss, get_loss
 from .optimizers import get_optimizer
 
@@ -225,17 +226,13 @@ class Network:
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
         batch = n if batch_size is None else min(batch_size, n)
+        orders = (rng.permutation(n) if shuffle else None for _ in range(epochs))
+        native = getattr(self.ops, "make_trainer", None) is not None
+        per_epoch = bool(verbose) or validation_data is not None
+        run = self._epochs_native if native else self._epochs_python
         history = History()
-        for epoch in range(epochs):
-            order = rng.permutation(n) if shuffle else None
-            total = 0.0
-            for start in range(0, n, batch):
-                idx = slice(start, start + batch) if order is None else order[start:start + batch]
-                out = self._forward(X[idx], training=True)
-                value, grad = loss.compute(self.ops, out, T[idx])
-                self._backward_no_input_grad(grad)
-                optimizer.step(self)
-                total += value * (out.shape[0] if loss.reduction == "mean" else 1)
+        for epoch, total in enumerate(run(X, T, loss, optimizer, batch, orders, epochs,
+                                          per_epoch)):
             record = {"loss": total / n if loss.reduction == "mean" else total}
             if validation_data is not None:
                 scores = self._score(X_val, T_val, loss)
@@ -245,6 +242,90 @@ class Network:
                 print(f"epoch {epoch + 1}/{epochs}  " +
                       "  ".join(f"{k}={v:.6g}" for k, v in record.items()), flush=True)
         return history
+
+    def _epochs_python(self, X, T, loss, optimizer, batch, orders, epochs, per_epoch):
+        """The reference loop, one epoch per order (None: in order).
+
+        Yields each epoch's summed batch losses (times the batch size for
+        ``reduction="mean"``).
+        """
+        n = X.shape[0]
+        mean = loss.reduction == "mean"
+        for order in orders:
+            total = 0.0
+            for start in range(0, n, batch):
+                idx = slice(start, start + batch) if order is None else order[start:start + batch]
+                out = self._forward(X[idx], training=True)
+                value, grad = loss.compute(self.ops, out, T[idx])
+                self._backward_no_input_grad(grad)
+                optimizer.step(self)
+                total += value * out.shape[0] if mean else value
+            yield total
+
+    def _epochs_native(self, X, T, loss, optimizer, batch, orders, epochs, per_epoch,
+                       seconds_per_call=0.25):
+        """The same loop run by the backend's native trainer, many batches per call.
+
+        Each call does about ``seconds_per_call`` of work (whole epochs when
+        they are short), so Python -- signals, progress, validation -- is
+        re-entered between calls, never inside a batch.  Yields as
+        ``_epochs_python`` does.
+        """
+        n = X.shape[0]
+        per_epoch_batches = -(-n // batch)
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        for layer in dense:
+            if layer.dW is None:
+                layer.dW = self.ops.zeros_like(layer.W)
+            if layer.bias and layer.db is None:
+                layer.db = self.ops.zeros_like(layer.b)
+        spec, states = optimizer.native_spec(self)
+        stages = [self._stage(i, layer, activation, states)
+                  for i, (layer, activation) in enumerate(self._plan)]
+        trainer = self.ops.make_trainer(stages, loss.kernel, loss.reduction, spec, X, T, batch)
+        max_batches = per_epoch_batches
+        try:
+            done = 0
+            while done < epochs:
+                chunk = 1 if per_epoch else min(epochs - done,
+                                                max(1, max_batches // per_epoch_batches))
+                chunk_orders = [next(orders) for _ in range(chunk)]
+                order = None if chunk_orders[0] is None else np.stack(chunk_orders)
+                losses = np.zeros(chunk)
+                epoch = start = 0
+                while epoch < chunk:
+                    began = time.perf_counter()
+                    before = epoch * per_epoch_batches + -(-start // batch)
+                    epoch, start = trainer.run(order, epoch, start, max_batches, losses)
+                    ran = epoch * per_epoch_batches + -(-start // batch) - before
+                    elapsed = time.perf_counter() - began
+                    if ran and elapsed > 0:
+                        max_batches = max(1, int(ran * seconds_per_call / elapsed))
+                done += chunk
+                yield from losses.tolist()
+        finally:
+            final = trainer.close()
+            for stage, step in zip(self._plan, final["dropout_steps"]):
+                if step is not None:
+                    stage[0].step = step
+            optimizer.native_done(final["step"])
+
+    def _stage(self, index, layer, activation, states):
+        """Plain description of one plan entry for the native trainer."""
+        if isinstance(layer, Dense):
+            key = self.layers.index(layer)
+            return {"kind": "dense", "W": layer.W, "b": layer.b, "dW": layer.dW,
+                    "db": layer.db if layer.bias else None,
+                    "activation": activation.kind if activation else "identity",
+                    "alpha": activation.alpha if activation else 0.0,
+                    "state_W": states[f"{key}.W"],
+                    "state_b": states.get(f"{key}.b", [None, None]),
+                    "width": layer.n_out}
+        if isinstance(layer, Activation):
+            return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha}
+        if isinstance(layer, Dropout):
+            return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
+        raise TypeError(f"the native trainer cannot run {layer!r}")
 
     def evaluate(self, X, y, *, loss):
         """Loss (and accuracy for BCE / cross-entropy) on (X, y), dropout off.

@@ -20,18 +20,36 @@ class Optimizer:
         self.state = {}
         self._owner = None
 
-    def step(self, network):
-        """Apply one update to all parameters of ``network`` (after its backward)."""
+    def _bind(self, network):
         if self._owner is None:
             self._owner = id(network)
         elif self._owner != id(network):
             raise ValueError(f"this {type(self).__name__} already holds the state of another "
                              "network; give each network its own optimizer")
+
+    def step(self, network):
+        """Apply one update to all parameters of ``network`` (after its backward)."""
+        self._bind(network)
         ops = network.ops
         for key, param, grad in network.parameters():
             if grad is None:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
             self._update(ops, key, param, grad)
+
+    def native_spec(self, network):
+        """Hyper-parameters and state arrays for a backend's native training loop.
+
+        Returns (spec, states): ``spec`` a dict of the update's constants,
+        ``states`` maps each parameter key to its two state arrays (or None),
+        created here exactly as ``step`` would create them.
+        """
+        self._bind(network)
+        states = {key: self._state_arrays(network.ops, key, param)
+                  for key, param, _ in network.parameters()}
+        return self._spec(), states
+
+    def native_done(self, step):
+        """Record the step count reached by the native loop (Adam's bias correction)."""
 
     def reset(self):
         """Forget all state (velocities, moments, step counts)."""
@@ -64,12 +82,19 @@ class SGD(Optimizer):
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
                 f"weight_decay={self.weight_decay})")
 
+    def _state_arrays(self, ops, key, param):
+        if self.momentum == 0:
+            return [None, None]
+        if key not in self.state:
+            self.state[key] = ops.zeros_like(param)
+        return [self.state[key], None]
+
+    def _spec(self):
+        return {"optimizer": "sgd", "lr": self.lr, "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "nesterov": self.nesterov, "step": 0}
+
     def _update(self, ops, key, param, grad):
-        velocity = None
-        if self.momentum != 0:
-            velocity = self.state.get(key)
-            if velocity is None:
-                velocity = self.state[key] = ops.zeros_like(param)
+        velocity = self._state_arrays(ops, key, param)[0]
         ops.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay,
                        self.nesterov)
 
@@ -101,14 +126,30 @@ class Adam(Optimizer):
         return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
                 f"weight_decay={self.weight_decay})")
 
+    def _state_arrays(self, ops, key, param):
+        if key not in self.state:
+            self.state[key] = {"step": 0, "m": ops.zeros_like(param), "v": ops.zeros_like(param)}
+        return [self.state[key]["m"], self.state[key]["v"]]
+
+    def _spec(self):
+        steps = {st["step"] for st in self.state.values()}
+        if len(steps) > 1:
+            raise RuntimeError(f"Adam's parameters are at different steps {sorted(steps)}; "
+                               "the native loop needs them in step")
+        return {"optimizer": "adam", "lr": self.lr, "beta1": self.betas[0],
+                "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay,
+                "step": steps.pop() if steps else 0}
+
+    def native_done(self, step):
+        for st in self.state.values():
+            st["step"] = step
+
     def _update(self, ops, key, param, grad):
-        st = self.state.get(key)
-        if st is None:
-            st = self.state[key] = {"step": 0, "m": ops.zeros_like(param),
-                                    "v": ops.zeros_like(param)}
+        m, v = self._state_arrays(ops, key, param)
+        st = self.state[key]
         st["step"] += 1
-        ops.adam_update(param, grad, st["m"], st["v"], st["step"], self.lr, self.betas[0],
-                        self.betas[1], self.eps, self.weight_decay)
+        ops.adam_update(param, grad, m, v, st["step"], self.lr, self.betas[0], self.betas[1],
+                        self.eps, self.weight_decay)
 
 
 _OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -58,3 +58,45 @@ cdef extern from "fastnn.h" nogil:
     uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
     int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step, const float *x, float *mask, float *y)
     int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step, const double *x, double *mask, double *y)
+    int fastnn_dropout_backward_f32(int64_t size, const float *dy, const float *mask, float *dx)
+    int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *mask, double *dx)
+
+    # whole training epochs (train.c)
+    enum: FASTNN_STAGE_DENSE
+    enum: FASTNN_STAGE_ACTIVATION
+    enum: FASTNN_STAGE_DROPOUT
+    enum: FASTNN_LOSS_MSE
+    enum: FASTNN_LOSS_BCE
+    enum: FASTNN_LOSS_XENT_LABELS
+    enum: FASTNN_LOSS_XENT_PROBS
+    enum: FASTNN_OPT_SGD
+    enum: FASTNN_OPT_ADAM
+
+    ctypedef struct fastnn_stage:
+        int kind
+        int64_t width_in, width_out
+        int act
+        double alpha
+        void *W
+        void *b
+        void *dW
+        void *db
+        void *state_W[2]
+        void *state_b[2]
+        double p
+        uint64_t seed, step
+
+    ctypedef struct fastnn_train_spec:
+        int loss, reduction, optimizer
+        double lr, momentum, weight_decay, beta1, beta2, eps
+        int nesterov
+        int64_t step
+
+    ctypedef struct fastnn_trainer:
+        pass
+
+    int fastnn_trainer_new_f32(fastnn_trainer **out, fastnn_stage *stages, int64_t n_stages, fastnn_train_spec *spec, int64_t n_features, int64_t batch)
+    int fastnn_trainer_new_f64(fastnn_trainer **out, fastnn_stage *stages, int64_t n_stages, fastnn_train_spec *spec, int64_t n_features, int64_t batch)
+    void fastnn_trainer_free(fastnn_trainer *t)
+    int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)
+    int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)

@@ -24,12 +24,16 @@ import numpy as np
 cimport cython
 from cython cimport floating
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+cimport numpy as cnp
 
 from fastnn.backends._csrc cimport *
 from fastnn.backends.numpy_ops import (ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOps,
                                        _check_activation, _reduction_scale)
 
-__all__ = ["CythonOps", "cpu_isa", "get_isa", "set_isa", "supported_isas",
+cnp.import_array()
+
+__all__ = ["CythonOps", "Trainer", "cpu_isa", "get_isa", "set_isa", "supported_isas",
            "get_num_threads", "set_num_threads", "has_openmp", "build_flags"]
 
 cdef extern from *:
@@ -440,13 +444,16 @@ cdef int _dropout(const floating[::1] x, floating[::1] mask, floating[::1] y, do
     return _check_status(status, "dropout")
 
 
-cdef int _mul(const floating[::1] a, const floating[::1] b, floating[::1] out) except -1:
-    """out = a * b elementwise (dropout's backward; no C kernel in fastnn.h)."""
-    cdef Py_ssize_t i, size = a.shape[0]
+cdef int _dropout_backward(const floating[::1] dy, const floating[::1] mask,
+                           floating[::1] dx) except -1:
+    cdef int status
+    cdef int64_t size = dy.shape[0]
     with nogil:
-        for i in range(size):
-            out[i] = a[i] * b[i]
-    return 0
+        if floating is float:
+            status = fastnn_dropout_backward_f32(size, _cp(dy), _cp(mask), _mp(dx))
+        else:
+            status = fastnn_dropout_backward_f64(size, _cp(dy), _cp(mask), _mp(dx))
+    return _check_status(status, "dropout_backward")
 
 
 cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::1] out) except -1:
@@ -458,6 +465,186 @@ cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::
 
 
 # ---------------------------------------------------------------- the class
+
+# ------------------------------------------------------------------ trainer
+_STAGE_CODES = {"dense": FASTNN_STAGE_DENSE, "activation": FASTNN_STAGE_ACTIVATION,
+                "dropout": FASTNN_STAGE_DROPOUT}
+
+
+cdef void *_data(a, str name, shape, dtype, bint writable, bint optional) except? NULL:
+    """Data pointer of a C-contiguous array of exactly ``shape`` and ``dtype`` (None -> NULL)."""
+    if a is None:
+        if optional:
+            return NULL
+        raise ValueError(f"{name} is missing")
+    _float_array(a, name)
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} is {a.dtype} but the network is {dtype}")
+    if writable:
+        _writable(a, name)
+    return cnp.PyArray_DATA(a)
+
+
+cdef class Trainer:
+    """Whole batches of a fit, run by csrc/train.c with the GIL released.
+
+    Made by ``CythonOps.make_trainer`` for one ``fit``: it checks every array
+    once, points the C stages at them (the parameters, gradients and
+    optimizer state are updated in place), and owns the C workspace until
+    ``close``.
+    """
+
+    cdef fastnn_trainer *_trainer
+    cdef fastnn_stage *_stages
+    cdef fastnn_train_spec _spec
+    cdef int64_t _n_stages, _n, _t_width
+    cdef bint _single
+    cdef object _X, _T, _keep
+
+    def __cinit__(self):
+        self._trainer = NULL
+        self._stages = NULL
+
+    def __dealloc__(self):
+        fastnn_trainer_free(self._trainer)
+        free(self._stages)
+
+    def __init__(self, stages, loss, reduction, spec, X, T, batch):
+        cdef int status
+        cdef fastnn_stage *st
+        _matrix(X, "X")
+        dt = X.dtype
+        self._single = _f32(X)
+        n, width = X.shape
+        if batch < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch}")
+        self._n_stages = len(stages)
+        if self._n_stages < 1:
+            raise ValueError("the network has no stages")
+        self._stages = <fastnn_stage *>calloc(self._n_stages, sizeof(fastnn_stage))
+        if self._stages == NULL:
+            raise MemoryError("trainer: out of memory")
+        keep = []
+        for i, desc in enumerate(stages):
+            st = &self._stages[i]
+            kind = desc["kind"]
+            if kind not in _STAGE_CODES:
+                raise ValueError(f"stage {i}: unknown kind {kind!r}")
+            st.kind = _STAGE_CODES[kind]
+            st.width_in = width
+            if kind == "dense":
+                W = desc["W"]
+                n_out = W.shape[1] if isinstance(W, np.ndarray) and W.ndim == 2 else -1
+                st.W = _data(W, f"stage {i} W", (width, n_out), dt, True, False)
+                st.b = _data(desc["b"], f"stage {i} b", (n_out,), dt, True, True)
+                st.dW = _data(desc["dW"], f"stage {i} dW", (width, n_out), dt, True, False)
+                st.db = _data(desc["db"], f"stage {i} db", (n_out,), dt, True, st.b == NULL)
+                for j in range(2):
+                    st.state_W[j] = _data(desc["state_W"][j], f"stage {i} state_W[{j}]",
+                                          (width, n_out), dt, True, True)
+                    st.state_b[j] = _data(desc["state_b"][j], f"stage {i} state_b[{j}]",
+                                          (n_out,), dt, True, True)
+                st.act = _act_code(desc["activation"])
+                st.alpha = desc["alpha"]
+                keep.append(desc)
+                width = n_out
+            elif kind == "activation":
+                st.act = _act_code(desc["activation"])
+                st.alpha = desc["alpha"]
+            else:
+                if not 0.0 <= desc["p"] <= 1.0:
+                    raise ValueError(f"stage {i}: dropout p must lie in [0, 1], got {desc['p']}")
+                st.p = desc["p"]
+                st.seed = desc["seed"]
+                st.step = desc["step"]
+            st.width_out = width
+        self._n = n
+        if loss == "cross_entropy" and isinstance(T, np.ndarray) and T.ndim == 1:
+            if T.dtype != np.int64 or not T.flags.c_contiguous or T.shape != (n,):
+                raise ValueError(f"labels must be a C-contiguous int64 array of shape ({n},), "
+                                 f"got {T.dtype} of shape {T.shape}")
+            if n and (T.min() < 0 or T.max() >= width):
+                raise ValueError(f"class labels must lie in [0, {width}), got labels from "
+                                 f"{T.min()} to {T.max()}")
+            self._spec.loss = FASTNN_LOSS_XENT_LABELS
+            self._t_width = 1
+        else:
+            _data(T, "targets", (n, width), dt, False, False)
+            self._spec.loss = {"mse": FASTNN_LOSS_MSE, "bce": FASTNN_LOSS_BCE,
+                               "cross_entropy": FASTNN_LOSS_XENT_PROBS}[loss]
+            self._t_width = width
+        self._spec.reduction = _reduction_code(reduction, 1)
+        if spec["optimizer"] == "sgd":
+            self._spec.optimizer = FASTNN_OPT_SGD
+            self._spec.momentum = spec["momentum"]
+            self._spec.nesterov = spec["nesterov"]
+        elif spec["optimizer"] == "adam":
+            self._spec.optimizer = FASTNN_OPT_ADAM
+            self._spec.beta1 = spec["beta1"]
+            self._spec.beta2 = spec["beta2"]
+            self._spec.eps = spec["eps"]
+        else:
+            raise ValueError(f"unknown optimizer {spec['optimizer']!r}")
+        self._spec.lr = spec["lr"]
+        self._spec.weight_decay = spec["weight_decay"]
+        self._spec.step = spec["step"]
+        self._X, self._T, self._keep = X, T, keep
+        if self._single:
+            status = fastnn_trainer_new_f32(&self._trainer, self._stages, self._n_stages,
+                                            &self._spec, X.shape[1], batch)
+        else:
+            status = fastnn_trainer_new_f64(&self._trainer, self._stages, self._n_stages,
+                                            &self._spec, X.shape[1], batch)
+        _check_status(status, "trainer")
+
+    def run(self, orders, int64_t epoch, int64_t start, int64_t max_batches,
+            double[::1] losses not None):
+        """Train from batch position (epoch, start) for at most ``max_batches`` batches.
+
+        orders: None (samples in order) or int64 (len(losses), n) permutations;
+        losses[e] accumulates epoch e's batch losses.  Returns the position reached.
+        """
+        cdef int status
+        cdef int64_t n_epochs = losses.shape[0]
+        cdef const int64_t *order_ptr = NULL
+        cdef const void *x = cnp.PyArray_DATA(self._X)
+        cdef const void *t = cnp.PyArray_DATA(self._T)
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        if not (0 <= epoch <= n_epochs and 0 <= start < self._n and max_batches >= 1):
+            raise ValueError(f"bad position epoch={epoch}, start={start}, "
+                             f"max_batches={max_batches} for {n_epochs} epochs of "
+                             f"{self._n} samples")
+        if orders is not None:
+            if (not isinstance(orders, np.ndarray) or orders.dtype != np.int64
+                    or not orders.flags.c_contiguous or orders.shape != (n_epochs, self._n)):
+                raise ValueError(f"orders must be a C-contiguous int64 array of shape "
+                                 f"({n_epochs}, {self._n})")
+            if orders.size and (orders.min() < 0 or orders.max() >= self._n):
+                raise ValueError(f"orders must hold sample indices in [0, {self._n})")
+            order_ptr = <const int64_t *>cnp.PyArray_DATA(orders)
+        with nogil:
+            if self._single:
+                status = fastnn_train_run_f32(self._trainer, <const float *>x, t, self._n,
+                                              self._t_width, order_ptr, n_epochs, &epoch,
+                                              &start, max_batches, &losses[0])
+            else:
+                status = fastnn_train_run_f64(self._trainer, <const double *>x, t, self._n,
+                                              self._t_width, order_ptr, n_epochs, &epoch,
+                                              &start, max_batches, &losses[0])
+        _check_status(status, "train")
+        return epoch, start
+
+    def close(self):
+        """Free the workspace; returns the dropout steps per stage and the optimizer step."""
+        steps = [self._stages[i].step if self._stages[i].kind == FASTNN_STAGE_DROPOUT else None
+                 for i in range(self._n_stages)]
+        fastnn_trainer_free(self._trainer)
+        self._trainer = NULL
+        return {"dropout_steps": steps, "step": self._spec.step}
+
 class CythonOps(NumpyOps):
     """Compiled kernels with NumpyOps' signatures and numbers."""
 
@@ -782,7 +969,11 @@ class CythonOps(NumpyOps):
         _same(dY, "dY", mask, "mask")
         dX = np.empty(dY.shape, dtype=dY.dtype)
         if _f32(dY):
-            _mul[float](_flat(dY), _flat(mask), _flat(dX))
+            _dropout_backward[float](_flat(dY), _flat(mask), _flat(dX))
         else:
-            _mul[double](_flat(dY), _flat(mask), _flat(dX))
+            _dropout_backward[double](_flat(dY), _flat(mask), _flat(dX))
         return dX
+
+    def make_trainer(self, stages, loss, reduction, spec, X, T, batch):
+        """A Trainer running whole batches of a fit in C (see Network._epochs_native)."""
+        return Trainer(stages, loss, reduction, spec, X, T, batch)

@@ -1,0 +1,140 @@
+/*
+ * train.c -- whole training epochs in C: batching, forward, loss, backward
+ * and update for every layer, with no Python in between.
+ *
+ * Why it is built this way: for small networks the time goes to call
+ * overhead, not arithmetic, so a fit must not return to Python per batch.
+ * The trainer allocates its workspace once per fit (one buffer per stage
+ * output, pre-activation and dropout mask, two ping-pong gradient buffers,
+ * the gathered batch) and then only calls the same kernels the Python API
+ * uses one by one, in the order of the reference loop (Network.fit), so the
+ * two give the same numbers.  It runs a bounded number of batches per call
+ * and reports where it stopped, so the caller can re-enter Python (signals,
+ * progress, validation) between calls.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastnn.h"
+
+struct fastnn_trainer {
+    fastnn_stage *stages;
+    int64_t n_stages;
+    fastnn_train_spec *spec;
+    int64_t n_features, batch;
+    int64_t first_param_stage;
+    size_t elem;     /* sizeof(T) the trainer was made for */
+    void *xb, *tb;   /* gathered batch: inputs and targets */
+    void **out;      /* per stage: output (batch x width_out) */
+    void **z;        /* per stage: pre-activation, or NULL */
+    void **mask;     /* per stage: dropout mask, or NULL */
+    void **ys;       /* per stage: output of the current batch (may alias) */
+    void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
+};
+
+static void *wmalloc(size_t bytes)
+{
+    const size_t align = 64;
+    bytes = (bytes + align - 1) / align * align;
+    return aligned_alloc(align, bytes ? bytes : align);
+}
+
+static int needs_preactivation(int act)
+{
+    return act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU;
+}
+
+void fastnn_trainer_free(fastnn_trainer *t)
+{
+    if (t == NULL)
+        return;
+    for (int64_t s = 0; s < t->n_stages; s++) {
+        if (t->out) free(t->out[s]);
+        if (t->z) free(t->z[s]);
+        if (t->mask) free(t->mask[s]);
+    }
+    free(t->out);
+    free(t->z);
+    free(t->mask);
+    free(t->ys);
+    free(t->xb);
+    free(t->tb);
+    free(t->grad[0]);
+    free(t->grad[1]);
+    free(t);
+}
+
+static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_stages,
+                       fastnn_train_spec *spec, int64_t n_features, int64_t batch,
+                       size_t elem)
+{
+    *out = NULL;
+    if (stages == NULL || spec == NULL || n_stages < 1 || n_features < 1 || batch < 1)
+        return FASTNN_EINVAL;
+    fastnn_trainer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return FASTNN_ENOMEM;
+    t->stages = stages;
+    t->n_stages = n_stages;
+    t->spec = spec;
+    t->n_features = n_features;
+    t->batch = batch;
+    t->elem = elem;
+    t->first_param_stage = n_stages;
+    t->out = calloc((size_t)n_stages, sizeof(void *));
+    t->z = calloc((size_t)n_stages, sizeof(void *));
+    t->mask = calloc((size_t)n_stages, sizeof(void *));
+    t->ys = calloc((size_t)n_stages, sizeof(void *));
+    if (!t->out || !t->z || !t->mask || !t->ys)
+        goto nomem;
+    int64_t widest = n_features;
+    for (int64_t s = 0; s < n_stages; s++) {
+        const fastnn_stage *st = &stages[s];
+        const size_t bytes = (size_t)batch * (size_t)st->width_out * elem;
+        if (st->width_in < 1 || st->width_out < 1)
+            goto invalid;
+        if (st->width_out > widest)
+            widest = st->width_out;
+        if (st->kind == FASTNN_STAGE_DENSE && t->first_param_stage == n_stages)
+            t->first_param_stage = s;
+        if (!(t->out[s] = wmalloc(bytes)))
+            goto nomem;
+        if (st->kind == FASTNN_STAGE_DENSE && needs_preactivation(st->act) &&
+            !(t->z[s] = wmalloc(bytes)))
+            goto nomem;
+        if (st->kind == FASTNN_STAGE_DROPOUT && !(t->mask[s] = wmalloc(bytes)))
+            goto nomem;
+    }
+    if (t->first_param_stage == n_stages)
+        goto invalid;
+    /* targets: int64 labels or T values, at most batch x last width */
+    const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
+                           (elem > sizeof(int64_t) ? elem : sizeof(int64_t));
+    const size_t g_bytes = (size_t)batch * (size_t)widest * elem;
+    t->xb = wmalloc((size_t)batch * (size_t)n_features * elem);
+    t->tb = wmalloc(t_bytes);
+    t->grad[0] = wmalloc(g_bytes);
+    t->grad[1] = wmalloc(g_bytes);
+    if (!t->xb || !t->tb || !t->grad[0] || !t->grad[1])
+        goto nomem;
+    *out = t;
+    return FASTNN_OK;
+nomem:
+    fastnn_trainer_free(t);
+    return FASTNN_ENOMEM;
+invalid:
+    fastnn_trainer_free(t);
+    return FASTNN_EINVAL;
+}
+
+#define T float
+#define SFX f32
+#include "train_impl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX f64
+#include "train_impl.h"
+#undef T
+#undef SFX

@@ -1,0 +1,207 @@
+/*
+ * train_impl.h -- templated body of the training loop (see train.c).
+ * Included once per dtype with T (float|double) and SFX (f32|f64) defined.
+ * No include guard on purpose.
+ */
+#if !defined(T) || !defined(SFX)
+#error "define T and SFX before including train_impl.h"
+#endif
+
+#define TCAT_(a, b) a##_##b
+#define TCAT(a, b) TCAT_(a, b)
+#define TF(name) TCAT(name, SFX)
+
+int TF(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
+                           int64_t n_stages, fastnn_train_spec *spec,
+                           int64_t n_features, int64_t batch)
+{
+    return trainer_new(out, stages, n_stages, spec, n_features, batch, sizeof(T));
+}
+
+/* one batch: forward, loss, backward, update; *loss gets the batch loss */
+static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
+                           int64_t rows, double *loss)
+{
+    fastnn_stage *stages = t->stages;
+    const fastnn_train_spec *spec = t->spec;
+    const int64_t ns = t->n_stages;
+    const T **ys = (const T **)t->ys;
+    int status;
+
+    /* forward */
+    const T *in = x;
+    for (int64_t s = 0; s < ns; s++) {
+        fastnn_stage *st = &stages[s];
+        T *y = (T *)t->out[s];
+        const int64_t size = rows * st->width_out;
+        switch (st->kind) {
+        case FASTNN_STAGE_DENSE:
+            status = TF(fastnn_dense_forward)(rows, st->width_in, st->width_out, in,
+                                              (const T *)st->W, (const T *)st->b,
+                                              st->act, st->alpha, (T *)t->z[s], y);
+            break;
+        case FASTNN_STAGE_ACTIVATION:
+            status = TF(fastnn_act_forward)(st->act, st->alpha, rows, st->width_out, in, y);
+            break;
+        default: /* dropout; p == 0 is the identity and draws nothing */
+            if (st->p == 0.0) {
+                y = (T *)in;
+                status = FASTNN_OK;
+            } else {
+                status = TF(fastnn_dropout)(size, st->p, st->seed, st->step, in,
+                                            (T *)t->mask[s], y);
+                st->step++;
+            }
+        }
+        if (status != FASTNN_OK)
+            return status;
+        ys[s] = y;
+        in = y;
+    }
+
+    /* loss and its gradient */
+    const fastnn_stage *last = &stages[ns - 1];
+    const int64_t width = last->width_out;
+    T *cur = (T *)t->grad[0], *other = (T *)t->grad[1];
+    switch (spec->loss) {
+    case FASTNN_LOSS_MSE:
+        status = TF(fastnn_mse)(rows * width, in, (const T *)targets, spec->reduction, loss, cur);
+        break;
+    case FASTNN_LOSS_BCE:
+        status = TF(fastnn_bce)(rows * width, in, (const T *)targets, spec->reduction, loss, cur);
+        break;
+    case FASTNN_LOSS_XENT_LABELS:
+        status = TF(fastnn_xent_labels)(rows, width, in, (const int64_t *)targets,
+                                        spec->reduction, loss, cur);
+        break;
+    default:
+        status = TF(fastnn_xent_probs)(rows, width, in, (const T *)targets,
+                                       spec->reduction, loss, cur);
+    }
+    if (status != FASTNN_OK)
+        return status;
+
+    /* backward, down to the first stage with parameters */
+    for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
+        fastnn_stage *st = &stages[s];
+        const T *input = s > 0 ? ys[s - 1] : x;
+        const int64_t size = rows * st->width_out;
+        switch (st->kind) {
+        case FASTNN_STAGE_DENSE: {
+            const int need_dx = s > t->first_param_stage;
+            status = TF(fastnn_dense_backward)(rows, st->width_in, st->width_out, input,
+                                               (const T *)st->W, (const T *)t->z[s], ys[s],
+                                               cur, st->act, st->alpha, cur,
+                                               need_dx ? other : NULL, (T *)st->dW,
+                                               (T *)st->db);
+            if (need_dx) {
+                T *tmp = cur;
+                cur = other;
+                other = tmp;
+            }
+            break;
+        }
+        case FASTNN_STAGE_ACTIVATION:
+            status = TF(fastnn_act_backward)(st->act, st->alpha, rows, st->width_out, input,
+                                             ys[s], cur, cur);
+            break;
+        default:
+            status = st->p == 0.0 ? FASTNN_OK
+                                  : TF(fastnn_dropout_backward)(size, cur, (const T *)t->mask[s],
+                                                                cur);
+        }
+        if (status != FASTNN_OK)
+            return status;
+    }
+
+    /* update every parameter, in layer order (W, then b) */
+    const int64_t step = spec->step + 1;
+    for (int64_t s = t->first_param_stage; s < ns; s++) {
+        fastnn_stage *st = &stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        for (int which = 0; which < 2; which++) {
+            T *p = (T *)(which ? st->b : st->W);
+            if (p == NULL)
+                continue;
+            const T *g = (const T *)(which ? st->db : st->dW);
+            void **state = which ? st->state_b : st->state_W;
+            const int64_t size = which ? st->width_out : st->width_in * st->width_out;
+            if (spec->optimizer == FASTNN_OPT_SGD)
+                status = TF(fastnn_sgd)(size, p, g, (T *)state[0], spec->lr, spec->momentum,
+                                        spec->weight_decay, spec->nesterov);
+            else
+                status = TF(fastnn_adam)(size, p, g, (T *)state[0], (T *)state[1], step,
+                                         spec->lr, spec->beta1, spec->beta2, spec->eps,
+                                         spec->weight_decay);
+            if (status != FASTNN_OK)
+                return status;
+        }
+    }
+    t->spec->step = step;
+    return FASTNN_OK;
+}
+
+int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int64_t n,
+                         int64_t t_width, const int64_t *orders, int64_t n_epochs,
+                         int64_t *epoch, int64_t *start, int64_t max_batches,
+                         double *losses)
+{
+    if (t == NULL || t->elem != sizeof(T) || n < 1 || t_width < 1 || *epoch < 0 ||
+        *start < 0 || *start >= n)
+        return FASTNN_EINVAL;
+    const int labels = t->spec->loss == FASTNN_LOSS_XENT_LABELS;
+    const int64_t nf = t->n_features;
+    const int mean = t->spec->reduction == FASTNN_REDUCTION_MEAN;
+    int64_t e = *epoch, pos = *start, done = 0;
+    int status = FASTNN_OK;
+    while (e < n_epochs && done < max_batches) {
+        const int64_t rows = n - pos < t->batch ? n - pos : t->batch;
+        const T *x;
+        const void *tg;
+        if (orders == NULL) {
+            x = X + pos * nf;
+            tg = labels ? (const void *)((const int64_t *)targets + pos)
+                        : (const void *)((const T *)targets + pos * t_width);
+        } else {
+            const int64_t *order = orders + e * n + pos;
+            T *xb = (T *)t->xb;
+            for (int64_t i = 0; i < rows; i++) {
+                const T *src = X + order[i] * nf;
+                T *dst = xb + i * nf;
+                for (int64_t j = 0; j < nf; j++)
+                    dst[j] = src[j];
+            }
+            if (labels) {
+                int64_t *tb = (int64_t *)t->tb;
+                for (int64_t i = 0; i < rows; i++)
+                    tb[i] = ((const int64_t *)targets)[order[i]];
+            } else {
+                T *tb = (T *)t->tb;
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < t_width; j++)
+                        tb[i * t_width + j] = ((const T *)targets)[order[i] * t_width + j];
+            }
+            x = xb;
+            tg = t->tb;
+        }
+        double value;
+        status = TF(train_batch)(t, x, tg, rows, &value);
+        if (status != FASTNN_OK)
+            break;
+        losses[e] += mean ? value * (double)rows : value;
+        done++;
+        pos += rows;
+        if (pos >= n) {
+            pos = 0;
+            e++;
+        }
+    }
+    *epoch = e;
+    *start = pos;
+    return status;
+}
+
+#undef TF
+#undef TCAT
+#undef TCAT_
