@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastnn demo`` (and ``info``).
+"""Command line: ``python -m fastnn demo``, ``bench`` and ``info``.
 
 Why it is built this way: the demo is the tutorials' networks, run through the
 public API exactly as a user would write them, so it doubles as a smoke test
@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import fastnn
-from fastnn import datasets
+from fastnn import bench, datasets
 
 
 def demo(backend=None, seed=0):
@@ -57,10 +57,9 @@ def demo(backend=None, seed=0):
 
 
 def info():
-    """Print the version, the backends that import, and the compiled build's settings."""
+    """Print the version, the backends, the instruction set, threads and build flags."""
     print(f"fastnn {fastnn.__version__}")
-    print(f"backends: {', '.join(fastnn.backends.available_backends())} "
-          f"(default {fastnn.get_backend().name!r})")
+    fastnn.show_config()
     return 0
 
 
@@ -70,10 +69,21 @@ def main(argv=None):
     p_demo = sub.add_parser("demo", help="train the tutorials' networks and print the results")
     p_demo.add_argument("--backend", choices=("numpy", "cython"), default=None)
     p_demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("info", help="show the version and the backends")
+    p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
+    p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
+                         help="run only this workload (repeatable); default: all")
+    p_bench.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    p_bench.add_argument("--seconds", type=float, default=0.25,
+                         help="time per backend per round")
+    p_bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    p_bench.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
+    sub.add_parser("info", help="show the version, backends, ISA, threads and build flags")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.backend, args.seed)
+    if args.command == "bench":
+        return bench.main(args.workload, args.rounds, args.seconds,
+                          False if args.no_torch else None, gemm=not args.no_gemm)
     return info()
 
 
