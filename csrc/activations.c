@@ -21,6 +21,7 @@
 #include <tgmath.h>
 
 #include "fastnn.h"
+#include "parallel.h"
 
 /*
  * NumPy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src,
@@ -274,8 +275,11 @@ int F(fastnn_act_forward)(int act, double alpha, int64_t rows, int64_t cols,
         return FASTNN_OK;
     if (x == NULL || y == NULL)
         return FASTNN_EINVAL;
-    return F(fastnn_internal_act_forward)(act, alpha, rows, cols, x, cols, y,
-                                          cols);
+    /* rows are independent: split them (act was checked, so no call can fail) */
+    FASTNN_PARALLEL_RANGES(rows, rows * cols, lo, hi,
+        F(fastnn_internal_act_forward)(act, alpha, hi - lo, cols, x + lo * cols, cols,
+                                       y + lo * cols, cols));
+    return FASTNN_OK;
 }
 
 int F(fastnn_act_backward)(int act, double alpha, int64_t rows, int64_t cols,
@@ -287,8 +291,14 @@ int F(fastnn_act_backward)(int act, double alpha, int64_t rows, int64_t cols,
         return FASTNN_OK;
     if (dy == NULL || dz == NULL)
         return FASTNN_EINVAL;
-    return F(fastnn_internal_act_backward)(act, alpha, rows, cols, z, y, dy, dz,
-                                           cols);
+    if ((act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU) ? z == NULL
+                                                                : (act != FASTNN_ACT_IDENTITY && y == NULL))
+        return FASTNN_EINVAL;
+    FASTNN_PARALLEL_RANGES(rows, rows * cols, lo, hi,
+        F(fastnn_internal_act_backward)(act, alpha, hi - lo, cols, z ? z + lo * cols : NULL,
+                                        y ? y + lo * cols : NULL, dy + lo * cols,
+                                        dz + lo * cols, cols));
+    return FASTNN_OK;
 }
 
 #undef F

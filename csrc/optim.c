@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "fastnn.h"
+#include "parallel.h"
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -44,22 +45,11 @@
 
 #define F(name) CAT(name, SFX)
 
-/*
- * g = grad + wd*p (if wd != 0);  v = mu*v + g;  step = g + mu*v (nesterov)
- * or v;  (step = g if mu == 0);  p -= lr*step.
- */
-int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
-                  double lr, double momentum, double weight_decay, int nesterov)
+/* SGD over one contiguous span (see fastnn_sgd) */
+static inline void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocity,
+                               T lr_t, T mu, T wd, int use_wd, int nesterov)
 {
-    if (size < 0)
-        return FASTNN_EINVAL;
-    if (size == 0)
-        return FASTNN_OK;
-    if (param == NULL || grad == NULL || (momentum != 0.0 && velocity == NULL))
-        return FASTNN_EINVAL;
-    const T wd = (T)weight_decay, mu = (T)momentum, lr_t = (T)lr;
-    const int use_wd = weight_decay != 0.0;
-    if (momentum == 0.0) {
+    if (velocity == NULL) {
         for (int64_t i = 0; i < size; i++) {
             const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
             param[i] = param[i] - lr_t * g;
@@ -79,7 +69,44 @@ int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
             param[i] = param[i] - lr_t * v;
         }
     }
+}
+
+/*
+ * g = grad + wd*p (if wd != 0);  v = mu*v + g;  step = g + mu*v (nesterov)
+ * or v;  (step = g if mu == 0);  p -= lr*step.
+ */
+int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
+                  double lr, double momentum, double weight_decay, int nesterov)
+{
+    if (size < 0)
+        return FASTNN_EINVAL;
+    if (size == 0)
+        return FASTNN_OK;
+    if (param == NULL || grad == NULL || (momentum != 0.0 && velocity == NULL))
+        return FASTNN_EINVAL;
+    const T wd = (T)weight_decay, mu = (T)momentum, lr_t = (T)lr;
+    const int use_wd = weight_decay != 0.0;
+    T *vel = momentum == 0.0 ? NULL : velocity;
+    FASTNN_PARALLEL_RANGES(size, size, lo, hi,
+        F(sgd_span)(hi - lo, param + lo, grad + lo, vel ? vel + lo : NULL, lr_t, mu, wd,
+                    use_wd, nesterov));
     return FASTNN_OK;
+}
+
+/* Adam over one contiguous span (see fastnn_adam) */
+static inline void F(adam_span)(int64_t size, T *param, const T *grad, T *m, T *v,
+                                T b1, T b2, T omb1, T omb2, T ss, T bc, T ep, T wd,
+                                int use_wd)
+{
+    for (int64_t i = 0; i < size; i++) {
+        const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
+        const T mi = m[i] * b1 + omb1 * g;
+        const T vi = v[i] * b2 + omb2 * (g * g);
+        m[i] = mi;
+        v[i] = vi;
+        const T denom = SQRT(vi) / bc + ep;
+        param[i] = param[i] - ss * (mi / denom);
+    }
 }
 
 /*
@@ -103,15 +130,9 @@ int F(fastnn_adam)(int64_t size, T *param, const T *grad, T *m, T *v,
     const T omb1 = (T)(1.0 - beta1), omb2 = (T)(1.0 - beta2);
     const T ss = (T)step_size, bc = (T)bc2, ep = (T)eps;
     const int use_wd = weight_decay != 0.0;
-    for (int64_t i = 0; i < size; i++) {
-        const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-        const T mi = m[i] * b1 + omb1 * g;
-        const T vi = v[i] * b2 + omb2 * (g * g);
-        m[i] = mi;
-        v[i] = vi;
-        const T denom = SQRT(vi) / bc + ep;
-        param[i] = param[i] - ss * (mi / denom);
-    }
+    FASTNN_PARALLEL_RANGES(size, size, lo, hi,
+        F(adam_span)(hi - lo, param + lo, grad + lo, m + lo, v + lo, b1, b2, omb1, omb2,
+                     ss, bc, ep, wd, use_wd));
     return FASTNN_OK;
 }
 

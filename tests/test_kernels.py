@@ -216,6 +216,37 @@ def test_gemm_and_dense_threads_bit_identical(isa, dtype, rng, threads):
         np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_elementwise_passes_threads_bit_identical(dtype, rng, threads):
+    """Activations and optimizer updates large enough to be split across threads
+    (300 x 257 > 2^16 elements) give the same bits on 1 and 2 threads, and match
+    the reference."""
+    if not co.has_openmp():
+        pytest.skip("built without OpenMP")
+    X, dY = randn(rng, (300, 257), dtype, 3.0), randn(rng, (300, 257), dtype)
+    P, G = randn(rng, (300, 257), dtype), randn(rng, (300, 257), dtype)
+    results = []
+    for nt in (1, 2):
+        co.set_num_threads(nt)
+        out = []
+        for kind in ACTIVATIONS:
+            Y = C.activation_forward(X, kind, 0.1)
+            out += [Y, C.activation_backward(dY, X, Y, kind, 0.1)]
+        p, v = P.copy(), np.zeros_like(P)
+        C.sgd_update(p, G, v, 0.1, 0.9, 0.01, True)
+        p2, m, v2 = P.copy(), np.zeros_like(P), np.zeros_like(P)
+        C.adam_update(p2, G, m, v2, 1, 0.01, weight_decay=0.01)
+        results.append(out + [p, v, p2, m, v2])
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    p, v = P.copy(), np.zeros_like(P)
+    R.sgd_update(p, G, v, 0.1, 0.9, 0.01, True)
+    close(results[1][-5], p, dtype)
+    p2, m, v2 = P.copy(), np.zeros_like(P), np.zeros_like(P)
+    R.adam_update(p2, G, m, v2, 1, 0.01, weight_decay=0.01)
+    close(results[1][-3], p2, dtype)
+
+
 # -------------------------------------------------------------- activations
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape", SHAPES)
