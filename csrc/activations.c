@@ -6,7 +6,7 @@
  * and activation_backward) is the spec, so every formula below does the same
  * operations in the same order and in the array's dtype, scalars included
  * (alpha is rounded to T first, like ``dt(alpha)``).  Row sums (softmax) use
- * NumPy's own pairwise summation order (see PAIRWISE_SUM), so float32 results
+ * NumPy's own pairwise summation order (PAIRWISE_SUM, pairwise.h), so float32 results
  * agree with the reference to the last bits wherever libm agrees with NumPy's
  * exp.  The functions work on strided blocks (row stride ld) so dense.c can
  * run them on a finished GEMM block while it is still in cache.
@@ -21,48 +21,9 @@
 #include <tgmath.h>
 
 #include "fastnn.h"
+#include "internal.h"
+#include "pairwise.h"
 #include "parallel.h"
-
-/*
- * NumPy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src,
- * PW_BLOCKSIZE 128), for an element expression ELEM(ctx, i), i in [lo, lo+n).
- * Accumulates in ACC.  NumPy uses it for every reduction along a contiguous
- * axis (x.sum(axis=1) of a C-contiguous matrix, a whole contiguous array).
- */
-#define PAIRWISE_SUM(NAME, ACC, CTX, ELEM)                                     \
-    static ACC NAME(const CTX *c, int64_t lo, int64_t n)                       \
-    {                                                                          \
-        if (n < 8) {                                                           \
-            ACC res = (ACC)-0.0;                                               \
-            for (int64_t i = 0; i < n; i++)                                    \
-                res += ELEM(c, lo + i);                                        \
-            return res;                                                        \
-        }                                                                      \
-        if (n <= 128) {                                                        \
-            ACC r0 = ELEM(c, lo + 0), r1 = ELEM(c, lo + 1);                    \
-            ACC r2 = ELEM(c, lo + 2), r3 = ELEM(c, lo + 3);                    \
-            ACC r4 = ELEM(c, lo + 4), r5 = ELEM(c, lo + 5);                    \
-            ACC r6 = ELEM(c, lo + 6), r7 = ELEM(c, lo + 7);                    \
-            int64_t i;                                                         \
-            for (i = 8; i < n - (n % 8); i += 8) {                             \
-                r0 += ELEM(c, lo + i + 0);                                     \
-                r1 += ELEM(c, lo + i + 1);                                     \
-                r2 += ELEM(c, lo + i + 2);                                     \
-                r3 += ELEM(c, lo + i + 3);                                     \
-                r4 += ELEM(c, lo + i + 4);                                     \
-                r5 += ELEM(c, lo + i + 5);                                     \
-                r6 += ELEM(c, lo + i + 6);                                     \
-                r7 += ELEM(c, lo + i + 7);                                     \
-            }                                                                  \
-            ACC res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));       \
-            for (; i < n; i++)                                                 \
-                res += ELEM(c, lo + i);                                        \
-            return res;                                                        \
-        }                                                                      \
-        int64_t n2 = n / 2;                                                    \
-        n2 -= n2 % 8;                                                          \
-        return NAME(c, lo, n2) + NAME(c, lo + n2, n - n2);                     \
-    }
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)

@@ -26,27 +26,10 @@
 #include <stdint.h>
 
 #include "fastnn.h"
+#include "internal.h"
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
-
-/* internal helpers defined in activations.c */
-int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
-                                    int64_t cols, const float *x, int64_t ldx,
-                                    float *y, int64_t ldy);
-int fastnn_internal_act_forward_f64(int act, double alpha, int64_t rows,
-                                    int64_t cols, const double *x, int64_t ldx,
-                                    double *y, int64_t ldy);
-int fastnn_internal_act_backward_f32(int act, double alpha, int64_t rows,
-                                     int64_t cols, const float *z,
-                                     const float *y, const float *dy,
-                                     float *dz, int64_t ld);
-int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
-                                     int64_t cols, const double *z,
-                                     const double *y, const double *dy,
-                                     double *dz, int64_t ld);
-float fastnn_internal_sum_f32(const float *x, int64_t n);
-double fastnn_internal_sum_f64(const double *x, int64_t n);
 
 #define FASTNN_DENSE_TEMPLATE
 #define T float

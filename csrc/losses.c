@@ -7,7 +7,7 @@
  * exponentials and gradients are computed in the array's dtype T, while the
  * terms of the loss are widened to float64 and summed there.  Each kernel
  * below does the same operations in the same dtype, and sums in NumPy's
- * pairwise order (PAIRWISE_SUM, the same as in activations.c), so a float32
+ * pairwise order (PAIRWISE_SUM, pairwise.h), so a float32
  * loss matches the reference to the last bits wherever libm agrees with
  * NumPy's exp/log.  No warnings are raised for extreme values: exp
  * underflows to 0 and logs are clamped exactly as in the reference.
@@ -23,42 +23,7 @@
 #include <tgmath.h>
 
 #include "fastnn.h"
-
-/* NumPy's pairwise summation, see activations.c (same macro). */
-#define PAIRWISE_SUM(NAME, ACC, CTX, ELEM)                                     \
-    static ACC NAME(const CTX *c, int64_t lo, int64_t n)                       \
-    {                                                                          \
-        if (n < 8) {                                                           \
-            ACC res = (ACC)-0.0;                                               \
-            for (int64_t i = 0; i < n; i++)                                    \
-                res += ELEM(c, lo + i);                                        \
-            return res;                                                        \
-        }                                                                      \
-        if (n <= 128) {                                                        \
-            ACC r0 = ELEM(c, lo + 0), r1 = ELEM(c, lo + 1);                    \
-            ACC r2 = ELEM(c, lo + 2), r3 = ELEM(c, lo + 3);                    \
-            ACC r4 = ELEM(c, lo + 4), r5 = ELEM(c, lo + 5);                    \
-            ACC r6 = ELEM(c, lo + 6), r7 = ELEM(c, lo + 7);                    \
-            int64_t i;                                                         \
-            for (i = 8; i < n - (n % 8); i += 8) {                             \
-                r0 += ELEM(c, lo + i + 0);                                     \
-                r1 += ELEM(c, lo + i + 1);                                     \
-                r2 += ELEM(c, lo + i + 2);                                     \
-                r3 += ELEM(c, lo + i + 3);                                     \
-                r4 += ELEM(c, lo + i + 4);                                     \
-                r5 += ELEM(c, lo + i + 5);                                     \
-                r6 += ELEM(c, lo + i + 6);                                     \
-                r7 += ELEM(c, lo + i + 7);                                     \
-            }                                                                  \
-            ACC res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));       \
-            for (; i < n; i++)                                                 \
-                res += ELEM(c, lo + i);                                        \
-            return res;                                                        \
-        }                                                                      \
-        int64_t n2 = n / 2;                                                    \
-        n2 -= n2 % 8;                                                          \
-        return NAME(c, lo, n2) + NAME(c, lo + n2, n - n2);                     \
-    }
+#include "pairwise.h"
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)

@@ -1,0 +1,34 @@
+/*
+ * internal.h -- helpers shared between the C files, not part of the API.
+ *
+ * Why it is built this way: dense.c runs the activations on finished GEMM
+ * blocks (strided, in cache) and sums columns in NumPy's order, with the
+ * functions activations.c defines; one header declares them for both sides,
+ * so the compiler checks that the definitions match.
+ */
+#ifndef FASTNN_INTERNAL_H
+#define FASTNN_INTERNAL_H
+
+#include <stdint.h>
+
+/* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
+int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
+                                    int64_t cols, const float *x, int64_t ldx,
+                                    float *y, int64_t ldy);
+int fastnn_internal_act_forward_f64(int act, double alpha, int64_t rows,
+                                    int64_t cols, const double *x, int64_t ldx,
+                                    double *y, int64_t ldy);
+/* activations.c: dz = act'(dy) on a block, row stride ld (dz may alias dy) */
+int fastnn_internal_act_backward_f32(int act, double alpha, int64_t rows,
+                                     int64_t cols, const float *z,
+                                     const float *y, const float *dy,
+                                     float *dz, int64_t ld);
+int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
+                                     int64_t cols, const double *z,
+                                     const double *y, const double *dy,
+                                     double *dz, int64_t ld);
+/* activations.c: the pairwise sum of x[0..n) */
+float fastnn_internal_sum_f32(const float *x, int64_t n);
+double fastnn_internal_sum_f64(const double *x, int64_t n);
+
+#endif /* FASTNN_INTERNAL_H */
