@@ -321,8 +321,9 @@ cdef int _dense_bwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] 
     return _check_status(status, "dense_backward")
 
 
-cdef double _mse(int64_t size, const floating[::1] p, const floating[::1] t, int red,
-                 floating[::1] grad) except? -1.0:
+cdef double _pointwise_loss(bint bce, int64_t size, const floating[::1] p,
+                            const floating[::1] t, int red, floating[::1] grad) except? -1.0:
+    """MSE (bce false) or BCE (bce true) of pred p against target t."""
     cdef int status
     cdef double loss = 0.0
     cdef const floating *pp = _cp(p)
@@ -332,28 +333,10 @@ cdef double _mse(int64_t size, const floating[::1] p, const floating[::1] t, int
         pg = _mp(grad)
     with nogil:
         if floating is float:
-            status = fastnn_mse_f32(size, pp, pt, red, &loss, pg)
+            status = (fastnn_bce_f32 if bce else fastnn_mse_f32)(size, pp, pt, red, &loss, pg)
         else:
-            status = fastnn_mse_f64(size, pp, pt, red, &loss, pg)
-    _check_status(status, "mse")
-    return loss
-
-
-cdef double _bce(int64_t size, const floating[::1] p, const floating[::1] t, int red,
-                 floating[::1] grad) except? -1.0:
-    cdef int status
-    cdef double loss = 0.0
-    cdef const floating *pp = _cp(p)
-    cdef const floating *pt = _cp(t)
-    cdef floating *pg = NULL
-    if grad is not None:
-        pg = _mp(grad)
-    with nogil:
-        if floating is float:
-            status = fastnn_bce_f32(size, pp, pt, red, &loss, pg)
-        else:
-            status = fastnn_bce_f64(size, pp, pt, red, &loss, pg)
-    _check_status(status, "bce")
+            status = (fastnn_bce_f64 if bce else fastnn_mse_f64)(size, pp, pt, red, &loss, pg)
+    _check_status(status, "bce" if bce else "mse")
     return loss
 
 
@@ -835,9 +818,9 @@ class CythonOps(NumpyOps):
         cdef int red = _reduction_code(reduction, pred.size)
         grad = np.empty(pred.shape, dtype=pred.dtype) if need_grad else None
         if _f32(pred):
-            loss = _mse[float](pred.size, _flat(pred), _flat(target), red, _flat(grad))
+            loss = _pointwise_loss[float](False, pred.size, _flat(pred), _flat(target), red, _flat(grad))
         else:
-            loss = _mse[double](pred.size, _flat(pred), _flat(target), red, _flat(grad))
+            loss = _pointwise_loss[double](False, pred.size, _flat(pred), _flat(target), red, _flat(grad))
         return loss, grad
 
     def bce(self, prob, target, reduction="mean", *, need_grad=True):
@@ -847,9 +830,9 @@ class CythonOps(NumpyOps):
         cdef int red = _reduction_code(reduction, prob.size)
         grad = np.empty(prob.shape, dtype=prob.dtype) if need_grad else None
         if _f32(prob):
-            loss = _bce[float](prob.size, _flat(prob), _flat(target), red, _flat(grad))
+            loss = _pointwise_loss[float](True, prob.size, _flat(prob), _flat(target), red, _flat(grad))
         else:
-            loss = _bce[double](prob.size, _flat(prob), _flat(target), red, _flat(grad))
+            loss = _pointwise_loss[double](True, prob.size, _flat(prob), _flat(target), red, _flat(grad))
         return loss, grad
 
     def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
