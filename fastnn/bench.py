@@ -216,24 +216,48 @@ def bench_training(names, rounds=5, target=0.25, use_torch=None, out=sys.stdout)
     return results
 
 
-def bench_gemm(rounds=5, size=2048, out=sys.stdout):
-    """GFLOP/s of fastnn's GEMM and NumPy's ``@`` on a size^3 float32 product, alternating."""
+#: GEMM shapes (m, k, n, transposition) timed against NumPy's ``@``: the large
+#: product, and the forward (X W), backward (X^T G, G W^T) products of an MNIST batch.
+GEMM_SHAPES = [
+    (2048, 2048, 2048, "AB", "float32"),
+    (64, 784, 256, "AB", "float32"), (784, 64, 256, "AtB", "float32"),
+    (64, 256, 784, "ABt", "float32"), (64, 256, 128, "AB", "float32"),
+    (64, 128, 10, "AB", "float32"),
+    (64, 784, 256, "AB", "float64"), (784, 64, 256, "AtB", "float64"),
+    (64, 256, 784, "ABt", "float64"), (64, 256, 128, "AB", "float64"),
+    (64, 128, 10, "AB", "float64"),
+]
+
+
+def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, out=sys.stdout):
+    """GFLOP/s of fastnn's GEMM and NumPy's ``@`` per shape, alternating, medians.
+
+    Returns a list of (label, fastnn GFLOP/s, numpy GFLOP/s).
+    """
     from fastnn.backends import get_backend
     ops = get_backend("cython")
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((size, size)).astype(np.float32)
-    B = rng.standard_normal((size, size)).astype(np.float32)
-    flop = 2.0 * size ** 3
-    ops.gemm(A, B)
-    A @ B
-    fastnn_rate, numpy_rate = [], []
-    for _ in range(rounds):
-        fastnn_rate.append(flop / _time(lambda e: ops.gemm(A, B), 1) / 1e9)
-        numpy_rate.append(flop / _time(lambda e: A @ B, 1) / 1e9)
-    result = {"fastnn": statistics.median(fastnn_rate), "numpy": statistics.median(numpy_rate)}
-    print(f"  gemm {size}^3 float32: fastnn {result['fastnn']:.0f} GFLOP/s, "
-          f"numpy @ {result['numpy']:.0f} GFLOP/s", file=out, flush=True)
-    return result
+    rows = []
+    for m, k, n, kind, dtype in shapes:
+        A = rng.standard_normal((k, m) if kind == "AtB" else (m, k)).astype(dtype)
+        B = rng.standard_normal((n, k) if kind == "ABt" else (k, n)).astype(dtype)
+        ours = {"AB": lambda: ops.gemm(A, B), "AtB": lambda: ops.gemm(A, B, trans_a=True),
+                "ABt": lambda: ops.gemm(A, B, trans_b=True)}[kind]
+        theirs = {"AB": lambda: A @ B, "AtB": lambda: A.T @ B, "ABt": lambda: A @ B.T}[kind]
+        np.testing.assert_allclose(ours(), theirs(), rtol=1e-3, atol=1e-3 * np.sqrt(k))
+        calls = {f: _calibrate(lambda e, f=f: [f() for _ in range(e)], target)
+                 for f in (ours, theirs)}
+        rates = {f: [] for f in calls}
+        for _ in range(rounds):
+            for f, count in calls.items():
+                seconds = _time(lambda e, f=f: [f() for _ in range(e)], count)
+                rates[f].append(2.0 * m * n * k * count / seconds / 1e9)
+        label = f"{kind} {m}x{k}x{n} {dtype}"
+        row = (label, statistics.median(rates[ours]), statistics.median(rates[theirs]))
+        rows.append(row)
+        print(f"  gemm {label}: fastnn {row[1]:.0f} GFLOP/s, numpy {row[2]:.0f} GFLOP/s",
+              file=out, flush=True)
+    return rows
 
 
 def peak_memory(name, backend, epochs=1):
@@ -280,10 +304,10 @@ def format_table(results, gemm=None):
                     f"{r.get('cython', float('nan')) / r.get('torch', float('nan')):.1f}x |")
         lines.append(row)
     if gemm:
-        lines.append("")
-        lines.append(f"GEMM 2048^3 float32: fastnn {gemm['fastnn']:.0f} GFLOP/s = "
-                     f"{gemm['fastnn'] / gemm['numpy']:.0%} of numpy @ ({gemm['numpy']:.0f} "
-                     "GFLOP/s), same run")
+        lines += ["", "| GEMM (same run) | fastnn GFLOP/s | numpy @ GFLOP/s | fastnn / numpy |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {label} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |"
+                  for label, ours, theirs in gemm]
     return "\n".join(lines)
 
 
@@ -295,7 +319,7 @@ def main(workloads=None, rounds=5, target=0.25, use_torch=None, gemm=True, memor
           f"per backend per round, {os.cpu_count()} cores, {fastnn.get_num_threads()} threads",
           file=out, flush=True)
     results = bench_training(names, rounds, target, use_torch, out)
-    g = bench_gemm(rounds, out=out) if gemm else None
+    g = bench_gemm(rounds=rounds, out=out) if gemm else None
     print("\n" + format_table(results, g), file=out)
     if memory and "mnist32" in names:
         mem = {b: peak_memory("mnist32", b) for b in ("numpy", "cython")}
