@@ -56,6 +56,8 @@ class BuildExt(build_ext):
             for ext in self.extensions:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")
+        for ext in self.extensions:     # reported by fastnn.show_config()
+            ext.define_macros.append(("FASTNN_CFLAGS", '"%s"' % " ".join(ext.extra_compile_args)))
         super().build_extensions()
 
 

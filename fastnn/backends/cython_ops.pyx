@@ -64,6 +64,9 @@ cdef extern from *:
     #if defined(__AVX2__) || defined(__AVX512F__)
             ", compiled with -march above x86-64"
     #endif
+    #if defined(FASTNN_CFLAGS)
+            ", flags: " FASTNN_CFLAGS
+    #endif
             ;
     }
     """
