@@ -9,6 +9,7 @@
  * kept in C11 atomics so concurrent first calls are race free.
  */
 #include "fastnn.h"
+#include "gemm_internal.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@
 #include <omp.h>
 #endif
 
-static atomic_int g_isa = ATOMIC_VAR_INIT(-1);
+/* read directly by the GEMM driver (gemm_internal.h) */
+atomic_int fastnn_internal_isa = ATOMIC_VAR_INIT(-1);
 static atomic_int g_threads = ATOMIC_VAR_INIT(0);
 
 int fastnn_cpu_isa(void)
@@ -53,11 +55,11 @@ static int isa_from_env(int best)
 
 int fastnn_get_isa(void)
 {
-    int isa = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    int isa = atomic_load_explicit(&fastnn_internal_isa, memory_order_relaxed);
     if (isa < 0) {
         int expected = -1;
         isa = isa_from_env(fastnn_cpu_isa());
-        if (!atomic_compare_exchange_strong(&g_isa, &expected, isa))
+        if (!atomic_compare_exchange_strong(&fastnn_internal_isa, &expected, isa))
             isa = expected; /* someone set it first (set_isa or another init) */
     }
     return isa;
@@ -69,7 +71,7 @@ int fastnn_set_isa(int isa)
         return FASTNN_EINVAL;
     if (isa > fastnn_cpu_isa())
         return FASTNN_EUNSUPPORTED;
-    atomic_store(&g_isa, isa);
+    atomic_store(&fastnn_internal_isa, isa);
     return FASTNN_OK;
 }
 

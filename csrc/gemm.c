@@ -1,7 +1,9 @@
 /*
  * gemm.c -- fastnn_gemm_f32 / fastnn_gemm_f64: blocked, packed GEMM driver
  * over the per-ISA micro-kernels (gemm_generic.c, gemm_avx2.c,
- * gemm_avx512.c), generated from one templated body (gemm_impl.h).
+ * gemm_avx512.c), generated from one templated body (gemm_impl.h), with a
+ * direct (unpacked, allocation-free, single-threaded) path for small
+ * products.
  */
 #include <stdint.h>
 #include <stdlib.h>

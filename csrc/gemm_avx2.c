@@ -223,6 +223,58 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
+/* ---- direct small-product kernels (template in gemm_impl.h) ------------ */
+
+#define FASTNN_GEMM_SMALL_TEMPLATE 1
+#define ISFX avx2
+#define NV 2
+#define R0 6
+#define SK_HAVE_PACKT 1
+#define MASK_T __m256i
+
+#define T float
+#define SFX f32
+#define VT __m256
+#define VL 8
+#define SK_MASK(cnt) lane_mask8(cnt)
+#define SK_ZERO() _mm256_setzero_ps()
+#define SK_SET1(x) _mm256_set1_ps(x)
+#define SK_LOAD(p) _mm256_loadu_ps(p)
+#define SK_LOADM(p, mk) _mm256_maskload_ps(p, mk)
+#define SK_STORE(p, v) _mm256_storeu_ps(p, v)
+#define SK_STOREM(p, mk, v) _mm256_maskstore_ps(p, mk, v)
+#define SK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define SK_PACKT packt_avx2_f32
+#include "gemm_impl.h"
+#undef T
+#undef SFX
+#undef VT
+#undef VL
+#undef SK_MASK
+#undef SK_ZERO
+#undef SK_SET1
+#undef SK_LOAD
+#undef SK_LOADM
+#undef SK_STORE
+#undef SK_STOREM
+#undef SK_FMA
+#undef SK_PACKT
+
+#define T double
+#define SFX f64
+#define VT __m256d
+#define VL 4
+#define SK_MASK(cnt) lane_mask4(cnt)
+#define SK_ZERO() _mm256_setzero_pd()
+#define SK_SET1(x) _mm256_set1_pd(x)
+#define SK_LOAD(p) _mm256_loadu_pd(p)
+#define SK_LOADM(p, mk) _mm256_maskload_pd(p, mk)
+#define SK_STORE(p, v) _mm256_storeu_pd(p, v)
+#define SK_STOREM(p, mk, v) _mm256_maskstore_pd(p, mk, v)
+#define SK_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define SK_PACKT packt_avx2_f64
+#include "gemm_impl.h"
+
 void fastnn_gemm_cfg_avx2_f32(fastnn_gemm_cfg_f32 *cfg)
 {
     cfg->mr = AVX2_MR_F32;

@@ -268,6 +268,58 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
+/* ---- direct small-product kernels (template in gemm_impl.h) ------------ */
+
+#define FASTNN_GEMM_SMALL_TEMPLATE 1
+#define ISFX avx512
+#define NV 2
+#define R0 8
+#define SK_HAVE_PACKT 1
+#define SK_MASK(cnt) ((MASK_T)((1u << (cnt)) - 1u))
+
+#define T float
+#define SFX f32
+#define VT __m512
+#define VL 16
+#define MASK_T __mmask16
+#define SK_ZERO() _mm512_setzero_ps()
+#define SK_SET1(x) _mm512_set1_ps(x)
+#define SK_LOAD(p) _mm512_loadu_ps(p)
+#define SK_LOADM(p, mk) _mm512_maskz_loadu_ps(mk, p)
+#define SK_STORE(p, v) _mm512_storeu_ps(p, v)
+#define SK_STOREM(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
+#define SK_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define SK_PACKT packt_avx512_f32
+#include "gemm_impl.h"
+#undef T
+#undef SFX
+#undef VT
+#undef VL
+#undef MASK_T
+#undef SK_ZERO
+#undef SK_SET1
+#undef SK_LOAD
+#undef SK_LOADM
+#undef SK_STORE
+#undef SK_STOREM
+#undef SK_FMA
+#undef SK_PACKT
+
+#define T double
+#define SFX f64
+#define VT __m512d
+#define VL 8
+#define MASK_T __mmask8
+#define SK_ZERO() _mm512_setzero_pd()
+#define SK_SET1(x) _mm512_set1_pd(x)
+#define SK_LOAD(p) _mm512_loadu_pd(p)
+#define SK_LOADM(p, mk) _mm512_maskz_loadu_pd(mk, p)
+#define SK_STORE(p, v) _mm512_storeu_pd(p, v)
+#define SK_STOREM(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
+#define SK_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define SK_PACKT packt_avx512_f64
+#include "gemm_impl.h"
+
 void fastnn_gemm_cfg_avx512_f32(fastnn_gemm_cfg_f32 *cfg)
 {
     cfg->mr = MR_F32;

@@ -12,7 +12,203 @@
  * After the last k slice a unit is final, and its epilogue runs right away
  * on the thread that computed it.  The rounding depends only on kc (a
  * function of k and the ISA), never on the thread count or the cut.
+ *
+ * Small products (limits in gemm_internal.h: every product the packed path
+ * would run on one thread, for the AVX2 / AVX-512 kernels) skip all of the
+ * above: no packing, no allocation, no OpenMP, no thread-count lookup; a
+ * per-ISA direct kernel (the FASTNN_GEMM_SMALL_TEMPLATE part of this file,
+ * instantiated in gemm_generic.c / gemm_avx2.c / gemm_avx512.c) computes all
+ * of C, then the epilogue runs once over all of C.  Which path runs is a
+ * function of the shape and the ISA only, so results stay independent of
+ * the thread count.
  */
+#ifdef FASTNN_GEMM_SMALL_TEMPLATE
+/* ==== direct small-product kernel (no packing, no allocation) ============
+ * Included by each per-ISA file (gemm_generic.c, gemm_avx2.c, gemm_avx512.c)
+ * once per dtype, with FASTNN_GEMM_SMALL_TEMPLATE and these defined:
+ *   T, SFX (f32|f64), ISFX (generic|avx2|avx512), TGT (target attribute or
+ *   empty), VT (vector type), VL (lanes), NV (vectors per block of columns),
+ *   R0 (rows of the largest block, >= 4), MASK_T, SK_MASK(cnt) (first cnt
+ *   lanes), SK_ZERO(), SK_SET1(x), SK_LOAD(p), SK_LOADM(p, mk), SK_STORE(p, v),
+ *   SK_STOREM(p, mk, v), SK_FMA(a, b, c) (a*b + c), SK_PACKT (transposing
+ *   pack with the fastnn_packt_* contract; only used when SK_HAVE_PACKT).
+ * Defines int fastnn_gemm_small_<ISFX>_<SFX>(...) (see gemm_internal.h).
+ *
+ * op(A) is read in place (one broadcast per element and k step, from
+ * A[i*lda + p] or, transposed, A[p*lda + i]); op(B) rows are read in place
+ * when B is not transposed, else op(B) is first transposed, a panel of
+ * columns at a time, into a 16 KB buffer on the stack.  C is computed in
+ * blocks of up to R0 rows x NV vectors; every element is one accumulator
+ * summed over p = 0..k-1 in order, then stored (beta == 0, C not read) or
+ * combined as acc + beta*C with SK_FMA, so the bits depend only on the
+ * shape, the dtype and the ISA -- never on the block that computed them.
+ */
+#define SKC3_(a, b, c) a##_##b##_##c
+#define SKC3(a, b, c) SKC3_(a, b, c)
+#define SK(name) SKC3(name, ISFX, SFX)
+
+static inline __attribute__((always_inline)) TGT void
+SK(sk_body)(const int ROWS, const int NVV, const int TA, const int FULL,
+            int64_t k, const T *restrict A, int64_t lda, const T *restrict B,
+            int64_t ldb, T beta, T *restrict C, int64_t ldc, MASK_T mk)
+{
+    VT acc[R0][NV];
+    for (int i = 0; i < ROWS; i++)
+        for (int v = 0; v < NVV; v++)
+            acc[i][v] = SK_ZERO();
+    for (int64_t p = 0; p < k; p++) {
+        VT b[NV];
+        const T *bp = B + p * ldb;
+        for (int v = 0; v < NVV; v++)
+            b[v] = (FULL || v < NVV - 1) ? SK_LOAD(bp + v * VL)
+                                         : SK_LOADM(bp + v * VL, mk);
+        for (int i = 0; i < ROWS; i++) {
+            const VT a = SK_SET1(TA ? A[p * lda + i] : A[i * lda + p]);
+            for (int v = 0; v < NVV; v++)
+                acc[i][v] = SK_FMA(a, b[v], acc[i][v]);
+        }
+    }
+    if (beta == (T)0) {
+        for (int i = 0; i < ROWS; i++)
+            for (int v = 0; v < NVV; v++) {
+                T *c = C + i * ldc + v * VL;
+                if (FULL || v < NVV - 1)
+                    SK_STORE(c, acc[i][v]);
+                else
+                    SK_STOREM(c, mk, acc[i][v]);
+            }
+    } else {
+        const VT vb = SK_SET1(beta);
+        for (int i = 0; i < ROWS; i++)
+            for (int v = 0; v < NVV; v++) {
+                T *c = C + i * ldc + v * VL;
+                if (FULL || v < NVV - 1)
+                    SK_STORE(c, SK_FMA(vb, SK_LOAD(c), acc[i][v]));
+                else
+                    SK_STOREM(c, mk, SK_FMA(vb, SK_LOADM(c, mk), acc[i][v]));
+            }
+    }
+}
+
+#define SK_ROWS_(TA, FULL, NVV)                                                \
+    do {                                                                       \
+        if (R == R0)                                                           \
+            SK(sk_body)(R0, NVV, TA, FULL, k, Ai, lda, Bj, ldb, beta, Cij,     \
+                        ldc, mk);                                              \
+        else if (R == 4)                                                       \
+            SK(sk_body)(4, NVV, TA, FULL, k, Ai, lda, Bj, ldb, beta, Cij, ldc, \
+                        mk);                                                   \
+        else if (R == 2)                                                       \
+            SK(sk_body)(2, NVV, TA, FULL, k, Ai, lda, Bj, ldb, beta, Cij, ldc, \
+                        mk);                                                   \
+        else                                                                   \
+            SK(sk_body)(1, NVV, TA, FULL, k, Ai, lda, Bj, ldb, beta, Cij, ldc, \
+                        mk);                                                   \
+    } while (0)
+#define SK_COLS_(TA, FULL)                                                     \
+    do {                                                                       \
+        if (nvv == NV)                                                         \
+            SK_ROWS_(TA, FULL, NV);                                            \
+        else                                                                   \
+            SK_ROWS_(TA, FULL, (NV == 2 ? 1 : nvv));                           \
+    } while (0)
+
+/* C (m x n) = op(A) @ B (+ beta*C) with B row-major k x n, stride ldb */
+static inline __attribute__((always_inline)) TGT void
+SK(sk_nn)(int ta, int64_t m, int64_t n, int64_t k, const T *A, int64_t lda,
+          const T *B, int64_t ldb, T beta, T *C, int64_t ldc)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += NV * VL) {
+        const int64_t w = (n - j0 < NV * VL) ? n - j0 : NV * VL;
+        const int nvv = (int)((w + VL - 1) / VL);
+        const int cnt = (int)(w - (int64_t)(nvv - 1) * VL);
+        const MASK_T mk = SK_MASK(cnt);
+        const int full = (cnt == VL);
+        const T *Bj = B + j0;
+        for (int64_t i0 = 0; i0 < m;) {
+            const int64_t rows = m - i0;
+            const int R = rows >= R0 ? R0 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
+            const T *Ai = ta ? A + i0 : A + i0 * lda;
+            T *Cij = C + i0 * ldc + j0;
+            if (ta) {
+                if (full)
+                    SK_COLS_(1, 1);
+                else
+                    SK_COLS_(1, 0);
+            } else {
+                if (full)
+                    SK_COLS_(0, 1);
+                else
+                    SK_COLS_(0, 0);
+            }
+            i0 += R;
+        }
+    }
+}
+#undef SK_ROWS_
+#undef SK_COLS_
+
+#define SK_BUFN (16384 / (int64_t)sizeof(T))
+
+/* B stored n x k: op(B) is transposed into a stack buffer, cw columns at a
+ * time (cw * k <= SK_BUFN), then multiplied as above. */
+static TGT __attribute__((noinline)) void
+SK(sk_nt)(int ta, int64_t m, int64_t n, int64_t k, const T *A, int64_t lda,
+          const T *B, int64_t ldb, T beta, T *C, int64_t ldc)
+{
+    _Alignas(64) T buf[SK_BUFN];
+    const int64_t nround = (n + VL - 1) / VL * VL;
+    int64_t cw = nround;
+    if (nround * k > SK_BUFN) { /* several panels (k <= SK_BUFN / VL) */
+        cw = SK_BUFN / k / (NV * VL) * (NV * VL);
+        if (cw < VL)
+            cw = SK_BUFN / k / VL * VL;
+    }
+    for (int64_t jb = 0; jb < n; jb += cw) {
+        const int64_t w = (n - jb < cw) ? n - jb : cw;
+        const int64_t ld = (w + VL - 1) / VL * VL;
+        const T *s = B + jb * ldb;
+#if SK_HAVE_PACKT
+        if (k >= 8 && w * k > 128) {
+            SK_PACKT(s, ldb, w, k, (int)ld, buf);
+        } else
+#endif
+        {
+            for (int64_t r = 0; r < w; r++)
+                for (int64_t p = 0; p < k; p++)
+                    buf[p * ld + r] = s[r * ldb + p];
+        }
+        SK(sk_nn)(ta, m, w, k, A, lda, buf, ld, beta, C + jb, ldc);
+    }
+}
+
+TGT int SK(fastnn_gemm_small)(int trans_a, int trans_b, int64_t m, int64_t n,
+                          int64_t k, const T *A, int64_t lda, const T *B,
+                          int64_t ldb, T beta, T *C, int64_t ldc)
+{
+    if (m <= 0 || n <= 0 || k <= 0)
+        return -1;
+    if (trans_b && n == 1) { /* op(B) is the k x 1 column B[0..k-1] */
+        SK(sk_nn)(trans_a != 0, m, n, k, A, lda, B, 1, beta, C, ldc);
+    } else if (trans_b && k == 1 && ldb == 1) { /* op(B) = the row B[0..n-1] */
+        SK(sk_nn)(trans_a != 0, m, n, k, A, lda, B, n, beta, C, ldc);
+    } else if (trans_b) {
+        if (k * VL > SK_BUFN)
+            return -1; /* the transposed panel would not fit: packed path */
+        SK(sk_nt)(trans_a != 0, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    } else {
+        SK(sk_nn)(trans_a != 0, m, n, k, A, lda, B, ldb, beta, C, ldc);
+    }
+    return 0;
+}
+
+#undef SK_BUFN
+#undef SKC3_
+#undef SKC3
+#undef SK
+
+#else /* ==== packed GEMM driver ============================================ */
+
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including gemm_impl.h"
 #endif
@@ -259,9 +455,45 @@ static void GF(gemm_run)(const GF(gemm_job) *J, int tid, int nt)
     }
 }
 
-static void GF(gemm_cfg)(CFG_T *cfg)
+/* ---- direct path for small products ------------------------------------ */
+
+#define SMALL_T GCAT(fastnn_small, SFX)
+static const SMALL_T GF(small_tab)[3] = {
+    GF(fastnn_gemm_small_generic),
+#ifdef FASTNN_HAVE_X86_KERNELS
+    GF(fastnn_gemm_small_avx2),
+    GF(fastnn_gemm_small_avx512),
+#else
+    GF(fastnn_gemm_small_generic),
+    GF(fastnn_gemm_small_generic),
+#endif
+};
+
+#ifdef FASTNN_GEMM_SMALL_TEST
+/* test builds only: 0 = by shape, 1 = direct whenever possible, 2 = never */
+int GF(fastnn_gemm_small_mode) = 0;
+#endif
+
+/* A function of the shape and the ISA only (limits: gemm_internal.h). */
+static inline int GF(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
+                               int trans_b)
 {
-    int isa = fastnn_get_isa();
+    if (trans_b && k > FASTNN_GEMM_SMALL_KMAX_T)
+        return 0;
+#ifdef FASTNN_GEMM_SMALL_TEST
+    if (GF(fastnn_gemm_small_mode) != 0)
+        return GF(fastnn_gemm_small_mode) == 1;
+#endif
+    const int64_t lim = isa == FASTNN_ISA_GENERIC
+                            ? (int64_t)FASTNN_GEMM_SMALL_MNK_GENERIC
+                            : (int64_t)FASTNN_GEMM_SMALL_MNK;
+    if (m > lim || n > lim || k > lim)
+        return 0; /* also keeps m*n*k below from overflowing */
+    return m * n * k <= lim;
+}
+
+static void GF(gemm_cfg)(int isa, CFG_T *cfg)
+{
 #ifdef FASTNN_HAVE_X86_KERNELS
     if (isa == FASTNN_ISA_AVX512) {
         GF(fastnn_gemm_cfg_avx512)(cfg);
@@ -310,6 +542,16 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         return FASTNN_OK;
     }
 
+    const int isa = fastnn_internal_get_isa();
+    if (GF(small_ok)(isa, m, n, k, trans_b != 0) &&
+        GF(small_tab)[isa](trans_a != 0, trans_b != 0, m, n, k, A, lda, B, ldb,
+                           beta, C, ldc) == 0) {
+        /* one block: all of C */
+        if (epilogue != NULL && epilogue->fn != NULL)
+            epilogue->fn(epilogue->ctx, 0, 0, m, n, C, ldc);
+        return FASTNN_OK;
+    }
+
     GF(gemm_job) J;
     J.trans_a = trans_a != 0;
     J.trans_b = trans_b != 0;
@@ -324,7 +566,7 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     J.C = C;
     J.ldc = ldc;
     J.ep = epilogue;
-    GF(gemm_cfg)(&J.cfg);
+    GF(gemm_cfg)(isa, &J.cfg);
 
     const int64_t mr = J.cfg.mr, nr = J.cfg.nr;
     J.nkb = (k + J.cfg.kc - 1) / J.cfg.kc;
@@ -385,3 +627,6 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
 #undef UKERN_T
 #undef PACKT_T
 #undef PACKN_T
+#undef SMALL_T
+
+#endif /* FASTNN_GEMM_SMALL_TEMPLATE */

@@ -14,6 +14,7 @@
 #ifndef FASTNN_GEMM_INTERNAL_H
 #define FASTNN_GEMM_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "fastnn.h"
@@ -71,9 +72,83 @@ void fastnn_gemm_cfg_avx512_f32(fastnn_gemm_cfg_f32 *cfg);
 void fastnn_gemm_cfg_avx512_f64(fastnn_gemm_cfg_f64 *cfg);
 #endif
 
+/* Direct small-product kernels (template in gemm_impl.h under
+ * FASTNN_GEMM_SMALL_TEMPLATE): C = op(A) @ op(B) (+ beta*C), no packing, no
+ * allocation, one thread, no epilogue (the driver calls it once over all of
+ * C).  Return 0 when done, -1 when the shape is not theirs (the driver then
+ * takes the packed path). */
+typedef int (*fastnn_small_f32)(int trans_a, int trans_b, int64_t m, int64_t n,
+                                int64_t k, const float *A, int64_t lda,
+                                const float *B, int64_t ldb, float beta,
+                                float *C, int64_t ldc);
+typedef int (*fastnn_small_f64)(int trans_a, int trans_b, int64_t m, int64_t n,
+                                int64_t k, const double *A, int64_t lda,
+                                const double *B, int64_t ldb, double beta,
+                                double *C, int64_t ldc);
+int fastnn_gemm_small_generic_f32(int, int, int64_t, int64_t, int64_t,
+                                  const float *, int64_t, const float *,
+                                  int64_t, float, float *, int64_t);
+int fastnn_gemm_small_generic_f64(int, int, int64_t, int64_t, int64_t,
+                                  const double *, int64_t, const double *,
+                                  int64_t, double, double *, int64_t);
+#ifdef FASTNN_HAVE_X86_KERNELS
+int fastnn_gemm_small_avx2_f32(int, int, int64_t, int64_t, int64_t,
+                               const float *, int64_t, const float *, int64_t,
+                               float, float *, int64_t);
+int fastnn_gemm_small_avx2_f64(int, int, int64_t, int64_t, int64_t,
+                               const double *, int64_t, const double *,
+                               int64_t, double, double *, int64_t);
+int fastnn_gemm_small_avx512_f32(int, int, int64_t, int64_t, int64_t,
+                                 const float *, int64_t, const float *,
+                                 int64_t, float, float *, int64_t);
+int fastnn_gemm_small_avx512_f64(int, int, int64_t, int64_t, int64_t,
+                                 const double *, int64_t, const double *,
+                                 int64_t, double, double *, int64_t);
+#endif
+
+/* When the driver takes the direct path (a function of the shape and the
+ * ISA only, so results never depend on the thread count):
+ *   m*n*k <= FASTNN_GEMM_SMALL_MNK (AVX2 / AVX-512; the largest m*n*k the
+ *   packed path runs on one thread anyway: 2*m*n*k < FASTNN_GEMM_MT_FLOPS) or
+ *   FASTNN_GEMM_SMALL_MNK_GENERIC (portable kernels), and, when B is
+ *   transposed, k <= FASTNN_GEMM_SMALL_KMAX_T (the transposed panel of op(B)
+ *   must fit the kernels' 16 KB stack buffer: VL*k elements).
+ * Measured on a Xeon (Sapphire Rapids class, one thread, medians, ratio
+ * direct/packed): AVX-512 and AVX2 0.1-0.2 for XOR-sized products, 0.5-0.8 for
+ * 32..64-sized ones, 0.8-1.0 at m*n*k ~ 1e6 (max seen 1.06-1.2 on B^T with
+ * k = 1 and n = 1000, the packed path's best case); the portable
+ * kernels 0.8-1.0 up to 131072, 1.0-1.1 above. */
+#ifndef FASTNN_GEMM_SMALL_MNK
+#define FASTNN_GEMM_SMALL_MNK 999999
+#endif
+#ifndef FASTNN_GEMM_SMALL_MNK_GENERIC
+#define FASTNN_GEMM_SMALL_MNK_GENERIC 131072
+#endif
+#ifndef FASTNN_GEMM_SMALL_KMAX_T
+#define FASTNN_GEMM_SMALL_KMAX_T 256
+#endif
+
+/* The ISA in use, read without a call (dispatch.c owns it; -1 until chosen). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((visibility("hidden")))
+#endif
+extern atomic_int fastnn_internal_isa;
+
+static inline int fastnn_internal_get_isa(void)
+{
+    int isa = atomic_load_explicit(&fastnn_internal_isa, memory_order_relaxed);
+    return isa >= 0 ? isa : fastnn_get_isa();
+}
+
 /* Below this many flops (2*m*n*k) a GEMM runs on one thread. */
 #ifndef FASTNN_GEMM_MT_FLOPS
 #define FASTNN_GEMM_MT_FLOPS 2000000.0
 #endif
+
+/* the direct path is single-threaded: keep it below the threading threshold */
+_Static_assert((long long)(FASTNN_GEMM_MT_FLOPS) > 2LL * FASTNN_GEMM_SMALL_MNK &&
+                   (long long)(FASTNN_GEMM_MT_FLOPS) >
+                       2LL * FASTNN_GEMM_SMALL_MNK_GENERIC,
+               "direct GEMM path limits must stay below FASTNN_GEMM_MT_FLOPS");
 
 #endif /* FASTNN_GEMM_INTERNAL_H */
