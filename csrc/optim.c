@@ -14,6 +14,7 @@
  */
 #ifndef FASTNN_OPTIM_TEMPLATE
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,22 +29,33 @@
 #define T float
 #define SFX f32
 #define SQRT sqrtf
+#define TINY FLT_MIN
 #include "optim.c"
 #undef T
 #undef SFX
 #undef SQRT
+#undef TINY
 #define T double
 #define SFX f64
 #define SQRT sqrt
+#define TINY DBL_MIN
 #include "optim.c"
 #undef T
 #undef SFX
 #undef SQRT
+#undef TINY
 #undef FASTNN_OPTIM_TEMPLATE
 
 #else /* ---------------- templated body: T, SFX ---------------------------- */
 
 #define F(name) CAT(name, SFX)
+
+/* the reference's _flush_subnormal: state entries below the smallest normal
+   number become 0 (so a decaying moment does not crawl through subnormals) */
+static inline T F(flush)(T x)
+{
+    return (x < TINY && x > -TINY) ? (T)0 : x;
+}
 
 /* SGD over one contiguous span (see fastnn_sgd) */
 static inline void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocity,
@@ -57,14 +69,14 @@ static inline void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocit
     } else if (nesterov) {
         for (int64_t i = 0; i < size; i++) {
             const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-            const T v = velocity[i] * mu + g;
+            const T v = F(flush)(velocity[i] * mu + g);
             velocity[i] = v;
             param[i] = param[i] - lr_t * (g + mu * v);
         }
     } else {
         for (int64_t i = 0; i < size; i++) {
             const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-            const T v = velocity[i] * mu + g;
+            const T v = F(flush)(velocity[i] * mu + g);
             velocity[i] = v;
             param[i] = param[i] - lr_t * v;
         }
@@ -72,7 +84,7 @@ static inline void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocit
 }
 
 /*
- * g = grad + wd*p (if wd != 0);  v = mu*v + g;  step = g + mu*v (nesterov)
+ * g = grad + wd*p (if wd != 0);  v = flush(mu*v + g);  step = g + mu*v (nesterov)
  * or v;  (step = g if mu == 0);  p -= lr*step.
  */
 int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
@@ -100,8 +112,8 @@ static inline void F(adam_span)(int64_t size, T *param, const T *grad, T *m, T *
 {
     for (int64_t i = 0; i < size; i++) {
         const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-        const T mi = m[i] * b1 + omb1 * g;
-        const T vi = v[i] * b2 + omb2 * (g * g);
+        const T mi = F(flush)(m[i] * b1 + omb1 * g);
+        const T vi = F(flush)(v[i] * b2 + omb2 * (g * g));
         m[i] = mi;
         v[i] = vi;
         const T denom = SQRT(vi) / bc + ep;
@@ -110,7 +122,8 @@ static inline void F(adam_span)(int64_t size, T *param, const T *grad, T *m, T *
 }
 
 /*
- * g = grad + wd*p (if wd != 0);  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+ * g = grad + wd*p (if wd != 0);  m = flush(b1*m + (1-b1)*g);
+ * v = flush(b2*v + (1-b2)*g^2);
  * p -= step_size * m / (sqrt(v)/bc2 + eps), step_size = lr/(1-b1^t) and
  * bc2 = (1-b2^t)^0.5 computed in double, then rounded to T.
  */

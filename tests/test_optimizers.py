@@ -329,3 +329,27 @@ def test_step_before_backward_raises(backend):
     net = Network([Dense(2, 1)], backend=backend, seed=0)
     with pytest.raises(RuntimeError, match="no gradient for 0.W"):
         SGD(lr=0.1).step(net)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_optimizer_state_flushes_subnormals(ops, dtype):
+    """A moment whose gradient is 0 decays geometrically; once it would be subnormal
+    it is set to 0 (the documented departure from PyTorch, for speed), identically
+    on both backends, while a normal neighbour is untouched."""
+    tiny = np.finfo(dtype).tiny
+    param = np.array([1.0, 1.0], dtype=dtype)
+    grad = np.zeros(2, dtype=dtype)
+    m = np.array([tiny * 1.05, 1.0], dtype=dtype)     # 0.9 * m[0] is subnormal
+    v = np.array([tiny * 1.0005, 1.0], dtype=dtype)   # 0.999 * v[0] is subnormal
+    ops.adam_update(param, grad, m, v, 1, 0.1)
+    assert m[0] == 0 and v[0] == 0
+    assert m[1] == dtype(0.9) and v[1] == dtype(0.999)
+    velocity = np.array([tiny * 1.05, 1.0], dtype=dtype)
+    ops.sgd_update(param, grad, velocity, 0.1, momentum=0.9)
+    assert velocity[0] == 0 and velocity[1] == dtype(0.9)
+    # a long decay never leaves subnormals behind
+    m = np.full(2, 1e-3, dtype=dtype)
+    v = np.full(2, 1e-3, dtype=dtype)
+    for step in range(1, 1000 if dtype == np.float32 else 7000):
+        ops.adam_update(param, grad, m, v, step, 0.0)
+        assert not ((m != 0) & (np.abs(m) < tiny)).any()

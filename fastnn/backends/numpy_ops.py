@@ -47,6 +47,19 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _flush_subnormal(state):
+    """Zero, in place, the entries of an optimizer state smaller in magnitude than
+    the dtype's smallest normal number.
+
+    The one deliberate departure from PyTorch's formulas: a moment whose
+    gradient has become 0 decays geometrically and would otherwise spend
+    hundreds of steps as a subnormal number, which CPUs compute 10-100x more
+    slowly.  The values dropped are below 1.2e-38 (float32) or 2.2e-308
+    (float64), far below what can move a weight.
+    """
+    state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
+
+
 def _check_activation(kind):
     if kind not in ACTIVATIONS:
         raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
@@ -222,16 +235,18 @@ class NumpyOps:
     # ------------------------------------------------------- optimizers
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0,
                    nesterov=False):
-        """In place (PyTorch's SGD): g = grad + wd*p; v = mu*v + g;
+        """In place (PyTorch's SGD): g = grad + wd*p; v = flush(mu*v + g);
 
         step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
         ``velocity`` (same shape) is updated in place; None when mu == 0.
+        flush() zeroes subnormal entries (see ``_flush_subnormal``).
         """
         dt = param.dtype.type
         g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
         if momentum != 0:
             velocity *= dt(momentum)
             velocity += g
+            _flush_subnormal(velocity)
             g = g + dt(momentum) * velocity if nesterov else velocity
         param -= dt(lr) * g
 
@@ -239,15 +254,18 @@ class NumpyOps:
                     eps=1e-8, weight_decay=0.0):
         """In place (PyTorch's Adam), step counted from 1: g = grad + wd*p;
 
-        m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+        m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
         p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+        flush() zeroes subnormal entries (see ``_flush_subnormal``).
         """
         dt = param.dtype.type
         g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
         m *= dt(beta1)
         m += dt(1 - beta1) * g
+        _flush_subnormal(m)
         v *= dt(beta2)
         v += dt(1 - beta2) * (g * g)
+        _flush_subnormal(v)
         step_size = lr / (1 - beta1 ** step)
         bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
         denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
