@@ -44,10 +44,12 @@ class History:
         self.history = {}
         self.epochs = []
 
-    def _record(self, epoch, values):
-        self.epochs.append(epoch)
+    def _extend(self, values):
+        """Append the next epochs' records: ``values`` maps each key to a list."""
+        count = len(next(iter(values.values())))
+        self.epochs.extend(range(len(self.epochs), len(self.epochs) + count))
         for key, value in values.items():
-            self.history.setdefault(key, []).append(value)
+            self.history.setdefault(key, []).extend(value)
 
     def __getitem__(self, key):
         return self.history[key]
@@ -226,32 +228,41 @@ class Network:
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
         batch = n if batch_size is None else min(batch_size, n)
-        orders = (rng.permutation(n) if shuffle else None for _ in range(epochs))
+
+        def next_orders(count):
+            """Sample orders of the next ``count`` epochs: (count, n), or None when in order."""
+            return np.stack([rng.permutation(n) for _ in range(count)]) if shuffle else None
+
         native = getattr(self.ops, "make_trainer", None) is not None
         per_epoch = bool(verbose) or validation_data is not None
         run = self._epochs_native if native else self._epochs_python
         history = History()
-        for epoch, total in enumerate(run(X, T, loss, optimizer, batch, orders, epochs,
-                                          per_epoch)):
-            record = {"loss": total / n if loss.reduction == "mean" else total}
+        for totals in run(X, T, loss, optimizer, batch, next_orders, epochs, per_epoch):
+            losses = totals / n if loss.reduction == "mean" else totals
+            if not per_epoch:                   # a whole chunk of epochs at once
+                history._extend({"loss": losses.tolist()})
+                continue
+            record = {"loss": float(losses[0])}
             if validation_data is not None:
                 scores = self._score(X_val, T_val, loss)
                 record.update({"val_" + k: v for k, v in scores.items()})
-            history._record(epoch, record)
+            history._extend({k: [v] for k, v in record.items()})
             if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  " +
+                print(f"epoch {len(history.epochs)}/{epochs}  " +
                       "  ".join(f"{k}={v:.6g}" for k, v in record.items()), flush=True)
         return history
 
-    def _epochs_python(self, X, T, loss, optimizer, batch, orders, epochs, per_epoch):
-        """The reference loop, one epoch per order (None: in order).
+    def _epochs_python(self, X, T, loss, optimizer, batch, next_orders, epochs, per_epoch):
+        """The reference loop, one epoch at a time.
 
-        Yields each epoch's summed batch losses (times the batch size for
-        ``reduction="mean"``).
+        Yields, per epoch, a 1-element array of the summed batch losses (each
+        times its batch size for ``reduction="mean"``).
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
-        for order in orders:
+        for _ in range(epochs):
+            orders = next_orders(1)
+            order = None if orders is None else orders[0]
             total = 0.0
             for start in range(0, n, batch):
                 idx = slice(start, start + batch) if order is None else order[start:start + batch]
@@ -260,16 +271,16 @@ class Network:
                 self._backward_no_input_grad(grad)
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value
-            yield total
+            yield np.array([total])
 
-    def _epochs_native(self, X, T, loss, optimizer, batch, orders, epochs, per_epoch,
+    def _epochs_native(self, X, T, loss, optimizer, batch, next_orders, epochs, per_epoch,
                        seconds_per_call=0.25):
         """The same loop run by the backend's native trainer, many batches per call.
 
         Each call does about ``seconds_per_call`` of work (whole epochs when
         they are short), so Python -- signals, progress, validation -- is
-        re-entered between calls, never inside a batch.  Yields as
-        ``_epochs_python`` does.
+        re-entered between calls, never inside a batch.  Yields the epochs'
+        loss sums as ``_epochs_python`` does, a chunk of epochs at a time.
         """
         n = X.shape[0]
         per_epoch_batches = -(-n // batch)
@@ -289,20 +300,19 @@ class Network:
             while done < epochs:
                 chunk = 1 if per_epoch else min(epochs - done,
                                                 max(1, max_batches // per_epoch_batches))
-                chunk_orders = [next(orders) for _ in range(chunk)]
-                order = None if chunk_orders[0] is None else np.stack(chunk_orders)
+                orders = next_orders(chunk)
                 losses = np.zeros(chunk)
                 epoch = start = 0
                 while epoch < chunk:
                     began = time.perf_counter()
-                    before = epoch * per_epoch_batches + -(-start // batch)
-                    epoch, start = trainer.run(order, epoch, start, max_batches, losses)
-                    ran = epoch * per_epoch_batches + -(-start // batch) - before
+                    before = epoch * per_epoch_batches + start // batch
+                    epoch, start = trainer.run(orders, epoch, start, max_batches, losses)
+                    ran = epoch * per_epoch_batches + start // batch - before
                     elapsed = time.perf_counter() - began
                     if ran and elapsed > 0:
                         max_batches = max(1, int(ran * seconds_per_call / elapsed))
                 done += chunk
-                yield from losses.tolist()
+                yield losses
         finally:
             final = trainer.close()
             for stage, step in zip(self._plan, final["dropout_steps"]):
