@@ -195,14 +195,18 @@ int F(fastnn_internal_act_backward)(int act, double alpha, int64_t rows,
         }
         case FASTNN_ACT_RELU: {
             const T *yr = y + o;
-            for (int64_t j = 0; j < cols; j++)
-                d[j] = yr[j] > (T)0 ? g[j] : (T)0;
+            for (int64_t j = 0; j < cols; j++) { /* loads first: a branch-free select */
+                const T gj = g[j], yj = yr[j];
+                d[j] = yj > (T)0 ? gj : (T)0;
+            }
             break;
         }
         case FASTNN_ACT_LEAKY_RELU: {
             const T *zr = z + o;
-            for (int64_t j = 0; j < cols; j++)
-                d[j] = zr[j] > (T)0 ? g[j] : a * g[j];
+            for (int64_t j = 0; j < cols; j++) {
+                const T gj = g[j], zj = zr[j];
+                d[j] = zj > (T)0 ? gj : a * gj;
+            }
             break;
         }
         case FASTNN_ACT_SILU: {
