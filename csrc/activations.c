@@ -107,7 +107,7 @@ static inline void F(softmax_row)(const T *x, T *y, int64_t n)
  * Internal (used by dense.c): forward activation of a rows x cols block,
  * x with row stride ldx, y with row stride ldy; y may alias x (same ld).
  */
-int F(fastnn_internal_act_forward)(int act, double alpha, int64_t rows,
+FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, int64_t rows,
                                    int64_t cols, const T *x, int64_t ldx, T *y,
                                    int64_t ldy)
 {
@@ -156,7 +156,7 @@ int F(fastnn_internal_act_forward)(int act, double alpha, int64_t rows,
  * with row stride ld.  dz may alias dy.  If act is identity and dz == dy,
  * nothing is written.
  */
-int F(fastnn_internal_act_backward)(int act, double alpha, int64_t rows,
+FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, int64_t rows,
                                     int64_t cols, const T *z, const T *y,
                                     const T *dy, T *dz, int64_t ld)
 {

@@ -11,6 +11,17 @@
 
 #include <stdint.h>
 
+/* Elementwise loops compiled for AVX-512 and AVX2 besides the x86-64
+   baseline, the best chosen when the library loads.  They do no reductions
+   and no FMA contraction (-std=c11 means -ffp-contract=off), so every clone
+   gives the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define FASTNN_ELEMENTWISE __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FASTNN_ELEMENTWISE
+#endif
+
 /* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
 int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
                                     int64_t cols, const float *x, int64_t ldx,

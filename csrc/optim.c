@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "fastnn.h"
+#include "internal.h"
 #include "parallel.h"
 
 #define CAT_(a, b) a##_##b
@@ -58,7 +59,7 @@ static inline T F(flush)(T x)
 }
 
 /* SGD over one contiguous span (see fastnn_sgd) */
-static inline void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocity,
+FASTNN_ELEMENTWISE static void F(sgd_span)(int64_t size, T *param, const T *grad, T *velocity,
                                T lr_t, T mu, T wd, int use_wd, int nesterov)
 {
     if (velocity == NULL) {
@@ -106,7 +107,7 @@ int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
 }
 
 /* Adam over one contiguous span (see fastnn_adam) */
-static inline void F(adam_span)(int64_t size, T *param, const T *grad, T *m, T *v,
+FASTNN_ELEMENTWISE static void F(adam_span)(int64_t size, T *param, const T *grad, T *m, T *v,
                                 T b1, T b2, T omb1, T omb2, T ss, T bc, T ep, T wd,
                                 int use_wd)
 {
