@@ -1,0 +1,605 @@
+"""scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor`` over a fastnn Network.
+
+Why it is built this way: the estimators are thin.  ``fit`` checks the data
+with scikit-learn's own validators, builds a ``fastnn.Network`` (Dense layers
+with the chosen activation between them, a linear output layer) and trains it
+with ``Network.fit``, so the training arithmetic -- and its speed on the
+compiled backend -- is fastnn's, while parameters, fitted attributes and
+behaviour follow ``sklearn.neural_network``'s estimators of the same names.
+
+scikit-learn is an optional dependency of fastnn: ``import fastnn`` never
+imports it; importing this module needs it (``pip install "fastnn[sklearn]"``).
+
+What differs from scikit-learn's MLPs (read before comparing numbers)
+--------------------------------------------------------------------
+* Solvers: ``"adam"`` (default) and ``"sgd"`` with a constant learning rate;
+  no ``"lbfgs"``, no ``learning_rate`` schedules.  SGD momentum and Nesterov
+  momentum are PyTorch's formulas, which for a constant learning rate are the
+  same updates as scikit-learn's.  Adam adds ``epsilon`` after the square root
+  of the bias-corrected second moment (PyTorch's placement).
+* ``alpha`` (L2 penalty) is applied as the optimizer's ``weight_decay``:
+  ``weight_decay = alpha / b`` with ``b`` the effective batch size
+  (``min(batch_size, n_samples)``), i.e. every step adds ``alpha / b * p`` to
+  the gradient of each parameter ``p``.  For the weights this is exactly
+  scikit-learn's term (its penalty ``alpha/2 * ||W||^2 / n_batch`` has the
+  gradient ``alpha * W / n_batch``).  Three honest differences: fastnn also
+  decays the biases (scikit-learn does not); the last, smaller batch of an
+  epoch uses the same ``alpha / b`` (scikit-learn divides by that batch's own
+  size); and ``loss_curve_`` / ``best_loss_`` report the data loss only,
+  without the penalty term that scikit-learn adds to its reported loss.
+* Losses: the classifier minimises the mean cross-entropy of a softmax over
+  one logit per class (two logits for a binary problem); the regressor
+  minimises fastnn's ``MSELoss`` -- the mean over all elements of
+  ``(y_pred - y)^2``, without scikit-learn's factor 1/2.  Its loss values are
+  therefore twice scikit-learn's for one output, and its gradients too.
+* Initial weights: fastnn's ``init="auto"`` (He-normal before ReLU, Glorot-
+  uniform otherwise, zero biases), drawn from a seed taken from
+  ``random_state``; scikit-learn draws Glorot-uniform weights and biases.
+* Multi-label classification (a 2-D indicator ``y``) and ``sample_weight``
+  are not supported.
+
+Convergence follows scikit-learn's rule exactly: after each epoch the loss
+(or, with ``early_stopping``, the validation score) is compared with the best
+so far; an epoch that does not improve it by at least ``tol`` increments a
+counter, any other epoch resets it, and training stops when the counter
+exceeds ``n_iter_no_change``.  When ``max_iter`` epochs run without stopping,
+a ``ConvergenceWarning`` is issued.  Because the counter can rise by at most
+one per epoch, the epochs in which no stop is possible are run as one
+``Network.fit`` call (same numbers as one call per epoch, less overhead);
+with ``early_stopping`` or ``verbose`` training goes one epoch per call.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "fastnn.sklearn needs scikit-learn, which is not installed; install it with "
+        '`pip install "fastnn[sklearn]"` (or `pip install scikit-learn`)') from exc
+
+try:
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # scikit-learn < 1.6: the same function was a method
+    def _validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+from . import layers as _layers
+from .backends import available_backends
+from .losses import CrossEntropyLoss, MSELoss
+from .network import Network
+from .optimizers import SGD, Adam
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_ACTIVATIONS = {"relu": _layers.ReLU, "tanh": _layers.Tanh, "logistic": _layers.Sigmoid,
+                "identity": None}
+_SOLVERS = ("sgd", "adam")
+
+
+# ---------------------------------------------------------------- checks
+def _check_number(value, name, *, integral=False, low=None, high=None, low_open=False,
+                  high_open=False):
+    kind = numbers.Integral if integral else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integral else 'a real number'}, "
+                        f"got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, network building and the training loop."""
+
+    _loss = None            # MSELoss or CrossEntropyLoss, set by the subclasses
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, backend=None, dtype="float64"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.dtype = dtype
+
+    # ------------------------------------------------------ parameters
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
+            sizes = [sizes]
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise TypeError("hidden_layer_sizes must be an int or a sequence of ints, got "
+                            f"{self.hidden_layer_sizes!r}") from None
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+                raise ValueError("hidden_layer_sizes must hold integers >= 1, got "
+                                 f"{self.hidden_layer_sizes!r}")
+        return [int(size) for size in sizes]
+
+    def _check_params(self):
+        """Check every parameter (scikit-learn estimators do it in fit, not __init__)."""
+        self._hidden_sizes()
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        if self.solver not in _SOLVERS:
+            extra = (" (fastnn has no 'lbfgs'; use 'adam' or 'sgd')"
+                     if self.solver == "lbfgs" else "")
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}{extra}")
+        _check_number(self.alpha, "alpha", low=0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            if (isinstance(self.batch_size, bool)
+                    or not isinstance(self.batch_size, numbers.Integral)
+                    or self.batch_size < 1):
+                raise ValueError(f"batch_size must be 'auto' or an integer >= 1, "
+                                 f"got {self.batch_size!r}")
+        _check_number(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        _check_number(self.max_iter, "max_iter", integral=True, low=1)
+        _check_bool(self.shuffle, "shuffle")
+        _check_number(self.tol, "tol", low=0.0)
+        _check_bool(self.warm_start, "warm_start")
+        _check_number(self.momentum, "momentum", low=0.0, high=1.0)
+        _check_bool(self.nesterovs_momentum, "nesterovs_momentum")
+        _check_bool(self.early_stopping, "early_stopping")
+        _check_number(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
+                      low_open=True, high_open=True)
+        _check_number(self.beta_1, "beta_1", low=0.0, high=1.0, high_open=True)
+        _check_number(self.beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
+        _check_number(self.epsilon, "epsilon", low=0.0, low_open=True)
+        _check_number(self.n_iter_no_change, "n_iter_no_change", integral=True, low=1)
+        if self.backend is not None and self.backend not in available_backends():
+            raise ValueError(f"backend must be None or one of {available_backends()}, "
+                             f"got {self.backend!r}")
+        if self.dtype not in ("float64", "float32", np.float64, np.float32):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+
+    # --------------------------------------------------------- network
+    def _build_network(self, n_features, n_outputs, seed):
+        sizes = [n_features] + self._hidden_sizes() + [n_outputs]
+        activation = _ACTIVATIONS[self.activation]
+        stack = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            stack.append(_layers.Dense(n_in, n_out))
+            if i < len(sizes) - 2 and activation is not None:
+                stack.append(activation())
+        return Network(stack, backend=self.backend, dtype=self.dtype, seed=seed)
+
+    def _link_weights(self):
+        """coefs_[i] (n_in, n_out) and intercepts_[i] (n_out,) are the Dense layers'
+        own arrays (not copies): training updates them in place."""
+        dense = [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
+        self.coefs_ = [layer.W for layer in dense]
+        self.intercepts_ = [layer.b for layer in dense]
+        self.n_layers_ = len(dense) + 1
+
+    def _make_optimizer(self):
+        if self.solver == "adam":
+            return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                        eps=self.epsilon)
+        return SGD(lr=self.learning_rate_init, momentum=self.momentum,
+                   nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+
+    def _batch(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(f"Got batch_size={self.batch_size} larger than the number of "
+                          f"samples {n_samples}; it is clipped to {n_samples}")
+        return min(int(self.batch_size), n_samples)
+
+    # ------------------------------------------------------- training
+    def _fit(self, X, y, incremental):
+        self._check_params()
+        first = (not hasattr(self, "network_")
+                 or (not self.warm_start and not incremental))
+        X, T = self._validate_input(X, y, incremental, reset=first)
+        n_outputs = self._n_network_outputs(T)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        random_state = check_random_state(self.random_state)
+        if first:
+            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            self.network_ = self._build_network(X.shape[1], n_outputs, seed)
+            self._link_weights()
+            self.n_outputs_ = n_outputs
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+                self.best_loss_ = np.inf
+        else:
+            sizes = [layer.W.shape[1] for layer in self.network_.layers
+                     if isinstance(layer, _layers.Dense)][:-1]
+            if sizes != self._hidden_sizes():
+                raise ValueError(f"hidden_layer_sizes is {self.hidden_layer_sizes!r} but the "
+                                 f"fitted network has hidden layers {tuple(sizes)}; fit with "
+                                 "warm_start=False to start a new network")
+            if n_outputs != self.n_outputs_:
+                raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
+                                 f"{self.n_outputs_}")
+            if not incremental:
+                # a warm-started fit: n_iter_ restarts (as in scikit-learn); so do the
+                # stopping counter and the best validation score (scikit-learn carries
+                # its counter over, which can end a warm-started fit after one epoch);
+                # best_loss_ and loss_curve_ carry over
+                self.n_iter_ = 0
+                self._no_improvement_count = 0
+                if self.early_stopping:
+                    if self.validation_scores_ is None:
+                        self.validation_scores_ = []
+                    self.best_validation_score_ = -np.inf
+                elif self.best_loss_ is None:
+                    self.best_loss_ = np.inf
+        if first or not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+
+        if self.early_stopping:
+            stratify = T if self._loss is CrossEntropyLoss else None
+            X, X_val, T, T_val = train_test_split(X, T, random_state=random_state,
+                                                  test_size=self.validation_fraction,
+                                                  stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small: increase "
+                                 "validation_fraction or the number of samples")
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [b.copy() for b in self.intercepts_]
+        n_samples = X.shape[0]
+        batch = self._batch(n_samples)
+        self._optimizer.weight_decay = self.alpha / batch
+        loss = self._loss()
+        epochs_to_run = 1 if incremental else self.max_iter
+        per_epoch = self.early_stopping or bool(self.verbose)
+        if incremental:
+            self.n_iter_ = 0
+        done = 0
+        stopped = False
+        while done < epochs_to_run and not stopped:
+            # the stopping counter rises by at most one per epoch: no stop is
+            # possible in the next `chunk` epochs, so run them in one call
+            chunk = 1 if per_epoch else max(
+                1, self.n_iter_no_change + 1 - self._no_improvement_count)
+            chunk = min(chunk, epochs_to_run - done)
+            history = self.network_.fit(X, T, loss=loss, optimizer=self._optimizer,
+                                        epochs=chunk, batch_size=batch, shuffle=self.shuffle)
+            for value in history.loss:
+                done += 1
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_ = float(value)
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if self.early_stopping:
+                    self._update_validation(X_val, T_val)
+                else:
+                    if self.loss_ > self.best_loss_ - self.tol:
+                        self._no_improvement_count += 1
+                    else:
+                        self._no_improvement_count = 0
+                    self.best_loss_ = min(self.best_loss_, self.loss_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    stopped = True
+                    if self.verbose:
+                        what = ("Validation score" if self.early_stopping else "Training loss")
+                        print(f"{what} did not improve more than tol={self.tol:f} for "
+                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+        if not stopped and not incremental:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+        if self.early_stopping:
+            for layer, W, b in zip(self._dense(), self._best_coefs, self._best_intercepts):
+                layer.W = W                       # copies in place: coefs_ stay views
+                layer.b = b
+        return self
+
+    def _dense(self):
+        return [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
+
+    def _update_validation(self, X_val, T_val):
+        score = self._validation_score(X_val, T_val)
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            self._best_coefs = [c.copy() for c in self.coefs_]
+            self._best_intercepts = [b.copy() for b in self.intercepts_]
+
+    def _forward(self, X):
+        """Network output for validated X."""
+        return self.network_.predict(X)
+
+    def _check_X(self, X):
+        check_is_fitted(self)
+        return _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+
+    # -------------------------------------------------------- pickling
+    def __setstate__(self, state):
+        super().__setstate__(state)      # scikit-learn's: checks the pickling version
+        optimizer = self.__dict__.get("_optimizer")
+        if optimizer is not None:
+            # Optimizer binds to its network by id(); a copied or unpickled
+            # estimator holds a new network object with the same state, so
+            # re-bind (fastnn's optimizers forget the owner only on reset()).
+            optimizer._owner = None
+        if "network_" in self.__dict__:
+            self._link_weights()
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier trained by fastnn (scikit-learn API).
+
+    A ``fastnn.Network`` of Dense layers with ``activation`` between them and
+    one output logit per class, trained on the softmax cross-entropy with
+    ``Network.fit``.  Parameters and fitted attributes follow
+    ``sklearn.neural_network.MLPClassifier``; see the module docstring for
+    exactly how fastnn differs (``alpha``, solvers, loss, initialisation).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default (100,)
+        Width of each hidden layer; ``()`` gives a linear (softmax) model.
+    activation : {"relu", "tanh", "logistic", "identity"}, default "relu"
+    solver : {"adam", "sgd"}, default "adam"
+    alpha : float, default 1e-4
+        L2 penalty, applied as the optimizer's ``weight_decay = alpha / b``
+        (b: effective batch size), to weights and biases.
+    batch_size : int or "auto", default "auto"
+        ``"auto"`` is ``min(200, n_samples)``; larger values are clipped (with a
+        warning).
+    learning_rate_init : float, default 1e-3
+    max_iter : int, default 200
+        Maximum number of epochs (full passes over the training data).
+    shuffle : bool, default True
+    random_state : int, RandomState or None
+        Seeds the initial weights, the batch order and the validation split.
+    tol : float, default 1e-4
+    verbose : bool, default False
+        Print the loss (and the validation score) after each epoch.
+    warm_start : bool, default False
+        Continue from the fitted network on the next ``fit`` (same classes), with a
+        new optimizer (as scikit-learn does) and a reset stopping counter.
+    momentum : float, default 0.9
+        SGD only.
+    nesterovs_momentum : bool, default True
+        SGD only (when momentum > 0).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified),
+        stop when its accuracy has not improved by ``tol`` for more than
+        ``n_iter_no_change`` epochs, and keep the best weights.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam only.
+    n_iter_no_change : int, default 10
+    backend : {"cython", "numpy"} or None, default None
+        fastnn backend; None uses fastnn's default (the compiled one if built).
+    dtype : {"float64", "float32"}, default "float64"
+        The network's dtype.
+
+    Attributes
+    ----------
+    classes_ : ndarray (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, only when X had string column names
+    network_ : fastnn.Network
+        The trained network (its output is the logits).
+    coefs_ : list of ndarray
+        ``coefs_[i]`` has shape (n_units_i, n_units_i+1): the i-th Dense ``W``
+        itself (not a copy).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` has shape (n_units_i+1,): the i-th Dense ``b``.
+    loss_ : float
+        Mean cross-entropy of the last epoch (no penalty term).
+    loss_curve_ : list of float
+        One entry per epoch, over all calls of ``fit`` (warm start) and
+        ``partial_fit``.
+    best_loss_ : float or None
+        Smallest value of ``loss_curve_``; None with ``early_stopping``.
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch with ``early_stopping``, else None.
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+    t_ : int
+        Training samples seen.
+    n_layers_ : int
+    n_outputs_ : int
+        Number of logits (= number of classes).
+    out_activation_ : str
+        ``"softmax"``.
+    """
+
+    _loss = CrossEntropyLoss
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = _validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
+        check_classification_targets(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self.classes_ = unique_labels(y)
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where y has the same classes "
+                                     f"as in the previous fit: it had {self.classes_}, y has "
+                                     f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_)):
+                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
+                                 f"{np.setdiff1d(classes, self.classes_)}")
+        if len(self.classes_) < 2:
+            raise ValueError("MLPClassifier needs samples of at least 2 classes; y has 1 class "
+                             f"({self.classes_[0]!r})")
+        return X, np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _n_network_outputs(self, T):
+        self.out_activation_ = "softmax"
+        return len(self.classes_)
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and class labels y (n_samples,).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : array-like (n_samples,)
+        classes : array-like (n_classes,), required on the first call
+            Every class of all the calls; y may hold only some of them.
+
+        Returns
+        -------
+        self
+        """
+        if not hasattr(self, "classes_") or not hasattr(self, "network_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self.classes_ = unique_labels(classes)
+            if len(self.classes_) < 2:
+                raise ValueError("MLPClassifier needs at least 2 classes; classes has 1 class")
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
+                             f"partial_fit ({self.classes_!r})")
+        return self._fit(X, y, incremental=True)
+
+    def _validation_score(self, X_val, T_val):
+        return accuracy_score(T_val, self._forward(X_val).argmax(axis=1))
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``
+        (the softmax of the network's logits)."""
+        logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def predict_log_proba(self, X):
+        """Log of ``predict_proba``, shape (n_samples, n_classes)."""
+        logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return logits
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,)."""
+        index = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[index]
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor trained by fastnn (scikit-learn API).
+
+    A ``fastnn.Network`` of Dense layers with ``activation`` between them and a
+    linear output layer, trained on fastnn's ``MSELoss`` (mean of squared
+    errors, no factor 1/2) with ``Network.fit``.  y may be 1-D (n_samples,) or
+    2-D (n_samples, n_outputs); ``predict`` returns the same number of
+    dimensions.  Parameters and attributes are those of ``MLPClassifier``
+    (without ``classes_``); with ``early_stopping`` the validation score is
+    R^2.  ``loss_`` / ``loss_curve_`` are mean squared errors; ``out_activation_``
+    is ``"identity"``.
+    """
+
+    _loss = MSELoss
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = _validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32),
+                              multi_output=True, y_numeric=True)
+        if reset:
+            self._y_ndim = y.ndim
+        return X, y.reshape(-1, 1) if y.ndim == 1 else y
+
+    def _n_network_outputs(self, T):
+        self.out_activation_ = "identity"
+        return T.shape[1]
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and targets y (n_samples,) or
+        (n_samples, n_outputs).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current state; returns self."""
+        return self._fit(X, y, incremental=True)
+
+    def _validation_score(self, X_val, T_val):
+        return r2_score(T_val, self._forward(X_val))
+
+    def predict(self, X):
+        """Predictions, shape (n_samples,) for a 1-D y in fit, else (n_samples, n_outputs)."""
+        out = self._forward(self._check_X(X))
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True     # y may be 2-D (n_samples, n_outputs)
+        return tags
+
+    def _more_tags(self):                        # the same tag for scikit-learn < 1.6
+        return {"multioutput": True}
