@@ -7,6 +7,8 @@ temporaries on the compiled backend.  State lives here, not in the layers, so
 a network can be trained with another optimizer at any time.
 """
 
+import weakref
+
 from ._validation import check_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
@@ -21,11 +23,19 @@ class Optimizer:
         self._owner = None
 
     def _bind(self, network):
-        if self._owner is None:
-            self._owner = id(network)
-        elif self._owner != id(network):
+        """Tie the state to ``network`` (a weak reference); another live network is refused."""
+        owner = self._owner() if self._owner is not None else None
+        if owner is None:
+            self._owner = weakref.ref(network)
+        elif owner is not network:
             raise ValueError(f"this {type(self).__name__} already holds the state of another "
                              "network; give each network its own optimizer")
+
+    def __getstate__(self):
+        # a copy or an unpickled optimizer binds to the first network it steps
+        state = self.__dict__.copy()
+        state["_owner"] = None
+        return state
 
     def step(self, network):
         """Apply one update to all parameters of ``network`` (after its backward)."""

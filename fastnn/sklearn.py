@@ -370,12 +370,6 @@ class _BaseMLP(BaseEstimator):
     # -------------------------------------------------------- pickling
     def __setstate__(self, state):
         super().__setstate__(state)      # scikit-learn's: checks the pickling version
-        optimizer = self.__dict__.get("_optimizer")
-        if optimizer is not None:
-            # Optimizer binds to its network by id(); a copied or unpickled
-            # estimator holds a new network object with the same state, so
-            # re-bind (fastnn's optimizers forget the owner only on reset()).
-            optimizer._owner = None
         if "network_" in self.__dict__:
             self._link_weights()
 

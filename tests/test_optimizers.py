@@ -353,3 +353,21 @@ def test_optimizer_state_flushes_subnormals(ops, dtype):
     for step in range(1, 1000 if dtype == np.float32 else 7000):
         ops.adam_update(param, grad, m, v, step, 0.0)
         assert not ((m != 0) & (np.abs(m) < tiny)).any()
+
+
+def test_optimizer_survives_copy_and_pickle_with_its_network(backend):
+    """A (network, optimizer) pair copied or pickled together keeps training; the
+    optimizer still refuses a second live network."""
+    import copy
+    import pickle
+
+    import fastnn
+    X, y = fastnn.datasets.xor()
+    net = fastnn.Network([fastnn.Dense(2, 3), fastnn.Tanh(), fastnn.Dense(3, 1)], seed=0,
+                         backend=backend)
+    opt = fastnn.Adam(lr=0.01)
+    net.fit(X, y, loss="mse", optimizer=opt, epochs=2)
+    for net2, opt2 in (copy.deepcopy((net, opt)), pickle.loads(pickle.dumps((net, opt)))):
+        net2.fit(X, y, loss="mse", optimizer=opt2, epochs=1)
+        with pytest.raises(ValueError, match="another network"):
+            net.fit(X, y, loss="mse", optimizer=opt2, epochs=1)
