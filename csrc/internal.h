@@ -42,4 +42,20 @@ int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
 float fastnn_internal_sum_f32(const float *x, int64_t n);
 double fastnn_internal_sum_f64(const double *x, int64_t n);
 
+/* losses.c: cross-entropy writing its per-row scratch to caller-owned work
+   (labels: n doubles; probs: 2 n doubles), so the training loop, which owns
+   that buffer, allocates nothing per batch */
+int fastnn_internal_xent_labels_f32(int64_t n, int64_t c, const float *logits,
+                                    const int64_t *labels, int reduction,
+                                    double *loss, float *grad, double *work);
+int fastnn_internal_xent_labels_f64(int64_t n, int64_t c, const double *logits,
+                                    const int64_t *labels, int reduction,
+                                    double *loss, double *grad, double *work);
+int fastnn_internal_xent_probs_f32(int64_t n, int64_t c, const float *logits,
+                                   const float *probs, int reduction, double *loss,
+                                   float *grad, double *work);
+int fastnn_internal_xent_probs_f64(int64_t n, int64_t c, const double *logits,
+                                   const double *probs, int reduction, double *loss,
+                                   double *grad, double *work);
+
 #endif /* FASTNN_INTERNAL_H */

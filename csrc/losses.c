@@ -23,7 +23,11 @@
 #include <tgmath.h>
 
 #include "fastnn.h"
+#include "internal.h"
 #include "pairwise.h"
+
+/* batches up to this many rows need no heap buffer in the cross-entropy */
+#define LOSS_STACK_ROWS 256
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -187,9 +191,10 @@ static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
     return (T)0 + F(pw_sumexp)(&v, 0, c);
 }
 
-int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
-                          const int64_t *labels, int reduction, double *loss,
-                          T *grad)
+/* cross-entropy with labels; work holds n doubles (see fastnn_xent_labels) */
+int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, const T *logits,
+                                   const int64_t *labels, int reduction,
+                                   double *loss, T *grad, double *work)
 {
     double scale;
     if (n < 0 || c < 0 || loss == NULL || reduction_scale(reduction, n, &scale))
@@ -204,9 +209,7 @@ int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
         if (labels[i] < 0 || labels[i] >= c)
             return FASTNN_EINVAL;
     /* per-row terms log(sum_e) - (z_label - max), summed pairwise after */
-    double *terms = (double *)malloc((size_t)n * sizeof(double));
-    if (terms == NULL)
-        return FASTNN_ENOMEM;
+    double *terms = work;
     const T s = (T)scale;
     for (int64_t i = 0; i < n; i++) {
         const T *x = logits + i * c;
@@ -225,8 +228,22 @@ int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
     }
     dvec_ctx v = {terms};
     *loss = (0.0 + pw_dvec(&v, 0, n)) * scale;
-    free(terms);
     return FASTNN_OK;
+}
+
+int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
+                          const int64_t *labels, int reduction, double *loss,
+                          T *grad)
+{
+    double stack[LOSS_STACK_ROWS];
+    double *work = n <= LOSS_STACK_ROWS ? stack : (double *)malloc((size_t)n * sizeof(double));
+    if (work == NULL)
+        return FASTNN_ENOMEM;
+    const int status = F(fastnn_internal_xent_labels)(n, c, logits, labels, reduction, loss,
+                                                      grad, work);
+    if (work != stack)
+        free(work);
+    return status;
 }
 
 /* loss term of element i (flat index) : t * (float64(z - m_row) - log_sum_row) */
@@ -244,8 +261,9 @@ static inline double F(xprob_term)(const F(xprob_ctx) *c, int64_t i)
 }
 PAIRWISE_SUM(F(pw_xprob), double, F(xprob_ctx), F(xprob_term))
 
-int F(fastnn_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
-                         int reduction, double *loss, T *grad)
+/* cross-entropy with probabilities; work holds 2 n doubles (see fastnn_xent_probs) */
+int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
+                                  int reduction, double *loss, T *grad, double *work)
 {
     double scale;
     if (n < 0 || c < 0 || loss == NULL || reduction_scale(reduction, n, &scale))
@@ -257,13 +275,8 @@ int F(fastnn_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
     if (c == 0 || logits == NULL || probs == NULL)
         return FASTNN_EINVAL;
     /* per row: max (T) and log(sum_e) (float64) */
-    double *log_sum = (double *)malloc((size_t)n * sizeof(double));
-    T *mrow = (T *)malloc((size_t)n * sizeof(T));
-    if (log_sum == NULL || mrow == NULL) {
-        free(log_sum);
-        free(mrow);
-        return FASTNN_ENOMEM;
-    }
+    double *log_sum = work;
+    T *mrow = (T *)(work + n);
     const T s = (T)scale;
     for (int64_t i = 0; i < n; i++) {
         const T *x = logits + i * c;
@@ -281,9 +294,22 @@ int F(fastnn_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
     }
     F(xprob_ctx) v = {logits, probs, mrow, log_sum, c};
     *loss = -(0.0 + F(pw_xprob)(&v, 0, n * c)) * scale;
-    free(log_sum);
-    free(mrow);
     return FASTNN_OK;
+}
+
+int F(fastnn_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
+                         int reduction, double *loss, T *grad)
+{
+    double stack[2 * LOSS_STACK_ROWS];
+    double *work = n <= LOSS_STACK_ROWS ? stack
+                                        : (double *)malloc(2 * (size_t)n * sizeof(double));
+    if (work == NULL)
+        return FASTNN_ENOMEM;
+    const int status = F(fastnn_internal_xent_probs)(n, c, logits, probs, reduction, loss,
+                                                     grad, work);
+    if (work != stack)
+        free(work);
+    return status;
 }
 
 #undef F

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fastnn.h"
+#include "internal.h"
 
 struct fastnn_trainer {
     fastnn_stage *stages;
@@ -30,6 +31,7 @@ struct fastnn_trainer {
     void **mask;     /* per stage: dropout mask, or NULL */
     void **ys;       /* per stage: output of the current batch (may alias) */
     void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
+    double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
 };
 
 static void *wmalloc(size_t bytes)
@@ -61,6 +63,7 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->tb);
     free(t->grad[0]);
     free(t->grad[1]);
+    free(t->loss_work);
     free(t);
 }
 
@@ -115,7 +118,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->tb = wmalloc(t_bytes);
     t->grad[0] = wmalloc(g_bytes);
     t->grad[1] = wmalloc(g_bytes);
-    if (!t->xb || !t->tb || !t->grad[0] || !t->grad[1])
+    t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
+    if (!t->xb || !t->tb || !t->grad[0] || !t->grad[1] || !t->loss_work)
         goto nomem;
     *out = t;
     return FASTNN_OK;

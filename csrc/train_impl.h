@@ -71,12 +71,12 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         status = TF(fastnn_bce)(rows * width, in, (const T *)targets, spec->reduction, loss, cur);
         break;
     case FASTNN_LOSS_XENT_LABELS:
-        status = TF(fastnn_xent_labels)(rows, width, in, (const int64_t *)targets,
-                                        spec->reduction, loss, cur);
+        status = TF(fastnn_internal_xent_labels)(rows, width, in, (const int64_t *)targets,
+                                                 spec->reduction, loss, cur, t->loss_work);
         break;
     default:
-        status = TF(fastnn_xent_probs)(rows, width, in, (const T *)targets,
-                                       spec->reduction, loss, cur);
+        status = TF(fastnn_internal_xent_probs)(rows, width, in, (const T *)targets,
+                                                spec->reduction, loss, cur, t->loss_work);
     }
     if (status != FASTNN_OK)
         return status;
