@@ -8,14 +8,18 @@ problem and the shapes involved.  Conversion always copies when it must change
 anything, so a caller's array is never modified.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """The network dtype as a NumPy dtype: float32 or float64."""
     try:
         dt = np.dtype(dtype)
@@ -26,7 +30,8 @@ def check_dtype(dtype):
     return dt
 
 
-def as_numeric(a, name):
+def as_numeric(a: ArrayLike, name: str) -> NDArray[Any]:
+    """``a`` as an ndarray of real numbers (bool, int or float), else a TypeError."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(
@@ -35,7 +40,8 @@ def as_numeric(a, name):
     return arr
 
 
-def as_float_array(a, dtype, name, *, ndim=None):
+def as_float_array(a: ArrayLike, dtype: DTypeLike, name: str, *,
+                   ndim: int | None = None) -> NDArray[Any]:
     """``a`` as a C-contiguous array of ``dtype``, checked for finite values."""
     arr = as_numeric(a, name)
     if ndim is not None and arr.ndim != ndim:
@@ -48,7 +54,8 @@ def as_float_array(a, dtype, name, *, ndim=None):
     return out
 
 
-def as_samples(X, dtype, n_features, name="X"):
+def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,
+               name: str = "X") -> NDArray[Any]:
     """X as a (n_samples, n_features) C-contiguous float array, n_samples >= 1."""
     arr = as_numeric(X, name)
     if arr.ndim != 2:
@@ -61,7 +68,18 @@ def as_samples(X, dtype, n_features, name="X"):
     return as_float_array(arr, dtype, name)
 
 
-def check_int(value, name, *, minimum=None, allow_none=False):
+@overload
+def check_int(value: Any, name: str, *, minimum: int | None = None,
+              allow_none: Literal[False] = False) -> int: ...
+
+
+@overload
+def check_int(value: Any, name: str, *, minimum: int | None = None,
+              allow_none: bool) -> int | None: ...
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None,
+              allow_none: bool = False) -> int | None:
     """An int (not bool) >= minimum."""
     if value is None and allow_none:
         return None
@@ -72,7 +90,8 @@ def check_int(value, name, *, minimum=None, allow_none=False):
     return int(value)
 
 
-def check_float(value, name, *, minimum=None, maximum=None, below=None):
+def check_float(value: Any, name: str, *, minimum: float | None = None,
+                maximum: float | None = None, below: float | None = None) -> float:
     """A finite real number in [minimum, maximum] (and < below, if given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")

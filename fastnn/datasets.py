@@ -11,10 +11,14 @@ and MNIST from IDX files the user already has, checked byte for byte so a
 damaged file gives a clear error instead of wrong data.
 """
 
+from __future__ import annotations
+
 import gzip
 import os
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from ._validation import check_float, check_int
 
@@ -24,26 +28,63 @@ __all__ = ["xor", "and_gate", "or_gate", "gender", "gender_new_people", "student
 _GATE_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 
 
-def xor():
-    """The XOR truth table (seeds 001, 004): X (4, 2), y (4, 1)."""
+def xor() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The XOR truth table (seeds 001, 004).
+
+    Returns
+    -------
+    X : ndarray, float64, shape (4, 2)
+        The four input pairs (0, 0), (0, 1), (1, 0), (1, 1).
+    y : ndarray, float64, shape (4, 1)
+        Their XOR.
+
+    Examples
+    --------
+    >>> from fastnn import datasets
+    >>> X, y = datasets.xor()
+    >>> X.shape, y.shape
+    ((4, 2), (4, 1))
+    >>> X.astype(int).tolist(), y.ravel().tolist()
+    ([[0, 0], [0, 1], [1, 0], [1, 1]], [0.0, 1.0, 1.0, 0.0])
+    """
     return np.array(_GATE_X, dtype=np.float64), np.array([[0], [1], [1], [0]], dtype=np.float64)
 
 
-def and_gate():
-    """The AND truth table (seed 001): X (4, 2), y (4,)."""
+def and_gate() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The AND truth table (seed 001).
+
+    Returns
+    -------
+    X : ndarray, float64, shape (4, 2)
+    y : ndarray, float64, shape (4,)
+    """
     return np.array(_GATE_X, dtype=np.float64), np.array([0, 0, 0, 1], dtype=np.float64)
 
 
-def or_gate():
-    """The OR truth table: X (4, 2), y (4,)."""
+def or_gate() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The OR truth table.
+
+    Returns
+    -------
+    X : ndarray, float64, shape (4, 2)
+    y : ndarray, float64, shape (4,)
+    """
     return np.array(_GATE_X, dtype=np.float64), np.array([0, 1, 1, 1], dtype=np.float64)
 
 
-def gender(shifted=True):
+def gender(shifted: bool = True) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Seed 002's table of weight (lb), height (in) -> gender (1 = F, 0 = M).
 
-    With ``shifted`` (the tutorial's choice) weight is minus 135 and height
-    minus 66.  Returns X (4, 2) for Alice, Bob, Charlie, Diana, and y (4,).
+    Parameters
+    ----------
+    shifted : bool, default True
+        The tutorial's choice: weight minus 135 and height minus 66.
+
+    Returns
+    -------
+    X : ndarray, float64, shape (4, 2)
+        Alice, Bob, Charlie, Diana.
+    y : ndarray, float64, shape (4,)
     """
     X = np.array([[133, 65], [160, 72], [152, 70], [120, 60]], dtype=np.float64)
     if shifted:
@@ -51,10 +92,21 @@ def gender(shifted=True):
     return X, np.array([1, 0, 0, 1], dtype=np.float64)
 
 
-def gender_new_people(shifted=True):
+def gender_new_people(shifted: bool = True) -> tuple[NDArray[np.float64], tuple[str, str],
+                                                      NDArray[np.float64]]:
     """Seed 002's two new people, Emily (128 lb, 63 in; F) and Frank (155 lb, 68 in; M).
 
-    Returns (X (2, 2), names, expected) with expected genders [1, 0].
+    Parameters
+    ----------
+    shifted : bool, default True
+        Shifted as in ``gender``.
+
+    Returns
+    -------
+    X : ndarray, float64, shape (2, 2)
+    names : (str, str)
+    expected : ndarray, float64, shape (2,)
+        Their genders, [1, 0].
     """
     X = np.array([[128, 63], [155, 68]], dtype=np.float64)
     if shifted:
@@ -62,16 +114,36 @@ def gender_new_people(shifted=True):
     return X, ("Emily", "Frank"), np.array([1, 0], dtype=np.float64)
 
 
-def student_pass():
-    """Seed 000's (hours studied, hours slept) -> pass (1) / fail (0): X (3, 2), y (3, 1)."""
+def student_pass() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Seed 000's (hours studied, hours slept) -> pass (1) / fail (0).
+
+    Returns
+    -------
+    X : ndarray, float64, shape (3, 2)
+    y : ndarray, float64, shape (3, 1)
+    """
     X = np.array([[5.0, 7.0], [1.0, 2.0], [10.0, 6.0]])
     return X, np.array([[1.0], [0.0], [1.0]])
 
 
-def spirals(n_per_class=100, n_classes=3, noise=0.2, seed=0):
+def spirals(n_per_class: int = 100, n_classes: int = 3, noise: float = 0.2,
+            seed: int | None = 0) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Interleaved 2-D spirals, one arm per class: a set no linear model separates.
 
-    Returns X (n_per_class * n_classes, 2) and integer labels y of that length.
+    Parameters
+    ----------
+    n_per_class : int, default 100
+    n_classes : int, default 3
+    noise : float, default 0.2
+        Standard deviation of the noise added to each point's angle.
+    seed : int or None, default 0
+        Seeds the noise: a seed names one exact data set.
+
+    Returns
+    -------
+    X : ndarray, float64, shape (n_per_class * n_classes, 2)
+    y : ndarray, int64, shape (n_per_class * n_classes,)
+        Class labels 0 .. n_classes - 1.
     """
     n_per_class = check_int(n_per_class, "n_per_class", minimum=1)
     n_classes = check_int(n_classes, "n_classes", minimum=2)
@@ -87,7 +159,7 @@ def spirals(n_per_class=100, n_classes=3, noise=0.2, seed=0):
 
 
 # ------------------------------------------------------------ real data
-def load_digits(scale=True):
+def load_digits(scale: bool = True) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """The 1797 real 8x8 handwritten digits that ship with scikit-learn.
 
     Read through ``sklearn.datasets.load_digits``, which reads the data file
@@ -129,7 +201,7 @@ _IDX_TYPES = {0x08: (">u1", "unsigned byte"), 0x09: (">i1", "signed byte"),
 _MNIST_KINDS = {"train": "train", "t10k": "t10k", "test": "t10k"}
 
 
-def _find_idx(directory, stem):
+def _find_idx(directory: str, stem: str) -> str:
     """Path of ``stem`` (raw), ``stem.gz``, or the ``x-images.idx3-ubyte`` spelling."""
     dotted = stem.replace("-idx", ".idx", 1)
     names = [stem, stem + ".gz", dotted, dotted + ".gz"]
@@ -142,7 +214,7 @@ def _find_idx(directory, stem):
         "(the MNIST IDX files, raw or gzip-compressed, from the MNIST distribution)")
 
 
-def _read_idx(path, ndim, what):
+def _read_idx(path: str, ndim: int, what: str) -> NDArray[np.uint8]:
     """Read an IDX file of unsigned bytes with ``ndim`` dimensions -> ndarray (uint8)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -180,7 +252,8 @@ def _read_idx(path, ndim, what):
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def load_mnist(path, kind="train", *, scale=True, dtype=np.float64):
+def load_mnist(path: str | os.PathLike[str], kind: str = "train", *, scale: bool = True,
+               dtype: DTypeLike = np.float64) -> tuple[NDArray[Any], NDArray[np.int64]]:
     """MNIST (or a set in the same format, e.g. Fashion-MNIST) from its IDX files.
 
     fastnn does not download anything: give the directory holding the files

@@ -12,10 +12,18 @@ backend, the dtype and the seeded generator their initial weights come from,
 so the same seed gives the same weights on every backend.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._validation import check_float, check_int
 from .backends.numpy_ops import NEEDS_PREACTIVATION
+
+if TYPE_CHECKING:
+    from .backends.numpy_ops import NumpyOps
 
 __all__ = ["Layer", "Dense", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
            "SiLU", "Softmax", "Dropout", "INITIALIZERS"]
@@ -27,39 +35,75 @@ _RELU_LIKE = ("relu", "leaky_relu", "silu")
 
 
 class Layer:
-    """Base class: ``forward(X, training=False)`` and ``backward(dY)``."""
+    """Base class: ``forward(X, training=False)`` and ``backward(dY)``.
+
+    Attributes
+    ----------
+    ops : NumpyOps or None
+        The backend kernels, set by ``build`` (None before).
+    dtype : numpy.dtype or None
+        The network's dtype, set by ``build``.
+    """
 
     #: trainable parameter names, in order (e.g. ``("W", "b")``)
-    param_names = ()
+    param_names: tuple[str, ...] = ()
 
-    def __init__(self):
-        self.ops = None
-        self.dtype = None
+    def __init__(self) -> None:
+        self.ops: Any = None
+        self.dtype: np.dtype[Any] | None = None
 
-    def build(self, n_in, ops, dtype, rng, next_layer=None):
-        """Attach backend and dtype, draw initial parameters; returns n_out."""
+    def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
+              next_layer: Layer | None = None) -> int:
+        """Attach backend and dtype, draw initial parameters.
+
+        Parameters
+        ----------
+        n_in : int
+            Width of the layer's input (n, n_in).
+        ops : NumpyOps
+            The backend's kernels.
+        dtype : numpy.dtype
+            float32 or float64.
+        rng : numpy.random.Generator
+            Source of the initial parameters.
+        next_layer : Layer or None
+            The layer after this one (``Dense(init="auto")`` looks at it).
+
+        Returns
+        -------
+        int
+            Width of the layer's output (n, n_out).
+        """
         self.ops = ops
         self.dtype = dtype
         return n_in
 
-    def params(self):
-        """Dict of parameter name -> array (only those present)."""
+    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
+        """X: (n, n_in) -> Y: (n, n_out)."""
+        raise NotImplementedError
+
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
+        """dY: (n, n_out) -> dX: (n, n_in)."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, NDArray[Any]]:
+        """Parameter name -> array (only those present), e.g. ``{"W": W, "b": b}``."""
         return {}
 
-    def grads(self):
-        """Dict of parameter name -> gradient of the last backward."""
+    def grads(self) -> dict[str, NDArray[Any] | None]:
+        """Parameter name -> gradient of the last backward (same shape), None before one."""
         return {}
 
-    def config(self):
-        """Constructor arguments, for save/load."""
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, for save/load (``type(layer)(**layer.config())``)."""
         return {}
 
-    def _require_built(self):
+    def _require_built(self) -> None:
         if self.ops is None:
             raise RuntimeError(f"{self!r} is not built: put it in a Network (or call "
                                f".build(n_in, fastnn.get_backend(), 'float64', rng))")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
 
@@ -87,12 +131,25 @@ class Dense(Layer):
     b : ndarray, shape (n_out,), or None without bias
         Writable; assigning an array of the same shape copies it in place.
     dW, db : ndarray
-        Gradients of the last ``backward``.
+        Gradients of the last ``backward``, shapes (n_in, n_out) and (n_out,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import Dense, Network
+    >>> layer = Dense(3, 2, bias=True)
+    >>> net = Network([layer], seed=0)
+    >>> layer.W.shape, layer.b.shape
+    ((3, 2), (2,))
+    >>> layer.W = np.ones((3, 2))          # copied into the same array
+    >>> layer.b = [0.5, -0.5]
+    >>> net.predict([[1.0, 2.0, 3.0]])
+    array([[6.5, 5.5]])
     """
 
     param_names = ("W", "b")
 
-    def __init__(self, n_in, n_out, *, bias=True, init="auto"):
+    def __init__(self, n_in: int, n_out: int, *, bias: bool = True, init: str = "auto") -> None:
         super().__init__()
         self.n_in = check_int(n_in, "Dense n_in", minimum=1)
         self.n_out = check_int(n_out, "Dense n_out", minimum=1)
@@ -100,37 +157,40 @@ class Dense(Layer):
         if init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; expected one of {INITIALIZERS}")
         self.init = init
-        self._W = None
-        self._b = None
-        self.dW = None
-        self.db = None
-        self._cache = None
+        self._W: NDArray[Any] | None = None
+        self._b: NDArray[Any] | None = None
+        self.dW: NDArray[Any] | None = None
+        self.db: NDArray[Any] | None = None
+        self._cache: Any = None
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return {"n_in": self.n_in, "n_out": self.n_out, "bias": self.bias, "init": self.init}
 
     # parameters, checked on assignment
     @property
-    def W(self):
-        return self._W
+    def W(self) -> NDArray[Any]:
+        """The weights, shape (n_in, n_out); assigning copies in place."""
+        return self._W  # type: ignore[return-value]
 
     @W.setter
-    def W(self, value):
+    def W(self, value: ArrayLike) -> None:
         self._W = self._assign(self._W, value, (self.n_in, self.n_out), "W")
 
     @property
-    def b(self):
+    def b(self) -> NDArray[Any] | None:
+        """The bias, shape (n_out,), None without bias; assigning copies in place."""
         return self._b
 
     @b.setter
-    def b(self, value):
+    def b(self, value: ArrayLike | None) -> None:
         if not self.bias:
             if value is None:
                 return
             raise ValueError("this Dense layer was made with bias=False; it has no b")
-        self._b = self._assign(self._b, value, (self.n_out,), "b")
+        self._b = self._assign(self._b, value, (self.n_out,), "b")  # type: ignore[arg-type]
 
-    def _assign(self, current, value, shape, name):
+    def _assign(self, current: NDArray[Any] | None, value: ArrayLike,
+                shape: tuple[int, ...], name: str) -> NDArray[Any]:
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"Dense.{name} must hold real numbers, got dtype {arr.dtype}")
@@ -143,13 +203,15 @@ class Dense(Layer):
         current[...] = arr          # in place: keeps optimizer state and views valid
         return current
 
-    def params(self):
-        return {"W": self._W, "b": self._b} if self.bias else {"W": self._W}
+    def params(self) -> dict[str, NDArray[Any]]:
+        params: dict[str, Any] = {"W": self._W, "b": self._b} if self.bias else {"W": self._W}
+        return params
 
-    def grads(self):
+    def grads(self) -> dict[str, NDArray[Any] | None]:
         return {"W": self.dW, "b": self.db} if self.bias else {"W": self.dW}
 
-    def build(self, n_in, ops, dtype, rng, next_layer=None):
+    def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
+              next_layer: Layer | None = None) -> int:
         if n_in != self.n_in:
             raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
         super().build(n_in, ops, dtype, rng)
@@ -173,10 +235,22 @@ class Dense(Layer):
         self._b = np.ascontiguousarray(b, dtype=dtype) if self.bias else None
         return self.n_out
 
-    def forward(self, X, *, training=False, activation=None):
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                activation: Activation | None = None) -> NDArray[Any]:
         """Y = f(X @ W + b), with f the fused ``activation`` (identity if None).
 
-        X: (n, n_in) -> Y: (n, n_out).
+        Parameters
+        ----------
+        X : ndarray, shape (n, n_in)
+            C-contiguous, the network's dtype.
+        training : bool
+            Unused (a Dense layer is the same in training).
+        activation : Activation or None
+            An activation fused into the same kernel call.
+
+        Returns
+        -------
+        Y : ndarray, shape (n, n_out)
         """
         self._require_built()
         kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
@@ -184,8 +258,21 @@ class Dense(Layer):
         self._cache = (X, Z, Y, kind, alpha)
         return Y
 
-    def backward(self, dY, *, need_dX=True):
-        """dY: (n, n_out) -> dX: (n, n_in) (None when not ``need_dX``); sets dW, db."""
+    def backward(self, dY: NDArray[Any], *,  # type: ignore[override]
+                 need_dX: bool = True) -> NDArray[Any] | None:
+        """Gradients of the last ``forward``; sets ``dW`` (n_in, n_out) and ``db`` (n_out,).
+
+        Parameters
+        ----------
+        dY : ndarray, shape (n, n_out)
+            d loss / d Y.
+        need_dX : bool, default True
+            False skips d loss / d X (the first layer needs none).
+
+        Returns
+        -------
+        dX : ndarray, shape (n, n_in), or None when not ``need_dX``
+        """
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
         X, Z, Y, kind, alpha = self._cache
@@ -198,21 +285,21 @@ class Dense(Layer):
 class Activation(Layer):
     """An elementwise (softmax: row-wise) activation ``Y = f(X)``; no parameters."""
 
-    kind = "identity"
-    alpha = 0.0
+    kind: str = "identity"
+    alpha: float = 0.0
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._cache = None
+        self._cache: Any = None
 
-    def forward(self, X, *, training=False):
+    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d)."""
         self._require_built()
         Y = self.ops.activation_forward(X, self.kind, self.alpha)
         self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
         """dY: (n, d) -> dX: (n, d)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -244,15 +331,16 @@ class LeakyReLU(Activation):
     """f(x) = x if x > 0 else negative_slope * x."""
     kind = "leaky_relu"
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.alpha = check_float(negative_slope, "negative_slope")
 
     @property
-    def negative_slope(self):
+    def negative_slope(self) -> float:
+        """The slope for x <= 0."""
         return self.alpha
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return {"negative_slope": self.alpha}
 
 
@@ -273,26 +361,32 @@ class Dropout(Layer):
 
     Masks come from a counter-based generator (the layer's seed, its step
     count, the element index), so both backends draw the same masks.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Probability of zeroing an element.
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         self.p = check_float(p, "Dropout p", minimum=0.0, maximum=1.0)
         self.seed = 0
         self.step = 0
-        self._mask = None
+        self._mask: NDArray[Any] | None = None
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return {"p": self.p}
 
-    def build(self, n_in, ops, dtype, rng, next_layer=None):
+    def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
+              next_layer: Layer | None = None) -> int:
         super().build(n_in, ops, dtype, rng)
         self.seed = int(rng.integers(0, 2**63))
         self.step = 0
         return n_in
 
-    def forward(self, X, *, training=False):
-        """X: (n, d) -> Y: (n, d)."""
+    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
+        """X: (n, d) -> Y: (n, d); the identity unless ``training``."""
         self._require_built()
         if not training or self.p == 0:
             self._mask = None
@@ -301,13 +395,14 @@ class Dropout(Layer):
         self.step += 1
         return Y
 
-    def backward(self, dY):
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
         """dY: (n, d) -> dX: (n, d)."""
         if self._mask is None:
             return dY
         return self.ops.dropout_backward(dY, self._mask)
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU,
-                                              SiLU, Softmax, Dropout)}
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, SiLU, Softmax,
+                                  Dropout)}
 

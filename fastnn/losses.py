@@ -6,7 +6,12 @@ gradient together (one pass, as the compiled kernels do it).  Targets are
 validated and converted once per ``fit``, in ``prepare_target``, not per batch.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._validation import as_float_array, as_numeric
 from .backends import get_backend
@@ -21,56 +26,127 @@ class Loss:
     Parameters
     ----------
     reduction : {"mean", "sum"}, default "mean"
+
+    Examples
+    --------
+    >>> from fastnn import MSELoss, BCELoss, CrossEntropyLoss
+    >>> MSELoss()([[1.0], [2.0]], [[0.0], [0.0]])          # (1 + 4) / 2
+    2.5
+    >>> MSELoss(reduction="sum")([[1.0], [2.0]], [[0.0], [0.0]])
+    5.0
+    >>> MSELoss().gradient([[1.0], [2.0]], [[0.0], [0.0]])  # 2 (pred - target) / n
+    array([[1.],
+           [2.]])
+    >>> round(BCELoss()([[0.9], [0.2]], [1, 0]), 6)         # -(log 0.9 + log 0.8) / 2
+    0.164252
+    >>> round(CrossEntropyLoss()([[2.0, 0.0, 0.0]], [0]), 6)  # logits, class labels
+    0.239545
     """
 
-    kernel = None
+    kernel: str = ""
     #: whether ``evaluate`` reports an accuracy for this loss
-    classification = False
+    classification: bool = False
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 
     # -- used by Network: targets checked once, kernels called per batch
-    def prepare_target(self, y, n_samples, n_outputs, dtype):
-        """Check ``y`` against the network output (n_samples, n_outputs); returns
-        the target array the kernel takes."""
-        y = as_float_array(y, dtype, "y")
-        if y.ndim == 1 and n_outputs == 1:
-            y = y.reshape(-1, 1)
-        if y.shape != (n_samples, n_outputs):
-            raise ValueError(f"y has shape {y.shape} but the network outputs "
-                             f"({n_samples}, {n_outputs}) for these samples")
-        return y
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike) -> NDArray[Any]:
+        """Check ``y`` against the network output and convert it once.
 
-    def compute(self, ops, pred, target, *, need_grad=True):
-        """(loss as float, d loss / d pred or None) via the backend kernel."""
-        return getattr(ops, self.kernel)(pred, target, self.reduction, need_grad=need_grad)
+        Parameters
+        ----------
+        y : array-like, shape (n_samples, n_outputs), or (n_samples,) for one output
+        n_samples, n_outputs : int
+            Shape of the network's output for these samples.
+        dtype : float32 or float64
+            The network's dtype.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+            The target array the kernel takes (C-contiguous, ``dtype``).
+        """
+        arr = as_float_array(y, dtype, "y")
+        if arr.ndim == 1 and n_outputs == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.shape != (n_samples, n_outputs):
+            raise ValueError(f"y has shape {arr.shape} but the network outputs "
+                             f"({n_samples}, {n_outputs}) for these samples")
+        return arr
+
+    def compute(self, ops: Any, pred: NDArray[Any], target: NDArray[Any], *,
+                need_grad: bool = True) -> tuple[float, NDArray[Any] | None]:
+        """The loss and its gradient via the backend kernel.
+
+        Parameters
+        ----------
+        ops : NumpyOps
+            The backend's kernels.
+        pred : ndarray, shape (n, d)
+        target : ndarray, as returned by ``prepare_target``
+        need_grad : bool, default True
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray, shape (n, d), or None without ``need_grad``
+            d loss / d pred.
+        """
+        result: tuple[float, NDArray[Any] | None] = getattr(ops, self.kernel)(
+            pred, target, self.reduction, need_grad=need_grad)
+        return result
 
     # -- user-facing convenience, on the default backend
-    def _user_args(self, pred, target):
-        pred = np.asarray(as_numeric(pred, "pred"))
-        dtype = pred.dtype if pred.dtype in (np.float32, np.float64) else np.float64
-        pred = as_float_array(pred, dtype, "pred")
-        if pred.ndim == 1:
-            pred = pred.reshape(-1, 1)
-        if pred.ndim != 2:
-            raise ValueError(f"pred must be 1-D or 2-D, got shape {pred.shape}")
-        return pred, self.prepare_target(target, pred.shape[0], pred.shape[1], dtype)
+    def _user_args(self, pred: ArrayLike, target: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
+        arr = np.asarray(as_numeric(pred, "pred"))
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+        arr = as_float_array(arr, dtype, "pred")
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2:
+            raise ValueError(f"pred must be 1-D or 2-D, got shape {arr.shape}")
+        return arr, self.prepare_target(target, arr.shape[0], arr.shape[1], dtype)
 
-    def __call__(self, pred, target):
-        """The loss of ``pred`` (n, d) against ``target`` as a float."""
-        pred, target = self._user_args(pred, target)
-        return self.compute(get_backend(), pred, target, need_grad=False)[0]
+    def __call__(self, pred: ArrayLike, target: ArrayLike) -> float:
+        """The loss of ``pred`` against ``target``, on the default backend.
 
-    def gradient(self, pred, target):
-        """d loss / d pred, shape (n, d) (a 1-D pred gives (n, 1))."""
-        pred, target = self._user_args(pred, target)
-        return self.compute(get_backend(), pred, target)[1]
+        Parameters
+        ----------
+        pred : array-like, shape (n, d), or (n,) for d = 1
+        target : array-like
+            Same shape as ``pred`` (CrossEntropyLoss: also labels (n,)).
+
+        Returns
+        -------
+        float
+        """
+        p, t = self._user_args(pred, target)
+        return self.compute(get_backend(), p, t, need_grad=False)[0]
+
+    def gradient(self, pred: ArrayLike, target: ArrayLike) -> NDArray[Any]:
+        """d loss / d pred, on the default backend.
+
+        Parameters
+        ----------
+        pred : array-like, shape (n, d), or (n,) for d = 1
+        target : array-like
+            As for ``__call__``.
+
+        Returns
+        -------
+        ndarray, shape (n, d) (a 1-D pred gives (n, 1))
+        """
+        p, t = self._user_args(pred, target)
+        grad = self.compute(get_backend(), p, t)[1]
+        assert grad is not None
+        return grad
 
 
 class MSELoss(Loss):
@@ -88,13 +164,14 @@ class BCELoss(Loss):
     kernel = "bce"
     classification = True
 
-    def prepare_target(self, y, n_samples, n_outputs, dtype):
-        y = super().prepare_target(y, n_samples, n_outputs, dtype)
-        if ((y < 0) | (y > 1)).any():
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike) -> NDArray[Any]:
+        arr = super().prepare_target(y, n_samples, n_outputs, dtype)
+        if ((arr < 0) | (arr > 1)).any():
             raise ValueError("BCELoss targets must lie in [0, 1]")
-        return y
+        return arr
 
-    def _user_args(self, pred, target):
+    def _user_args(self, pred: ArrayLike, target: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
         pred, target = super()._user_args(pred, target)
         if ((pred < 0) | (pred > 1)).any():
             raise ValueError("BCELoss expects probabilities in [0, 1] as pred "
@@ -112,7 +189,8 @@ class CrossEntropyLoss(Loss):
     kernel = "cross_entropy"
     classification = True
 
-    def prepare_target(self, y, n_samples, n_outputs, dtype):
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike) -> NDArray[Any]:
         arr = as_numeric(y, "y")
         if arr.ndim == 2:
             return _check_probabilities(super().prepare_target(arr, n_samples, n_outputs, dtype))
@@ -132,18 +210,28 @@ class CrossEntropyLoss(Loss):
         return labels
 
 
-def _check_probabilities(y):
+def _check_probabilities(y: NDArray[Any]) -> NDArray[Any]:
     if ((y < 0) | (y > 1)).any():
         raise ValueError("probability targets must lie in [0, 1]")
     return y
 
 
-_LOSSES = {"mse": MSELoss, "bce": BCELoss, "cross_entropy": CrossEntropyLoss,
+_LOSSES: dict[str, type[Loss]] = {"mse": MSELoss, "bce": BCELoss, "cross_entropy": CrossEntropyLoss,
            "crossentropy": CrossEntropyLoss}
 
 
-def get_loss(loss):
-    """A Loss instance from an instance, a class or a name ("mse", "bce", "cross_entropy")."""
+def get_loss(loss: Loss | type[Loss] | str) -> Loss:
+    """A Loss instance from an instance, a class or a name.
+
+    Parameters
+    ----------
+    loss : Loss, Loss subclass or str
+        A name is one of "mse", "bce", "cross_entropy" (or "crossentropy").
+
+    Returns
+    -------
+    Loss
+    """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, type) and issubclass(loss, Loss):

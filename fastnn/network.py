@@ -8,19 +8,29 @@ converted once per call (never per batch); the batch order comes from a seeded
 in the same order and gives the same weights.
 """
 
+from __future__ import annotations
+
 import json
 import numbers
 import os
+import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._validation import as_samples, check_dtype, check_int
+from ._validation import as_samples, check_dtype, check_float, check_int
 from .backends import get_backend
-from .layers import LAYER_TYPES, Activation, Dense, Dropout, Layer, Sigmoid, Softmax
-from .losses import BCELoss, get_loss
-from .optimizers import get_optimizer
+from .backends.numpy_ops import NumpyOps
+from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
+                     Sigmoid, SiLU, Softmax, Tanh)
+from .losses import BCELoss, Loss, get_loss
+from .optimizers import Optimizer, get_optimizer
+
+if TYPE_CHECKING:  # optional dependencies, imported lazily at run time
+    from matplotlib.axes import Axes
 
 __all__ = ["Network", "History"]
 
@@ -36,33 +46,95 @@ class History:
     history : dict of str -> list of float
         ``loss`` (the mean of the batch losses, weighted by batch size, or their
         sum for ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
-        for classification losses, when validation data is given.
+        for classification losses, when validation data is given.  One entry
+        per epoch actually run.
     epochs : list of int
+        The indices (from 0) of the epochs run.
+    stopped_epoch : int or None
+        With ``early_stopping``: the index of the epoch after which training
+        stopped early; None when all ``epochs`` ran.
+    best_epoch : int or None
+        With ``early_stopping``: the index of the epoch with the best monitored
+        value (the weights restored with ``restore_best_weights``); else None.
+
+    Examples
+    --------
+    >>> import fastnn
+    >>> X, y = fastnn.datasets.xor()
+    >>> net = fastnn.Network([fastnn.Dense(2, 4), fastnn.Tanh(), fastnn.Dense(4, 1)], seed=0)
+    >>> history = net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=0.1), epochs=3)
+    >>> history
+    History(epochs=3, keys=['loss'])
+    >>> len(history.loss), history.epochs
+    (3, [0, 1, 2])
     """
 
-    def __init__(self):
-        self.history = {}
-        self.epochs = []
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epochs: list[int] = []
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
 
-    def _extend(self, values):
+    def _extend(self, values: dict[str, list[float]]) -> None:
         """Append the next epochs' records: ``values`` maps each key to a list."""
         count = len(next(iter(values.values())))
         self.epochs.extend(range(len(self.epochs), len(self.epochs) + count))
         for key, value in values.items():
             self.history.setdefault(key, []).extend(value)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
 
-    def __getattr__(self, key):
+    def __getattr__(self, key: str) -> list[float]:
         try:
             return self.__dict__["history"][key]
         except KeyError:
             raise AttributeError(f"History has no record {key!r}; it has "
                                  f"{sorted(self.__dict__['history'])}") from None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"History(epochs={len(self.epochs)}, keys={sorted(self.history)})"
+
+    def plot(self, path: str | os.PathLike[str] | None = None, ax: Axes | None = None) -> Axes:
+        """Draw the loss curves (``loss``, and ``val_loss`` when recorded) per epoch.
+
+        Needs matplotlib (an optional dependency: ``pip install "fastnn[plot]"``),
+        imported only here.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there as well (the format follows the file name's
+            extension, e.g. ``.png``).
+        ax : matplotlib.axes.Axes, optional
+            Draw into these axes; by default a new figure is made.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn into.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError("History.plot needs matplotlib, which is not installed; install "
+                              'it with `pip install "fastnn[plot]"` (or `pip install '
+                              'matplotlib`)') from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        epochs = [e + 1 for e in self.epochs]
+        for key in ("loss", "val_loss"):
+            if key in self.history:
+                ax.plot(epochs, self.history[key], label=key)
+        if self.best_epoch is not None:
+            ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", label="best epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        if self.history:
+            ax.legend()
+        if path is not None:
+            ax.figure.savefig(os.fspath(path))  # type: ignore[union-attr]
+        return ax
 
 
 class Network:
@@ -81,9 +153,32 @@ class Network:
     seed : int or None
         Seeds the initial weights, dropout masks and the default shuffling, so
         the same seed gives the same network on every backend.
+
+    Attributes
+    ----------
+    layers : list of Layer
+    n_inputs, n_outputs : int
+        Width of the input ``X`` (n, n_inputs) and of the output (n, n_outputs).
+    dtype : numpy.dtype
+    ops : NumpyOps
+        The backend's kernels (``backend`` is its name).
+
+    Examples
+    --------
+    The XOR network of the tutorials:
+
+    >>> import fastnn
+    >>> from fastnn import Dense, Network, Sigmoid
+    >>> net = Network([Dense(2, 4), Sigmoid(), Dense(4, 1), Sigmoid()], seed=0)
+    >>> net.n_inputs, net.n_outputs, net.dtype.name
+    (2, 1, 'float64')
+    >>> X, y = fastnn.datasets.xor()
+    >>> net.predict(X).shape
+    (4, 1)
     """
 
-    def __init__(self, layers, *, backend=None, dtype="float64", seed=None):
+    def __init__(self, layers: Iterable[Layer], *, backend: str | NumpyOps | None = None,
+                 dtype: DTypeLike = "float64", seed: int | None = None) -> None:
         layers = list(layers)
         if not layers:
             raise ValueError("a Network needs at least one layer")
@@ -110,20 +205,21 @@ class Network:
         self.n_outputs = width
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
-        self._last_output_shape = None
+        self._last_output_shape: tuple[int, ...] | None = None
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """Name of the backend this network runs on."""
         return self.ops.name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Network([{inner}], backend={self.backend!r}, dtype={self.dtype.name!r})"
 
-    def _make_plan(self):
+    def _make_plan(self) -> list[tuple[Layer, Activation | None]]:
         """(layer, fused activation or None) pairs; a fused activation is not run apart."""
-        plan, i = [], 0
+        plan: list[tuple[Layer, Activation | None]] = []
+        i = 0
         while i < len(self.layers):
             layer = self.layers[i]
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
@@ -135,60 +231,105 @@ class Network:
                 i += 1
         return plan
 
-    def parameters(self):
-        """Yield (key, param, grad) for every trainable array, e.g. ("0.W", W, dW)."""
+    def parameters(self) -> Iterator[tuple[str, NDArray[Any], NDArray[Any] | None]]:
+        """Yield (key, param, grad) for every trainable array, e.g. ("0.W", W, dW).
+
+        Yields
+        ------
+        key : str
+            ``"<layer index>.<name>"``, e.g. ``"0.W"``, ``"0.b"``.
+        param : ndarray
+            The parameter itself (e.g. a Dense ``W``, shape (n_in, n_out)).
+        grad : ndarray or None
+            Its gradient from the last ``backward`` (same shape), None before one.
+        """
         for i, layer in enumerate(self.layers):
             grads = layer.grads()
             for name, param in layer.params().items():
                 yield f"{i}.{name}", param, grads[name]
 
     # ------------------------------------------------------------ passes
-    def _forward(self, X, training):
+    def _forward(self, X: NDArray[Any], training: bool) -> NDArray[Any]:
         for layer, activation in self._plan:
             if activation is None:
                 X = layer.forward(X, training=training)
             else:
-                X = layer.forward(X, training=training, activation=activation)
+                X = layer.forward(X, training=training,  # type: ignore[call-arg]
+                                  activation=activation)
         return X
 
-    def forward(self, X, *, training=False):
-        """Run the layers on X (n, n_inputs) -> (n, n_outputs), keeping what backward needs."""
+    def forward(self, X: ArrayLike, *, training: bool = False) -> NDArray[Any]:
+        """Run the layers on X, keeping what ``backward`` needs.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_inputs)
+        training : bool, default False
+            Dropout is active only when True.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+        """
         out = self._forward(as_samples(X, self.dtype, self.n_inputs), training)
         self._last_output_shape = out.shape
         return out
 
-    def backward(self, grad):
-        """Back-propagate d loss / d output (n, n_outputs); sets every layer's gradients.
+    def backward(self, grad: ArrayLike) -> NDArray[Any]:
+        """Back-propagate d loss / d output; sets every layer's gradients.
 
-        Returns d loss / d input, shape (n, n_inputs).
+        Parameters
+        ----------
+        grad : array-like, shape (n_samples, n_outputs)
+            d loss / d output of the last ``forward``.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_inputs)
+            d loss / d input.
         """
         if self._last_output_shape is None:
             raise RuntimeError("Network.backward called before forward")
-        grad = np.ascontiguousarray(grad, dtype=self.dtype)
-        if grad.shape != self._last_output_shape:
-            raise ValueError(f"grad has shape {grad.shape} but the last forward output has "
+        out = np.ascontiguousarray(grad, dtype=self.dtype)
+        if out.shape != self._last_output_shape:
+            raise ValueError(f"grad has shape {out.shape} but the last forward output has "
                              f"shape {self._last_output_shape}")
         for layer, _ in reversed(self._plan):
-            grad = layer.backward(grad)
-        return grad
+            out = layer.backward(out)
+        return out
 
-    def _backward_no_input_grad(self, grad):
+    def _backward_no_input_grad(self, grad: NDArray[Any]) -> None:
         for k, (layer, _) in enumerate(reversed(self._plan)):
             if k == len(self._plan) - 1 and isinstance(layer, Dense):
                 layer.backward(grad, need_dX=False)
             else:
                 grad = layer.backward(grad)
 
-    def predict(self, X):
-        """Network output for X (n, n_inputs) -> (n, n_outputs); dropout off."""
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Network output, dropout off.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_inputs)
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+        """
         return self._forward(as_samples(X, self.dtype, self.n_inputs), training=False)
 
-    def __call__(self, X):
+    def __call__(self, X: ArrayLike) -> NDArray[Any]:
+        """Same as ``predict(X)``."""
         return self.predict(X)
 
     # --------------------------------------------------------- training
-    def fit(self, X, y, *, loss, optimizer, epochs=1, batch_size=None, shuffle=True, seed=None,
-            verbose=0, validation_data=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+            optimizer: Optimizer | type[Optimizer] | str, epochs: int = 1,
+            batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
+            verbose: int = 0,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
+            restore_best_weights: bool = True) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -196,9 +337,13 @@ class Network:
         X : array-like, shape (n_samples, n_inputs)
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
-        loss : Loss or str
-        optimizer : Optimizer or str
+        loss : Loss, Loss subclass or str
+            E.g. ``MSELoss()`` or ``"mse"``, ``"bce"``, ``"cross_entropy"``.
+        optimizer : Optimizer, Optimizer subclass or str
+            E.g. ``SGD(lr=0.1)``, ``"adam"``.  Its state carries over to the
+            next ``fit`` with the same optimizer object.
         epochs : int, default 1
+            Number of passes over the data (fewer with ``early_stopping``).
         batch_size : int or None
             None trains on the whole set at once; the last partial batch is used.
         shuffle : bool, default True
@@ -206,53 +351,130 @@ class Network:
         seed : int or None
             Seeds the shuffling; None continues the network's own generator.
         verbose : int, default 0
-            1 prints one line per epoch.
+            0 prints nothing.  1 shows a progress bar over the epochs with the
+            loss and the time left (with tqdm when it is installed, on stderr;
+            else one line per epoch on stdout).  2 prints one line per epoch on
+            stdout (epoch, losses, time left) even when tqdm is installed.
         validation_data : (X_val, y_val) or None
             Evaluated after each epoch into ``val_loss`` (and ``val_accuracy``).
+        early_stopping : bool, default False
+            Stop when the monitored value -- ``val_loss`` when
+            ``validation_data`` is given, else the training ``loss`` -- has not
+            improved by more than ``min_delta`` for ``patience`` epochs in a row.
+        patience : int, default 10
+            Epochs without improvement after which training stops (>= 1).
+        min_delta : float, default 0.0
+            An epoch improves on the best value so far only if it is lower by
+            more than ``min_delta``.
+        restore_best_weights : bool, default True
+            With ``early_stopping``: at the end of ``fit`` (stopped early or
+            not), copy the parameters of the best epoch back into the layers'
+            arrays in place (a Dense ``W`` stays the same array object).  The
+            optimizer state (momentum, Adam's moments) is not rolled back.
 
         Returns
         -------
         History
+            One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
+            set with ``early_stopping``.
+
+        Notes
+        -----
+        With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
+        backend runs one epoch per native call (Python decides between epochs);
+        the numbers are the same as without them.
+
+        Examples
+        --------
+        >>> import fastnn
+        >>> from fastnn import SGD, Dense, Network, Sigmoid
+        >>> X, y = fastnn.datasets.xor()
+        >>> net = Network([Dense(2, 4), Sigmoid(), Dense(4, 1), Sigmoid()], seed=0)
+        >>> history = net.fit(X, y, loss="mse", optimizer=SGD(lr=2.0), epochs=3000)
+        >>> bool(history.loss[-1] < 0.01)
+        True
+        >>> net.predict(X).round(1).ravel().tolist()
+        [0.0, 1.0, 1.0, 0.0]
+
+        Early stopping on the training loss, keeping the best weights:
+
+        >>> history = net.fit(X, y, loss="mse", optimizer=SGD(lr=2.0), epochs=100000,
+        ...                   early_stopping=True, patience=5, min_delta=1e-3)
+        >>> history.stopped_epoch is not None and len(history.epochs) < 100000
+        True
         """
         loss = get_loss(loss)
         optimizer = get_optimizer(optimizer)
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size", minimum=1, allow_none=True)
+        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose",
+                            minimum=0)
+        early_stopping = bool(early_stopping)
+        patience = check_int(patience, "patience", minimum=1)
+        min_delta = check_float(min_delta, "min_delta", minimum=0.0)
         X, T = self._check_data(X, y, loss)
         if validation_data is not None:
             try:
-                X_val, y_val = validation_data
+                X_val_in, y_val_in = validation_data
             except (TypeError, ValueError):
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
-            X_val, T_val = self._check_data(X_val, y_val, loss, "X_val")
+            X_val, T_val = self._check_data(X_val_in, y_val_in, loss, "X_val")
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
         batch = n if batch_size is None else min(batch_size, n)
 
-        def next_orders(count):
+        def next_orders(count: int) -> NDArray[np.int64] | None:
             """Sample orders of the next ``count`` epochs: (count, n), or None when in order."""
             return np.stack([rng.permutation(n) for _ in range(count)]) if shuffle else None
 
         native = getattr(self.ops, "make_trainer", None) is not None
-        per_epoch = bool(verbose) or validation_data is not None
+        per_epoch = bool(verbose) or validation_data is not None or early_stopping
         run = self._epochs_native if native else self._epochs_python
         history = History()
-        for totals in run(X, T, loss, optimizer, batch, next_orders, epochs, per_epoch):
-            losses = totals / n if loss.reduction == "mean" else totals
-            if not per_epoch:                   # a whole chunk of epochs at once
-                history._extend({"loss": losses.tolist()})
-                continue
-            record = {"loss": float(losses[0])}
-            if validation_data is not None:
-                scores = self._score(X_val, T_val, loss)
-                record.update({"val_" + k: v for k, v in scores.items()})
-            history._extend({k: [v] for k, v in record.items()})
-            if verbose:
-                print(f"epoch {len(history.epochs)}/{epochs}  " +
-                      "  ".join(f"{k}={v:.6g}" for k, v in record.items()), flush=True)
+        monitor = "val_loss" if validation_data is not None else "loss"
+        best = np.inf
+        best_params: list[NDArray[Any]] | None = None
+        wait = 0
+        progress = _Progress(epochs, verbose) if verbose else None
+        chunks = run(X, T, loss, optimizer, batch, next_orders, epochs, per_epoch)
+        try:
+            for totals in chunks:
+                losses = totals / n if loss.reduction == "mean" else totals
+                if not per_epoch:                   # a whole chunk of epochs at once
+                    history._extend({"loss": losses.tolist()})
+                    continue
+                record = {"loss": float(losses[0])}
+                if validation_data is not None:
+                    scores = self._score(X_val, T_val, loss)
+                    record.update({"val_" + k: v for k, v in scores.items()})
+                history._extend({k: [v] for k, v in record.items()})
+                if progress is not None:
+                    progress.update(record)
+                if early_stopping:
+                    epoch = history.epochs[-1]
+                    if record[monitor] < best - min_delta:
+                        best, wait = record[monitor], 0
+                        history.best_epoch = epoch
+                        if restore_best_weights:
+                            best_params = [p.copy() for _, p, _ in self.parameters()]
+                    else:
+                        wait += 1
+                        if wait >= patience:
+                            history.stopped_epoch = epoch
+                            break
+        finally:
+            chunks.close()                          # the native trainer is closed here
+            if progress is not None:
+                progress.close(history)
+        if best_params is not None and history.best_epoch != history.epochs[-1]:
+            for (_, param, _), saved in zip(self.parameters(), best_params):
+                param[...] = saved                  # in place: arrays keep their identity
         return history
 
-    def _epochs_python(self, X, T, loss, optimizer, batch, next_orders, epochs, per_epoch):
+    def _epochs_python(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                       optimizer: Optimizer, batch: int,
+                       next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
+                       per_epoch: bool) -> Generator[NDArray[np.float64], None, None]:
         """The reference loop, one epoch at a time.
 
         Yields, per epoch, a 1-element array of the summed batch losses (each
@@ -265,16 +487,21 @@ class Network:
             order = None if orders is None else orders[0]
             total = 0.0
             for start in range(0, n, batch):
-                idx = slice(start, start + batch) if order is None else order[start:start + batch]
+                idx: Any = (slice(start, start + batch) if order is None
+                            else order[start:start + batch])
                 out = self._forward(X[idx], training=True)
                 value, grad = loss.compute(self.ops, out, T[idx])
-                self._backward_no_input_grad(grad)
+                self._backward_no_input_grad(grad)  # type: ignore[arg-type]
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value
             yield np.array([total])
 
-    def _epochs_native(self, X, T, loss, optimizer, batch, next_orders, epochs, per_epoch,
-                       seconds_per_call=0.25):
+    def _epochs_native(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                       optimizer: Optimizer, batch: int,
+                       next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
+                       per_epoch: bool,
+                       seconds_per_call: float = 0.25
+                       ) -> Generator[NDArray[np.float64], None, None]:
         """The same loop run by the backend's native trainer, many batches per call.
 
         Each call does about ``seconds_per_call`` of work (whole epochs when
@@ -293,7 +520,8 @@ class Network:
         spec, states = optimizer.native_spec(self)
         stages = [self._stage(i, layer, activation, states)
                   for i, (layer, activation) in enumerate(self._plan)]
-        trainer = self.ops.make_trainer(stages, loss.kernel, loss.reduction, spec, X, T, batch)
+        trainer = self.ops.make_trainer(  # type: ignore[attr-defined]
+            stages, loss.kernel, loss.reduction, spec, X, T, batch)
         max_batches = per_epoch_batches
         try:
             done = 0
@@ -317,10 +545,11 @@ class Network:
             final = trainer.close()
             for stage, step in zip(self._plan, final["dropout_steps"]):
                 if step is not None:
-                    stage[0].step = step
+                    stage[0].step = step  # type: ignore[attr-defined]
             optimizer.native_done(final["step"])
 
-    def _stage(self, index, layer, activation, states):
+    def _stage(self, index: int, layer: Layer, activation: Activation | None,
+               states: dict[str, list[Any]]) -> dict[str, Any]:
         """Plain description of one plan entry for the native trainer."""
         if isinstance(layer, Dense):
             key = self.layers.index(layer)
@@ -337,8 +566,16 @@ class Network:
             return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
         raise TypeError(f"the native trainer cannot run {layer!r}")
 
-    def evaluate(self, X, y, *, loss):
+    def evaluate(self, X: ArrayLike, y: ArrayLike, *,
+                 loss: Loss | type[Loss] | str) -> dict[str, float]:
         """Loss (and accuracy for BCE / cross-entropy) on (X, y), dropout off.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_inputs)
+        y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
+            or class labels (n_samples,) for CrossEntropyLoss
+        loss : Loss, Loss subclass or str
 
         Returns
         -------
@@ -349,35 +586,41 @@ class Network:
         X, T = self._check_data(X, y, loss)
         return self._score(X, T, loss)
 
-    def _check_data(self, X, y, loss, name="X"):
+    def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss,
+                    name: str = "X") -> tuple[NDArray[Any], NDArray[Any]]:
         if isinstance(loss, BCELoss) and not isinstance(self.layers[-1], (Sigmoid, Softmax)):
             raise ValueError("BCELoss takes probabilities: end the network with Sigmoid() "
                              f"(its last layer is {self.layers[-1]!r})")
-        X = as_samples(X, self.dtype, self.n_inputs, name)
-        if np.shape(y)[:1] != (X.shape[0],):
-            raise ValueError(f"{name} has {X.shape[0]} samples but y has shape {np.shape(y)}")
-        return X, loss.prepare_target(y, X.shape[0], self.n_outputs, self.dtype)
+        Xa = as_samples(X, self.dtype, self.n_inputs, name)
+        if np.shape(y)[:1] != (Xa.shape[0],):
+            raise ValueError(f"{name} has {Xa.shape[0]} samples but y has shape {np.shape(y)}")
+        return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype)
 
-    def _score(self, X, T, loss):
+    def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss) -> dict[str, float]:
         out = self._forward(X, training=False)
-        scores = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
+        scores: dict[str, float] = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
         if loss.classification:
             scores["accuracy"] = _accuracy(out, T)
         return scores
 
     # ----------------------------------------------------------- storage
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write layers, weights and dtype to ``path`` (.npz), atomically.
 
         The file is written beside ``path`` and renamed over it, so a failure
         part-way leaves any previous file intact.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (NumPy's ``.npz`` format, no pickles).
         """
         path = os.fspath(path)
         config = {"format": "fastnn", "version": FORMAT_VERSION, "dtype": self.dtype.name,
                   "seed": int(self.seed) if isinstance(self.seed, numbers.Integral) else None,
                   "layers": [{"type": type(layer).__name__, "config": layer.config()}
                              for layer in self.layers]}
-        arrays = {"config": np.array(json.dumps(config))}
+        arrays: dict[str, NDArray[Any]] = {"config": np.array(json.dumps(config))}
         for key, param, _ in self.parameters():
             arrays[key] = param
         for i, layer in enumerate(self.layers):
@@ -387,7 +630,7 @@ class Network:
         fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npz.tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -399,8 +642,21 @@ class Network:
             raise
 
     @classmethod
-    def load(cls, path, backend=None):
-        """A Network from a file written by ``save``, bit-exact, with its dtype."""
+    def load(cls, path: str | os.PathLike[str],
+             backend: str | NumpyOps | None = None) -> Network:
+        """A Network from a file written by ``save``, bit-exact, with its dtype.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by ``save``.
+        backend : str or None
+            Backend of the new network (None: the default).
+
+        Returns
+        -------
+        Network
+        """
         try:
             with np.load(os.fspath(path), allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
@@ -417,7 +673,7 @@ class Network:
         if config.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path!s} has format version {config.get('version')!r}; this "
                              f"fastnn reads version {FORMAT_VERSION}")
-        layers = []
+        layers: list[Layer] = []
         for spec in config["layers"]:
             if spec.get("type") not in LAYER_TYPES:
                 raise ValueError(f"{path!s} names an unknown layer type {spec.get('type')!r}")
@@ -432,13 +688,219 @@ class Network:
             param[...] = arrays[key]
         for i, layer in enumerate(net.layers):
             if f"{i}.rng" in arrays:
-                layer.seed, layer.step = (int(v) for v in arrays[f"{i}.rng"])
+                layer.seed, layer.step = (  # type: ignore[attr-defined]
+                    int(v) for v in arrays[f"{i}.rng"])
         return net
 
 
-def _accuracy(out, T):
+    # ----------------------------------------------------------- PyTorch
+    def to_torch(self) -> Any:
+        """An equivalent ``torch.nn.Sequential``, with copies of the weights.
+
+        Each ``Dense`` becomes an ``nn.Linear`` (``weight = W.T``, shape
+        (n_out, n_in); ``bias = b``), each activation its PyTorch module
+        (``Softmax`` as ``nn.Softmax(dim=1)``, ``LeakyReLU`` with its
+        ``negative_slope``) and ``Dropout(p)`` ``nn.Dropout(p)``.  The modules
+        have the network's dtype; the result is in evaluation mode (like
+        ``predict``: dropout off), so call ``.train()`` before training it.
+        Needs PyTorch (``pip install torch``), imported only here.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            Maps a tensor (n_samples, n_inputs) to (n_samples, n_outputs), the
+            same numbers as ``predict``.
+        """
+        torch = _import_torch("Network.to_torch")
+        nn = torch.nn
+        dtype = torch.float64 if self.dtype == np.float64 else torch.float32
+        modules = []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                # skip_init: no random initialisation, so torch's global RNG is untouched
+                linear = torch.nn.utils.skip_init(nn.Linear, layer.n_in, layer.n_out,
+                                                  bias=layer.bias, dtype=dtype)
+                with torch.no_grad():
+                    linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.W.T)))
+                    if layer.bias:
+                        linear.bias.copy_(torch.from_numpy(layer.b.copy()))  # type: ignore[union-attr]
+                modules.append(linear)
+            elif isinstance(layer, LeakyReLU):
+                modules.append(nn.LeakyReLU(layer.negative_slope))
+            elif isinstance(layer, Softmax):
+                modules.append(nn.Softmax(dim=1))
+            elif type(layer) in _TO_TORCH:
+                modules.append(getattr(nn, _TO_TORCH[type(layer)])())
+            elif isinstance(layer, Dropout):
+                modules.append(nn.Dropout(layer.p))
+            else:
+                raise TypeError(f"layer {i} ({layer!r}) has no PyTorch counterpart")
+        return nn.Sequential(*modules).eval()
+
+    @classmethod
+    def from_torch(cls, module: Any, *, backend: str | NumpyOps | None = None) -> Network:
+        """A Network equivalent to a ``torch.nn.Sequential``, with copies of its weights.
+
+        Reads ``nn.Linear`` (with or without bias; ``W = weight.T``),
+        ``nn.Sigmoid``, ``nn.ReLU``, ``nn.Tanh``, ``nn.SiLU``, ``nn.LeakyReLU``,
+        ``nn.Softmax`` (over dim 1 or -1), ``nn.Identity`` and ``nn.Dropout``;
+        nested ``nn.Sequential`` / ``nn.ModuleList`` are flattened.  The dtype
+        (float32 or float64) is the weights'.  Needs PyTorch (``pip install
+        torch``), imported only here.
+
+        Parameters
+        ----------
+        module : torch.nn.Sequential, torch.nn.ModuleList or sequence of modules
+        backend : str or None
+            Backend of the new network (None: the default).
+
+        Returns
+        -------
+        Network
+            ``predict(X)`` for X (n_samples, in_features) gives the module's
+            output in evaluation mode.
+
+        Raises
+        ------
+        TypeError
+            For a module fastnn has no layer for (``nn.Conv2d``, a custom
+            module, ...); the message names it and its position.
+        ValueError
+            For weights of another dtype than float32/float64, or of different
+            dtypes, a ``Softmax`` over another dimension, or sizes that do not
+            chain.
+        """
+        torch = _import_torch("Network.from_torch")
+        nn = torch.nn
+
+        def flatten(mods: Iterable[Any], prefix: str) -> Iterator[tuple[str, Any]]:
+            for k, m in enumerate(mods):
+                if isinstance(m, (nn.Sequential, nn.ModuleList)):
+                    yield from flatten(m, f"{prefix}{k}.")
+                else:
+                    yield f"{prefix}{k}", m
+
+        if isinstance(module, nn.Module) and not isinstance(module, (nn.Sequential,
+                                                                     nn.ModuleList)):
+            raise TypeError(f"from_torch reads an nn.Sequential (or a list of modules), got "
+                            f"{type(module).__name__}")
+        layers: list[Layer] = []
+        weights: list[tuple[Dense, Any, Any]] = []
+        dtypes = set()
+        for where, m in flatten(module, ""):
+            kind = type(m)
+            layer: Layer
+            if kind is nn.Linear:
+                layer = Dense(m.in_features, m.out_features, bias=m.bias is not None)
+                weights.append((layer, m.weight, m.bias))
+                dtypes.add(m.weight.dtype)
+                if m.bias is not None:
+                    dtypes.add(m.bias.dtype)
+            elif kind is nn.LeakyReLU:
+                layer = LeakyReLU(float(m.negative_slope))
+            elif kind is nn.Softmax:
+                if m.dim not in (1, -1):
+                    raise ValueError(f"module {where} is nn.Softmax(dim={m.dim}); fastnn's "
+                                     "Softmax works over dim 1 (the features of each sample)")
+                layer = Softmax()
+            elif kind is nn.Dropout:
+                layer = Dropout(float(m.p))
+            elif isinstance(m, nn.Module) and kind.__name__ in _FROM_TORCH \
+                    and kind is getattr(nn, kind.__name__):
+                layer = _FROM_TORCH[kind.__name__]()
+            else:
+                raise TypeError(f"module {where} ({type(m).__module__}.{type(m).__qualname__}: "
+                                f"{m!r}) is not supported by Network.from_torch; it reads "
+                                "nn.Linear, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.SiLU, nn.LeakyReLU, "
+                                "nn.Softmax, nn.Identity and nn.Dropout")
+            layers.append(layer)
+        if len(dtypes) > 1:
+            raise ValueError(f"the weights have different dtypes {sorted(map(str, dtypes))}; "
+                             "convert the module with .double() or .float() first")
+        torch_dtype = dtypes.pop() if dtypes else torch.float64
+        if torch_dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"the weights are {torch_dtype}; fastnn computes in float32 or "
+                             "float64: convert the module with .float() or .double() first")
+        dtype = "float64" if torch_dtype == torch.float64 else "float32"
+        net = cls(layers, backend=backend, dtype=dtype)
+        for layer, weight, bias in weights:
+            layer.W = weight.detach().cpu().numpy().T
+            if bias is not None:
+                layer.b = bias.detach().cpu().numpy()
+        return net
+
+def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:
     """Fraction of samples whose predicted class matches the target."""
     if out.shape[1] == 1:
         return float(np.mean((out[:, 0] > 0.5) == (T.reshape(-1) > 0.5)))
     truth = T if T.ndim == 1 else T.argmax(axis=1)
     return float(np.mean(out.argmax(axis=1) == truth))
+
+
+#: fastnn activation -> the name of its torch.nn module (LeakyReLU, Softmax apart)
+_TO_TORCH: dict[type, str] = {Sigmoid: "Sigmoid", ReLU: "ReLU", Tanh: "Tanh", SiLU: "SiLU",
+                              Identity: "Identity"}
+#: torch.nn module name -> the fastnn activation
+_FROM_TORCH: dict[str, type[Layer]] = {name: cls for cls, name in _TO_TORCH.items()}
+
+
+def _import_torch(what: str) -> Any:
+    """torch, or an ImportError that says how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(f"{what} needs PyTorch, which is not installed; install it with "
+                          "`pip install torch` (the CPU build is enough)") from exc
+    return torch
+
+
+def _format_seconds(seconds: float) -> str:
+    """0:07, 12:03, 1:02:03."""
+    s = int(round(seconds))
+    hours, rest = divmod(s, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _Progress:
+    """Progress of ``fit``, one update per epoch.
+
+    ``verbose=1``: a tqdm bar over the epochs (loss and time left), on stderr,
+    when tqdm imports; otherwise -- and always for ``verbose=2`` -- one plain
+    line per epoch on stdout: ``epoch 3/10  loss=0.25  val_loss=0.3  eta 0:02``.
+    """
+
+    def __init__(self, epochs: int, verbose: int) -> None:
+        self.epochs = epochs
+        self.done = 0
+        self.began = time.perf_counter()
+        self.bar: Any = None
+        if verbose == 1:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=epochs, unit="epoch", desc="fit", leave=True)
+
+    def update(self, record: dict[str, float]) -> None:
+        """Report the epoch just finished, with its records (``loss``, ``val_loss``...)."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()}, refresh=False)
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.began
+        eta = elapsed / self.done * (self.epochs - self.done)
+        values = "  ".join(f"{k}={v:.6g}" for k, v in record.items())
+        print(f"epoch {self.done}/{self.epochs}  {values}  eta {_format_seconds(eta)}",
+              flush=True)
+
+    def close(self, history: History) -> None:
+        """Close the bar; say where early stopping stopped, if it did."""
+        if self.bar is not None:
+            self.bar.close()
+        if history.stopped_epoch is not None:
+            print(f"early stopping after epoch {history.stopped_epoch + 1}; best epoch "
+                  f"{(history.best_epoch or 0) + 1}",
+                  file=sys.stderr if self.bar is not None else sys.stdout, flush=True)

@@ -7,22 +7,41 @@ temporaries on the compiled backend.  State lives here, not in the layers, so
 a network can be trained with another optimizer at any time.
 """
 
+from __future__ import annotations
+
 import weakref
+from typing import TYPE_CHECKING, Any, Sequence
+
+from numpy.typing import NDArray
 
 from ._validation import check_float
+
+if TYPE_CHECKING:
+    from .network import Network
 
 __all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
 
 
 class Optimizer:
-    """Base class.  ``step(network)`` updates every parameter from its gradient."""
+    """Base class.  ``step(network)`` updates every parameter from its gradient.
 
-    def __init__(self, lr):
+    Parameters
+    ----------
+    lr : float
+        Learning rate (>= 0).
+
+    Attributes
+    ----------
+    state : dict
+        Per-parameter state, keyed like ``Network.parameters`` ("0.W", ...).
+    """
+
+    def __init__(self, lr: float) -> None:
         self.lr = check_float(lr, "lr", minimum=0.0)
-        self.state = {}
-        self._owner = None
+        self.state: dict[str, Any] = {}
+        self._owner: weakref.ref[Network] | None = None
 
-    def _bind(self, network):
+    def _bind(self, network: Network) -> None:
         """Tie the state to ``network`` (a weak reference); another live network is refused."""
         owner = self._owner() if self._owner is not None else None
         if owner is None:
@@ -31,14 +50,20 @@ class Optimizer:
             raise ValueError(f"this {type(self).__name__} already holds the state of another "
                              "network; give each network its own optimizer")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # a copy or an unpickled optimizer binds to the first network it steps
         state = self.__dict__.copy()
         state["_owner"] = None
         return state
 
-    def step(self, network):
-        """Apply one update to all parameters of ``network`` (after its backward)."""
+    def step(self, network: Network) -> None:
+        """Apply one update to all parameters of ``network`` (after its backward).
+
+        Parameters
+        ----------
+        network : Network
+            Its parameters are updated in place from their gradients.
+        """
         self._bind(network)
         ops = network.ops
         for key, param, grad in network.parameters():
@@ -46,22 +71,47 @@ class Optimizer:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
             self._update(ops, key, param, grad)
 
-    def native_spec(self, network):
+    def native_spec(self, network: Network) -> tuple[dict[str, Any],
+                                                     dict[str, list[NDArray[Any] | None]]]:
         """Hyper-parameters and state arrays for a backend's native training loop.
 
-        Returns (spec, states): ``spec`` a dict of the update's constants,
-        ``states`` maps each parameter key to its two state arrays (or None),
-        created here exactly as ``step`` would create them.
+        Parameters
+        ----------
+        network : Network
+
+        Returns
+        -------
+        spec : dict
+            The update's constants.
+        states : dict of str -> [ndarray or None, ndarray or None]
+            Each parameter key's two state arrays (shape of the parameter) or
+            None, created here exactly as ``step`` would create them.
         """
         self._bind(network)
         states = {key: self._state_arrays(network.ops, key, param)
                   for key, param, _ in network.parameters()}
         return self._spec(), states
 
-    def native_done(self, step):
-        """Record the step count reached by the native loop (Adam's bias correction)."""
+    def native_done(self, step: int) -> None:
+        """Record the step count reached by the native loop (Adam's bias correction).
 
-    def reset(self):
+        Parameters
+        ----------
+        step : int
+            Updates applied so far.
+        """
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        raise NotImplementedError
+
+    def _spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
         """Forget all state (velocities, moments, step counts)."""
         self.state.clear()
         self._owner = None
@@ -80,7 +130,8 @@ class SGD(Optimizer):
         L2 penalty: g = grad + weight_decay * p.
     """
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(lr)
         self.momentum = check_float(momentum, "momentum", minimum=0.0)
         self.nesterov = bool(nesterov)
@@ -88,22 +139,23 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs a momentum > 0")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
                 f"weight_decay={self.weight_decay})")
 
-    def _state_arrays(self, ops, key, param):
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
         if self.momentum == 0:
             return [None, None]
         if key not in self.state:
             self.state[key] = ops.zeros_like(param)
         return [self.state[key], None]
 
-    def _spec(self):
+    def _spec(self) -> dict[str, Any]:
         return {"optimizer": "sgd", "lr": self.lr, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "nesterov": self.nesterov, "step": 0}
 
-    def _update(self, ops, key, param, grad):
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
         velocity = self._state_arrays(ops, key, param)[0]
         ops.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay,
                        self.nesterov)
@@ -121,7 +173,8 @@ class Adam(Optimizer):
         L2 penalty added to the gradient (not AdamW's decoupled decay).
     """
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
         try:
             beta1, beta2 = betas
@@ -132,16 +185,17 @@ class Adam(Optimizer):
         self.eps = check_float(eps, "eps", minimum=0.0)
         self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
                 f"weight_decay={self.weight_decay})")
 
-    def _state_arrays(self, ops, key, param):
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
         if key not in self.state:
             self.state[key] = {"step": 0, "m": ops.zeros_like(param), "v": ops.zeros_like(param)}
         return [self.state[key]["m"], self.state[key]["v"]]
 
-    def _spec(self):
+    def _spec(self) -> dict[str, Any]:
         steps = {st["step"] for st in self.state.values()}
         if len(steps) > 1:
             raise RuntimeError(f"Adam's parameters are at different steps {sorted(steps)}; "
@@ -150,11 +204,11 @@ class Adam(Optimizer):
                 "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay,
                 "step": steps.pop() if steps else 0}
 
-    def native_done(self, step):
+    def native_done(self, step: int) -> None:
         for st in self.state.values():
             st["step"] = step
 
-    def _update(self, ops, key, param, grad):
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
         m, v = self._state_arrays(ops, key, param)
         st = self.state[key]
         st["step"] += 1
@@ -162,16 +216,26 @@ class Adam(Optimizer):
                         self.eps, self.weight_decay)
 
 
-_OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
-def get_optimizer(optimizer):
-    """An Optimizer from an instance, a class or a name ("sgd", "adam")."""
+def get_optimizer(optimizer: Optimizer | type[Optimizer] | str) -> Optimizer:
+    """An Optimizer from an instance, a class or a name.
+
+    Parameters
+    ----------
+    optimizer : Optimizer, Optimizer subclass or str
+        A name is "sgd" or "adam" (with default hyper-parameters).
+
+    Returns
+    -------
+    Optimizer
+    """
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
-        return optimizer()
+        return optimizer()  # type: ignore[call-arg]
     if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
-        return _OPTIMIZERS[optimizer.lower()]()
+        return _OPTIMIZERS[optimizer.lower()]()  # type: ignore[call-arg]
     raise ValueError(f"unknown optimizer {optimizer!r}; expected an Optimizer or one of "
                      f"{sorted(_OPTIMIZERS)}")

@@ -6,7 +6,12 @@ has no gradient.  The rule w += lr * (y - y_hat) * x is exactly an SGD step
 with gradient -(y - y_hat) * x, so it reuses the backend's SGD kernel.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
 from .backends import get_backend
@@ -22,7 +27,10 @@ class Perceptron:
     n_inputs : int
     seed : int or None
         Seeds the initial weights and bias (standard normal, as in seed 001).
-    backend, dtype : as for Network.
+    backend : str or None
+        As for Network.
+    dtype : {"float64", "float32"}
+        As for Network.
 
     Attributes
     ----------
@@ -30,7 +38,8 @@ class Perceptron:
     bias : ndarray, shape (1,)
     """
 
-    def __init__(self, n_inputs, *, seed=None, backend=None, dtype="float64"):
+    def __init__(self, n_inputs: int, *, seed: int | None = None, backend: str | None = None,
+                 dtype: DTypeLike = "float64") -> None:
         self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1)
         self.dtype = check_dtype(dtype)
         self.ops = get_backend(backend)
@@ -38,33 +47,57 @@ class Perceptron:
         self.weights = rng.standard_normal(self.n_inputs).astype(self.dtype)
         self.bias = rng.standard_normal(1).astype(self.dtype)
 
-    def forward(self, X):
-        """0/1 predictions: X (n, n_inputs) -> (n,) int; a single sample (n_inputs,) -> int."""
+    def forward(self, X: ArrayLike) -> NDArray[np.int64] | int:
+        """0/1 predictions of the step neuron.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, n_inputs), or one sample (n_inputs,)
+
+        Returns
+        -------
+        ndarray of int64, shape (n,), or an int for one sample
+        """
         single = np.ndim(X) == 1
-        X = as_samples(np.atleast_2d(X), self.dtype, self.n_inputs)
-        z = self.ops.gemm(X, self.weights.reshape(-1, 1))[:, 0] + self.bias[0]
+        Xa = as_samples(np.atleast_2d(X), self.dtype, self.n_inputs)
+        z = self.ops.gemm(Xa, self.weights.reshape(-1, 1))[:, 0] + self.bias[0]
         out = (z > 0).astype(np.int64)
         return int(out[0]) if single else out
 
-    predict = forward
+    def predict(self, X: ArrayLike) -> NDArray[np.int64] | int:
+        """Same as ``forward``: 0/1 predictions, shape (n,) (an int for one sample)."""
+        return self.forward(X)
 
-    def fit(self, X, y, *, epochs=100, lr=1.0):
+    def fit(self, X: ArrayLike, y: ArrayLike, *, epochs: int = 100,
+            lr: float = 1.0) -> list[int]:
         """Perceptron rule, one sample at a time, until an epoch makes no mistake.
 
-        X: (n, n_inputs); y: (n,) of 0/1.  Returns the number of mistakes per epoch.
+        Parameters
+        ----------
+        X : array-like, shape (n, n_inputs)
+        y : array-like of 0/1, shape (n,)
+        epochs : int, default 100
+            At most this many passes.
+        lr : float, default 1.0
+
+        Returns
+        -------
+        list of int
+            The number of mistakes in each epoch run (the last is 0 when it
+            converged).
         """
-        X = as_samples(X, self.dtype, self.n_inputs)
-        y = as_float_array(y, self.dtype, "y", ndim=1)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has shape {y.shape}")
-        if not np.isin(y, (0, 1)).all():
+        Xa = as_samples(X, self.dtype, self.n_inputs)
+        ya = as_float_array(y, self.dtype, "y", ndim=1)
+        if ya.shape[0] != Xa.shape[0]:
+            raise ValueError(f"X has {Xa.shape[0]} samples but y has shape {ya.shape}")
+        if not np.isin(ya, (0, 1)).all():
             raise ValueError("Perceptron targets must be 0 or 1")
         epochs = check_int(epochs, "epochs", minimum=0)
         lr = check_float(lr, "lr", minimum=0.0)
-        mistakes = []
+        mistakes: list[int] = []
         for _ in range(epochs):
             wrong = 0
-            for x, target in zip(X, y):
+            for x, target in zip(Xa, ya):
                 error = target - self.forward(x)
                 if error:
                     wrong += 1

@@ -49,10 +49,14 @@ one per epoch, the epochs in which no stop is possible are run as one
 with ``early_stopping`` or ``verbose`` training goes one epoch per call.
 """
 
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -93,7 +97,7 @@ def _check_number(value, name, *, integral=False, low=None, high=None, low_open=
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {'an integer' if integral else 'a real number'}, "
                         f"got {value!r}")
-    if not np.isfinite(value):
+    if not np.isfinite(value):  # type: ignore[call-overload]
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
@@ -111,7 +115,15 @@ def _check_bool(value, name):
 class _BaseMLP(BaseEstimator):
     """Shared parameters, network building and the training loop."""
 
-    _loss = None            # MSELoss or CrossEntropyLoss, set by the subclasses
+    _loss: Any = None       # MSELoss or CrossEntropyLoss, set by the subclasses
+    # fitted attributes (set by fit)
+    network_: Network
+    coefs_: list[Any]
+    intercepts_: list[Any]
+    loss_curve_: list[float]
+    validation_scores_: Any
+    best_validation_score_: Any
+    best_loss_: Any
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
@@ -199,7 +211,7 @@ class _BaseMLP(BaseEstimator):
     def _build_network(self, n_features, n_outputs, seed):
         sizes = [n_features] + self._hidden_sizes() + [n_outputs]
         activation = _ACTIVATIONS[self.activation]
-        stack = []
+        stack: list[_layers.Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             stack.append(_layers.Dense(n_in, n_out))
             if i < len(sizes) - 2 and activation is not None:
@@ -483,8 +495,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.out_activation_ = "softmax"
         return len(self.classes_)
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
         """Train on X (n_samples, n_features) and class labels y (n_samples,).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,)
 
         Returns
         -------
@@ -492,7 +509,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
@@ -520,24 +538,52 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validation_score(self, X_val, T_val):
         return accuracy_score(T_val, self._forward(X_val).argmax(axis=1))
 
-    def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``
-        (the softmax of the network's logits)."""
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Class probabilities (the softmax of the network's logits).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray, float64, shape (n_samples, n_classes)
+            In the order of ``classes_``.
+        """
         logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
 
-    def predict_log_proba(self, X):
-        """Log of ``predict_proba``, shape (n_samples, n_classes)."""
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Log of ``predict_proba``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray, float64, shape (n_samples, n_classes)
+        """
         logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
         return logits
 
-    def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray, shape (n_samples,)
+            Labels from ``classes_``.
+        """
         index = self.predict_proba(X).argmax(axis=1)
         return self.classes_[index]
 
@@ -568,9 +614,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.out_activation_ = "identity"
         return T.shape[1]
 
-    def fit(self, X, y):
-        """Train on X (n_samples, n_features) and targets y (n_samples,) or
-        (n_samples, n_outputs).
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+        """Train on X and targets y.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,) or (n_samples, n_outputs)
 
         Returns
         -------
@@ -578,15 +628,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current state; returns self."""
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+        """One epoch over (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self
+        """
         return self._fit(X, y, incremental=True)
 
     def _validation_score(self, X_val, T_val):
         return r2_score(T_val, self._forward(X_val))
 
-    def predict(self, X):
-        """Predictions, shape (n_samples,) for a 1-D y in fit, else (n_samples, n_outputs)."""
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Predictions of the network.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray, shape (n_samples,) for a 1-D y in fit, else (n_samples, n_outputs)
+        """
         out = self._forward(self._check_X(X))
         return out.ravel() if self._y_ndim == 1 else out
 

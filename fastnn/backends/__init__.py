@@ -8,9 +8,12 @@ in order: ``set_backend``/``use_backend``, the ``FASTNN_BACKEND`` environment
 variable, then the compiled backend when it imports, else the reference.
 """
 
+from __future__ import annotations
+
 import contextlib
 import importlib
 import os
+from typing import IO, Any, Iterator
 
 from .numpy_ops import NumpyOps
 
@@ -21,11 +24,11 @@ _BACKENDS = {
     "numpy": ("fastnn.backends.numpy_ops", "NumpyOps"),
     "cython": ("fastnn.backends.cython_ops", "CythonOps"),
 }
-_instances = {}
-_default = None
+_instances: dict[str, NumpyOps] = {}
+_default: str | None = None
 
 
-def _load(name):
+def _load(name: str) -> NumpyOps:
     if not isinstance(name, str):
         raise TypeError(f"backend name must be a string, got {type(name).__name__}")
     key = name.lower()
@@ -42,8 +45,14 @@ def _load(name):
     return _instances[key]
 
 
-def available_backends():
-    """Names of the backends that import on this installation."""
+def available_backends() -> list[str]:
+    """Names of the backends that import on this installation.
+
+    Returns
+    -------
+    list of str
+        A subset of ``["numpy", "cython"]``.
+    """
     names = []
     for name in _BACKENDS:
         try:
@@ -54,7 +63,7 @@ def available_backends():
     return names
 
 
-def _default_name():
+def _default_name() -> str:
     if _default is not None:
         return _default
     env = os.environ.get("FASTNN_BACKEND")
@@ -63,15 +72,36 @@ def _default_name():
     return "cython" if "cython" in available_backends() else "numpy"
 
 
-def get_backend(name=None):
-    """The ops object for ``name`` (an ops object is returned as is); None → the default."""
+def get_backend(name: str | NumpyOps | None = None) -> NumpyOps:
+    """The ops object (the kernels) of a backend.
+
+    Parameters
+    ----------
+    name : {"numpy", "cython"}, an ops object, or None
+        An ops object is returned as is; None gives the default backend.
+
+    Returns
+    -------
+    NumpyOps
+        ``NumpyOps`` or its compiled subclass ``CythonOps``.
+    """
     if isinstance(name, NumpyOps):
         return name
     return _load(_default_name() if name is None else name)
 
 
-def set_backend(name):
-    """Make ``name`` ("numpy" or "cython") the default backend of new networks."""
+def set_backend(name: str) -> NumpyOps:
+    """Make ``name`` the default backend of new networks.
+
+    Parameters
+    ----------
+    name : {"numpy", "cython"}
+
+    Returns
+    -------
+    NumpyOps
+        The backend's ops object.
+    """
     global _default
     ops = _load(name)
     _default = ops.name
@@ -79,8 +109,18 @@ def set_backend(name):
 
 
 @contextlib.contextmanager
-def use_backend(name):
-    """Context manager: ``with use_backend("numpy"): ...`` restores the old default after."""
+def use_backend(name: str) -> Iterator[NumpyOps]:
+    """Context manager: ``with use_backend("numpy"): ...`` restores the old default after.
+
+    Parameters
+    ----------
+    name : {"numpy", "cython"}
+
+    Yields
+    ------
+    NumpyOps
+        The backend's ops object.
+    """
     global _default
     previous = _default
     ops = set_backend(name)
@@ -90,7 +130,7 @@ def use_backend(name):
         _default = previous
 
 
-def _compiled():
+def _compiled() -> Any:
     """The compiled extension module, or None when it is not built."""
     try:
         return importlib.import_module("fastnn.backends.cython_ops")
@@ -98,11 +138,15 @@ def _compiled():
         return None
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Number of threads the compiled kernels may use (>= 1).
 
     Results do not depend on it: work is split over output blocks, never
     inside a sum.  The reference backend is single-threaded NumPy.
+
+    Parameters
+    ----------
+    n : int
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
@@ -111,14 +155,25 @@ def set_num_threads(n):
         module.set_num_threads(n)
 
 
-def get_num_threads():
-    """Threads the compiled kernels use (1 without the extension)."""
+def get_num_threads() -> int:
+    """Threads the compiled kernels use (1 without the extension).
+
+    Returns
+    -------
+    int
+    """
     module = _compiled()
     return module.get_num_threads() if module is not None else 1
 
 
-def show_config(file=None):
-    """Print backends, default backend, instruction set, threads and build flags."""
+def show_config(file: IO[str] | None = None) -> None:
+    """Print backends, default backend, instruction set, threads and build flags.
+
+    Parameters
+    ----------
+    file : text stream, optional
+        Where to print (default: stdout).
+    """
     module = _compiled()
     lines = [f"backends:        {', '.join(available_backends())}",
              f"default backend: {get_backend().name}"]
@@ -133,7 +188,7 @@ def show_config(file=None):
     print("\n".join(lines), file=file)
 
 
-def __getattr__(attr):
+def __getattr__(attr: str) -> Any:
     if attr == "CythonOps":
         return type(_load("cython"))
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -19,7 +19,12 @@ Conventions shared by all kernels:
   in full and returned.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 #: Activation names, in the order of the C enum ``FASTNN_ACT_*``.
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "silu", "softmax")
@@ -34,20 +39,20 @@ REDUCTIONS = ("mean", "sum")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _mix64(z):
+def _mix64(z: Any) -> Any:
     """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic)."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
-def _sigmoid(x):
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     """Two-branch logistic: never overflows for large ``|x|``."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _flush_subnormal(state):
+def _flush_subnormal(state: NDArray[Any]) -> None:
     """Zero, in place, the entries of an optimizer state smaller in magnitude than
     the dtype's smallest normal number.
 
@@ -60,12 +65,12 @@ def _flush_subnormal(state):
     state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
 
 
-def _check_activation(kind):
+def _check_activation(kind: str) -> None:
     if kind not in ACTIVATIONS:
         raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
 
 
-def _reduction_scale(reduction, count):
+def _reduction_scale(reduction: str, count: int) -> float:
     """1/count for 'mean', 1 for 'sum' (float64)."""
     if reduction == "mean":
         return 1.0 / count
@@ -75,9 +80,16 @@ def _reduction_scale(reduction, count):
 
 
 class NumpyOps:
-    """Reference kernels in plain NumPy (float32 or float64)."""
+    """Reference kernels in plain NumPy (float32 or float64).
 
-    name = "numpy"
+    Each kernel's docstring gives its formula and the shapes it takes.  The
+    kernels carry no type hints on purpose: tests/test_parity.py requires
+    ``CythonOps`` to have exactly the same signatures, and the compiled
+    methods have none (mypy sees them as untyped; the types are those of
+    the docstrings: C-contiguous float32/float64 ndarrays, Python floats).
+    """
+
+    name: str = "numpy"
 
     # ------------------------------------------------------------ memory
     def zeros_like(self, a):
@@ -101,7 +113,7 @@ class NumpyOps:
 
         identity: x; sigmoid: 1/(1+e^-x); tanh; relu: x if x>0 else 0;
         leaky_relu: x if x>0 else alpha*x; silu: x*sigmoid(x);
-        softmax: e^(x-max) / sum(e^(x-max)) per row.
+        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d).
         """
         _check_activation(kind)
         dt = X.dtype.type
@@ -127,6 +139,7 @@ class NumpyOps:
         leaky_relu: dY if z>0 else alpha*dY; silu: dY*s*(1+z*(1-s)), s=sigmoid(z);
         softmax: y*(dY - sum(dY*y, per row)).  ``Z`` is read only by
         leaky_relu and silu (``NEEDS_PREACTIVATION``) and may be None otherwise.
+        dY, Z, Y: (n, d) -> dZ: (n, d).
         """
         _check_activation(kind)
         dt = dY.dtype.type
@@ -186,7 +199,8 @@ class NumpyOps:
     def bce(self, prob, target, reduction="mean", *, need_grad=True):
         """L = -[t*log(p) + (1-t)*log(1-p)] with logs clamped at -100 (PyTorch);
 
-        dL/dp = (p - t) / max(p*(1-p), 1e-12) * scale.  Returns (loss, grad or None).
+        dL/dp = (p - t) / max(p*(1-p), 1e-12) * scale.  prob, target: same shape (n, d).
+        Returns (loss, grad or None).
         """
         scale = _reduction_scale(reduction, prob.size)
         p = prob.astype(np.float64)
@@ -205,7 +219,8 @@ class NumpyOps:
         """L = -sum_c t_c * log_softmax(z)_c per row, mean or sum over rows;
 
         dL/dz = (softmax(z) * sum_c t_c - t) * scale.  ``target`` is either int64
-        class labels (n,) in [0, C) or probabilities (n, C).  Returns (loss, grad or None).
+        class labels (n,) in [0, C) or probabilities (n, C); logits: (n, C).
+        Returns (loss, grad (n, C) or None).
         """
         n, c = logits.shape
         scale = _reduction_scale(reduction, n)
@@ -257,6 +272,7 @@ class NumpyOps:
         m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
         p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
         flush() zeroes subnormal entries (see ``_flush_subnormal``).
+        param, grad, m, v: same shape; m and v are updated in place.
         """
         dt = param.dtype.type
         g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
