@@ -513,10 +513,11 @@ class Network:
         per_epoch_batches = -(-n // batch)
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         for layer in dense:
+            W, b = layer.params()["W"], layer.params().get("b")
             if layer.dW is None:
-                layer.dW = self.ops.zeros_like(layer.W)
-            if layer.bias and layer.db is None:
-                layer.db = self.ops.zeros_like(layer.b)
+                layer.dW = self.ops.zeros_like(W)
+            if b is not None and layer.db is None:
+                layer.db = self.ops.zeros_like(b)
         spec, states = optimizer.native_spec(self)
         stages = [self._stage(i, layer, activation, states)
                   for i, (layer, activation) in enumerate(self._plan)]

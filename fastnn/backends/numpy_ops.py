@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+#: a C-contiguous float32/float64 (labels: int64) ndarray
+Array = NDArray[Any]
+
 #: Activation names, in the order of the C enum ``FASTNN_ACT_*``.
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "silu", "softmax")
 
@@ -82,22 +85,20 @@ def _reduction_scale(reduction: str, count: int) -> float:
 class NumpyOps:
     """Reference kernels in plain NumPy (float32 or float64).
 
-    Each kernel's docstring gives its formula and the shapes it takes.  The
-    kernels carry no type hints on purpose: tests/test_parity.py requires
-    ``CythonOps`` to have exactly the same signatures, and the compiled
-    methods have none (mypy sees them as untyped; the types are those of
-    the docstrings: C-contiguous float32/float64 ndarrays, Python floats).
+    Each kernel's docstring gives its formula and the shapes it takes.
+    ``Array`` is a C-contiguous float32/float64 ndarray (labels: int64).
     """
 
     name: str = "numpy"
 
     # ------------------------------------------------------------ memory
-    def zeros_like(self, a):
+    def zeros_like(self, a: Array) -> Array:
         """A new zero-filled C-contiguous array of a's shape and dtype."""
         return np.zeros(a.shape, dtype=a.dtype)
 
     # ------------------------------------------------------------- GEMM
-    def gemm(self, A, B, *, trans_a=False, trans_b=False, out=None):
+    def gemm(self, A: Array, B: Array, *, trans_a: bool = False, trans_b: bool = False,
+             out: Array | None = None) -> Array:
         """C = op(A) @ op(B), op(M) = M.T when its flag is set.
 
         A: (m, k), or (k, m) with ``trans_a``; B: (k, n), or (n, k) with
@@ -108,7 +109,7 @@ class NumpyOps:
         return np.matmul(a, b, out=out)
 
     # ------------------------------------------------------ activations
-    def activation_forward(self, X, kind, alpha=0.01):
+    def activation_forward(self, X: Array, kind: str, alpha: float = 0.01) -> Array:
         """Y = f(X) elementwise (softmax: along each row).
 
         identity: x; sigmoid: 1/(1+e^-x); tanh; relu: x if x>0 else 0;
@@ -132,7 +133,8 @@ class NumpyOps:
         e = np.exp(X - X.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    def activation_backward(self, dY, Z, Y, kind, alpha=0.01):
+    def activation_backward(self, dY: Array, Z: Any, Y: Any, kind: str,
+                            alpha: float = 0.01) -> Array:
         """dZ = dY * f'(Z), with f' taken from Y where possible.
 
         sigmoid: dY*y*(1-y); tanh: dY*(1-y^2); relu: dY if y>0 else 0;
@@ -159,7 +161,8 @@ class NumpyOps:
         return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
 
     # ------------------------------------------------------------ dense
-    def dense_forward(self, X, W, b, kind="identity", alpha=0.01):
+    def dense_forward(self, X: Array, W: Array, b: Array | None, kind: str = "identity",
+                      alpha: float = 0.01) -> tuple[Array | None, Array]:
         """Z = X @ W + b; Y = f(Z).  Returns (Z, Y); Z is None unless f needs it.
 
         X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
@@ -172,8 +175,9 @@ class NumpyOps:
         Y = self.activation_forward(Z, kind, alpha)
         return (Z if kind in NEEDS_PREACTIVATION else None), Y
 
-    def dense_backward(self, X, W, Z, Y, dY, kind="identity", alpha=0.01, *,
-                       need_dX=True, need_db=True):
+    def dense_backward(self, X: Array, W: Array, Z: Any, Y: Any, dY: Array,
+                       kind: str = "identity", alpha: float = 0.01, *, need_dX: bool = True,
+                       need_db: bool = True) -> tuple[Array | None, Array, Array | None]:
         """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
 
         Returns (dX or None, dW, db or None) with the shapes of X, W, b.
@@ -185,7 +189,8 @@ class NumpyOps:
         return dX, dW, db
 
     # ----------------------------------------------------------- losses
-    def mse(self, pred, target, reduction="mean", *, need_grad=True):
+    def mse(self, pred: Array, target: Array, reduction: str = "mean", *,
+            need_grad: bool = True) -> tuple[float, Array | None]:
         """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale.
 
         pred, target: same shape.  Returns (loss as float, grad or None).
@@ -196,7 +201,8 @@ class NumpyOps:
         grad = diff * pred.dtype.type(2.0 * scale) if need_grad else None
         return loss, grad
 
-    def bce(self, prob, target, reduction="mean", *, need_grad=True):
+    def bce(self, prob: Array, target: Array, reduction: str = "mean", *,
+            need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -[t*log(p) + (1-t)*log(1-p)] with logs clamped at -100 (PyTorch);
 
         dL/dp = (p - t) / max(p*(1-p), 1e-12) * scale.  prob, target: same shape (n, d).
@@ -215,7 +221,8 @@ class NumpyOps:
             grad = (prob - target) / np.maximum(prob * (1 - prob), dt(1e-12)) * dt(scale)
         return loss, grad
 
-    def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
+    def cross_entropy(self, logits: Array, target: Array, reduction: str = "mean", *,
+                      need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -sum_c t_c * log_softmax(z)_c per row, mean or sum over rows;
 
         dL/dz = (softmax(z) * sum_c t_c - t) * scale.  ``target`` is either int64
@@ -248,8 +255,9 @@ class NumpyOps:
         return loss, grad
 
     # ------------------------------------------------------- optimizers
-    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0,
-                   nesterov=False):
+    def sgd_update(self, param: Array, grad: Array, velocity: Array | None, lr: float,
+                   momentum: float = 0.0, weight_decay: float = 0.0,
+                   nesterov: bool = False) -> None:
         """In place (PyTorch's SGD): g = grad + wd*p; v = flush(mu*v + g);
 
         step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
@@ -265,8 +273,9 @@ class NumpyOps:
             g = g + dt(momentum) * velocity if nesterov else velocity
         param -= dt(lr) * g
 
-    def adam_update(self, param, grad, m, v, step, lr, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
+    def adam_update(self, param: Array, grad: Array, m: Array, v: Array, step: int, lr: float,
+                    beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                    weight_decay: float = 0.0) -> None:
         """In place (PyTorch's Adam), step counted from 1: g = grad + wd*p;
 
         m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
@@ -288,7 +297,7 @@ class NumpyOps:
         param -= dt(step_size) * (m / denom)
 
     # ---------------------------------------------- randomness, dropout
-    def rng_bits(self, seed, step, index):
+    def rng_bits(self, seed: int, step: int, index: ArrayLike) -> Any:
         """64 random bits for element ``index`` of training step ``step``:
 
         mix64(mix64(seed + golden*(step+1)) + golden*(index+1)), uint64 wrap-around.
@@ -299,7 +308,7 @@ class NumpyOps:
             idx = np.asarray(index, dtype=np.uint64)
             return _mix64(key + _GOLDEN * (idx + np.uint64(1)))
 
-    def dropout_forward(self, X, p, seed, step):
+    def dropout_forward(self, X: Array, p: float, seed: int, step: int) -> tuple[Array, Array]:
         """mask = (u >= p) / (1 - p) with u = top 53 bits of rng_bits / 2^53; Y = X * mask.
 
         Returns (Y, mask), both of X's shape and dtype; p == 1 gives zeros.
@@ -311,6 +320,6 @@ class NumpyOps:
         mask = np.where(u >= p, keep_scale, dt(0)).reshape(X.shape)
         return X * mask, mask
 
-    def dropout_backward(self, dY, mask):
+    def dropout_backward(self, dY: Array, mask: Array) -> Array:
         """dX = dY * mask (the mask of the matching forward)."""
         return dY * mask
