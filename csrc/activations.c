@@ -76,8 +76,8 @@ static inline T F(sigmoid)(T x)
     return x >= (T)0 ? (T)1 / d : e / d;
 }
 
-/* max of a row, propagating NaN like ndarray.max */
-static inline T F(row_max)(const T *x, int64_t n)
+/* max of a row, propagating NaN like ndarray.max (also used by losses.c) */
+T F(fastnn_internal_row_max)(const T *x, int64_t n)
 {
     T m = x[0];
     for (int64_t j = 1; j < n; j++) {
@@ -95,7 +95,7 @@ static inline void F(softmax_row)(const T *x, T *y, int64_t n)
 {
     if (n <= 0)
         return;
-    const T m = F(row_max)(x, n);
+    const T m = F(fastnn_internal_row_max)(x, n);
     for (int64_t j = 0; j < n; j++)
         y[j] = exp(x[j] - m);
     const T s = F(fastnn_internal_sum)(y, n);

@@ -38,6 +38,9 @@ int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
                                      int64_t cols, const double *z,
                                      const double *y, const double *dy,
                                      double *dz, int64_t ld);
+/* activations.c: the max of x[0..n), NaN propagating like ndarray.max */
+float fastnn_internal_row_max_f32(const float *x, int64_t n);
+double fastnn_internal_row_max_f64(const double *x, int64_t n);
 /* activations.c: the pairwise sum of x[0..n) */
 float fastnn_internal_sum_f32(const float *x, int64_t n);
 double fastnn_internal_sum_f64(const double *x, int64_t n);

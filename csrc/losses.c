@@ -142,20 +142,6 @@ int F(fastnn_bce)(int64_t size, const T *prob, const T *target, int reduction,
 
 /* ---- cross-entropy on logits -------------------------------------------- */
 
-/* row max, propagating NaN like ndarray.max */
-static inline T F(row_max)(const T *x, int64_t n)
-{
-    T m = x[0];
-    for (int64_t j = 1; j < n; j++) {
-        const T v = x[j];
-        if (v > m || v != v)
-            m = v;
-        if (m != m)
-            break;
-    }
-    return m;
-}
-
 /* sum of exp(x - m) over a row, in T, NumPy's order */
 typedef struct {
     const T *x;
@@ -179,7 +165,7 @@ PAIRWISE_SUM(F(pw_vec), T, F(vec_ctx), VEC_ELEM)
  */
 static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
 {
-    const T m = F(row_max)(x, c);
+    const T m = F(fastnn_internal_row_max)(x, c);
     *m_out = m;
     if (g != NULL) {
         for (int64_t j = 0; j < c; j++)
