@@ -365,6 +365,13 @@ static void GF(pack_b)(int trans_b, const T *B, int64_t ldb, int64_t j0,
 
 /* ---- driver ------------------------------------------------------------ */
 
+/* One call.  Units of work are (row block ic of MU rows) x (column block jb
+ * of NU columns) of C; a unit runs every k slice (packing the slices of
+ * op(A) and op(B) it needs, into its thread's own buffer), so it finishes
+ * its block of C and runs the epilogue on it: no unit waits for another.
+ * Units are numbered ic-major or jb-major (whichever packs less); a thread
+ * keeps the full-k packed op(A) rows of its last ic (cache_a) or op(B)
+ * columns of its last jb (cache_b) while consecutive units share them. */
 typedef struct {
     int trans_a, trans_b;
     int64_t m, n, k;
@@ -377,82 +384,65 @@ typedef struct {
     int64_t ldc;
     const fastnn_epilogue *ep;
     CFG_T cfg;
-    int64_t kcs, nkb; /* k slice length and count */
-    T *bbuf;          /* shared packed B panel */
-    T *abuf;          /* per-thread packed A blocks */
-    int64_t astride;  /* elements between two threads' A blocks */
+    int64_t kcs, nkb;     /* k slice length and count */
+    int64_t MU, NU;       /* unit rows (cfg.mc) and columns (multiple of nr) */
+    int64_t nic, njb;     /* row and column blocks */
+    int jb_major;         /* unit u: jb = u / nic (else ic = u / njb) */
+    int cache_a, cache_b; /* keep full-k packed blocks between units */
+    int64_t aslice, bslice; /* elements per packed k slice (aligned) */
+    int64_t boff;         /* elements from buffer start to the B region */
 } GF(gemm_job);
 
-static void GF(gemm_run)(const GF(gemm_job) *J, int tid, int nt)
+static void GF(gemm_unit)(const void *ctx, int64_t u, void *buf,
+                          gemm_ustate *st)
 {
+    const GF(gemm_job) *J = (const GF(gemm_job) *)ctx;
     const int64_t mr = J->cfg.mr, nr = J->cfg.nr;
-    const int64_t MC = J->cfg.mc, NC = J->cfg.nc, NS = J->cfg.ns;
-    const int64_t m = J->m, n = J->n, k = J->k, ldc = J->ldc;
+    const int64_t ldc = J->ldc, k = J->k;
     const UKERN_T kern = J->cfg.kern;
-    const fastnn_epilogue *ep = J->ep;
-    T *const Ap = J->abuf + (int64_t)tid * J->astride;
-    T *const Bp = J->bbuf;
-    T *const C = J->C;
-    const int64_t nic = (m + MC - 1) / MC;
-    (void)nt;
+    int64_t ic, jb;
+    if (J->jb_major) {
+        jb = u / J->nic;
+        ic = u - jb * J->nic;
+    } else {
+        ic = u / J->njb;
+        jb = u - ic * J->njb;
+    }
+    const int64_t i0 = ic * J->MU, j0 = jb * J->NU;
+    const int64_t mc = (J->m - i0 < J->MU) ? J->m - i0 : J->MU;
+    const int64_t nc = (J->n - j0 < J->NU) ? J->n - j0 : J->NU;
+    T *const abuf = (T *)buf;
+    T *const bbuf = (T *)buf + J->boff;
+    const int have_a = J->cache_a && st->a == ic;
+    const int have_b = J->cache_b && st->b == jb;
+    T *const cblk = J->C + i0 * ldc + j0;
 
-    for (int64_t jc = 0; jc < n; jc += NC) {
-        const int64_t ncur = (n - jc < NC) ? n - jc : NC;
-        const int64_t npan = (ncur + nr - 1) / nr;
-        const int64_t njs = (ncur + NS - 1) / NS;
-        const int64_t nunits = nic * njs;
-        const int64_t u0 = nunits * tid / nt, u1 = nunits * (tid + 1) / nt;
-        const int64_t q0 = npan * tid / nt, q1 = npan * (tid + 1) / nt;
-
-        for (int64_t kb = 0; kb < J->nkb; kb++) {
-            const int64_t p0 = kb * J->kcs;
-            const int64_t kc = (k - p0 < J->kcs) ? k - p0 : J->kcs;
-            const int last = (kb == J->nkb - 1);
-            const T beff = (kb == 0) ? J->beta : (T)1;
-
-#ifdef _OPENMP
-            if (nt > 1) {
-#pragma omp barrier
-            }
-#endif
-            /* this thread's share of the B panel: micro-panels [q0, q1) */
-            if (q1 > q0) {
-                int64_t cols = q1 * nr < ncur ? (q1 - q0) * nr : ncur - q0 * nr;
-                GF(pack_b)(J->trans_b, J->B, J->ldb, jc + q0 * nr, cols, p0,
-                           kc, (int)nr, Bp + q0 * nr * kc, J->cfg.pack_t, J->cfg.pack_n);
-            }
-#ifdef _OPENMP
-            if (nt > 1) {
-#pragma omp barrier
-            }
-#endif
-            int64_t have_ic = -1;
-            for (int64_t u = u0; u < u1; u++) {
-                const int64_t ic = u / njs, js = u % njs;
-                const int64_t i0 = ic * MC;
-                const int64_t mc = (m - i0 < MC) ? m - i0 : MC;
-                if (ic != have_ic) {
-                    GF(pack_a)(J->trans_a, J->A, J->lda, i0, mc, p0, kc,
-                               (int)mr, Ap, J->cfg.pack_t, J->cfg.pack_n);
-                    have_ic = ic;
-                }
-                const int64_t j0 = js * NS;
-                const int64_t nsc = (ncur - j0 < NS) ? ncur - j0 : NS;
-                T *const cblk = C + i0 * ldc + jc + j0;
-                for (int64_t jr = 0; jr < nsc; jr += nr) {
-                    const T *bp = Bp + (j0 + jr) * kc;
-                    const int64_t ne = (nsc - jr < nr) ? nsc - jr : nr;
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        const int64_t me = (mc - ir < mr) ? mc - ir : mr;
-                        kern(kc, Ap + ir * kc, bp, cblk + ir * ldc + jr, ldc,
-                             me, ne, beff);
-                    }
-                }
-                if (last && ep != NULL && ep->fn != NULL)
-                    ep->fn(ep->ctx, i0, jc + j0, mc, nsc, cblk, ldc);
+    for (int64_t kb = 0; kb < J->nkb; kb++) {
+        const int64_t p0 = kb * J->kcs;
+        const int64_t kc = (k - p0 < J->kcs) ? k - p0 : J->kcs;
+        const T beff = (kb == 0) ? J->beta : (T)1;
+        T *const Ap = abuf + (J->cache_a ? kb * J->aslice : 0);
+        T *const Bp = bbuf + (J->cache_b ? kb * J->bslice : 0);
+        if (!have_a)
+            GF(pack_a)(J->trans_a, J->A, J->lda, i0, mc, p0, kc, (int)mr, Ap,
+                       J->cfg.pack_t, J->cfg.pack_n);
+        if (!have_b)
+            GF(pack_b)(J->trans_b, J->B, J->ldb, j0, nc, p0, kc, (int)nr, Bp,
+                       J->cfg.pack_t, J->cfg.pack_n);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+            const T *bp = Bp + jr * kc;
+            const int64_t ne = (nc - jr < nr) ? nc - jr : nr;
+            for (int64_t ir = 0; ir < mc; ir += mr) {
+                const int64_t me = (mc - ir < mr) ? mc - ir : mr;
+                kern(kc, Ap + ir * kc, bp, cblk + ir * ldc + jr, ldc, me, ne,
+                     beff);
             }
         }
     }
+    st->a = J->cache_a ? ic : -1;
+    st->b = J->cache_b ? jb : -1;
+    if (J->ep != NULL && J->ep->fn != NULL)
+        J->ep->fn(J->ep->ctx, i0, j0, mc, nc, cblk, ldc);
 }
 
 /* ---- direct path for small products ------------------------------------ */
@@ -569,54 +559,73 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     GF(gemm_cfg)(isa, &J.cfg);
 
     const int64_t mr = J.cfg.mr, nr = J.cfg.nr;
+    /* the rounding depends on these two only (k and the ISA's kc) */
     J.nkb = (k + J.cfg.kc - 1) / J.cfg.kc;
     J.kcs = (k + J.nkb - 1) / J.nkb;
 
-    /* threads: only for enough flops and enough units of work */
-    int nt = fastnn_get_num_threads();
-#ifndef _OPENMP
-    nt = 1;
-#endif
+    /* units: MU = mc rows; NU columns so that there are about
+     * FASTNN_GEMM_UNITS units (load balance, stealing), at most cfg.nc */
+    J.MU = J.cfg.mc;
+    J.nic = (m + J.MU - 1) / J.MU;
     {
-        const int64_t ncols = n < J.cfg.nc ? n : J.cfg.nc;
-        const int64_t units = ((m + J.cfg.mc - 1) / J.cfg.mc) *
-                              ((ncols + J.cfg.ns - 1) / J.cfg.ns);
-        if (2.0 * (double)m * (double)n * (double)k < FASTNN_GEMM_MT_FLOPS)
-            nt = 1;
-        if ((int64_t)nt > units)
-            nt = (int)units;
-        if (nt < 1)
-            nt = 1;
+        int64_t want = (FASTNN_GEMM_UNITS + J.nic - 1) / J.nic;
+        int64_t nu = (n + want - 1) / want;
+        nu = (nu + nr - 1) / nr * nr;
+        int64_t numax = FASTNN_GEMM_NU_BYTES / (int64_t)sizeof(T);
+        if (numax > J.cfg.nc)
+            numax = J.cfg.nc;
+        numax = numax / nr * nr;
+        if (nu > numax)
+            nu = numax;
+        if (nu < nr)
+            nu = nr;
+        J.NU = nu;
     }
+    J.njb = (n + J.NU - 1) / J.NU;
+    const int64_t nunits = J.nic * J.njb;
 
-    /* buffers: one aligned allocation, B panel then nt A blocks */
+    /* order: the one that packs fewer elements (each thread keeps the
+     * operand block that consecutive units share) */
+    {
+        const double mk = (double)m * (double)k, nk = (double)n * (double)k;
+        const double cost_ic = mk + (J.njb == 1 ? nk : nk * (double)J.nic);
+        const double cost_jb = nk + (J.nic == 1 ? mk : mk * (double)J.njb);
+        J.jb_major = cost_jb < cost_ic;
+    }
     const int64_t align = 64 / (int64_t)sizeof(T);
-    const int64_t mcap = (m < J.cfg.mc ? m : J.cfg.mc);
-    const int64_t ncap = (n < J.cfg.nc ? n : J.cfg.nc);
-    const int64_t bsz = ((ncap + nr - 1) / nr) * nr * J.kcs;
-    const int64_t asz = ((mcap + mr - 1) / mr) * mr * J.kcs;
-    const int64_t bszr = (bsz + align - 1) / align * align;
-    J.astride = (asz + align - 1) / align * align;
-    size_t bytes = (size_t)(bszr + J.astride * nt) * sizeof(T);
-    bytes = (bytes + 63) / 64 * 64;
-    T *buf = (T *)aligned_alloc(64, bytes);
+    const int64_t mpad = ((m < J.MU ? m : J.MU) + mr - 1) / mr * mr;
+    const int64_t npad = ((n < J.NU ? n : J.NU) + nr - 1) / nr * nr;
+    J.aslice = (mpad * J.kcs + align - 1) / align * align;
+    J.bslice = (npad * J.kcs + align - 1) / align * align;
+    {
+        const int64_t cap = FASTNN_GEMM_CACHE_BYTES / (int64_t)sizeof(T);
+        J.cache_a = J.nic == 1 || !J.jb_major;
+        J.cache_b = J.njb == 1 || J.jb_major;
+        if (J.cache_a && J.aslice * J.nkb > cap)
+            J.cache_a = 0;
+        if (J.cache_b && J.bslice * J.nkb > cap)
+            J.cache_b = 0;
+    }
+    const int64_t asz = J.cache_a ? J.aslice * J.nkb : J.aslice;
+    const int64_t bsz = J.cache_b ? J.bslice * J.nkb : J.bslice;
+    J.boff = asz;
+    const size_t bytes = (size_t)(asz + bsz) * sizeof(T);
+
+    /* threads: only for enough flops and more than one unit */
+    int nt = fastnn_get_num_threads();
+    if (2.0 * (double)m * (double)n * (double)k < FASTNN_GEMM_MT_FLOPS)
+        nt = 1;
+    if ((int64_t)nt > nunits)
+        nt = (int)nunits;
+    if (nt < 1)
+        nt = 1;
+
+    int priv;
+    void *buf = gemm_thread_buffer(bytes, &priv);
     if (buf == NULL)
         return FASTNN_ENOMEM;
-    J.bbuf = buf;
-    J.abuf = buf + bszr;
-
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            GF(gemm_run)(&J, omp_get_thread_num(), omp_get_num_threads());
-        }
-    } else
-#endif
-    {
-        GF(gemm_run)(&J, 0, 1);
-    }
-    free(buf);
+    gemm_run_units(GF(gemm_unit), &J, nunits, nt, buf, bytes);
+    gemm_thread_buffer_done(buf, priv);
     return FASTNN_OK;
 }
 

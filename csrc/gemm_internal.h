@@ -140,6 +140,21 @@ static inline int fastnn_internal_get_isa(void)
     return isa >= 0 ? isa : fastnn_get_isa();
 }
 
+/* Units of work the packed path aims for (row blocks x column blocks). */
+#ifndef FASTNN_GEMM_UNITS
+#define FASTNN_GEMM_UNITS 8
+#endif
+
+/* Widest unit of work, in bytes of a row of C (a multiple of nr columns). */
+#ifndef FASTNN_GEMM_NU_BYTES
+#define FASTNN_GEMM_NU_BYTES 2048
+#endif
+
+/* Largest full-k packed block (bytes) a thread keeps between two units. */
+#ifndef FASTNN_GEMM_CACHE_BYTES
+#define FASTNN_GEMM_CACHE_BYTES (8LL << 20)
+#endif
+
 /* Below this many flops (2*m*n*k) a GEMM runs on one thread. */
 #ifndef FASTNN_GEMM_MT_FLOPS
 #define FASTNN_GEMM_MT_FLOPS 2000000.0
