@@ -19,8 +19,14 @@
 #endif
 
 /* elements below which a pass stays on the calling thread; each extra
-   thread gets at least half as many */
-#define FASTNN_PARALLEL_MIN ((int64_t)1 << 16)
+   thread gets at least half as many.  High on purpose: an OpenMP region
+   competes with the GEMM's pool threads, which spin briefly after each
+   product; measured on the MNIST-shaped training workload (float64, 2
+   threads), splitting the 200k-element updates cost 30% of the epoch
+   (45k vs 63k samples/s), so only passes of millions of elements split. */
+#ifndef FASTNN_PARALLEL_MIN
+#define FASTNN_PARALLEL_MIN ((int64_t)1 << 22)
+#endif
 
 static inline int fastnn_threads_for(int64_t work)
 {

@@ -219,32 +219,45 @@ def test_gemm_and_dense_threads_bit_identical(isa, dtype, rng, threads):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_elementwise_passes_threads_bit_identical(dtype, rng, threads):
     """Activations and optimizer updates large enough to be split across threads
-    (300 x 257 > 2^16 elements) give the same bits on 1 and 2 threads, and match
-    the reference."""
+    (2049 x 2049 > 2^22 elements, csrc/parallel.h) give the same bits on 1 and 2
+    threads, and match the reference."""
     if not co.has_openmp():
         pytest.skip("built without OpenMP")
-    X, dY = randn(rng, (300, 257), dtype, 3.0), randn(rng, (300, 257), dtype)
-    P, G = randn(rng, (300, 257), dtype), randn(rng, (300, 257), dtype)
-    results = []
-    for nt in (1, 2):
-        co.set_num_threads(nt)
+    shape = (2049, 2049)
+    X, dY = randn(rng, shape, dtype, 3.0), randn(rng, shape, dtype)
+
+    def both(run):
         out = []
-        for kind in ACTIVATIONS:
-            Y = C.activation_forward(X, kind, 0.1)
-            out += [Y, C.activation_backward(dY, X, Y, kind, 0.1)]
-        p, v = P.copy(), np.zeros_like(P)
-        C.sgd_update(p, G, v, 0.1, 0.9, 0.01, True)
-        p2, m, v2 = P.copy(), np.zeros_like(P), np.zeros_like(P)
-        C.adam_update(p2, G, m, v2, 1, 0.01, weight_decay=0.01)
-        results.append(out + [p, v, p2, m, v2])
-    for one, two in zip(*results):
+        for nt in (1, 2):
+            co.set_num_threads(nt)
+            out.append(run())
+        return out
+
+    for kind in ACTIVATIONS:
+        one, two = both(lambda: C.activation_forward(X, kind, 0.1))
         np.testing.assert_array_equal(one, two)
-    p, v = P.copy(), np.zeros_like(P)
-    R.sgd_update(p, G, v, 0.1, 0.9, 0.01, True)
-    close(results[1][-5], p, dtype)
-    p2, m, v2 = P.copy(), np.zeros_like(P), np.zeros_like(P)
-    R.adam_update(p2, G, m, v2, 1, 0.01, weight_decay=0.01)
-    close(results[1][-3], p2, dtype)
+        one, two = both(lambda: C.activation_backward(dY, X, one, kind, 0.1))
+        np.testing.assert_array_equal(one, two)
+
+    def sgd():
+        p, v = X.copy(), np.zeros_like(X)
+        C.sgd_update(p, dY, v, 0.1, 0.9, 0.01, True)
+        return p, v
+
+    def adam():
+        p, m, v = X.copy(), np.zeros_like(X), np.zeros_like(X)
+        C.adam_update(p, dY, m, v, 1, 0.01, weight_decay=0.01)
+        return p, m, v
+
+    for run, ref in ((sgd, lambda p, v: R.sgd_update(p, dY, v, 0.1, 0.9, 0.01, True)),
+                     (adam, lambda p, m, v: R.adam_update(p, dY, m, v, 1, 0.01,
+                                                          weight_decay=0.01))):
+        one, two = both(run)
+        for a, b in zip(one, two):
+            np.testing.assert_array_equal(a, b)
+        expected = [X.copy()] + [np.zeros_like(X) for _ in one[1:]]
+        ref(*expected)
+        close(one[0], expected[0], dtype)
 
 
 # -------------------------------------------------------------- activations
