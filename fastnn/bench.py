@@ -229,8 +229,12 @@ GEMM_SHAPES = [
 ]
 
 
-def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, out=sys.stdout):
+def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.stdout):
     """GFLOP/s of fastnn's GEMM and NumPy's ``@`` per shape, alternating, medians.
+
+    Each timed block starts ``settle`` seconds after the other library's, with
+    one untimed call, so neither pays for the other's spinning threads (and
+    fastnn's pool is out of the one-thread backoff that a busy core triggers).
 
     Returns a list of (label, fastnn GFLOP/s, numpy GFLOP/s).
     """
@@ -250,6 +254,10 @@ def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, out=sys.stdout):
         rates = {f: [] for f in calls}
         for _ in range(rounds):
             for f, count in calls.items():
+                # both libraries keep worker threads spinning for a while after a
+                # product; let the other one's go idle, and warm this one's up
+                time.sleep(settle)
+                f()
                 seconds = _time(lambda e, f=f: [f() for _ in range(e)], count)
                 rates[f].append(2.0 * m * n * k * count / seconds / 1e9)
         label = f"{kind} {m}x{k}x{n} {dtype}"
