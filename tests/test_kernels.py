@@ -644,3 +644,21 @@ def test_fastnn_isa_environment_variable(value, expect, tmp_path):
     else:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == expect
+
+
+def test_gemm_fast_path_and_its_fallbacks(rng):
+    """The wrapper's fast path (plain matrices) and every case it hands to the
+    checked path give the reference's result or its errors."""
+    A, B = randn(rng, (7, 13), np.float64), randn(rng, (13, 5), np.float64)
+    close(C.gemm(A, B), A @ B, np.float64)
+    close(C.gemm(A.T.copy(), B, trans_a=True), A @ B, np.float64)
+    close(C.gemm(A, B.T.copy(), trans_b=True), A @ B, np.float64)
+    swapped = B.astype(B.dtype.newbyteorder(">"))          # same values, other byte order
+    with pytest.raises(TypeError):
+        C.gemm(A, swapped)
+    with pytest.raises(ValueError, match=re.escape("B has shape (5, 13)")):
+        C.gemm(A, B.T.copy())                                # shapes disagree
+    with pytest.raises(TypeError):
+        C.gemm(A, B.astype(np.float32))                      # dtypes disagree
+    assert C.gemm(np.empty((0, 3)), np.empty((3, 4))).shape == (0, 4)
+    np.testing.assert_array_equal(C.gemm(np.empty((2, 0)), np.empty((0, 3))), np.zeros((2, 3)))

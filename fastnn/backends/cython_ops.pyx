@@ -452,6 +452,53 @@ cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::
 
 # ---------------------------------------------------------------- the class
 
+# ------------------------------------------------------------ gemm fast path
+cdef inline bint _plain_matrix(object a, int typenum):
+    """a is an ndarray, 2-D, C-contiguous, aligned and in native byte order, of the
+    given float type."""
+    return (type(a) is np.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2
+            and cnp.PyArray_TYPE(<cnp.ndarray>a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a)
+            and cnp.PyArray_ISBEHAVED_RO(<cnp.ndarray>a))
+
+
+cdef object _gemm_fast(object A, object B, bint ta, bint tb):
+    """op(A) @ op(B) for the common case (two plain matrices of one float type
+    whose shapes agree), with the C API only; None sends the call to the
+    checked path, which also raises every error."""
+    if type(A) is not np.ndarray:
+        return None
+    cdef int typenum = cnp.PyArray_TYPE(<cnp.ndarray>A)
+    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+        return None
+    if not (_plain_matrix(A, typenum) and _plain_matrix(B, typenum)):
+        return None
+    cdef cnp.npy_intp *sa = cnp.PyArray_DIMS(<cnp.ndarray>A)
+    cdef cnp.npy_intp *sb = cnp.PyArray_DIMS(<cnp.ndarray>B)
+    cdef int64_t m = sa[1] if ta else sa[0], k = sa[0] if ta else sa[1]
+    cdef int64_t k2 = sb[1] if tb else sb[0], n = sb[0] if tb else sb[1]
+    if k != k2:
+        return None
+    cdef cnp.npy_intp dims[2]
+    dims[0] = m
+    dims[1] = n
+    C = cnp.PyArray_EMPTY(2, dims, typenum, 0)
+    cdef void *pa = cnp.PyArray_DATA(<cnp.ndarray>A)
+    cdef void *pb = cnp.PyArray_DATA(<cnp.ndarray>B)
+    cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>C)
+    cdef int64_t lda = sa[1], ldb = sb[1]
+    cdef int status
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            status = fastnn_gemm_f32(ta, tb, m, n, k, <const float *>pa, lda,
+                                     <const float *>pb, ldb, 0, <float *>pc, n, NULL)
+        else:
+            status = fastnn_gemm_f64(ta, tb, m, n, k, <const double *>pa, lda,
+                                     <const double *>pb, ldb, 0, <double *>pc, n, NULL)
+    _check_status(status, "gemm")
+    return C
+
+
 # ------------------------------------------------------------------ trainer
 _STAGE_CODES = {"dense": FASTNN_STAGE_DENSE, "activation": FASTNN_STAGE_ACTIVATION,
                 "dropout": FASTNN_STAGE_DROPOUT}
@@ -643,6 +690,10 @@ class CythonOps(NumpyOps):
         A: (m, k), or (k, m) with ``trans_a``; B: (k, n), or (n, k) with
         ``trans_b``.  Returns C of shape (m, n) (``out`` when given).
         """
+        if out is None:
+            C = _gemm_fast(A, B, bool(trans_a), bool(trans_b))
+            if C is not None:
+                return C
         _matrix(A, "A")
         _matrix(B, "B")
         _same_dtype(A, "A", B, "B")
