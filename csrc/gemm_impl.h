@@ -567,6 +567,11 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
      * FASTNN_GEMM_UNITS units (load balance, stealing), at most cfg.nc */
     J.MU = J.cfg.mc;
     J.nic = (m + J.MU - 1) / J.MU;
+    if (J.nic > 1) { /* equal row blocks (multiples of mr), not mc + rest */
+        int64_t mu = (m + J.nic - 1) / J.nic;
+        J.MU = (mu + mr - 1) / mr * mr;
+        J.nic = (m + J.MU - 1) / J.MU;
+    }
     {
         int64_t want = (FASTNN_GEMM_UNITS + J.nic - 1) / J.nic;
         int64_t nu = (n + want - 1) / want;
@@ -585,12 +590,14 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     const int64_t nunits = J.nic * J.njb;
 
     /* order: the one that packs fewer elements (each thread keeps the
-     * operand block that consecutive units share) */
+     * operand block that consecutive units share), with a bias to ic-major:
+     * a thread then owns whole rows of C (contiguous memory, disjoint pages;
+     * measured 784x64.64x256 f32, 2 threads: 120 -> 96 us) */
     {
         const double mk = (double)m * (double)k, nk = (double)n * (double)k;
         const double cost_ic = mk + (J.njb == 1 ? nk : nk * (double)J.nic);
         const double cost_jb = nk + (J.nic == 1 ? mk : mk * (double)J.njb);
-        J.jb_major = cost_jb < cost_ic;
+        J.jb_major = cost_jb < 0.75 * cost_ic;
     }
     const int64_t align = 64 / (int64_t)sizeof(T);
     const int64_t mpad = ((m < J.MU ? m : J.MU) + mr - 1) / mr * mr;
