@@ -229,6 +229,14 @@ GEMM_SHAPES = [
 ]
 
 
+def _repeat(f, count):
+    """Call f() count times, dropping each result: keeping them all alive would
+    give every call fresh, never-touched output pages, whose first-touch faults
+    cost more than the arithmetic for MNIST-sized products."""
+    for _ in range(count):
+        f()
+
+
 def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.stdout):
     """GFLOP/s of fastnn's GEMM and NumPy's ``@`` per shape, alternating, medians.
 
@@ -249,8 +257,7 @@ def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.st
                 "ABt": lambda: ops.gemm(A, B, trans_b=True)}[kind]
         theirs = {"AB": lambda: A @ B, "AtB": lambda: A.T @ B, "ABt": lambda: A @ B.T}[kind]
         np.testing.assert_allclose(ours(), theirs(), rtol=1e-3, atol=1e-3 * np.sqrt(k))
-        calls = {f: _calibrate(lambda e, f=f: [f() for _ in range(e)], target)
-                 for f in (ours, theirs)}
+        calls = {f: _calibrate(lambda e, f=f: _repeat(f, e), target) for f in (ours, theirs)}
         rates = {f: [] for f in calls}
         for _ in range(rounds):
             for f, count in calls.items():
@@ -258,7 +265,7 @@ def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.st
                 # product; let the other one's go idle, and warm this one's up
                 time.sleep(settle)
                 f()
-                seconds = _time(lambda e, f=f: [f() for _ in range(e)], count)
+                seconds = _time(lambda e, f=f: _repeat(f, e), count)
                 rates[f].append(2.0 * m * n * k * count / seconds / 1e9)
         label = f"{kind} {m}x{k}x{n} {dtype}"
         row = (label, statistics.median(rates[ours]), statistics.median(rates[theirs]))
