@@ -12,6 +12,7 @@
  * and reports where it stopped, so the caller can re-enter Python (signals,
  * progress, validation) between calls.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 

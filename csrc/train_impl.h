@@ -80,6 +80,8 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     }
     if (status != FASTNN_OK)
         return status;
+    if (!isfinite(*loss))
+        return FASTNN_EDIVERGED;   /* before any update: the weights stay finite */
 
     /* backward, down to the first stage with parameters */
     for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
@@ -188,7 +190,7 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
         double value;
         status = TF(train_batch)(t, x, tg, rows, &value);
         if (status != FASTNN_OK)
-            break;
+            break;              /* the position stays at the failed batch */
         losses[e] += mean ? value * (double)rows : value;
         done++;
         pos += rows;

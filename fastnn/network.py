@@ -11,6 +11,7 @@ in the same order and gives the same weights.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
 import sys
@@ -482,7 +483,7 @@ class Network:
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
-        for _ in range(epochs):
+        for epoch in range(epochs):
             orders = next_orders(1)
             order = None if orders is None else orders[0]
             total = 0.0
@@ -491,6 +492,8 @@ class Network:
                             else order[start:start + batch])
                 out = self._forward(X[idx], training=True)
                 value, grad = loss.compute(self.ops, out, T[idx])
+                if not math.isfinite(value):
+                    raise _diverged(epoch)
                 self._backward_no_input_grad(grad)  # type: ignore[arg-type]
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value
@@ -535,7 +538,10 @@ class Network:
                 while epoch < chunk:
                     began = time.perf_counter()
                     before = epoch * per_epoch_batches + start // batch
-                    epoch, start = trainer.run(orders, epoch, start, max_batches, losses)
+                    try:
+                        epoch, start = trainer.run(orders, epoch, start, max_batches, losses)
+                    except FloatingPointError as exc:
+                        raise _diverged(done + exc.args[1]) from None
                     ran = epoch * per_epoch_batches + start // batch - before
                     elapsed = time.perf_counter() - began
                     if ran and elapsed > 0:
@@ -829,6 +835,14 @@ class Network:
             if bias is not None:
                 layer.b = bias.detach().cpu().numpy()
         return net
+
+def _diverged(epoch: int) -> FloatingPointError:
+    """The error ``fit`` raises when a batch's loss is NaN or infinite (0-based epoch)."""
+    return FloatingPointError(
+        f"training diverged in epoch {epoch + 1}: a batch's loss is NaN or infinite (try a "
+        "smaller learning rate); fit stopped before that batch's update, so the weights "
+        "are those of the last batch with a finite loss")
+
 
 def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:
     """Fraction of samples whose predicted class matches the target."""

@@ -187,3 +187,26 @@ def test_trainer_rejects_bad_arrays():
         trainer.run(None, 0, 0, 1, np.zeros(1))
     with pytest.raises(ValueError, match="class labels must lie in"):
         _trainer(_network("cython", np.float64, "relu", "labels"), X, y + 3, 16)
+
+
+def test_divergence_stops_fit_with_the_last_finite_weights():
+    """A learning rate that blows the loss up makes fit raise an error naming the
+    epoch, before the update of the batch whose loss is not finite: the weights
+    stay finite, the same on both backends."""
+    X, y = _data("mse")
+    X = X * 100.0
+    nets = {}
+    for b in ("numpy", "cython"):
+        net = fastnn.Network([fastnn.Dense(6, 8), fastnn.ReLU(), fastnn.Dense(8, 3)], seed=0,
+                             backend=b)
+        with pytest.raises(FloatingPointError, match=r"diverged in epoch \d+"), \
+                np.errstate(over="ignore", invalid="ignore"):
+            net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=1.0), epochs=50, batch_size=10,
+                    shuffle=False)
+        for _, p, _ in net.parameters():
+            assert np.isfinite(p).all()
+        nets[b] = net
+    _assert_same_weights(nets["numpy"], nets["cython"], 1e-10)
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1:"):
+        nets["cython"].fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=1.0), epochs=1,
+                           batch_size=10, shuffle=False)

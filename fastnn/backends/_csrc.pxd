@@ -8,6 +8,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_EINVAL
     enum: FASTNN_EUNSUPPORTED
     enum: FASTNN_EINTERRUPTED
+    enum: FASTNN_EDIVERGED
     enum: FASTNN_ACT_IDENTITY
     enum: FASTNN_ACT_SIGMOID
     enum: FASTNN_ACT_TANH

@@ -667,6 +667,9 @@ cdef class Trainer:
                 status = fastnn_train_run_f64(self._trainer, <const double *>x, t, self._n,
                                               self._t_width, order_ptr, n_epochs, &epoch,
                                               &start, max_batches, &losses[0])
+        if status == FASTNN_EDIVERGED:
+            raise FloatingPointError("training diverged: the loss became NaN or infinite",
+                                     epoch)
         _check_status(status, "train")
         return epoch, start
 
