@@ -220,18 +220,18 @@ cdef inline object _flat(a):
 
 
 # ------------------------------------------------------- fused C call sites
-cdef int _gemm(bint ta, bint tb, int64_t m, int64_t n, int64_t k,
-               const floating[::1] A, int64_t lda, const floating[::1] B, int64_t ldb,
-               floating[::1] C) except -1:
+cdef int _gemm(int typenum, bint ta, bint tb, int64_t m, int64_t n, int64_t k,
+               const void *pa, int64_t lda, const void *pb, int64_t ldb,
+               void *pc) except -1:
+    """The one GEMM call site: C (m x n, row stride n) = op(A) @ op(B)."""
     cdef int status
-    cdef const floating *pa = _cp(A)
-    cdef const floating *pb = _cp(B)
-    cdef floating *pc = _mp(C)
     with nogil:
-        if floating is float:
-            status = fastnn_gemm_f32(ta, tb, m, n, k, pa, lda, pb, ldb, 0, pc, n, NULL)
+        if typenum == cnp.NPY_FLOAT32:
+            status = fastnn_gemm_f32(ta, tb, m, n, k, <const float *>pa, lda,
+                                     <const float *>pb, ldb, 0, <float *>pc, n, NULL)
         else:
-            status = fastnn_gemm_f64(ta, tb, m, n, k, pa, lda, pb, ldb, 0, pc, n, NULL)
+            status = fastnn_gemm_f64(ta, tb, m, n, k, <const double *>pa, lda,
+                                     <const double *>pb, ldb, 0, <double *>pc, n, NULL)
     return _check_status(status, "gemm")
 
 
@@ -450,8 +450,6 @@ cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::
     return 0
 
 
-# ---------------------------------------------------------------- the class
-
 # ------------------------------------------------------------ gemm fast path
 cdef inline bint _plain_matrix(object a, int typenum):
     """a is an ndarray, 2-D, C-contiguous, aligned and in native byte order, of the
@@ -483,19 +481,8 @@ cdef object _gemm_fast(object A, object B, bint ta, bint tb):
     dims[0] = m
     dims[1] = n
     C = cnp.PyArray_EMPTY(2, dims, typenum, 0)
-    cdef void *pa = cnp.PyArray_DATA(<cnp.ndarray>A)
-    cdef void *pb = cnp.PyArray_DATA(<cnp.ndarray>B)
-    cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>C)
-    cdef int64_t lda = sa[1], ldb = sb[1]
-    cdef int status
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            status = fastnn_gemm_f32(ta, tb, m, n, k, <const float *>pa, lda,
-                                     <const float *>pb, ldb, 0, <float *>pc, n, NULL)
-        else:
-            status = fastnn_gemm_f64(ta, tb, m, n, k, <const double *>pa, lda,
-                                     <const double *>pb, ldb, 0, <double *>pc, n, NULL)
-    _check_status(status, "gemm")
+    _gemm(typenum, ta, tb, m, n, k, cnp.PyArray_DATA(<cnp.ndarray>A), sa[1],
+          cnp.PyArray_DATA(<cnp.ndarray>B), sb[1], cnp.PyArray_DATA(<cnp.ndarray>C))
     return C
 
 
@@ -681,6 +668,7 @@ cdef class Trainer:
         self._trainer = NULL
         return {"dropout_steps": steps, "step": self._spec.step}
 
+# ---------------------------------------------------------------- the class
 class CythonOps(NumpyOps):
     """Compiled kernels with NumpyOps' signatures and numbers."""
 
@@ -727,11 +715,9 @@ class CythonOps(NumpyOps):
                 C = None   # compute aside, then copy: the inputs must stay intact
         if C is None:
             C = np.empty((m, n), dtype=A.dtype)
-        cdef int64_t lda = A.shape[1], ldb = B.shape[1]
-        if _f32(A):
-            _gemm[float](ta, tb, m, n, k, _flat(A), lda, _flat(B), ldb, _flat(C))
-        else:
-            _gemm[double](ta, tb, m, n, k, _flat(A), lda, _flat(B), ldb, _flat(C))
+        _gemm(cnp.PyArray_TYPE(<cnp.ndarray>A), ta, tb, m, n, k,
+              cnp.PyArray_DATA(<cnp.ndarray>A), A.shape[1],
+              cnp.PyArray_DATA(<cnp.ndarray>B), B.shape[1], cnp.PyArray_DATA(<cnp.ndarray>C))
         if out is not None and C is not out:
             out[...] = C
             return out
