@@ -165,7 +165,7 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, in
         return FASTNN_EINVAL;
     if (rows == 0 || cols == 0)
         return FASTNN_OK;
-    if (act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU) {
+    if (fastnn_needs_preactivation(act)) {
         if (z == NULL)
             return FASTNN_EINVAL;
     } else if (act != FASTNN_ACT_IDENTITY && y == NULL) {
@@ -256,8 +256,7 @@ int F(fastnn_act_backward)(int act, double alpha, int64_t rows, int64_t cols,
         return FASTNN_OK;
     if (dy == NULL || dz == NULL)
         return FASTNN_EINVAL;
-    if ((act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU) ? z == NULL
-                                                                : (act != FASTNN_ACT_IDENTITY && y == NULL))
+    if (fastnn_needs_preactivation(act) ? z == NULL : (act != FASTNN_ACT_IDENTITY && y == NULL))
         return FASTNN_EINVAL;
     FASTNN_PARALLEL_RANGES(rows, rows * cols, lo, hi,
         F(fastnn_internal_act_backward)(act, alpha, hi - lo, cols, z ? z + lo * cols : NULL,

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "fastnn.h"
+
 /* Elementwise loops compiled for AVX-512 and AVX2 besides the x86-64
    baseline, the best chosen when the library loads.  They do no reductions
    and no FMA contraction (-std=c11 means -ffp-contract=off), so every clone
@@ -21,6 +23,13 @@
 #else
 #define FASTNN_ELEMENTWISE
 #endif
+
+/* activations whose derivative reads the pre-activation z (the others need
+   only the output y): the reference's NEEDS_PREACTIVATION */
+static inline int fastnn_needs_preactivation(int act)
+{
+    return act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU;
+}
 
 /* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
 int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,

@@ -42,11 +42,6 @@ static void *wmalloc(size_t bytes)
     return aligned_alloc(align, bytes ? bytes : align);
 }
 
-static int needs_preactivation(int act)
-{
-    return act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU;
-}
-
 void fastnn_trainer_free(fastnn_trainer *t)
 {
     if (t == NULL)
@@ -103,7 +98,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             t->first_param_stage = s;
         if (!(t->out[s] = wmalloc(bytes)))
             goto nomem;
-        if (st->kind == FASTNN_STAGE_DENSE && needs_preactivation(st->act) &&
+        if (st->kind == FASTNN_STAGE_DENSE && fastnn_needs_preactivation(st->act) &&
             !(t->z[s] = wmalloc(bytes)))
             goto nomem;
         if (st->kind == FASTNN_STAGE_DROPOUT && !(t->mask[s] = wmalloc(bytes)))
