@@ -8,6 +8,7 @@ in ``ALLOWED_IN_PYTHON`` with its reason.
 
 import inspect
 
+import numpy as np
 import pytest
 
 from fastnn.backends.numpy_ops import NumpyOps
@@ -68,3 +69,19 @@ def test_same_signature(name):
 
 def test_backend_name():
     assert CythonOps.name == "cython" and NumpyOps.name == "numpy"
+
+
+@pytest.mark.parametrize("ops_name", ["numpy", "cython"])
+def test_both_backends_refuse_the_same_kernel_arguments(ops_name):
+    """Labels out of range and an Adam step below 1 are errors of the spec, with the
+    same message on both backends (NumPy indexing would otherwise wrap a label of -1)."""
+    import fastnn
+    ops = fastnn.get_backend(ops_name)
+    logits = np.zeros((3, 4))
+    for labels in ([0, 4, 1], [0, -1, 1]):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\) for logits of "
+                                             r"shape \(3, 4\)"):
+            ops.cross_entropy(logits, np.array(labels, dtype=np.int64))
+    p = np.ones(3)
+    with pytest.raises(ValueError, match="step counts from 1, got 0"):
+        ops.adam_update(p, p.copy(), np.zeros(3), np.zeros(3), 0, 0.1)

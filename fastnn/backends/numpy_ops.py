@@ -231,6 +231,9 @@ class NumpyOps:
         """
         n, c = logits.shape
         scale = _reduction_scale(reduction, n)
+        if target.ndim == 1 and n and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for logits "
+                             f"of shape ({n}, {c})")
         shifted = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(shifted)
         sum_e = e.sum(axis=1, keepdims=True)
@@ -283,6 +286,8 @@ class NumpyOps:
         flush() zeroes subnormal entries (see ``_flush_subnormal``).
         param, grad, m, v: same shape; m and v are updated in place.
         """
+        if step < 1:
+            raise ValueError(f"adam_update: step counts from 1, got {step}")
         dt = param.dtype.type
         g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
         m *= dt(beta1)
