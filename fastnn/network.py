@@ -514,16 +514,15 @@ class Network:
         """
         n = X.shape[0]
         per_epoch_batches = -(-n // batch)
-        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
-        for layer in dense:
-            W, b = layer.params()["W"], layer.params().get("b")
-            if layer.dW is None:
-                layer.dW = self.ops.zeros_like(W)
-            if b is not None and layer.db is None:
-                layer.db = self.ops.zeros_like(b)
+        for layer, _ in self._plan:          # gradient buffers the trainer writes
+            if isinstance(layer, Dense):
+                params = layer.params()
+                if layer.dW is None:
+                    layer.dW = self.ops.zeros_like(params["W"])
+                if "b" in params and layer.db is None:
+                    layer.db = self.ops.zeros_like(params["b"])
         spec, states = optimizer.native_spec(self)
-        stages = [self._stage(i, layer, activation, states)
-                  for i, (layer, activation) in enumerate(self._plan)]
+        stages = [self._stage(layer, activation, states) for layer, activation in self._plan]
         trainer = self.ops.make_trainer(  # type: ignore[attr-defined]
             stages, loss.kernel, loss.reduction, spec, X, T, batch)
         max_batches = per_epoch_batches
@@ -555,18 +554,17 @@ class Network:
                     stage[0].step = step  # type: ignore[attr-defined]
             optimizer.native_done(final["step"])
 
-    def _stage(self, index: int, layer: Layer, activation: Activation | None,
+    def _stage(self, layer: Layer, activation: Activation | None,
                states: dict[str, list[Any]]) -> dict[str, Any]:
         """Plain description of one plan entry for the native trainer."""
         if isinstance(layer, Dense):
-            key = self.layers.index(layer)
+            key = self.layers.index(layer)      # parameter keys are "<layer index>.W"
             return {"kind": "dense", "W": layer.W, "b": layer.b, "dW": layer.dW,
                     "db": layer.db if layer.bias else None,
                     "activation": activation.kind if activation else "identity",
                     "alpha": activation.alpha if activation else 0.0,
                     "state_W": states[f"{key}.W"],
-                    "state_b": states.get(f"{key}.b", [None, None]),
-                    "width": layer.n_out}
+                    "state_b": states.get(f"{key}.b", [None, None])}
         if isinstance(layer, Activation):
             return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha}
         if isinstance(layer, Dropout):

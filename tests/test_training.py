@@ -130,7 +130,7 @@ def _trainer(net, X, y, batch):
         if isinstance(layer, fastnn.Dense):
             layer.dW, layer.db = np.zeros_like(layer.W), np.zeros_like(layer.b)
     spec, states = opt.native_spec(net)
-    stages = [net._stage(i, layer, act, states) for i, (layer, act) in enumerate(net._plan)]
+    stages = [net._stage(layer, act, states) for layer, act in net._plan]
     return net.ops.make_trainer(stages, "cross_entropy", "mean", spec, X, y, batch)
 
 
