@@ -151,14 +151,6 @@ typedef struct {
 PAIRWISE_SUM(F(pw_sumexp), T, F(sumexp_ctx), SUMEXP_ELEM)
 #undef SUMEXP_ELEM
 
-/* a contiguous row of T: sum in NumPy's order */
-typedef struct {
-    const T *x;
-} F(vec_ctx);
-#define VEC_ELEM(c, i) ((c)->x[i])
-PAIRWISE_SUM(F(pw_vec), T, F(vec_ctx), VEC_ELEM)
-#undef VEC_ELEM
-
 /*
  * One row's shift m and sum_e = sum(exp(x - m)) (in T).  When g is not
  * NULL, e = exp(x - m) is stored in g and summed from there (same values).
@@ -170,8 +162,7 @@ static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
     if (g != NULL) {
         for (int64_t j = 0; j < c; j++)
             g[j] = exp(x[j] - m);
-        F(vec_ctx) v = {g};
-        return (T)0 + F(pw_vec)(&v, 0, c);
+        return F(fastnn_internal_sum)(g, c);
     }
     F(sumexp_ctx) v = {x, m};
     return (T)0 + F(pw_sumexp)(&v, 0, c);
@@ -272,8 +263,7 @@ int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T
         log_sum[i] = log((double)sum_e);
         if (g != NULL) {
             /* (softmax * sum_c t_c - t) * scale */
-            F(vec_ctx) tv = {t};
-            const T tsum = (T)0 + F(pw_vec)(&tv, 0, c);
+            const T tsum = F(fastnn_internal_sum)(t, c);
             for (int64_t j = 0; j < c; j++)
                 g[j] = (g[j] / sum_e * tsum - t[j]) * s;
         }
