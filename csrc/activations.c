@@ -24,6 +24,7 @@
 #include "internal.h"
 #include "pairwise.h"
 #include "parallel.h"
+#include "vexp.h"
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -71,7 +72,7 @@ T F(fastnn_internal_sum)(const T *x, int64_t n)
 /* the reference's _sigmoid: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e) */
 static inline T F(sigmoid)(T x)
 {
-    const T e = exp(-fabs(x));
+    const T e = F(fastnn_exp)(-fabs(x));
     const T d = (T)1 + e;
     return x >= (T)0 ? (T)1 / d : e / d;
 }
@@ -97,7 +98,7 @@ static inline void F(softmax_row)(const T *x, T *y, int64_t n)
         return;
     const T m = F(fastnn_internal_row_max)(x, n);
     for (int64_t j = 0; j < n; j++)
-        y[j] = exp(x[j] - m);
+        y[j] = F(fastnn_exp)(x[j] - m);
     const T s = F(fastnn_internal_sum)(y, n);
     for (int64_t j = 0; j < n; j++)
         y[j] = y[j] / s;
@@ -112,6 +113,10 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, int
                                    int64_t ldy)
 {
     const T a = (T)alpha;
+    if (act != FASTNN_ACT_SOFTMAX && ldx == cols && ldy == cols) {
+        cols *= rows;   /* contiguous and elementwise: one long row */
+        rows = 1;
+    }
     for (int64_t i = 0; i < rows; i++) {
         const T *xr = x + i * ldx;
         T *yr = y + i * ldy;
@@ -170,6 +175,10 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, in
             return FASTNN_EINVAL;
     } else if (act != FASTNN_ACT_IDENTITY && y == NULL) {
         return FASTNN_EINVAL;
+    }
+    if (act != FASTNN_ACT_SOFTMAX && ld == cols) {
+        cols *= rows;   /* contiguous and elementwise: one long row */
+        rows = 1;
     }
     for (int64_t i = 0; i < rows; i++) {
         const int64_t o = i * ld;

@@ -7,11 +7,13 @@
  * block of Z = X @ W, adds the bias and applies the activation right away, on
  * the thread that computed the block.  Softmax needs whole rows: it is fused
  * only for blocks that span all columns, otherwise it runs as a row pass
- * after the GEMM.  The backward pass computes dZ = act'(dY) and the bias
- * gradient db in one sequential pass over the rows (db[j] accumulated row by
- * row, NumPy's order for sum(axis=0); pairwise for a single column, again
- * NumPy's order), then two GEMMs: dW = X^T dZ and dX = dZ W^T.  No reduction
- * is ever split across threads, so results do not depend on the thread count.
+ * after the GEMM.  The backward pass computes dZ = act'(dY) over the whole
+ * block (one call: per-row calls cost more than the work on small layers),
+ * then the bias gradient db in one sequential pass over the rows (db[j]
+ * accumulated row by row, NumPy's order for sum(axis=0); pairwise for a
+ * single column, again NumPy's order), then two GEMMs: dW = X^T dZ and
+ * dX = dZ W^T.  No reduction is ever split across threads, so results do not
+ * depend on the thread count.
  *
  * The arithmetic per element is the reference's (NumpyOps.dense_forward /
  * dense_backward): only the GEMM's summation order differs from NumPy's.
@@ -125,27 +127,25 @@ int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
     if (n_in > 0 && n_out > 0 && dW == NULL)
         return FASTNN_EINVAL;
 
-    /* dZ = act'(dY), row by row, with db accumulated in the same pass */
+    /* dZ = act'(dY) over the whole block, then db summed row by row */
     const int pairwise_db = (n_out == 1); /* NumPy sums a lone column pairwise */
     if (db != NULL)
         for (int64_t j = 0; j < n_out; j++)
             db[j] = (T)0;
     if (n > 0 && n_out > 0) {
-        for (int64_t i = 0; i < n; i++) {
-            const int64_t o = i * n_out;
-            int status = F(fastnn_internal_act_backward)(
-                act, alpha, 1, n_out, Z != NULL ? Z + o : NULL,
-                Y != NULL ? Y + o : NULL, dY + o, dZ + o, n_out);
-            if (status != FASTNN_OK)
-                return status;
-            if (db != NULL && !pairwise_db) {
-                const T *d = dZ + o;
+        int status = F(fastnn_internal_act_backward)(act, alpha, n, n_out, Z, Y, dY, dZ,
+                                                     n_out);
+        if (status != FASTNN_OK)
+            return status;
+        if (db != NULL && pairwise_db) {
+            db[0] = F(fastnn_internal_sum)(dZ, n);
+        } else if (db != NULL) {
+            for (int64_t i = 0; i < n; i++) {
+                const T *d = dZ + i * n_out;
                 for (int64_t j = 0; j < n_out; j++)
                     db[j] = db[j] + d[j];
             }
         }
-        if (db != NULL && pairwise_db)
-            db[0] = F(fastnn_internal_sum)(dZ, n);
     }
 
     /* dW = X^T @ dZ  (n_in x n_out, k = n) */

@@ -13,10 +13,12 @@
 
 #include "fastnn.h"
 
-/* Elementwise loops compiled for AVX-512 and AVX2 besides the x86-64
-   baseline, the best chosen when the library loads.  They do no reductions
-   and no FMA contraction (-std=c11 means -ffp-contract=off), so every clone
-   gives the same bits. */
+/* Loops compiled for AVX-512 and AVX2 besides the x86-64 baseline, the best
+   chosen when the library loads (elementwise passes, and the cross-entropy's
+   rows, whose exp vectorizes).  The compiler never reorders floating-point
+   arithmetic (no -ffast-math: a sum stays in its written order) and does no
+   FMA contraction (-std=c11 means -ffp-contract=off), so every clone gives
+   the same bits. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
     !defined(__SANITIZE_ADDRESS__)
 #define FASTNN_ELEMENTWISE __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -25,6 +25,7 @@
 #include "fastnn.h"
 #include "internal.h"
 #include "pairwise.h"
+#include "vexp.h"
 
 /* batches up to this many rows need no heap buffer in the cross-entropy */
 #define LOSS_STACK_ROWS 256
@@ -147,7 +148,7 @@ typedef struct {
     const T *x;
     T m;
 } F(sumexp_ctx);
-#define SUMEXP_ELEM(c, i) ((T)exp((c)->x[i] - (c)->m))
+#define SUMEXP_ELEM(c, i) (F(fastnn_exp)((c)->x[i] - (c)->m))
 PAIRWISE_SUM(F(pw_sumexp), T, F(sumexp_ctx), SUMEXP_ELEM)
 #undef SUMEXP_ELEM
 
@@ -161,7 +162,7 @@ static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
     *m_out = m;
     if (g != NULL) {
         for (int64_t j = 0; j < c; j++)
-            g[j] = exp(x[j] - m);
+            g[j] = F(fastnn_exp)(x[j] - m);
         return F(fastnn_internal_sum)(g, c);
     }
     F(sumexp_ctx) v = {x, m};
@@ -169,7 +170,7 @@ static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
 }
 
 /* cross-entropy with labels; work holds n doubles (see fastnn_xent_labels) */
-int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, const T *logits,
+FASTNN_ELEMENTWISE int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, const T *logits,
                                    const int64_t *labels, int reduction,
                                    double *loss, T *grad, double *work)
 {
@@ -239,7 +240,7 @@ static inline double F(xprob_term)(const F(xprob_ctx) *c, int64_t i)
 PAIRWISE_SUM(F(pw_xprob), double, F(xprob_ctx), F(xprob_term))
 
 /* cross-entropy with probabilities; work holds 2 n doubles (see fastnn_xent_probs) */
-int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
+FASTNN_ELEMENTWISE int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
                                   int reduction, double *loss, T *grad, double *work)
 {
     double scale;
