@@ -23,7 +23,6 @@
 #include "fastnn.h"
 #include "internal.h"
 #include "pairwise.h"
-#include "parallel.h"
 #include "vexp.h"
 
 #define CAT_(a, b) a##_##b
@@ -240,6 +239,35 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, in
     return FASTNN_OK;
 }
 
+/* an activation pass's arguments, for rows split across threads: forward
+   reads a (x) and writes out (y); backward reads a (z), b (y), dy, writes out */
+typedef struct {
+    int act;
+    double alpha;
+    int64_t cols;
+    const T *a;
+    const T *b;
+    const T *dy;
+    T *out;
+} F(act_job);
+
+static void F(act_forward_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(act_job) *j = (const F(act_job) *)ctx;
+    const int64_t c = j->cols;
+    F(fastnn_internal_act_forward)(j->act, j->alpha, hi - lo, c, j->a + lo * c, c,
+                                   j->out + lo * c, c);
+}
+
+static void F(act_backward_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(act_job) *j = (const F(act_job) *)ctx;
+    const int64_t c = j->cols;
+    F(fastnn_internal_act_backward)(j->act, j->alpha, hi - lo, c, j->a ? j->a + lo * c : NULL,
+                                    j->b ? j->b + lo * c : NULL, j->dy + lo * c,
+                                    j->out + lo * c, c);
+}
+
 int F(fastnn_act_forward)(int act, double alpha, int64_t rows, int64_t cols,
                           const T *x, T *y)
 {
@@ -250,9 +278,8 @@ int F(fastnn_act_forward)(int act, double alpha, int64_t rows, int64_t cols,
     if (x == NULL || y == NULL)
         return FASTNN_EINVAL;
     /* rows are independent: split them (act was checked, so no call can fail) */
-    FASTNN_PARALLEL_RANGES(rows, rows * cols, lo, hi,
-        F(fastnn_internal_act_forward)(act, alpha, hi - lo, cols, x + lo * cols, cols,
-                                       y + lo * cols, cols));
+    const F(act_job) job = {act, alpha, cols, x, NULL, NULL, y};
+    fastnn_internal_parallel_ranges(F(act_forward_range), &job, rows, rows * cols);
     return FASTNN_OK;
 }
 
@@ -267,10 +294,8 @@ int F(fastnn_act_backward)(int act, double alpha, int64_t rows, int64_t cols,
         return FASTNN_EINVAL;
     if (fastnn_needs_preactivation(act) ? z == NULL : (act != FASTNN_ACT_IDENTITY && y == NULL))
         return FASTNN_EINVAL;
-    FASTNN_PARALLEL_RANGES(rows, rows * cols, lo, hi,
-        F(fastnn_internal_act_backward)(act, alpha, hi - lo, cols, z ? z + lo * cols : NULL,
-                                        y ? y + lo * cols : NULL, dy + lo * cols,
-                                        dz + lo * cols, cols));
+    const F(act_job) job = {act, alpha, cols, z, y, dy, dz};
+    fastnn_internal_parallel_ranges(F(act_backward_range), &job, rows, rows * cols);
     return FASTNN_OK;
 }
 

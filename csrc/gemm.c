@@ -33,6 +33,11 @@
  *   that finds the pool busy (another thread's GEMM, or a GEMM called from an
  *   epilogue) runs on its own thread.  Which thread computes a unit never
  *   changes its bits.
+ *
+ * - the elementwise passes (activations, optimizer updates) run on the same
+ *   pool (fastnn_internal_parallel_ranges): one set of threads for all the
+ *   compiled work, so a pass never competes with helpers still spinning
+ *   after a GEMM, as a second (OpenMP) team did.
  */
 #define _GNU_SOURCE 1
 #include <stdatomic.h>
@@ -42,6 +47,7 @@
 
 #include "fastnn.h"
 #include "gemm_internal.h"
+#include "internal.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #define FASTNN_GEMM_POOL 1
@@ -438,6 +444,44 @@ static void gemm_run_units(gemm_unit_fn fn, const void *ctx, int64_t nunits,
 #endif
     for (int64_t u = 0; u < nunits; u++)
         fn(ctx, u, buf, &st);
+}
+
+/* ---- elementwise passes on the pool -------------------------------------- */
+
+/* elements below which a pass stays on the calling thread (waking a helper
+   costs about what a pass over this many elements does); each extra thread
+   gets at least half as many */
+#define PARALLEL_MIN ((int64_t)1 << 16)
+
+typedef struct {
+    fastnn_range_fn fn;
+    const void *ctx;
+    int64_t n, parts;
+} range_job;
+
+static void range_unit(const void *ctx, int64_t u, void *buf, gemm_ustate *st)
+{
+    const range_job *j = (const range_job *)ctx;
+    (void)buf;
+    (void)st;
+    j->fn(j->ctx, j->n * u / j->parts, j->n * (u + 1) / j->parts);
+}
+
+void fastnn_internal_parallel_ranges(fastnn_range_fn fn, const void *ctx, int64_t n,
+                                     int64_t work)
+{
+    int64_t parts = work < PARALLEL_MIN ? 1 : work / (PARALLEL_MIN / 2);
+    const int nt = fastnn_get_num_threads();
+    if (parts > nt)
+        parts = nt;
+    if (parts > n)
+        parts = n;
+    if (parts <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    const range_job job = {fn, ctx, n, parts};
+    gemm_run_units(range_unit, &job, parts, (int)parts, NULL, 0);
 }
 
 #define T float

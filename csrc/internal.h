@@ -33,6 +33,14 @@ static inline int fastnn_needs_preactivation(int act)
     return act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU;
 }
 
+/* gemm.c: fn(ctx, lo, hi) over contiguous ranges of [0, n) that together
+   cover it, on the GEMM's thread pool: as many ranges as `work` (elements
+   touched) pays for, a single call on the caller's thread for small passes.
+   For elementwise passes only: a reduction is never split. */
+typedef void (*fastnn_range_fn)(const void *ctx, int64_t lo, int64_t hi);
+void fastnn_internal_parallel_ranges(fastnn_range_fn fn, const void *ctx, int64_t n,
+                                     int64_t work);
+
 /* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
 int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
                                     int64_t cols, const float *x, int64_t ldx,

@@ -21,7 +21,6 @@
 
 #include "fastnn.h"
 #include "internal.h"
-#include "parallel.h"
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -84,6 +83,22 @@ FASTNN_ELEMENTWISE static void F(sgd_span)(int64_t size, T *param, const T *grad
     }
 }
 
+/* fastnn_sgd's arguments, for a pass split across threads */
+typedef struct {
+    T *param;
+    const T *grad;
+    T *vel;
+    T lr_t, mu, wd;
+    int use_wd, nesterov;
+} F(sgd_job);
+
+static void F(sgd_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(sgd_job) *j = (const F(sgd_job) *)ctx;
+    F(sgd_span)(hi - lo, j->param + lo, j->grad + lo, j->vel ? j->vel + lo : NULL, j->lr_t,
+                j->mu, j->wd, j->use_wd, j->nesterov);
+}
+
 /*
  * g = grad + wd*p (if wd != 0);  v = flush(mu*v + g);  step = g + mu*v (nesterov)
  * or v;  (step = g if mu == 0);  p -= lr*step.
@@ -100,9 +115,8 @@ int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
     const T wd = (T)weight_decay, mu = (T)momentum, lr_t = (T)lr;
     const int use_wd = weight_decay != 0.0;
     T *vel = momentum == 0.0 ? NULL : velocity;
-    FASTNN_PARALLEL_RANGES(size, size, lo, hi,
-        F(sgd_span)(hi - lo, param + lo, grad + lo, vel ? vel + lo : NULL, lr_t, mu, wd,
-                    use_wd, nesterov));
+    const F(sgd_job) job = {param, grad, vel, lr_t, mu, wd, use_wd, nesterov};
+    fastnn_internal_parallel_ranges(F(sgd_range), &job, size, size);
     return FASTNN_OK;
 }
 
@@ -120,6 +134,22 @@ FASTNN_ELEMENTWISE static void F(adam_span)(int64_t size, T *param, const T *gra
         const T denom = SQRT(vi) / bc + ep;
         param[i] = param[i] - ss * (mi / denom);
     }
+}
+
+/* fastnn_adam's arguments, for a pass split across threads */
+typedef struct {
+    T *param;
+    const T *grad;
+    T *m, *v;
+    T b1, b2, omb1, omb2, ss, bc, ep, wd;
+    int use_wd;
+} F(adam_job);
+
+static void F(adam_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(adam_job) *j = (const F(adam_job) *)ctx;
+    F(adam_span)(hi - lo, j->param + lo, j->grad + lo, j->m + lo, j->v + lo, j->b1, j->b2,
+                 j->omb1, j->omb2, j->ss, j->bc, j->ep, j->wd, j->use_wd);
 }
 
 /*
@@ -144,9 +174,8 @@ int F(fastnn_adam)(int64_t size, T *param, const T *grad, T *m, T *v,
     const T omb1 = (T)(1.0 - beta1), omb2 = (T)(1.0 - beta2);
     const T ss = (T)step_size, bc = (T)bc2, ep = (T)eps;
     const int use_wd = weight_decay != 0.0;
-    FASTNN_PARALLEL_RANGES(size, size, lo, hi,
-        F(adam_span)(hi - lo, param + lo, grad + lo, m + lo, v + lo, b1, b2, omb1, omb2,
-                     ss, bc, ep, wd, use_wd));
+    const F(adam_job) job = {param, grad, m, v, b1, b2, omb1, omb2, ss, bc, ep, wd, use_wd};
+    fastnn_internal_parallel_ranges(F(adam_range), &job, size, size);
     return FASTNN_OK;
 }
 

@@ -201,8 +201,6 @@ def test_gemm_bad_arguments():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_gemm_and_dense_threads_bit_identical(isa, dtype, rng, threads):
-    if not co.has_openmp():
-        pytest.skip("built without OpenMP")
     X, W, b = randn(rng, (300, 129), dtype), randn(rng, (129, 257), dtype), randn(rng, 257, dtype)
     dY = randn(rng, (300, 257), dtype)
     results = []
@@ -219,10 +217,8 @@ def test_gemm_and_dense_threads_bit_identical(isa, dtype, rng, threads):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_elementwise_passes_threads_bit_identical(dtype, rng, threads):
     """Activations and optimizer updates large enough to be split across threads
-    (2049 x 2049 > 2^22 elements, csrc/parallel.h) give the same bits on 1 and 2
-    threads, and match the reference."""
-    if not co.has_openmp():
-        pytest.skip("built without OpenMP")
+    (2049 x 2049 > 2^16 elements, PARALLEL_MIN in csrc/gemm.c) give the same bits
+    on 1 and 2 threads, and match the reference."""
     shape = (2049, 2049)
     X, dY = randn(rng, shape, dtype, 3.0), randn(rng, shape, dtype)
 
