@@ -46,9 +46,13 @@ def as_float_array(a: ArrayLike, dtype: DTypeLike, name: str, *,
     arr = as_numeric(a, name)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if out.size and not np.isfinite(out).all():
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        if np.isfinite(arr[bad]):
+            raise ValueError(f"{name} has a value too large for {np.dtype(dtype).name} "
+                             f"({float(arr[bad]):g} at index {bad}, shape {arr.shape})")
         raise ValueError(f"{name} contains NaN or infinity (first at index {bad}, "
                          f"shape {arr.shape})")
     return out
@@ -68,9 +72,57 @@ def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,
     return as_float_array(arr, dtype, name)
 
 
+def as_batch(a: ArrayLike, dtype: DTypeLike, shape: tuple[int | None, ...], name: str,
+             owner: str) -> NDArray[Any]:
+    """``a`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there).
+
+    For a layer called directly: converts and checks the shape, not the
+    values (a Network checks values once, where data enters it).  An array
+    that already fits is returned as is, so the per-batch cost is a few
+    attribute reads.
+    """
+    if (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+            and _fits(a.shape, shape)):
+        return a
+    arr = as_numeric(a, name)
+    if not _fits(arr.shape, shape):
+        want = ", ".join("n" if s is None else str(s) for s in shape)
+        want = f"({want},)" if len(shape) == 1 else f"({want})"
+        raise ValueError(f"{name} has shape {arr.shape} but {owner} expects shape {want}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _fits(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    return len(actual) == len(shape) and all(s is None or s == a for a, s in zip(actual, shape))
+
+
 @overload
 def check_int(value: Any, name: str, *, minimum: int | None = None,
               allow_none: Literal[False] = False) -> int: ...
+
+
+def as_batch(a: ArrayLike, dtype: DTypeLike, shape: tuple[int | None, ...], name: str,
+             owner: str) -> NDArray[Any]:
+    """``a`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there).
+
+    For a layer called directly: converts and checks the shape, not the
+    values (a Network checks values once, where data enters it).  An array
+    that already fits is returned as is, so the per-batch cost is a few
+    attribute reads.
+    """
+    if (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+            and _fits(a.shape, shape)):
+        return a
+    arr = as_numeric(a, name)
+    if not _fits(arr.shape, shape):
+        want = ", ".join("n" if s is None else str(s) for s in shape)
+        want = f"({want},)" if len(shape) == 1 else f"({want})"
+        raise ValueError(f"{name} has shape {arr.shape} but {owner} expects shape {want}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _fits(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
+    return len(actual) == len(shape) and all(s is None or s == a for a, s in zip(actual, shape))
 
 
 @overload
@@ -91,8 +143,9 @@ def check_int(value: Any, name: str, *, minimum: int | None = None,
 
 
 def check_float(value: Any, name: str, *, minimum: float | None = None,
-                maximum: float | None = None, below: float | None = None) -> float:
-    """A finite real number in [minimum, maximum] (and < below, if given)."""
+                maximum: float | None = None, below: float | None = None,
+                above: float | None = None) -> float:
+    """A finite real number in [minimum, maximum] (and < below, > above, if given)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -102,6 +155,8 @@ def check_float(value: Any, name: str, *, minimum: float | None = None,
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    if above is not None and value <= above:
+        raise ValueError(f"{name} must be > {above}, got {value}")
     if below is not None and value >= below:
         raise ValueError(f"{name} must be < {below}, got {value}")
     return value

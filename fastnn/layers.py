@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_float, check_int
+from ._validation import as_batch, as_float_array, as_numeric, check_float, check_int
 from .backends.numpy_ops import NEEDS_PREACTIVATION
 
 if TYPE_CHECKING:
@@ -191,15 +191,14 @@ class Dense(Layer):
 
     def _assign(self, current: NDArray[Any] | None, value: ArrayLike,
                 shape: tuple[int, ...], name: str) -> NDArray[Any]:
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"Dense.{name} must hold real numbers, got dtype {arr.dtype}")
+        # any real dtype is converted to the network's (as NumPy assignment does);
+        # a value that does not fit it (1e300 into float32) is refused
+        arr = as_numeric(value, f"Dense.{name}")
         if arr.shape != shape:
             raise ValueError(f"Dense.{name} must have shape {shape}, got {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"Dense.{name} contains NaN or infinity")
+        arr = as_float_array(arr, self.dtype or np.float64, f"Dense.{name}")
         if current is None:
-            return np.array(arr, dtype=self.dtype or np.float64, order="C")
+            return arr.copy() if arr is value else arr
         current[...] = arr          # in place: keeps optimizer state and views valid
         return current
 
@@ -253,6 +252,7 @@ class Dense(Layer):
         Y : ndarray, shape (n, n_out)
         """
         self._require_built()
+        X = as_batch(X, self.dtype, (None, self.n_in), "X", repr(self))
         kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
         Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha)
         self._cache = (X, Z, Y, kind, alpha)
@@ -276,6 +276,7 @@ class Dense(Layer):
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
         X, Z, Y, kind, alpha = self._cache
+        dY = as_batch(dY, self.dtype, Y.shape, "dY", f"the last forward of {self!r}")
         dX, self.dW, self.db = self.ops.dense_backward(
             X, self._W, Z, Y, dY, kind, alpha, need_dX=need_dX, need_db=self.bias)
         return dX
@@ -295,6 +296,7 @@ class Activation(Layer):
     def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d)."""
         self._require_built()
+        X = as_batch(X, self.dtype, (None, None), "X", repr(self))
         Y = self.ops.activation_forward(X, self.kind, self.alpha)
         self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
         return Y
@@ -304,6 +306,7 @@ class Activation(Layer):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         Z, Y = self._cache
+        dY = as_batch(dY, self.dtype, Y.shape, "dY", f"the last forward of {self!r}")
         return self.ops.activation_backward(dY, Z, Y, self.kind, self.alpha)
 
 
@@ -388,6 +391,7 @@ class Dropout(Layer):
     def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d); the identity unless ``training``."""
         self._require_built()
+        X = as_batch(X, self.dtype, (None, None), "X", repr(self))
         if not training or self.p == 0:
             self._mask = None
             return X
@@ -397,6 +401,8 @@ class Dropout(Layer):
 
     def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
         """dY: (n, d) -> dX: (n, d)."""
+        shape = (None, None) if self._mask is None else self._mask.shape
+        dY = as_batch(dY, self.dtype, shape, "dY", f"the last forward of {self!r}")
         if self._mask is None:
             return dY
         return self.ops.dropout_backward(dY, self._mask)

@@ -57,7 +57,7 @@ class Loss:
 
     # -- used by Network: targets checked once, kernels called per batch
     def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
-                       dtype: DTypeLike) -> NDArray[Any]:
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
         """Check ``y`` against the network output and convert it once.
 
         Parameters
@@ -67,17 +67,19 @@ class Loss:
             Shape of the network's output for these samples.
         dtype : float32 or float64
             The network's dtype.
+        name : str, default "y"
+            The target's name in error messages.
 
         Returns
         -------
         ndarray, shape (n_samples, n_outputs)
             The target array the kernel takes (C-contiguous, ``dtype``).
         """
-        arr = as_float_array(y, dtype, "y")
+        arr = as_float_array(y, dtype, name)
         if arr.ndim == 1 and n_outputs == 1:
             arr = arr.reshape(-1, 1)
         if arr.shape != (n_samples, n_outputs):
-            raise ValueError(f"y has shape {arr.shape} but the network outputs "
+            raise ValueError(f"{name} has shape {arr.shape} but the network outputs "
                              f"({n_samples}, {n_outputs}) for these samples")
         return arr
 
@@ -112,6 +114,8 @@ class Loss:
             arr = arr.reshape(-1, 1)
         if arr.ndim != 2:
             raise ValueError(f"pred must be 1-D or 2-D, got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"pred is empty: shape {arr.shape}")
         return arr, self.prepare_target(target, arr.shape[0], arr.shape[1], dtype)
 
     def __call__(self, pred: ArrayLike, target: ArrayLike) -> float:
@@ -165,10 +169,11 @@ class BCELoss(Loss):
     classification = True
 
     def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
-                       dtype: DTypeLike) -> NDArray[Any]:
-        arr = super().prepare_target(y, n_samples, n_outputs, dtype)
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        arr = super().prepare_target(y, n_samples, n_outputs, dtype, name)
         if ((arr < 0) | (arr > 1)).any():
-            raise ValueError("BCELoss targets must lie in [0, 1]")
+            raise ValueError(f"BCELoss targets must lie in [0, 1]; {name} has values from "
+                             f"{arr.min():g} to {arr.max():g}")
         return arr
 
     def _user_args(self, pred: ArrayLike, target: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -190,29 +195,33 @@ class CrossEntropyLoss(Loss):
     classification = True
 
     def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
-                       dtype: DTypeLike) -> NDArray[Any]:
-        arr = as_numeric(y, "y")
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        arr = as_numeric(y, name)
         if arr.ndim == 2:
-            return _check_probabilities(super().prepare_target(arr, n_samples, n_outputs, dtype))
+            return _check_probabilities(
+                super().prepare_target(arr, n_samples, n_outputs, dtype, name), name)
         if arr.ndim != 1 or arr.shape[0] != n_samples:
-            raise ValueError(f"y must be class labels of shape ({n_samples},) or probabilities "
-                             f"of shape ({n_samples}, {n_outputs}); got shape {arr.shape}")
+            raise ValueError(f"{name} must be class labels of shape ({n_samples},) or "
+                             f"probabilities of shape ({n_samples}, {n_outputs}); got shape "
+                             f"{arr.shape}")
         if arr.dtype.kind == "f":
-            if not np.isfinite(arr).all():
-                raise ValueError("y contains NaN or infinity")
-            if (arr != np.round(arr)).any():
-                raise ValueError("class labels in y must be whole numbers; got fractional values")
-        labels = arr.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= n_outputs):
+            as_float_array(arr, arr.dtype, name)          # NaN / infinity
+            fractional = arr != np.round(arr)
+            if fractional.any():
+                raise ValueError(f"class labels in {name} must be whole numbers; got fractional "
+                                 f"values (first {arr[fractional][0]:g}, shape {arr.shape})")
+        # the range is checked before the cast, so 1e20 or a uint64 cannot wrap around
+        if arr.size and (arr.min() < 0 or arr.max() >= n_outputs):
             raise ValueError(f"class labels must lie in [0, {n_outputs}) for a network with "
-                             f"{n_outputs} outputs; got labels from {labels.min()} to "
-                             f"{labels.max()}")
-        return labels
+                             f"{n_outputs} outputs; got labels from {arr.min():g} to "
+                             f"{arr.max():g}")
+        return arr.astype(np.int64)
 
 
-def _check_probabilities(y: NDArray[Any]) -> NDArray[Any]:
+def _check_probabilities(y: NDArray[Any], name: str) -> NDArray[Any]:
     if ((y < 0) | (y > 1)).any():
-        raise ValueError("probability targets must lie in [0, 1]")
+        raise ValueError(f"probability targets must lie in [0, 1]; {name} has values from "
+                         f"{y.min():g} to {y.max():g}")
     return y
 
 

@@ -17,12 +17,14 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
+import zlib
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._validation import as_samples, check_dtype, check_float, check_int
+from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
@@ -180,7 +182,10 @@ class Network:
 
     def __init__(self, layers: Iterable[Layer], *, backend: str | NumpyOps | None = None,
                  dtype: DTypeLike = "float64", seed: int | None = None) -> None:
+        if isinstance(layers, Layer) or not isinstance(layers, Iterable):
+            raise TypeError(f"layers must be a list of fastnn Layers, got {layers!r}")
         layers = list(layers)
+        seed = check_int(seed, "seed", minimum=0, allow_none=True)
         if not layers:
             raise ValueError("a Network needs at least one layer")
         for i, layer in enumerate(layers):
@@ -291,7 +296,7 @@ class Network:
         """
         if self._last_output_shape is None:
             raise RuntimeError("Network.backward called before forward")
-        out = np.ascontiguousarray(grad, dtype=self.dtype)
+        out = as_float_array(grad, self.dtype, "grad")
         if out.shape != self._last_output_shape:
             raise ValueError(f"grad has shape {out.shape} but the last forward output has "
                              f"shape {self._last_output_shape}")
@@ -413,13 +418,14 @@ class Network:
         early_stopping = bool(early_stopping)
         patience = check_int(patience, "patience", minimum=1)
         min_delta = check_float(min_delta, "min_delta", minimum=0.0)
+        seed = check_int(seed, "seed", minimum=0, allow_none=True)
         X, T = self._check_data(X, y, loss)
         if validation_data is not None:
             try:
                 X_val_in, y_val_in = validation_data
             except (TypeError, ValueError):
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
-            X_val, T_val = self._check_data(X_val_in, y_val_in, loss, "X_val")
+            X_val, T_val = self._check_data(X_val_in, y_val_in, loss, "X_val", "y_val")
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
         batch = n if batch_size is None else min(batch_size, n)
@@ -591,15 +597,16 @@ class Network:
         X, T = self._check_data(X, y, loss)
         return self._score(X, T, loss)
 
-    def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss,
-                    name: str = "X") -> tuple[NDArray[Any], NDArray[Any]]:
+    def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss, name: str = "X",
+                    y_name: str = "y") -> tuple[NDArray[Any], NDArray[Any]]:
         if isinstance(loss, BCELoss) and not isinstance(self.layers[-1], (Sigmoid, Softmax)):
             raise ValueError("BCELoss takes probabilities: end the network with Sigmoid() "
                              f"(its last layer is {self.layers[-1]!r})")
         Xa = as_samples(X, self.dtype, self.n_inputs, name)
         if np.shape(y)[:1] != (Xa.shape[0],):
-            raise ValueError(f"{name} has {Xa.shape[0]} samples but y has shape {np.shape(y)}")
-        return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype)
+            raise ValueError(f"{name} has {Xa.shape[0]} samples but {y_name} has shape "
+                             f"{np.shape(y)}")
+        return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype, y_name)
 
     def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss) -> dict[str, float]:
         out = self._forward(X, training=False)
@@ -662,35 +669,48 @@ class Network:
         -------
         Network
         """
-        try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path!s} is not a fastnn network file: {exc}") from exc
+        # errors of the file system (missing, a directory, no permission) pass as OSError;
+        # anything wrong with the content is a ValueError naming the file
+        ops = get_backend(backend)               # a bad backend name is not the file's fault
+        with open(os.fspath(path), "rb") as f:
+            if f.read(4) != b"PK\x03\x04":      # np.load would try it as a pickle
+                raise ValueError(f"{path!s} is not a fastnn network file (not an .npz archive, "
+                                 "which save writes)")
+            f.seek(0)
+            try:
+                with np.load(f, allow_pickle=False) as data:
+                    arrays = {key: data[key] for key in data.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise ValueError(f"{path!s} is not a fastnn network file: {exc}") from None
         try:
             config = json.loads(str(arrays.pop("config")))
-            if config.get("format") != "fastnn":
+            if not isinstance(config, dict) or config.get("format") != "fastnn":
                 raise ValueError("missing fastnn header")
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{path!s} is not a fastnn network file ({exc})") from None
         if config.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path!s} has format version {config.get('version')!r}; this "
                              f"fastnn reads version {FORMAT_VERSION}")
-        layers: list[Layer] = []
-        for spec in config["layers"]:
-            if spec.get("type") not in LAYER_TYPES:
-                raise ValueError(f"{path!s} names an unknown layer type {spec.get('type')!r}")
-            layers.append(LAYER_TYPES[spec["type"]](**spec["config"]))
-        net = cls(layers, backend=backend, dtype=config["dtype"], seed=config.get("seed"))
+        try:
+            layers: list[Layer] = []
+            for spec in config["layers"]:
+                if spec.get("type") not in LAYER_TYPES:
+                    raise ValueError(f"unknown layer type {spec.get('type')!r}")
+                layers.append(LAYER_TYPES[spec["type"]](**spec["config"]))
+            net = cls(layers, backend=ops, dtype=config["dtype"], seed=config.get("seed"))
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path!s} holds a damaged network description: "
+                             f"{type(exc).__name__}: {exc}") from None
         for key, param, _ in net.parameters():
             if key not in arrays:
                 raise ValueError(f"{path!s} lacks the array {key!r}")
             if arrays[key].shape != param.shape:
                 raise ValueError(f"{path!s}: {key} has shape {arrays[key].shape}, "
                                  f"expected {param.shape}")
-            param[...] = arrays[key]
+            try:
+                param[...] = as_float_array(arrays[key], net.dtype, key)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path!s}: {exc}") from None
         for i, layer in enumerate(net.layers):
             if f"{i}.rng" in arrays:
                 layer.seed, layer.step = (  # type: ignore[attr-defined]

@@ -43,6 +43,10 @@ class Optimizer:
 
     def _bind(self, network: Network) -> None:
         """Tie the state to ``network`` (a weak reference); another live network is refused."""
+        from .network import Network      # imported here: network.py imports this module
+        if not isinstance(network, Network):
+            raise TypeError(f"{type(self).__name__} steps a fastnn Network, got "
+                            f"{type(network).__name__}")
         owner = self._owner() if self._owner is not None else None
         if owner is None:
             self._owner = weakref.ref(network)
@@ -123,7 +127,7 @@ class SGD(Optimizer):
     Parameters
     ----------
     lr : float, default 0.01
-    momentum : float, default 0.0
+    momentum : float in [0, 1], default 0.0
         v = momentum * v + g; step = v (or g + momentum * v with ``nesterov``).
     nesterov : bool, default False
     weight_decay : float, default 0.0
@@ -133,7 +137,7 @@ class SGD(Optimizer):
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        self.momentum = check_float(momentum, "momentum", minimum=0.0)
+        self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0)
         self.nesterov = bool(nesterov)
         self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
         if self.nesterov and self.momentum == 0:
@@ -168,7 +172,7 @@ class Adam(Optimizer):
     ----------
     lr : float, default 0.001
     betas : (float, float), default (0.9, 0.999)
-    eps : float, default 1e-8
+    eps : float > 0, default 1e-8
     weight_decay : float, default 0.0
         L2 penalty added to the gradient (not AdamW's decoupled decay).
     """
@@ -182,7 +186,7 @@ class Adam(Optimizer):
             raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
         self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
                       check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
-        self.eps = check_float(eps, "eps", minimum=0.0)
+        self.eps = check_float(eps, "eps", above=0.0)   # 0 would give 0/0 for a zero gradient
         self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
 
     def __repr__(self) -> str:

@@ -65,7 +65,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets, unique_labels
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.utils.validation import check_array, check_is_fitted
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "fastnn.sklearn needs scikit-learn, which is not installed; install it with "
@@ -606,6 +606,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32),
                               multi_output=True, y_numeric=True)
+        y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")  # refuses strings
         if reset:
             self._y_ndim = y.ndim
         return X, y.reshape(-1, 1) if y.ndim == 1 else y

@@ -292,7 +292,7 @@ def test_tiny_fit_matches_pytorch_formulas(backend, name, rng):
     (lambda: Adam(betas=(0.9, 1.5)), r"betas\[1\] must be < 1"),
     (lambda: Adam(betas=(-0.1, 0.999)), r"betas\[0\] must be >= 0"),
     (lambda: Adam(betas=(0.9, float("nan"))), r"betas\[1\] must be finite"),
-    (lambda: Adam(eps=-1e-8), "eps must be >= 0"),
+    (lambda: Adam(eps=-1e-8), "eps must be > 0"),
     (lambda: Adam(weight_decay=-0.1), "weight_decay must be >= 0"),
 ])
 def test_invalid_hyper_parameters_raise_value_error(make, match):

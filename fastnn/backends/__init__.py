@@ -68,6 +68,9 @@ def _default_name() -> str:
         return _default
     env = os.environ.get("FASTNN_BACKEND")
     if env:
+        if env.lower() not in _BACKENDS:
+            raise ValueError(f"the environment variable FASTNN_BACKEND={env!r} is not a "
+                             f"backend; expected one of {sorted(_BACKENDS)} (or unset it)")
         return env
     return "cython" if "cython" in available_backends() else "numpy"
 

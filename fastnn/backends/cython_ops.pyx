@@ -111,7 +111,9 @@ def set_isa(name):
 
     Raises ValueError for an unknown name and RuntimeError when the CPU lacks it.
     """
-    if not isinstance(name, str) or name not in _ISA_NAMES:
+    if not isinstance(name, str):
+        raise TypeError(f"the ISA name must be a string, got {type(name).__name__}")
+    if name not in _ISA_NAMES:
         raise ValueError(f"unknown ISA {name!r}; expected one of {_ISA_NAMES}")
     cdef int status = fastnn_set_isa(_ISA_NAMES.index(name))
     if status == FASTNN_EUNSUPPORTED:
@@ -144,7 +146,11 @@ def build_flags():
 
 _env_isa = os.environ.get("FASTNN_ISA", "").strip()
 if _env_isa:
-    set_isa(_env_isa.lower())
+    try:
+        set_isa(_env_isa.lower())
+    except (ValueError, RuntimeError) as _exc:
+        raise type(_exc)(f"the environment variable FASTNN_ISA={_env_isa!r} is not usable: "
+                         f"{_exc} (or unset it)") from None
 
 
 # --------------------------------------------------------------- validation
