@@ -495,6 +495,8 @@ class Network:
                 if not math.isfinite(value):
                     raise _diverged(epoch)
                 self._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                if not all(np.isfinite(g).all() for _, _, g in self.parameters()):
+                    raise _diverged(epoch)          # overflow in backprop, finite loss
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value
             yield np.array([total])
@@ -835,11 +837,15 @@ class Network:
         return net
 
 def _diverged(epoch: int) -> FloatingPointError:
-    """The error ``fit`` raises when a batch's loss is NaN or infinite (0-based epoch)."""
+    """The error ``fit`` raises when a batch's loss or a parameter's gradient is NaN or
+    infinite (0-based epoch), before that batch's update: weights and optimizer state
+    stay as they were.  An update that itself overflows (finite gradient times a huge
+    learning rate) is caught by the next batch, whose loss or gradient is then not
+    finite: the weights left in place are those that overflowed."""
     return FloatingPointError(
-        f"training diverged in epoch {epoch + 1}: a batch's loss is NaN or infinite (try a "
-        "smaller learning rate); fit stopped before that batch's update, so the weights "
-        "are those of the last batch with a finite loss")
+        f"training diverged in epoch {epoch + 1}: a batch's loss or gradient is NaN or "
+        "infinite (try a smaller learning rate); fit stopped before that batch's update, "
+        "so the weights are those left by the last batch with a finite loss and gradient")
 
 
 def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:
