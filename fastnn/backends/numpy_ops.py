@@ -91,6 +91,18 @@ def _check_activation(kind: str) -> None:
         raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
 
 
+def _check_softmax_2d(a: Array, name: str) -> None:
+    """Softmax works on the rows of a 2-D array."""
+    if a.ndim != 2:
+        raise ValueError(f"softmax needs a 2-D {name}, got shape {a.shape}")
+
+
+def _check_softmax_columns(rows: int, cols: int, name: str, shape: tuple[int, ...]) -> None:
+    """A softmax row needs at least one column (no rows at all is fine)."""
+    if rows and not cols:
+        raise ValueError(f"softmax of rows with no columns ({name} has shape {shape})")
+
+
 def _reduction_scale(reduction: str, count: int) -> float:
     """1/count for 'mean', 1 for 'sum' (float64)."""
     if reduction == "mean":
@@ -132,9 +144,10 @@ class NumpyOps:
     def activation_forward(self, X: Array, kind: str, alpha: float = 0.01) -> Array:
         """Y = f(X) elementwise (softmax: along each row).
 
-        identity: x; sigmoid: 1/(1+e^-x); tanh; relu: x if x>0 else 0;
+        identity: x; sigmoid: 1/(1+e^-x); tanh; relu: 0 if x<=0 else x (NaN stays NaN);
         leaky_relu: x if x>0 else alpha*x; silu: x*sigmoid(x);
-        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d).
+        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d);
+        softmax needs a 2-D X with columns, unless it has no rows.
         """
         _check_activation(kind)
         dt = X.dtype.type
@@ -145,11 +158,15 @@ class NumpyOps:
         if kind == "tanh":
             return np.tanh(X)
         if kind == "relu":
-            return np.where(X > 0, X, dt(0))
+            return np.where(X <= 0, dt(0), X)
         if kind == "leaky_relu":
             return np.where(X > 0, X, dt(alpha) * X)
         if kind == "silu":
             return X * _sigmoid(X)
+        _check_softmax_2d(X, "X")
+        _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
+        if X.size == 0:
+            return X.copy()
         e = np.exp(X - X.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -179,6 +196,7 @@ class NumpyOps:
         if kind == "silu":
             s = _sigmoid(Z)
             return dY * (s * (1 + Z * (1 - s)))
+        _check_softmax_2d(dY, "dY")
         return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
 
     # ------------------------------------------------------------ dense
@@ -189,6 +207,8 @@ class NumpyOps:
 
         X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
         """
+        if kind == "softmax":
+            _check_softmax_columns(X.shape[0], W.shape[1], "W", W.shape)
         Z = self.gemm(X, W)
         if b is not None:
             Z += b
@@ -256,10 +276,13 @@ class NumpyOps:
         """
         n, c = logits.shape
         scale = _reduction_scale(reduction, n)
+        if c == 0 and n:
+            raise ValueError(f"cross_entropy needs at least one class, logits has shape "
+                             f"{logits.shape}")
         if target.ndim == 1 and n and (target.min() < 0 or target.max() >= c):
             raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for logits "
                              f"of shape ({n}, {c})")
-        row_max = logits.max(axis=1, keepdims=True)
+        row_max = logits.max(axis=1, keepdims=True, initial=-np.inf)  # initial: for n == 0
         e = np.exp(logits - row_max)
         sum_e = e.sum(axis=1, keepdims=True)
         log_sum = np.log(sum_e.astype(np.float64))
