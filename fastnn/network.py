@@ -495,7 +495,7 @@ class Network:
                 if not math.isfinite(value):
                     raise _diverged(epoch)
                 self._backward_no_input_grad(grad)  # type: ignore[arg-type]
-                if not all(np.isfinite(g).all() for _, _, g in self.parameters()):
+                if not all(g is None or np.isfinite(g).all() for _, _, g in self.parameters()):
                     raise _diverged(epoch)          # overflow in backprop, finite loss
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value

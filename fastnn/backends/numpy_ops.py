@@ -207,9 +207,9 @@ class NumpyOps:
 
         X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
         """
-        if kind == "softmax":
-            _check_softmax_columns(X.shape[0], W.shape[1], "W", W.shape)
         Z = self.gemm(X, W)
+        if kind == "softmax":
+            _check_softmax_columns(Z.shape[0], Z.shape[1], "W", W.shape)
         if b is not None:
             Z += b
         if kind == "identity":
