@@ -233,23 +233,29 @@ def _net(backend, dtype, head, scale):
     layers = [fastnn.Dense(2, 4), fastnn.Tanh(), fastnn.Dense(4, width)]
     if head == "sigmoid":
         layers.append(fastnn.Sigmoid())
+    elif head == "softmax":
+        layers.append(fastnn.Softmax())
     elif head == "identity+sigmoid":       # Identity is fused, Sigmoid runs standalone
         layers = layers[:-1] + [fastnn.Dense(4, 1), fastnn.Identity(), fastnn.Sigmoid()]
     net = fastnn.Network(layers, backend=backend, dtype=dtype, seed=3)
-    net.layers[-1 if head == "none" else -2 - (head == "identity+sigmoid")].W *= scale
+    last_dense = [layer for layer in net.layers if isinstance(layer, fastnn.Dense)][-1]
+    last_dense.W *= scale
     return net
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("head,loss", [("sigmoid", "bce"), ("identity+sigmoid", "bce"),
-                                       ("none", "cross_entropy")])
+                                       ("softmax", "bce"), ("none", "cross_entropy")])
 def test_network_with_preactivations_of_1e30(head, loss, dtype):
     """Last pre-activations of ~1e30: predict, evaluate and a fit step are finite
     (BCE at its clamp, cross-entropy of order 1e30), the same on both backends."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((12, 2))
-    y = rng.integers(0, 2 if loss == "bce" else 3, 12)
-    y = y.astype(float) if loss == "bce" else y
+    y = rng.integers(0, 2 if head in ("sigmoid", "identity+sigmoid") else 3, 12)
+    if head == "softmax":
+        y = np.eye(3)[y]                   # one-hot targets for BCE after a Softmax
+    elif loss == "bce":
+        y = y.astype(float)
     runs = []
     for backend in BACKENDS:
         net = _net(backend, dtype, head, 1e30)
