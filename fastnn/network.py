@@ -379,6 +379,16 @@ class Network:
             One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
             set with ``early_stopping``.
 
+        Raises
+        ------
+        FloatingPointError
+            If training diverges: a batch's loss, or the gradient of a weight, is
+            NaN or infinite.  The message names the epoch; the batch's update is
+            not applied, so weights and optimizer state are those the previous
+            batch left.  (An update that itself overflows -- finite gradient,
+            enormous learning rate -- shows up at the next batch, with the
+            overflowed weights left in place.)
+
         Notes
         -----
         With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
