@@ -135,7 +135,7 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, int
             break;
         case FASTNN_ACT_RELU:
             for (int64_t j = 0; j < cols; j++)
-                yr[j] = xr[j] > (T)0 ? xr[j] : (T)0;
+                yr[j] = xr[j] <= (T)0 ? (T)0 : xr[j];   /* NaN stays NaN */
             break;
         case FASTNN_ACT_LEAKY_RELU:
             for (int64_t j = 0; j < cols; j++)

@@ -25,7 +25,7 @@ extern "C" {
 #define FASTNN_EINVAL (-2)       /* an argument is out of range */
 #define FASTNN_EUNSUPPORTED (-3) /* the CPU lacks the requested ISA */
 #define FASTNN_EINTERRUPTED (-4) /* stopped on request (see train loop) */
-#define FASTNN_EDIVERGED (-5)    /* a training loss was NaN or infinite */
+#define FASTNN_EDIVERGED (-5)    /* a training loss or gradient was NaN or inf */
 
 /* ---- activations (same order as fastnn.backends.numpy_ops.ACTIVATIONS) -- */
 #define FASTNN_ACT_IDENTITY 0
@@ -228,9 +228,10 @@ void fastnn_trainer_free(fastnn_trainer *t);
  * is n_epochs x n sample indices (NULL: in order).  Stops after max_batches
  * batches or at the end of epoch n_epochs - 1, and stores the position
  * reached.  losses[e] accumulates epoch e's batch losses (times the batch
- * rows for reduction mean).  A batch whose loss is NaN or infinite stops the
- * run with FASTNN_EDIVERGED before its backward pass, so the parameters are
- * those of the last finite batch and the position is that batch's.  All
+ * rows for reduction mean).  A batch whose loss, or any parameter's gradient,
+ * is NaN or infinite stops the run with FASTNN_EDIVERGED before its update, so
+ * the parameters and optimizer state are those left by the last finite batch
+ * and the position is that batch's.  All
  * arguments are checked by the caller.
  */
 int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets,

@@ -10,7 +10,9 @@
  * pairwise order (PAIRWISE_SUM, pairwise.h), so a float32
  * loss matches the reference to the last bits wherever libm agrees with
  * NumPy's exp/log.  No warnings are raised for extreme values: exp
- * underflows to 0 and logs are clamped exactly as in the reference.
+ * underflows to 0 and logs are clamped exactly as in the reference.  The
+ * cross-entropy's z - max enters the loss in double (as in the reference), so
+ * float32 logits of -3e38 beside 3e38 give the finite loss 6e38, not inf.
  *
  * This file includes itself once per dtype: the part under
  * FASTNN_LOSS_TEMPLATE is the templated body (T = float|double).
@@ -195,7 +197,7 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, cons
         T m;
         const T sum_e = F(row_sum_exp)(x, c, g, &m);
         const int64_t lab = labels[i];
-        terms[i] = log((double)sum_e) - (double)(x[lab] - m);
+        terms[i] = log((double)sum_e) - ((double)x[lab] - (double)m);
         if (g != NULL) {
             for (int64_t j = 0; j < c; j++)
                 g[j] = g[j] / sum_e;
@@ -224,7 +226,7 @@ int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
     return status;
 }
 
-/* loss term of element i (flat index) : t * (float64(z - m_row) - log_sum_row) */
+/* loss term of element i (flat index) : t * ((float64(z) - float64(m_row)) - log_sum_row) */
 typedef struct {
     const T *x, *t;
     const T *m;
@@ -234,7 +236,7 @@ typedef struct {
 static inline double F(xprob_term)(const F(xprob_ctx) *c, int64_t i)
 {
     const int64_t r = i / c->c;
-    const double ls = (double)(c->x[i] - c->m[r]) - c->log_sum[r];
+    const double ls = ((double)c->x[i] - (double)c->m[r]) - c->log_sum[r];
     return (double)c->t[i] * ls;
 }
 PAIRWISE_SUM(F(pw_xprob), double, F(xprob_ctx), F(xprob_term))

@@ -18,6 +18,16 @@ int TF(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
     return trainer_new(out, stages, n_stages, spec, n_features, batch, sizeof(T));
 }
 
+/* whether x[0..n) holds no inf or NaN: x - x is 0 exactly for finite x
+ * (a branch-free OR that vectorizes) */
+static int TF(all_finite)(const T *x, int64_t n)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        bad |= (x[i] - x[i]) != (T)0;
+    return !bad;
+}
+
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
 static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                            int64_t rows, double *loss)
@@ -114,6 +124,17 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         }
         if (status != FASTNN_OK)
             return status;
+    }
+
+    /* a gradient that overflowed with a finite loss is divergence too, caught
+     * before any update so that the weights and optimizer state stay finite */
+    for (int64_t s = t->first_param_stage; s < ns; s++) {
+        const fastnn_stage *st = &stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        if (!TF(all_finite)((const T *)st->dW, st->width_in * st->width_out) ||
+            (st->b != NULL && !TF(all_finite)((const T *)st->db, st->width_out)))
+            return FASTNN_EDIVERGED;
     }
 
     /* update every parameter, in layer order (W, then b) */

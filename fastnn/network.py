@@ -384,6 +384,16 @@ class Network:
             One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
             set with ``early_stopping``.
 
+        Raises
+        ------
+        FloatingPointError
+            If training diverges: a batch's loss, or the gradient of a weight, is
+            NaN or infinite.  The message names the epoch; the batch's update is
+            not applied, so weights and optimizer state are those the previous
+            batch left.  (An update that itself overflows -- finite gradient,
+            enormous learning rate -- shows up at the next batch, with the
+            overflowed weights left in place.)
+
         Notes
         -----
         With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
@@ -501,6 +511,8 @@ class Network:
                 if not math.isfinite(value):
                     raise _diverged(epoch)
                 self._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                if not all(g is None or np.isfinite(g).all() for _, _, g in self.parameters()):
+                    raise _diverged(epoch)          # overflow in backprop, finite loss
                 optimizer.step(self)
                 total += value * out.shape[0] if mean else value
             yield np.array([total])
@@ -855,11 +867,15 @@ class Network:
         return net
 
 def _diverged(epoch: int) -> FloatingPointError:
-    """The error ``fit`` raises when a batch's loss is NaN or infinite (0-based epoch)."""
+    """The error ``fit`` raises when a batch's loss or a parameter's gradient is NaN or
+    infinite (0-based epoch), before that batch's update: weights and optimizer state
+    stay as they were.  An update that itself overflows (finite gradient times a huge
+    learning rate) is caught by the next batch, whose loss or gradient is then not
+    finite: the weights left in place are those that overflowed."""
     return FloatingPointError(
-        f"training diverged in epoch {epoch + 1}: a batch's loss is NaN or infinite (try a "
-        "smaller learning rate); fit stopped before that batch's update, so the weights "
-        "are those of the last batch with a finite loss")
+        f"training diverged in epoch {epoch + 1}: a batch's loss or gradient is NaN or "
+        "infinite (try a smaller learning rate); fit stopped before that batch's update, "
+        "so the weights are those left by the last batch with a finite loss and gradient")
 
 
 def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:

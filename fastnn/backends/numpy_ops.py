@@ -15,13 +15,20 @@ Conventions shared by all kernels:
   array by a scalar, the scalar is first rounded to the array's dtype (NumPy 2
   semantics), and the compiled kernels do the same;
 * loss values are accumulated and returned in float64;
+* kernels compute IEEE results silently, like the C code: an overflow gives
+  inf, an invalid operation NaN, an underflow 0 or a subnormal, and none warns
+  (``@_ieee``), whatever ``np.seterr`` says.  Detecting a non-finite loss is
+  the caller's job (``Network.fit`` stops with an error naming the epoch);
+  extreme but finite inputs (logits of +-1e30, probabilities of exactly 0 or
+  1) give finite losses and gradients by construction, not by hiding warnings;
 * inputs are never written to; ``out=`` arguments, where offered, are written
   in full and returned.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,6 +46,8 @@ NEEDS_PREACTIVATION = frozenset({"leaky_relu", "silu"})
 #: Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``.
 REDUCTIONS = ("mean", "sum")
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -47,6 +56,15 @@ def _mix64(z: Any) -> Any:
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+def _ieee(kernel: _F) -> _F:
+    """Run ``kernel`` with NumPy's floating-point warnings off (see the module note)."""
+    @functools.wraps(kernel)
+    def silent(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return kernel(*args, **kwargs)
+    return silent  # type: ignore[return-value]
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
@@ -73,6 +91,18 @@ def _check_activation(kind: str) -> None:
         raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
 
 
+def _check_softmax_2d(a: Array, name: str) -> None:
+    """Softmax works on the rows of a 2-D array."""
+    if a.ndim != 2:
+        raise ValueError(f"softmax needs a 2-D {name}, got shape {a.shape}")
+
+
+def _check_softmax_columns(rows: int, cols: int, name: str, shape: tuple[int, ...]) -> None:
+    """A softmax row needs at least one column (no rows at all is fine)."""
+    if rows and not cols:
+        raise ValueError(f"softmax of rows with no columns ({name} has shape {shape})")
+
+
 def _reduction_scale(reduction: str, count: int) -> float:
     """1/count for 'mean', 1 for 'sum' (float64)."""
     if reduction == "mean":
@@ -97,6 +127,7 @@ class NumpyOps:
         return np.zeros(a.shape, dtype=a.dtype)
 
     # ------------------------------------------------------------- GEMM
+    @_ieee
     def gemm(self, A: Array, B: Array, *, trans_a: bool = False, trans_b: bool = False,
              out: Array | None = None) -> Array:
         """C = op(A) @ op(B), op(M) = M.T when its flag is set.
@@ -109,12 +140,14 @@ class NumpyOps:
         return np.matmul(a, b, out=out)
 
     # ------------------------------------------------------ activations
+    @_ieee
     def activation_forward(self, X: Array, kind: str, alpha: float = 0.01) -> Array:
         """Y = f(X) elementwise (softmax: along each row).
 
-        identity: x; sigmoid: 1/(1+e^-x); tanh; relu: x if x>0 else 0;
+        identity: x; sigmoid: 1/(1+e^-x); tanh; relu: 0 if x<=0 else x (NaN stays NaN);
         leaky_relu: x if x>0 else alpha*x; silu: x*sigmoid(x);
-        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d).
+        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d);
+        softmax needs a 2-D X with columns, unless it has no rows.
         """
         _check_activation(kind)
         dt = X.dtype.type
@@ -125,14 +158,19 @@ class NumpyOps:
         if kind == "tanh":
             return np.tanh(X)
         if kind == "relu":
-            return np.where(X > 0, X, dt(0))
+            return np.where(X <= 0, dt(0), X)
         if kind == "leaky_relu":
             return np.where(X > 0, X, dt(alpha) * X)
         if kind == "silu":
             return X * _sigmoid(X)
+        _check_softmax_2d(X, "X")
+        _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
+        if X.size == 0:
+            return X.copy()
         e = np.exp(X - X.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    @_ieee
     def activation_backward(self, dY: Array, Z: Any, Y: Any, kind: str,
                             alpha: float = 0.01) -> Array:
         """dZ = dY * f'(Z), with f' taken from Y where possible.
@@ -158,9 +196,11 @@ class NumpyOps:
         if kind == "silu":
             s = _sigmoid(Z)
             return dY * (s * (1 + Z * (1 - s)))
+        _check_softmax_2d(dY, "dY")
         return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
 
     # ------------------------------------------------------------ dense
+    @_ieee
     def dense_forward(self, X: Array, W: Array, b: Array | None, kind: str = "identity",
                       alpha: float = 0.01) -> tuple[Array | None, Array]:
         """Z = X @ W + b; Y = f(Z).  Returns (Z, Y); Z is None unless f needs it.
@@ -168,6 +208,8 @@ class NumpyOps:
         X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
         """
         Z = self.gemm(X, W)
+        if kind == "softmax":
+            _check_softmax_columns(Z.shape[0], Z.shape[1], "W", W.shape)
         if b is not None:
             Z += b
         if kind == "identity":
@@ -175,6 +217,7 @@ class NumpyOps:
         Y = self.activation_forward(Z, kind, alpha)
         return (Z if kind in NEEDS_PREACTIVATION else None), Y
 
+    @_ieee
     def dense_backward(self, X: Array, W: Array, Z: Any, Y: Any, dY: Array,
                        kind: str = "identity", alpha: float = 0.01, *, need_dX: bool = True,
                        need_db: bool = True) -> tuple[Array | None, Array, Array | None]:
@@ -189,6 +232,7 @@ class NumpyOps:
         return dX, dW, db
 
     # ----------------------------------------------------------- losses
+    @_ieee
     def mse(self, pred: Array, target: Array, reduction: str = "mean", *,
             need_grad: bool = True) -> tuple[float, Array | None]:
         """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale.
@@ -201,6 +245,7 @@ class NumpyOps:
         grad = diff * pred.dtype.type(2.0 * scale) if need_grad else None
         return loss, grad
 
+    @_ieee
     def bce(self, prob: Array, target: Array, reduction: str = "mean", *,
             need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -[t*log(p) + (1-t)*log(1-p)] with logs clamped at -100 (PyTorch);
@@ -211,9 +256,8 @@ class NumpyOps:
         scale = _reduction_scale(reduction, prob.size)
         p = prob.astype(np.float64)
         t = target.astype(np.float64)
-        with np.errstate(divide="ignore"):
-            log_p = np.maximum(np.log(p), -100.0)
-            log_1mp = np.maximum(np.log(1 - p), -100.0)
+        log_p = np.maximum(np.log(p), -100.0)
+        log_1mp = np.maximum(np.log(1 - p), -100.0)
         loss = float(-np.sum(t * log_p + (1 - t) * log_1mp) * scale)
         grad = None
         if need_grad:
@@ -221,6 +265,7 @@ class NumpyOps:
             grad = (prob - target) / np.maximum(prob * (1 - prob), dt(1e-12)) * dt(scale)
         return loss, grad
 
+    @_ieee
     def cross_entropy(self, logits: Array, target: Array, reduction: str = "mean", *,
                       need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -sum_c t_c * log_softmax(z)_c per row, mean or sum over rows;
@@ -231,19 +276,25 @@ class NumpyOps:
         """
         n, c = logits.shape
         scale = _reduction_scale(reduction, n)
+        if c == 0 and n:
+            raise ValueError(f"cross_entropy needs at least one class, logits has shape "
+                             f"{logits.shape}")
         if target.ndim == 1 and n and (target.min() < 0 or target.max() >= c):
             raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for logits "
                              f"of shape ({n}, {c})")
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
+        row_max = logits.max(axis=1, keepdims=True, initial=-np.inf)  # initial: for n == 0
+        e = np.exp(logits - row_max)
         sum_e = e.sum(axis=1, keepdims=True)
         log_sum = np.log(sum_e.astype(np.float64))
+        # z - max for the loss is taken in float64: in float32 it overflows to
+        # -inf for logits of -3e38 beside 3e38, whose loss 6e38 float64 holds
+        shifted = np.subtract(logits, row_max, dtype=np.float64)
         rows = np.arange(n)
         if target.ndim == 1:
             # -log_softmax at the label = log(sum e) - (z_label - max)
             loss = float(np.sum(log_sum[:, 0] - shifted[rows, target]) * scale)
         else:
-            log_softmax = shifted.astype(np.float64) - log_sum
+            log_softmax = shifted - log_sum
             loss = float(-np.sum(target * log_softmax) * scale)
         grad = None
         if need_grad:
@@ -258,6 +309,7 @@ class NumpyOps:
         return loss, grad
 
     # ------------------------------------------------------- optimizers
+    @_ieee
     def sgd_update(self, param: Array, grad: Array, velocity: Array | None, lr: float,
                    momentum: float = 0.0, weight_decay: float = 0.0,
                    nesterov: bool = False) -> None:
@@ -276,6 +328,7 @@ class NumpyOps:
             g = g + dt(momentum) * velocity if nesterov else velocity
         param -= dt(lr) * g
 
+    @_ieee
     def adam_update(self, param: Array, grad: Array, m: Array, v: Array, step: int, lr: float,
                     beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                     weight_decay: float = 0.0) -> None:
@@ -313,6 +366,7 @@ class NumpyOps:
             idx = np.asarray(index, dtype=np.uint64)
             return _mix64(key + _GOLDEN * (idx + np.uint64(1)))
 
+    @_ieee
     def dropout_forward(self, X: Array, p: float, seed: int, step: int) -> tuple[Array, Array]:
         """mask = (u >= p) / (1 - p) with u = top 53 bits of rng_bits / 2^53; Y = X * mask.
 
@@ -325,6 +379,7 @@ class NumpyOps:
         mask = np.where(u >= p, keep_scale, dt(0)).reshape(X.shape)
         return X * mask, mask
 
+    @_ieee
     def dropout_backward(self, dY: Array, mask: Array) -> Array:
         """dX = dY * mask (the mask of the matching forward)."""
         return dY * mask
