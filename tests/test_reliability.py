@@ -595,3 +595,32 @@ def test_save_killed_at_a_random_moment_leaves_a_loadable_file(tmp_path):
                 except ValueError as exc:
                     assert "not a fastnn network file" in str(exc)
                 os.unlink(tmp_path / name)
+
+
+def test_ctrl_c_stops_the_scikit_learn_estimators_too(monkeypatch):
+    """MLPClassifier.fit calls Network.fit once per chunk of epochs: an
+    interrupted chunk must end the whole fit (as Ctrl-C does in
+    scikit-learn's own MLP), not only that chunk."""
+    pytest.importorskip("sklearn")
+    from fastnn.sklearn import MLPClassifier
+    X, y = _data(n=300)
+    calls = []
+    real_step = Adam.step
+
+    def step(self, network):
+        calls.append(1)
+        if len(calls) == 3:                     # the 1st of the 2nd epoch's 2 batches
+            signal.raise_signal(signal.SIGINT)
+        real_step(self, network)
+
+    monkeypatch.setattr(Adam, "step", step)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=150, max_iter=50, backend="numpy",
+                        random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X, y)
+    assert clf.n_iter_ == 1 and len(calls) == 3, (clf.n_iter_, len(calls))
+    messages = [str(w.message) for w in caught]
+    assert any("interrupted" in m for m in messages)
+    assert not any("Maximum iterations" in m for m in messages), messages
+    assert clf.predict(X).shape == (300,)
