@@ -677,7 +677,8 @@ class Network:
         """Write layers, weights and dtype to ``path`` (.npz), atomically.
 
         The file is written beside ``path`` and renamed over it, so a failure
-        part-way leaves any previous file intact.
+        part-way leaves any previous file intact (a process killed mid-save
+        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).
 
         Parameters
         ----------
