@@ -14,9 +14,12 @@ import json
 import math
 import numbers
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
+import warnings
 import zipfile
 import zlib
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator
@@ -59,6 +62,10 @@ class History:
     best_epoch : int or None
         With ``early_stopping``: the index of the epoch with the best monitored
         value (the weights restored with ``restore_best_weights``); else None.
+    interrupted : bool
+        True when Ctrl-C (SIGINT) stopped ``fit`` early: the records cover
+        the epochs completed before it, the weights are those after the last
+        completed batch.
 
     Examples
     --------
@@ -77,6 +84,7 @@ class History:
         self.epochs: list[int] = []
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
+        self.interrupted = False
 
     def _extend(self, values: dict[str, list[float]]) -> None:
         """Append the next epochs' records: ``values`` maps each key to a list."""
@@ -212,6 +220,17 @@ class Network:
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
         self._last_output_shape: tuple[int, ...] | None = None
+        self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a lock does not pickle; a copy or an unpickled network gets its own
+        state = self.__dict__.copy()
+        del state["_fit_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fit_lock = threading.Lock()
 
     @property
     def backend(self) -> str:
@@ -382,7 +401,12 @@ class Network:
         -------
         History
             One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
-            set with ``early_stopping``.
+            set with ``early_stopping``; ``interrupted`` after Ctrl-C.
+
+        Raises
+        ------
+        RuntimeError
+            When ``fit`` is already running on this network in another thread.
 
         Raises
         ------
@@ -399,6 +423,20 @@ class Network:
         With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
         backend runs one epoch per native call (Python decides between epochs);
         the numbers are the same as without them.
+
+        Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at the
+        next batch boundary (within about a second) and ``fit`` returns the
+        History of the completed epochs with ``interrupted=True``, warning
+        once.  The weights and the optimizer state are those after the last
+        completed batch -- never a half-applied update; the best weights of
+        ``early_stopping`` are not restored.  A second Ctrl-C raises
+        KeyboardInterrupt at once.  Under a custom SIGINT handler, or in
+        another thread, signals are left alone.
+
+        The compiled backend releases the GIL while it computes, so separate
+        networks train in separate threads at the same time, with the same
+        numbers as one after the other; ``predict`` may be called from several
+        threads at once.  One network runs one ``fit`` at a time.
 
         Examples
         --------
@@ -452,38 +490,52 @@ class Network:
         best = np.inf
         best_params: list[NDArray[Any]] | None = None
         wait = 0
-        progress = _Progress(epochs, verbose) if verbose else None
-        chunks = run(X, T, loss, optimizer, batch, next_orders, epochs, per_epoch)
+        if not self._fit_lock.acquire(blocking=False):
+            raise RuntimeError("fit is already running on this network (in another thread); "
+                               "one network trains in one thread at a time -- wait for that "
+                               "fit to return, or train a separate network")
         try:
-            for totals in chunks:
-                losses = totals / n if loss.reduction == "mean" else totals
-                if not per_epoch:                   # a whole chunk of epochs at once
-                    history._extend({"loss": losses.tolist()})
-                    continue
-                record = {"loss": float(losses[0])}
-                if validation_data is not None:
-                    scores = self._score(X_val, T_val, loss)
-                    record.update({"val_" + k: v for k, v in scores.items()})
-                history._extend({k: [v] for k, v in record.items()})
-                if progress is not None:
-                    progress.update(record)
-                if early_stopping:
-                    epoch = history.epochs[-1]
-                    if record[monitor] < best - min_delta:
-                        best, wait = record[monitor], 0
-                        history.best_epoch = epoch
-                        if restore_best_weights:
-                            best_params = [p.copy() for _, p, _ in self.parameters()]
-                    else:
-                        wait += 1
-                        if wait >= patience:
-                            history.stopped_epoch = epoch
-                            break
+            with _StopOnInterrupt() as interrupt:
+                progress = _Progress(epochs, verbose) if verbose else None
+                chunks = run(X, T, loss, optimizer, batch, next_orders, epochs, per_epoch,
+                             interrupt)
+                try:
+                    for totals in chunks:
+                        losses = totals / n if loss.reduction == "mean" else totals
+                        if not per_epoch:           # a whole chunk of epochs at once
+                            history._extend({"loss": losses.tolist()})
+                            continue
+                        record = {"loss": float(losses[0])}
+                        if validation_data is not None:
+                            scores = self._score(X_val, T_val, loss)
+                            record.update({"val_" + k: v for k, v in scores.items()})
+                        history._extend({k: [v] for k, v in record.items()})
+                        if progress is not None:
+                            progress.update(record)
+                        if early_stopping:
+                            epoch = history.epochs[-1]
+                            if record[monitor] < best - min_delta:
+                                best, wait = record[monitor], 0
+                                history.best_epoch = epoch
+                                if restore_best_weights:
+                                    best_params = [p.copy() for _, p, _ in self.parameters()]
+                            else:
+                                wait += 1
+                                if wait >= patience:
+                                    history.stopped_epoch = epoch
+                                    break
+                finally:
+                    chunks.close()                  # the native trainer is closed here
+                    if progress is not None:
+                        progress.close(history)
+                history.interrupted = interrupt.requested
         finally:
-            chunks.close()                          # the native trainer is closed here
-            if progress is not None:
-                progress.close(history)
-        if best_params is not None and history.best_epoch != history.epochs[-1]:
+            self._fit_lock.release()
+        if history.interrupted:
+            warnings.warn(f"fit interrupted (Ctrl-C) after {len(history.epochs)} of {epochs} "
+                          "epochs; the network keeps the weights of the last completed batch",
+                          UserWarning, stacklevel=2)
+        elif best_params is not None and history.best_epoch != history.epochs[-1]:
             for (_, param, _), saved in zip(self.parameters(), best_params):
                 param[...] = saved                  # in place: arrays keep their identity
         return history
@@ -491,11 +543,14 @@ class Network:
     def _epochs_python(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                        optimizer: Optimizer, batch: int,
                        next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
-                       per_epoch: bool) -> Generator[NDArray[np.float64], None, None]:
+                       per_epoch: bool, interrupt: _StopOnInterrupt
+                       ) -> Generator[NDArray[np.float64], None, None]:
         """The reference loop, one epoch at a time.
 
         Yields, per epoch, a 1-element array of the summed batch losses (each
-        times its batch size for ``reduction="mean"``).
+        times its batch size for ``reduction="mean"``).  Returns before the
+        next batch once ``interrupt.requested`` (an unfinished epoch yields
+        nothing).
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
@@ -504,6 +559,8 @@ class Network:
             order = None if orders is None else orders[0]
             total = 0.0
             for start in range(0, n, batch):
+                if interrupt.requested:
+                    return
                 idx: Any = (slice(start, start + batch) if order is None
                             else order[start:start + batch])
                 out = self._forward(X[idx], training=True)
@@ -520,15 +577,17 @@ class Network:
     def _epochs_native(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                        optimizer: Optimizer, batch: int,
                        next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
-                       per_epoch: bool,
+                       per_epoch: bool, interrupt: _StopOnInterrupt,
                        seconds_per_call: float = 0.25
                        ) -> Generator[NDArray[np.float64], None, None]:
         """The same loop run by the backend's native trainer, many batches per call.
 
         Each call does about ``seconds_per_call`` of work (whole epochs when
-        they are short), so Python -- signals, progress, validation -- is
-        re-entered between calls, never inside a batch.  Yields the epochs'
-        loss sums as ``_epochs_python`` does, a chunk of epochs at a time.
+        they are short; the first call runs one batch to measure), so Python
+        -- signals, progress, validation -- is re-entered between calls, never
+        inside a batch.  Yields the epochs' loss sums as ``_epochs_python``
+        does, a chunk of epochs at a time; once ``interrupt.requested`` it
+        yields the chunk's completed epochs and returns.
         """
         n = X.shape[0]
         per_epoch_batches = -(-n // batch)
@@ -543,7 +602,7 @@ class Network:
         stages = [self._stage(layer, activation, states) for layer, activation in self._plan]
         trainer = self.ops.make_trainer(  # type: ignore[attr-defined]
             stages, loss.kernel, loss.reduction, spec, X, T, batch)
-        max_batches = per_epoch_batches
+        max_batches = 1
         try:
             done = 0
             while done < epochs:
@@ -553,6 +612,10 @@ class Network:
                 losses = np.zeros(chunk)
                 epoch = start = 0
                 while epoch < chunk:
+                    if interrupt.requested:
+                        if epoch:
+                            yield losses[:epoch]
+                        return
                     began = time.perf_counter()
                     before = epoch * per_epoch_batches + start // batch
                     try:
@@ -632,7 +695,8 @@ class Network:
         """Write layers, weights and dtype to ``path`` (.npz), atomically.
 
         The file is written beside ``path`` and renamed over it, so a failure
-        part-way leaves any previous file intact.
+        part-way leaves any previous file intact (a process killed mid-save
+        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).
 
         Parameters
         ----------
@@ -953,3 +1017,35 @@ class _Progress:
             print(f"early stopping after epoch {history.stopped_epoch + 1}; best epoch "
                   f"{(history.best_epoch or 0) + 1}",
                   file=sys.stderr if self.bar is not None else sys.stdout, flush=True)
+
+
+class _StopOnInterrupt:
+    """While ``fit`` runs: Ctrl-C asks training to stop at the next batch boundary.
+
+    Python's default SIGINT handler raises KeyboardInterrupt wherever the main
+    thread happens to be -- possibly between two parameters of an optimizer
+    step, leaving the network half-updated.  Inside this context the first
+    SIGINT only sets ``requested`` (the training loops look at it between
+    batches) and puts the previous handler back, so a second Ctrl-C aborts
+    at once as usual.  The handler is installed only from the main thread and
+    only over Python's default one: a custom handler (or a ``fit`` in another
+    thread) is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

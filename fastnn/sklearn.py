@@ -345,6 +345,8 @@ class _BaseMLP(BaseEstimator):
                         print(f"{what} did not improve more than tol={self.tol:f} for "
                               f"{self.n_iter_no_change} consecutive epochs. Stopping.")
                     break
+            if history.interrupted:           # Ctrl-C: Network.fit stopped and warned
+                stopped = True
         if not stopped and not incremental:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
