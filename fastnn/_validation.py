@@ -72,7 +72,7 @@ def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,
     return as_float_array(arr, dtype, name)
 
 
-def as_batch(a: ArrayLike, dtype: DTypeLike, shape: tuple[int | None, ...], name: str,
+def as_batch(a: ArrayLike, dtype: DTypeLike | None, shape: tuple[int | None, ...], name: str,
              owner: str) -> NDArray[Any]:
     """``a`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there).
 
@@ -99,30 +99,6 @@ def _fits(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
 @overload
 def check_int(value: Any, name: str, *, minimum: int | None = None,
               allow_none: Literal[False] = False) -> int: ...
-
-
-def as_batch(a: ArrayLike, dtype: DTypeLike, shape: tuple[int | None, ...], name: str,
-             owner: str) -> NDArray[Any]:
-    """``a`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there).
-
-    For a layer called directly: converts and checks the shape, not the
-    values (a Network checks values once, where data enters it).  An array
-    that already fits is returned as is, so the per-batch cost is a few
-    attribute reads.
-    """
-    if (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
-            and _fits(a.shape, shape)):
-        return a
-    arr = as_numeric(a, name)
-    if not _fits(arr.shape, shape):
-        want = ", ".join("n" if s is None else str(s) for s in shape)
-        want = f"({want},)" if len(shape) == 1 else f"({want})"
-        raise ValueError(f"{name} has shape {arr.shape} but {owner} expects shape {want}")
-    return np.ascontiguousarray(arr, dtype=dtype)
-
-
-def _fits(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
-    return len(actual) == len(shape) and all(s is None or s == a for a, s in zip(actual, shape))
 
 
 @overload
