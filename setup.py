@@ -84,8 +84,10 @@ else:
     compile_args += ["-O3"]
 if SANITIZE:
     # -fno-sanitize-recover: a UBSan report stops the process (non-zero exit)
-    # instead of printing and going on, so a test run cannot pass over it
-    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+    # instead of printing and going on, so a test run cannot pass over it;
+    # -fno-wrapv undoes Python's -fwrapv, under which signed overflow is
+    # defined and UBSan does not check it (the kernels never rely on wrapping)
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-wrapv",
                 "-fno-omit-frame-pointer", "-g"]
     compile_args += sanitize
     link_args += sanitize
@@ -94,7 +96,8 @@ sources = ["fastnn/backends/cython_ops.pyx"] + sorted(glob.glob("csrc/*.c"))
 extension = Extension(
     "fastnn.backends.cython_ops",
     sources=sources,
-    depends=sorted(glob.glob("csrc/*.h")),   # a changed header rebuilds too
+    # a changed header, or a flag changed here, rebuilds too
+    depends=sorted(glob.glob("csrc/*.h")) + ["setup.py"],
     include_dirs=["csrc", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
