@@ -5,9 +5,10 @@ in 32-bit ``int`` would be right on every array of ordinary size and wrong (a
 read or write far outside the array) once an offset passes 2**31 elements.
 The GEMM takes row strides, so it is driven directly through its C entry
 points (ctypes on the extension's exported symbols; the Python API only takes
-C-contiguous arrays) with a stride of 2**30 + 16 elements: row 2 then starts
-at element 2**31 + 32, while the buffer is mostly untouched zero pages (about
-8.6 GB of address space, a few MB of memory).  The small-product and the
+C-contiguous arrays) with a stride of 2**31 + 16 elements: row 1 then starts
+beyond 2**31, and the stride itself does not fit in an ``int``, while the
+buffer is mostly untouched zero pages (about 8.6 GB of address space, a few MB
+of memory).  The small-product and the
 packed paths, every operand transposed or not, and every instruction set
 this CPU has are run.  The elementwise test needs 8.6 GB of real memory, so
 it runs only with FASTNN_BIG_TESTS=1.
@@ -22,8 +23,8 @@ import pytest
 cython_ops = pytest.importorskip("fastnn.backends.cython_ops",
                                  reason="the compiled backend is not installed")
 
-#: a row stride that fits in int32 while stride * 2 does not
-BIG = 2**30 + 16
+#: a row stride beyond int32 (any int product or truncation of it goes wrong)
+BIG = 2**31 + 16
 _F32P = ctypes.POINTER(ctypes.c_float)
 _I64 = ctypes.c_int64
 
@@ -64,14 +65,14 @@ def isa(request):
 
 
 # (which operand has the huge stride, trans_a, trans_b, m, n, k): the stored
-# shape of the strided operand has 3 rows; m*n*k above 10**6 takes the packed
+# shape of the strided operand has 2 rows; m*n*k above 10**6 takes the packed
 # path on every ISA, the others the direct small-product path
 CASES = [
-    ("A", False, False, 3, 8, 5), ("A", False, False, 3, 600, 1000),
-    ("A", True, False, 8, 8, 3), ("A", True, False, 1000, 400, 3),
-    ("B", False, False, 4, 8, 3), ("B", False, False, 500, 1000, 3),
-    ("B", False, True, 4, 3, 8), ("B", False, True, 1000, 3, 500),
-    ("C", False, False, 3, 8, 5), ("C", False, False, 3, 1000, 400),
+    ("A", False, False, 2, 8, 5), ("A", False, False, 2, 600, 1000),
+    ("A", True, False, 8, 8, 2), ("A", True, False, 1000, 600, 2),
+    ("B", False, False, 4, 8, 2), ("B", False, False, 600, 1000, 2),
+    ("B", False, True, 4, 2, 8), ("B", False, True, 1000, 2, 600),
+    ("C", False, False, 2, 8, 5), ("C", False, False, 2, 1000, 600),
 ]
 
 
