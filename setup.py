@@ -7,8 +7,15 @@ time, so one build runs on any x86-64).  Cython's directives are set here once.
 Environment switches for debugging:
 
 * ``FASTNN_DEBUG=1``    -- Cython bounds checks on, ``-O0 -g``;
-* ``FASTNN_SANITIZE=1`` -- AddressSanitizer + UndefinedBehaviorSanitizer;
+* ``FASTNN_SANITIZE=1`` -- AddressSanitizer + UndefinedBehaviorSanitizer, every
+  report fatal (load it with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``;
+  see the README and .ci/run);
 * ``FASTNN_NO_OPENMP=1`` -- build without OpenMP.
+
+Each combination of these builds in its own directory, ``build/<variant>/``
+(generated C included): the timestamp checks of Cython and setuptools look at
+sources only, so in a shared directory a sanitized build after a normal one
+would silently reuse the normal objects.
 """
 
 import glob
@@ -30,6 +37,10 @@ def _flag(name):
 
 DEBUG = _flag("FASTNN_DEBUG")
 SANITIZE = _flag("FASTNN_SANITIZE")
+NO_OPENMP = _flag("FASTNN_NO_OPENMP")
+VARIANT = "-".join(["release"] * (not DEBUG) + ["debug"] * DEBUG + ["sanitize"] * SANITIZE
+                   + ["noopenmp"] * NO_OPENMP)
+BUILD_DIR = os.path.join("build", VARIANT)
 
 
 def _compiler_accepts(compiler, flags):
@@ -52,7 +63,7 @@ class BuildExt(build_ext):
     """Adds OpenMP flags when the compiler supports them."""
 
     def build_extensions(self):
-        if not _flag("FASTNN_NO_OPENMP") and _compiler_accepts(self.compiler, ["-fopenmp"]):
+        if not NO_OPENMP and _compiler_accepts(self.compiler, ["-fopenmp"]):
             for ext in self.extensions:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")
@@ -72,7 +83,12 @@ if DEBUG:
 else:
     compile_args += ["-O3"]
 if SANITIZE:
-    sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+    # -fno-sanitize-recover: a UBSan report stops the process (non-zero exit)
+    # instead of printing and going on, so a test run cannot pass over it;
+    # -fno-wrapv undoes Python's -fwrapv, under which signed overflow is
+    # defined and UBSan does not check it (the kernels never rely on wrapping)
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-wrapv",
+                "-fno-omit-frame-pointer", "-g"]
     compile_args += sanitize
     link_args += sanitize
 
@@ -80,6 +96,8 @@ sources = ["fastnn/backends/cython_ops.pyx"] + sorted(glob.glob("csrc/*.c"))
 extension = Extension(
     "fastnn.backends.cython_ops",
     sources=sources,
+    # a changed header, or a flag changed here, rebuilds too
+    depends=sorted(glob.glob("csrc/*.h")) + ["setup.py"],
     include_dirs=["csrc", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
@@ -91,6 +109,8 @@ directives = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
 
 setup(
     ext_modules=cythonize([extension], compiler_directives=directives,
-                          include_path=["fastnn/backends"]),
+                          include_path=["fastnn/backends"],
+                          build_dir=os.path.join(BUILD_DIR, "cython")),
     cmdclass={"build_ext": BuildExt},
+    options={"build": {"build_base": BUILD_DIR}},
 )
