@@ -73,13 +73,14 @@ def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,
 
 
 def as_batch(a: ArrayLike, dtype: DTypeLike | None, shape: tuple[int | None, ...], name: str,
-             owner: str) -> NDArray[Any]:
+             owner: object, of_last_forward: bool = False) -> NDArray[Any]:
     """``a`` as a C-contiguous ``dtype`` array of ``shape`` (None: any size there).
 
     For a layer called directly: converts and checks the shape, not the
     values (a Network checks values once, where data enters it).  An array
     that already fits is returned as is, so the per-batch cost is a few
-    attribute reads.
+    attribute reads (``owner``, the layer, is formatted only for an error:
+    "... but [the last forward of] <owner> expects shape ...").
     """
     if (type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
             and _fits(a.shape, shape)):
@@ -88,12 +89,18 @@ def as_batch(a: ArrayLike, dtype: DTypeLike | None, shape: tuple[int | None, ...
     if not _fits(arr.shape, shape):
         want = ", ".join("n" if s is None else str(s) for s in shape)
         want = f"({want},)" if len(shape) == 1 else f"({want})"
-        raise ValueError(f"{name} has shape {arr.shape} but {owner} expects shape {want}")
+        whose = f"the last forward of {owner!r}" if of_last_forward else repr(owner)
+        raise ValueError(f"{name} has shape {arr.shape} but {whose} expects shape {want}")
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def _fits(actual: tuple[int, ...], shape: tuple[int | None, ...]) -> bool:
-    return len(actual) == len(shape) and all(s is None or s == a for a, s in zip(actual, shape))
+    if len(actual) != len(shape):
+        return False
+    for a, s in zip(actual, shape):     # a loop, not all(genexpr): called per batch
+        if s is not None and s != a:
+            return False
+    return True
 
 
 @overload

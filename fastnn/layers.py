@@ -252,7 +252,7 @@ class Dense(Layer):
         Y : ndarray, shape (n, n_out)
         """
         self._require_built()
-        X = as_batch(X, self.dtype, (None, self.n_in), "X", repr(self))
+        X = as_batch(X, self.dtype, (None, self.n_in), "X", self)
         kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
         Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha)
         self._cache = (X, Z, Y, kind, alpha)
@@ -276,7 +276,7 @@ class Dense(Layer):
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
         X, Z, Y, kind, alpha = self._cache
-        dY = as_batch(dY, self.dtype, Y.shape, "dY", f"the last forward of {self!r}")
+        dY = as_batch(dY, self.dtype, Y.shape, "dY", self, of_last_forward=True)
         dX, self.dW, self.db = self.ops.dense_backward(
             X, self._W, Z, Y, dY, kind, alpha, need_dX=need_dX, need_db=self.bias)
         return dX
@@ -296,7 +296,7 @@ class Activation(Layer):
     def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d)."""
         self._require_built()
-        X = as_batch(X, self.dtype, (None, None), "X", repr(self))
+        X = as_batch(X, self.dtype, (None, None), "X", self)
         Y = self.ops.activation_forward(X, self.kind, self.alpha)
         self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
         return Y
@@ -306,7 +306,7 @@ class Activation(Layer):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         Z, Y = self._cache
-        dY = as_batch(dY, self.dtype, Y.shape, "dY", f"the last forward of {self!r}")
+        dY = as_batch(dY, self.dtype, Y.shape, "dY", self, of_last_forward=True)
         return self.ops.activation_backward(dY, Z, Y, self.kind, self.alpha)
 
 
@@ -391,7 +391,7 @@ class Dropout(Layer):
     def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d); the identity unless ``training``."""
         self._require_built()
-        X = as_batch(X, self.dtype, (None, None), "X", repr(self))
+        X = as_batch(X, self.dtype, (None, None), "X", self)
         if not training or self.p == 0:
             self._mask = None
             return X
@@ -402,7 +402,7 @@ class Dropout(Layer):
     def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
         """dY: (n, d) -> dX: (n, d)."""
         shape = (None, None) if self._mask is None else self._mask.shape
-        dY = as_batch(dY, self.dtype, shape, "dY", f"the last forward of {self!r}")
+        dY = as_batch(dY, self.dtype, shape, "dY", self, of_last_forward=True)
         if self._mask is None:
             return dY
         return self.ops.dropout_backward(dY, self._mask)

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
 from .backends import get_backend
-from .backends.numpy_ops import NumpyOps
+from .backends.numpy_ops import NumpyOps, ieee_scope
 from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
                      Sigmoid, SiLU, Softmax, Tanh)
 from .losses import BCELoss, Loss, get_loss
@@ -558,21 +558,30 @@ class Network:
             orders = next_orders(1)
             order = None if orders is None else orders[0]
             total = 0.0
-            for start in range(0, n, batch):
-                if interrupt.requested:
-                    return
-                idx: Any = (slice(start, start + batch) if order is None
-                            else order[start:start + batch])
-                out = self._forward(X[idx], training=True)
-                value, grad = loss.compute(self.ops, out, T[idx])
-                if not math.isfinite(value):
-                    raise _diverged(epoch)
-                self._backward_no_input_grad(grad)  # type: ignore[arg-type]
-                if not all(g is None or np.isfinite(g).all() for _, _, g in self.parameters()):
-                    raise _diverged(epoch)          # overflow in backprop, finite loss
-                optimizer.step(self)
-                total += value * out.shape[0] if mean else value
+            with ieee_scope():                      # the kernels' error state, set once
+                for start in range(0, n, batch):
+                    if interrupt.requested:
+                        return
+                    idx: Any = (slice(start, start + batch) if order is None
+                                else order[start:start + batch])
+                    out = self._forward(X[idx], training=True)
+                    value, grad = loss.compute(self.ops, out, T[idx])
+                    if not math.isfinite(value):
+                        raise _diverged(epoch)
+                    self._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                    if not self._gradients_finite():
+                        raise _diverged(epoch)      # overflow in backprop, finite loss
+                    optimizer.step(self)
+                    total += value * out.shape[0] if mean else value
             yield np.array([total])
+
+    def _gradients_finite(self) -> bool:
+        """Whether every parameter gradient of the last backward is free of inf and NaN."""
+        for layer, _ in self._plan:
+            for grad in layer.grads().values():
+                if grad is not None and not np.isfinite(grad).all():
+                    return False
+        return True
 
     def _epochs_native(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                        optimizer: Optimizer, batch: int,

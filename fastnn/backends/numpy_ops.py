@@ -27,8 +27,10 @@ Conventions shared by all kernels:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable, TypeVar
+import threading
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -58,12 +60,44 @@ def _mix64(z: Any) -> Any:
     return z ^ (z >> np.uint64(31))
 
 
+_silent = threading.local()     # .on: this thread is inside an @_ieee kernel or scope
+
+
+@contextlib.contextmanager
+def ieee_scope() -> Iterator[None]:
+    """Run a stretch of kernel calls as ``@_ieee`` runs one: NumPy's warnings off, set once.
+
+    For loops of small kernels (the reference training loop's batches),
+    where switching the error state per call would cost as much as the work.
+    """
+    if getattr(_silent, "on", False):
+        yield
+        return
+    _silent.on = True
+    try:
+        with np.errstate(all="ignore"):
+            yield
+    finally:
+        _silent.on = False
+
+
 def _ieee(kernel: _F) -> _F:
-    """Run ``kernel`` with NumPy's floating-point warnings off (see the module note)."""
+    """Run ``kernel`` with NumPy's floating-point warnings off (see the module note).
+
+    Kernels call kernels (dense_forward calls gemm and activation_forward):
+    only the outermost one sets the error state, which costs about as much as
+    a small kernel.
+    """
     @functools.wraps(kernel)
     def silent(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"):
+        if getattr(_silent, "on", False):
             return kernel(*args, **kwargs)
+        _silent.on = True
+        try:
+            with np.errstate(all="ignore"):
+                return kernel(*args, **kwargs)
+        finally:
+            _silent.on = False
     return silent  # type: ignore[return-value]
 
 
