@@ -30,6 +30,15 @@ from fastnn import Adam, Dense, Dropout, Network, ReLU, SGD, Softmax, Tanh
 from fastnn.backends import available_backends
 
 
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Each test starts with Python's own SIGINT handler, as a terminal gives
+    it, even when pytest was started with SIGINT ignored (a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _child(code, *args, cwd, **env_vars):
     """Start ``python -c code args`` importing the same fastnn as these tests.
 
@@ -95,6 +104,9 @@ class _PausingSGD(SGD):
 # ------------------------------------------------------------------ Ctrl-C
 _INTERRUPT_CHILD = r"""
 import json, random, signal, sys, threading, time, warnings
+# Python's own handler, whatever was inherited (a shell starts background jobs
+# with SIGINT ignored, and Python keeps an ignored SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 import fastnn
 
