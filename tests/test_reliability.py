@@ -162,7 +162,7 @@ loaded = fastnn.Network.load(path, backend=backend)
 print(json.dumps({
     "returned": returned, "interrupted": history.interrupted, "epochs": len(history.epochs),
     "steps": steps, "full": full, "rest": rest, "same_as_replay": same,
-    "same_losses": history.loss == twin_history.history.get("loss", []),
+    "same_losses": history.history.get("loss", []) == twin_history.history.get("loss", []),
     "moved": any(not np.array_equal(p, q) for p, q in zip(weights, initial)),
     "warnings": [str(w.message) for w in caught], "handler_restored": handler_restored,
     "again": [again.interrupted, len(again.epochs)],
