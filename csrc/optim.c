@@ -89,25 +89,27 @@ F(sgd_body)(const int write, int64_t size, T *param, const T *grad, T *velocity,
     } else if (nesterov) {
         for (int64_t i = 0; i < size; i++) {
             const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-            const T v = F(flush)(velocity[i] * mu + g);
+            const T sum = velocity[i] * mu + g;
+            const T v = F(flush)(sum);
             const T p = param[i] - lr_t * (g + mu * v);
             if (write) {
                 velocity[i] = v;
                 param[i] = p;
             } else {
-                bad |= NOT_FINITE(v) | NOT_FINITE(p);
+                bad |= NOT_FINITE(sum) | NOT_FINITE(p);     /* v is finite iff sum is */
             }
         }
     } else {
         for (int64_t i = 0; i < size; i++) {
             const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-            const T v = F(flush)(velocity[i] * mu + g);
+            const T sum = velocity[i] * mu + g;
+            const T v = F(flush)(sum);
             const T p = param[i] - lr_t * v;
             if (write) {
                 velocity[i] = v;
                 param[i] = p;
             } else {
-                bad |= NOT_FINITE(v) | NOT_FINITE(p);
+                bad |= NOT_FINITE(sum) | NOT_FINITE(p);     /* v is finite iff sum is */
             }
         }
     }
