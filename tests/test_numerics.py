@@ -408,6 +408,10 @@ UPDATE_OVERFLOWS = {
     # max / 2: the velocity is 0.5, 0.95, then 1.355 times max -- at the third update
     "sgd-momentum": (lambda fi: fastnn.SGD(lr=0.0, momentum=0.9,
                                            weight_decay=float(fi.max) / 2), 3),
+    # the same, but Nesterov's step g + 0.9 v (1.355 max) overflows at the second
+    # update, and lr * inf = 0 * inf would make the weights NaN
+    "sgd-nesterov": (lambda fi: fastnn.SGD(lr=0.0, momentum=0.9, nesterov=True,
+                                           weight_decay=float(fi.max) / 2), 2),
     # a linear model on inputs of 4 max^(1/4): gradients of ~max^(1/2) (float32:
     # ~1e20 > 1.8e19), whose square overflows Adam's v at the first update (the
     # step itself would be 0: the weights would silently stop moving)
@@ -427,7 +431,7 @@ def _overflowing_update(case, backend, dtype):
         layers = [fastnn.Dense(3, 1)]
         X = X * (4.0 * float(fi.max) ** 0.25)
     net = fastnn.Network(layers, backend=backend, dtype=dtype, seed=0)
-    if case == "sgd-momentum":
+    if case in ("sgd-momentum", "sgd-nesterov"):
         for _, param, _ in net.parameters():
             param[...] = 1.0
     return net, UPDATE_OVERFLOWS[case][0](fi), X, y
