@@ -80,4 +80,23 @@ int fastnn_internal_xent_probs_f64(int64_t n, int64_t c, const double *logits,
                                    const double *probs, int reduction, double *loss,
                                    double *grad, double *work);
 
+/* optim.c: fastnn_sgd / fastnn_adam with the caller's arguments trusted and a
+   mode.  write = 1 is the update in place (returns FASTNN_OK).  write = 0 is
+   its dry run: the same arithmetic, nothing written; FASTNN_EDIVERGED if any
+   new parameter or state value (velocity; m, v) would be inf or NaN, else
+   FASTNN_OK.  (A non-finite gradient always gives one: the training loop's
+   only check before it applies an update.) */
+int fastnn_internal_sgd_f32(int write, int64_t size, float *param, const float *grad,
+                            float *velocity, double lr, double momentum,
+                            double weight_decay, int nesterov);
+int fastnn_internal_sgd_f64(int write, int64_t size, double *param, const double *grad,
+                            double *velocity, double lr, double momentum,
+                            double weight_decay, int nesterov);
+int fastnn_internal_adam_f32(int write, int64_t size, float *param, const float *grad,
+                             float *m, float *v, int64_t step, double lr, double beta1,
+                             double beta2, double eps, double weight_decay);
+int fastnn_internal_adam_f64(int write, int64_t size, double *param, const double *grad,
+                             double *m, double *v, int64_t step, double lr, double beta1,
+                             double beta2, double eps, double weight_decay);
+
 #endif /* FASTNN_INTERNAL_H */

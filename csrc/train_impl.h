@@ -18,15 +18,35 @@ int TF(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
     return trainer_new(out, stages, n_stages, spec, n_features, batch, sizeof(T));
 }
 
-/* whether x[0..n) holds no inf or NaN: x - x is 0 exactly for finite x
- * (a branch-free OR that vectorizes, cloned per instruction set: it reads
- * every gradient of every batch) */
-FASTNN_ELEMENTWISE static int TF(all_finite)(const T *x, int64_t n)
+/* every parameter's update, in layer order (W, then b), or its dry run
+ * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN) */
+static int TF(update_all)(fastnn_trainer *t, int64_t step, int write)
 {
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++)
-        bad |= (x[i] - x[i]) != (T)0;
-    return !bad;
+    const fastnn_train_spec *spec = t->spec;
+    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
+        fastnn_stage *st = &t->stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        for (int which = 0; which < 2; which++) {
+            T *p = (T *)(which ? st->b : st->W);
+            if (p == NULL)
+                continue;
+            const T *g = (const T *)(which ? st->db : st->dW);
+            void **state = which ? st->state_b : st->state_W;
+            const int64_t size = which ? st->width_out : st->width_in * st->width_out;
+            const int status =
+                spec->optimizer == FASTNN_OPT_SGD
+                    ? TF(fastnn_internal_sgd)(write, size, p, g, (T *)state[0], spec->lr,
+                                              spec->momentum, spec->weight_decay,
+                                              spec->nesterov)
+                    : TF(fastnn_internal_adam)(write, size, p, g, (T *)state[0],
+                                               (T *)state[1], step, spec->lr, spec->beta1,
+                                               spec->beta2, spec->eps, spec->weight_decay);
+            if (status != FASTNN_OK)
+                return status;
+        }
+    }
+    return FASTNN_OK;
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
@@ -127,41 +147,15 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
             return status;
     }
 
-    /* a gradient that overflowed with a finite loss is divergence too, caught
-     * before any update so that the weights and optimizer state stay finite */
-    for (int64_t s = t->first_param_stage; s < ns; s++) {
-        const fastnn_stage *st = &stages[s];
-        if (st->kind != FASTNN_STAGE_DENSE)
-            continue;
-        if (!TF(all_finite)((const T *)st->dW, st->width_in * st->width_out) ||
-            (st->b != NULL && !TF(all_finite)((const T *)st->db, st->width_out)))
-            return FASTNN_EDIVERGED;
-    }
-
-    /* update every parameter, in layer order (W, then b) */
+    /* the update is applied only if every new parameter and optimizer state
+     * value is finite (a non-finite gradient makes one of them non-finite):
+     * a dry run checks first, so a diverging batch changes nothing */
     const int64_t step = spec->step + 1;
-    for (int64_t s = t->first_param_stage; s < ns; s++) {
-        fastnn_stage *st = &stages[s];
-        if (st->kind != FASTNN_STAGE_DENSE)
-            continue;
-        for (int which = 0; which < 2; which++) {
-            T *p = (T *)(which ? st->b : st->W);
-            if (p == NULL)
-                continue;
-            const T *g = (const T *)(which ? st->db : st->dW);
-            void **state = which ? st->state_b : st->state_W;
-            const int64_t size = which ? st->width_out : st->width_in * st->width_out;
-            if (spec->optimizer == FASTNN_OPT_SGD)
-                status = TF(fastnn_sgd)(size, p, g, (T *)state[0], spec->lr, spec->momentum,
-                                        spec->weight_decay, spec->nesterov);
-            else
-                status = TF(fastnn_adam)(size, p, g, (T *)state[0], (T *)state[1], step,
-                                         spec->lr, spec->beta1, spec->beta2, spec->eps,
-                                         spec->weight_decay);
-            if (status != FASTNN_OK)
-                return status;
-        }
-    }
+    status = TF(update_all)(t, step, 0);
+    if (status == FASTNN_OK)
+        status = TF(update_all)(t, step, 1);
+    if (status != FASTNN_OK)
+        return status;
     t->spec->step = step;
     return FASTNN_OK;
 }

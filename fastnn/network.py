@@ -411,12 +411,12 @@ class Network:
         Raises
         ------
         FloatingPointError
-            If training diverges: a batch's loss, or the gradient of a weight, is
-            NaN or infinite.  The message names the epoch; the batch's update is
-            not applied, so weights and optimizer state are those the previous
-            batch left.  (An update that itself overflows -- finite gradient,
-            enormous learning rate -- shows up at the next batch, with the
-            overflowed weights left in place.)
+            If training diverges: a batch's loss is NaN or infinite, or its update
+            would make a weight or an optimizer state value (momentum, Adam's
+            moments) NaN or infinite, as a non-finite gradient or a far too
+            large learning rate does.  The message names the epoch; that update
+            is not applied, so weights and optimizer state are exactly those
+            the previous batch left.
 
         Notes
         -----
@@ -554,6 +554,7 @@ class Network:
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
+        step = optimizer.checked_step(self)    # creates the state, as the native loop does
         for epoch in range(epochs):
             orders = next_orders(1)
             order = None if orders is None else orders[0]
@@ -569,19 +570,10 @@ class Network:
                     if not math.isfinite(value):
                         raise _diverged(epoch)
                     self._backward_no_input_grad(grad)  # type: ignore[arg-type]
-                    if not self._gradients_finite():
-                        raise _diverged(epoch)      # overflow in backprop, finite loss
-                    optimizer.step(self)
+                    if not step():                  # refused: weights and state unchanged
+                        raise _diverged(epoch)
                     total += value * out.shape[0] if mean else value
             yield np.array([total])
-
-    def _gradients_finite(self) -> bool:
-        """Whether every parameter gradient of the last backward is free of inf and NaN."""
-        for layer, _ in self._plan:
-            for grad in layer.grads().values():
-                if grad is not None and not np.isfinite(grad).all():
-                    return False
-        return True
 
     def _epochs_native(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                        optimizer: Optimizer, batch: int,
@@ -940,15 +932,13 @@ class Network:
         return net
 
 def _diverged(epoch: int) -> FloatingPointError:
-    """The error ``fit`` raises when a batch's loss or a parameter's gradient is NaN or
-    infinite (0-based epoch), before that batch's update: weights and optimizer state
-    stay as they were.  An update that itself overflows (finite gradient times a huge
-    learning rate) is caught by the next batch, whose loss or gradient is then not
-    finite: the weights left in place are those that overflowed."""
+    """The error ``fit`` raises (0-based epoch) when a batch's loss is NaN or infinite,
+    or its update would leave a weight or optimizer state value so: the update is
+    not applied, weights and optimizer state stay as the previous batch left them."""
     return FloatingPointError(
-        f"training diverged in epoch {epoch + 1}: a batch's loss or gradient is NaN or "
-        "infinite (try a smaller learning rate); fit stopped before that batch's update, "
-        "so the weights are those left by the last batch with a finite loss and gradient")
+        f"training diverged in epoch {epoch + 1}: a batch's loss, gradient or update is "
+        "NaN or infinite (try a smaller learning rate); fit stopped without applying that "
+        "update, so the weights and optimizer state are those left by the previous batch")
 
 
 def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:

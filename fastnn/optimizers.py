@@ -4,14 +4,18 @@ Why it is built this way: an optimizer holds its hyper-parameters and its
 state (velocities, moments, step count) keyed by parameter name, and applies
 one in-place backend kernel per parameter, so the update is one pass with no
 temporaries on the compiled backend.  State lives here, not in the layers, so
-a network can be trained with another optimizer at any time.
+a network can be trained with another optimizer at any time.  A training loop
+steps through ``checked_step``: an update that would leave a parameter or a
+state value inf or NaN is undone from a snapshot (simpler than computing every
+update out of place, and the same rule as the native loop's dry run).
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import check_float
@@ -74,6 +78,53 @@ class Optimizer:
             if grad is None:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
             self._update(ops, key, param, grad)
+
+    def checked_step(self, network: Network) -> Callable[[], bool]:
+        """A function applying ``step(network)`` only if it leaves everything finite.
+
+        For a training loop: call it once, then the returned function once per
+        batch (after the backward).  It snapshots the parameters and the state
+        arrays (created here, as ``step`` would create them) into buffers made
+        once, steps, and checks every parameter and state value; if one is inf
+        or NaN it copies the snapshot back in place (the arrays keep their
+        identity), restores the step counts and returns False -- so a refused
+        update changes nothing, bit for bit.
+
+        Parameters
+        ----------
+        network : Network
+
+        Returns
+        -------
+        callable () -> bool
+            True if the update was applied, False if it was refused.
+        """
+        self._bind(network)
+        arrays: list[NDArray[Any]] = []
+        for key, param, _ in network.parameters():
+            arrays.append(param)
+            arrays += [a for a in self._state_arrays(network.ops, key, param) if a is not None]
+        saved = [a.copy() for a in arrays]
+
+        def step() -> bool:
+            for copy, array in zip(saved, arrays):
+                np.copyto(copy, array)
+            counts = self._step_counts()
+            self.step(network)
+            if all(np.isfinite(array).all() for array in arrays):
+                return True
+            for copy, array in zip(saved, arrays):
+                np.copyto(array, copy)
+            self._set_step_counts(counts)
+            return False
+        return step
+
+    def _step_counts(self) -> dict[str, int]:
+        """The state besides arrays, which ``checked_step`` restores (Adam's steps)."""
+        return {}
+
+    def _set_step_counts(self, counts: dict[str, int]) -> None:
+        pass
 
     def native_spec(self, network: Network) -> tuple[dict[str, Any],
                                                      dict[str, list[NDArray[Any] | None]]]:
@@ -207,6 +258,13 @@ class Adam(Optimizer):
         return {"optimizer": "adam", "lr": self.lr, "beta1": self.betas[0],
                 "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay,
                 "step": steps.pop() if steps else 0}
+
+    def _step_counts(self) -> dict[str, int]:
+        return {key: st["step"] for key, st in self.state.items()}
+
+    def _set_step_counts(self, counts: dict[str, int]) -> None:
+        for key, step in counts.items():
+            self.state[key]["step"] = step
 
     def native_done(self, step: int) -> None:
         for st in self.state.values():

@@ -360,10 +360,15 @@ def test_divergence_keeps_the_weights_before_the_diverging_batch(backend, optimi
     bad_opt = OPTIMIZERS[optimizer](dtype)
     with strict(), pytest.raises(FloatingPointError, match=f"diverged in epoch {epoch}:"):
         bad.fit(X, y, loss="mse", optimizer=bad_opt, epochs=epoch, shuffle=False)
-    for (key, p, _), (_, q, _) in zip(bad.parameters(), good.parameters()):
+    _assert_same_training_state(bad, bad_opt, good, good_opt)
+
+
+def _assert_same_training_state(net, optimizer, want_net, want_optimizer):
+    """Parameters (finite) and optimizer state bit-identical to the wanted ones."""
+    for (key, p, _), (_, q, _) in zip(net.parameters(), want_net.parameters()):
         assert np.isfinite(p).all(), key
         np.testing.assert_array_equal(p, q, err_msg=key)
-    want, got = _state(good_opt), _state(bad_opt)
+    want, got = _state(want_optimizer), _state(optimizer)
     assert want.keys() == got.keys()
     for key in want:
         if isinstance(want[key], dict):
@@ -390,3 +395,64 @@ def test_gradient_overflow_with_a_finite_loss_stops_before_the_update(backend):
         net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=1e-3), epochs=2)
     for (_, p, _), q in zip(net.parameters(), before):
         np.testing.assert_array_equal(p, q)
+
+
+#: Updates that overflow by themselves, with a finite loss and finite gradients:
+#: each case's optimizer and the 1-based epoch (one batch each) whose update
+#: makes a weight or an optimizer state value infinite.
+UPDATE_OVERFLOWS = {
+    # gradients of ~10 (targets of ~100) times lr = the dtype's max: the weights
+    # overflow at the first update
+    "sgd": (lambda fi: fastnn.SGD(lr=float(fi.max)), 1),
+    # lr = 0 holds the weights (all 1) and so the gradient, ~ weight_decay =
+    # max / 2: the velocity is 0.5, 0.95, then 1.355 times max -- at the third update
+    "sgd-momentum": (lambda fi: fastnn.SGD(lr=0.0, momentum=0.9,
+                                           weight_decay=float(fi.max) / 2), 3),
+    # the same, but Nesterov's step g + 0.9 v (1.355 max) overflows at the second
+    # update, and lr * inf = 0 * inf would make the weights NaN
+    "sgd-nesterov": (lambda fi: fastnn.SGD(lr=0.0, momentum=0.9, nesterov=True,
+                                           weight_decay=float(fi.max) / 2), 2),
+    # a linear model on inputs of 4 max^(1/4): gradients of ~max^(1/2) (float32:
+    # ~1e20 > 1.8e19), whose square overflows Adam's v at the first update (the
+    # step itself would be 0: the weights would silently stop moving)
+    "adam": (lambda fi: fastnn.Adam(), 1),
+}
+
+
+def _overflowing_update(case, backend, dtype):
+    """A fresh (network, optimizer, X, y) for the ``UPDATE_OVERFLOWS`` case."""
+    fi = np.finfo(dtype)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 1))
+    layers = [fastnn.Dense(3, 4), fastnn.Tanh(), fastnn.Dense(4, 1)]
+    if case == "sgd":
+        y = y * 100.0
+    elif case == "adam":
+        layers = [fastnn.Dense(3, 1)]
+        X = X * (4.0 * float(fi.max) ** 0.25)
+    net = fastnn.Network(layers, backend=backend, dtype=dtype, seed=0)
+    if case in ("sgd-momentum", "sgd-nesterov"):
+        for _, param, _ in net.parameters():
+            param[...] = 1.0
+    return net, UPDATE_OVERFLOWS[case][0](fi), X, y
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", sorted(UPDATE_OVERFLOWS))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_update_that_overflows_is_not_applied(backend, case, dtype):
+    """A finite gradient whose update overflows a weight, the momentum or Adam's v:
+    fit raises naming the epoch of that update, and the weights and optimizer
+    state are bit-identical to a run stopped just before it (before the fit for
+    the first update) -- not inf, NaN or silently frozen."""
+    epoch = UPDATE_OVERFLOWS[case][1]
+    good, good_opt, X, y = _overflowing_update(case, backend, dtype)
+    with strict():
+        good.fit(X, y, loss="mse", optimizer=good_opt, epochs=epoch - 1, shuffle=False)
+    bad, bad_opt, X, y = _overflowing_update(case, backend, dtype)
+    with strict():
+        loss = bad.evaluate(X, y, loss="mse")["loss"]
+        assert np.isfinite(loss)
+        with pytest.raises(FloatingPointError, match=f"diverged in epoch {epoch}:"):
+            bad.fit(X, y, loss="mse", optimizer=bad_opt, epochs=epoch + 2, shuffle=False)
+    _assert_same_training_state(bad, bad_opt, good, good_opt)
