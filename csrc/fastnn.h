@@ -228,11 +228,11 @@ void fastnn_trainer_free(fastnn_trainer *t);
  * is n_epochs x n sample indices (NULL: in order).  Stops after max_batches
  * batches or at the end of epoch n_epochs - 1, and stores the position
  * reached.  losses[e] accumulates epoch e's batch losses (times the batch
- * rows for reduction mean).  A batch whose loss, or any parameter's gradient,
- * is NaN or infinite stops the run with FASTNN_EDIVERGED before its update, so
- * the parameters and optimizer state are those left by the last finite batch
- * and the position is that batch's.  All
- * arguments are checked by the caller.
+ * rows for reduction mean).  A batch whose loss is NaN or infinite, or whose
+ * update would make any parameter or optimizer state value NaN or infinite,
+ * stops the run with FASTNN_EDIVERGED before anything is written, so the
+ * parameters and optimizer state are those left by the last good batch and
+ * the position is that batch's.  All arguments are checked by the caller.
  */
 int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets,
                          int64_t n, int64_t t_width, const int64_t *orders,

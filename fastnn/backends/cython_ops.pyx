@@ -661,8 +661,8 @@ cdef class Trainer:
                                               self._t_width, order_ptr, n_epochs, &epoch,
                                               &start, max_batches, &losses[0])
         if status == FASTNN_EDIVERGED:
-            raise FloatingPointError("training diverged: the loss or a gradient became NaN or infinite",
-                                     epoch)
+            raise FloatingPointError(
+                "training diverged: the loss or an update became NaN or infinite", epoch)
         _check_status(status, "train")
         return epoch, start
 
