@@ -8,8 +8,6 @@ with gradient -(y - y_hat) * x, so it reuses the backend's SGD kernel.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 

@@ -6,6 +6,8 @@ one place; backends are parametrised so each test runs on the reference and on
 the compiled backend (skipped, with the reason, if the extension is missing).
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,10 @@ TOL = {
     np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
     np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-5},
 }
+
+# Test modules take the table as ``from tests_conftest import tol``: with
+# --import-mode=importlib this file is not importable by a name of its own.
+sys.modules["tests_conftest"] = sys.modules[__name__]
 
 BACKENDS = ("numpy", "cython")
 DTYPES = (np.float64, np.float32)

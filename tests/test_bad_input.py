@@ -25,7 +25,7 @@ import pytest
 
 import fastnn
 from fastnn import (SGD, Adam, BCELoss, CrossEntropyLoss, Dense, Dropout, LeakyReLU, MSELoss,
-                    Network, ReLU, Sigmoid, Softmax, Tanh)
+                    Network, ReLU, Sigmoid, Tanh)
 from fastnn.backends import available_backends
 
 BACKENDS = ("numpy", "cython")

@@ -17,10 +17,7 @@ in any order.  The dtype's extremes are covered by tests/test_numerics.py.
 Examples are derandomized so CI sees the same cases on every run.
 """
 
-import importlib.util
 import inspect
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -34,19 +31,7 @@ from fastnn.backends.numpy_ops import ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOps
 co = pytest.importorskip("fastnn.backends.cython_ops", reason="the compiled backend is not built")
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (``--import-mode=importlib`` hides the name)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == path:
-            return module
-    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tol = _conftest().tol
+from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 C = co.CythonOps()
 R = NumpyOps()
 DTYPES = (np.float64, np.float32)

@@ -11,7 +11,6 @@ dense kernels to agree on every instruction set the CPU has, and their results
 to be bit-identical for 1 and 2 threads.
 """
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -27,19 +26,7 @@ from hypothesis.extra import numpy as hnp
 from fastnn.backends.numpy_ops import ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOps
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (``--import-mode=importlib`` hides the name)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == path:
-            return module
-    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tol = _conftest().tol  # the one tolerance table, keyed by dtype
+from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 co = pytest.importorskip("fastnn.backends.cython_ops", reason="the compiled backend is not built")
 
 C = co.CythonOps()

@@ -2,7 +2,6 @@
 shuffling, Dropout, the backend registry (and FASTNN_BACKEND), the spirals set.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,17 +16,7 @@ from fastnn import (SGD, Adam, CrossEntropyLoss, Dense, Dropout, History, LeakyR
 from fastnn.backends import available_backends
 
 
-def _load_conftest():
-    # the one tolerance table lives in conftest.py; with --import-mode=importlib it is
-    # not importable by name, so load it from its path
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    spec = importlib.util.spec_from_file_location("_fastnn_conftest_tol", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tol = _load_conftest().tol
+from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 
 
 def traj_tol(dtype):

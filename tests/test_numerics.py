@@ -13,10 +13,7 @@ before the batch that diverges: weights and optimizer state must be identical.
 """
 
 import contextlib
-import importlib.util
-import os
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -27,19 +24,7 @@ from fastnn.backends import available_backends
 from fastnn.backends.numpy_ops import ACTIVATIONS, NEEDS_PREACTIVATION
 
 
-def _conftest():
-    """tests/conftest.py as pytest loaded it (``--import-mode=importlib`` hides the name)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == path:
-            return module
-    spec = importlib.util.spec_from_file_location("_fastnn_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tol = _conftest().tol  # the one tolerance table, keyed by dtype
+from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 BACKENDS = [b for b in ("numpy", "cython") if b in available_backends()]
 DTYPES = (np.float64, np.float32)
 ALPHA = 0.01

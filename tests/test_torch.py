@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import (SGD, Adam, Dense, Dropout, Identity, LeakyReLU, Network, ReLU, Sigmoid, SiLU,
                     Softmax, Tanh)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import (SGD, Adam, BCELoss, CrossEntropyLoss, Dense, Dropout, LeakyReLU, MSELoss,
-                    Network, Perceptron, ReLU, Sigmoid, Tanh)
+from fastnn import (SGD, Adam, BCELoss, Dense, Dropout, MSELoss, Network, Perceptron, ReLU,
+                    Sigmoid, Tanh)
 
 
 def _reg(backend, dtype="float64"):
