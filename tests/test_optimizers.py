@@ -11,9 +11,7 @@ The expected numbers are worked out by hand in the comments (not computed by
 the code under test).
 """
 
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
@@ -21,17 +19,7 @@ import pytest
 from fastnn import SGD, Adam, Dense, Network
 
 
-def _load_conftest():
-    # the one tolerance table lives in conftest.py; with --import-mode=importlib it is
-    # not importable by name, so load it from its path
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    spec = importlib.util.spec_from_file_location("_fastnn_conftest_tol", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tol = _load_conftest().tol
+from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 W0 = [[1.0], [-2.0]]
 B0 = [0.5]
 GRADS = [([[0.5], [-1.0]], [2.0]), ([[1.0], [0.25]], [-1.0])]
