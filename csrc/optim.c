@@ -193,17 +193,20 @@ F(adam_body)(const int write, int64_t size, T *param, const T *grad, T *m, T *v,
 {
     int bad = 0;
     for (int64_t i = 0; i < size; i++) {
-        const T g = use_wd ? grad[i] + wd * param[i] : grad[i];
-        const T mi = F(flush)(m[i] * b1 + omb1 * g);
-        const T vi = F(flush)(v[i] * b2 + omb2 * (g * g));
+        /* param read once, and the moments checked before their flush (the
+         * same finiteness): so written, the dry run vectorizes too */
+        const T pi = param[i];
+        const T g = use_wd ? grad[i] + wd * pi : grad[i];
+        const T m_raw = m[i] * b1 + omb1 * g, v_raw = v[i] * b2 + omb2 * (g * g);
+        const T mi = F(flush)(m_raw), vi = F(flush)(v_raw);
         const T denom = SQRT(vi) / bc + ep;
-        const T p = param[i] - ss * (mi / denom);
+        const T p = pi - ss * (mi / denom);
         if (write) {
             m[i] = mi;
             v[i] = vi;
             param[i] = p;
         } else {
-            bad |= NOT_FINITE(mi) | NOT_FINITE(vi) | NOT_FINITE(p);
+            bad |= NOT_FINITE(m_raw) | NOT_FINITE(v_raw) | NOT_FINITE(p);
         }
     }
     return bad;
