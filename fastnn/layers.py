@@ -78,8 +78,14 @@ class Layer:
         self.dtype = dtype
         return n_in
 
-    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
-        """X: (n, n_in) -> Y: (n, n_out)."""
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
+        """X: (n, n_in) -> Y: (n, n_out).
+
+        ``keep=False`` (inference: ``Network.predict``) stores nothing for
+        ``backward``, so it changes no state of the layer and is safe while a
+        ``fit`` of the same network runs in another thread.
+        """
         raise NotImplementedError
 
     def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
@@ -234,7 +240,7 @@ class Dense(Layer):
         self._b = np.ascontiguousarray(b, dtype=dtype) if self.bias else None
         return self.n_out
 
-    def forward(self, X: NDArray[Any], *, training: bool = False,
+    def forward(self, X: NDArray[Any], *, training: bool = False, keep: bool = True,
                 activation: Activation | None = None) -> NDArray[Any]:
         """Y = f(X @ W + b), with f the fused ``activation`` (identity if None).
 
@@ -244,6 +250,8 @@ class Dense(Layer):
             C-contiguous, the network's dtype.
         training : bool
             Unused (a Dense layer is the same in training).
+        keep : bool, default True
+            Store what ``backward`` needs (see ``Layer.forward``).
         activation : Activation or None
             An activation fused into the same kernel call.
 
@@ -255,7 +263,8 @@ class Dense(Layer):
         X = as_batch(X, self.dtype, (None, self.n_in), "X", self)
         kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
         Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha)
-        self._cache = (X, Z, Y, kind, alpha)
+        if keep:
+            self._cache = (X, Z, Y, kind, alpha)
         return Y
 
     def backward(self, dY: NDArray[Any], *,  # type: ignore[override]
@@ -293,12 +302,14 @@ class Activation(Layer):
         super().__init__()
         self._cache: Any = None
 
-    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d)."""
         self._require_built()
         X = as_batch(X, self.dtype, (None, None), "X", self)
         Y = self.ops.activation_forward(X, self.kind, self.alpha)
-        self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
+        if keep:
+            self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
         return Y
 
     def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
@@ -388,12 +399,14 @@ class Dropout(Layer):
         self.step = 0
         return n_in
 
-    def forward(self, X: NDArray[Any], *, training: bool = False) -> NDArray[Any]:
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
         """X: (n, d) -> Y: (n, d); the identity unless ``training``."""
         self._require_built()
         X = as_batch(X, self.dtype, (None, None), "X", self)
         if not training or self.p == 0:
-            self._mask = None
+            if keep:
+                self._mask = None
             return X
         Y, self._mask = self.ops.dropout_forward(X, self.p, self.seed, self.step)
         self.step += 1

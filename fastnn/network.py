@@ -274,12 +274,13 @@ class Network:
                 yield f"{i}.{name}", param, grads[name]
 
     # ------------------------------------------------------------ passes
-    def _forward(self, X: NDArray[Any], training: bool) -> NDArray[Any]:
+    def _forward(self, X: NDArray[Any], training: bool, keep: bool = True) -> NDArray[Any]:
+        """The layers on X; ``keep=False`` (inference) leaves every layer's state alone."""
         for layer, activation in self._plan:
             if activation is None:
-                X = layer.forward(X, training=training)
+                X = layer.forward(X, training=training, keep=keep)
             else:
-                X = layer.forward(X, training=training,  # type: ignore[call-arg]
+                X = layer.forward(X, training=training, keep=keep,  # type: ignore[call-arg]
                                   activation=activation)
         return X
 
@@ -341,7 +342,8 @@ class Network:
         -------
         ndarray, shape (n_samples, n_outputs)
         """
-        return self._forward(as_samples(X, self.dtype, self.n_inputs), training=False)
+        return self._forward(as_samples(X, self.dtype, self.n_inputs), training=False,
+                             keep=False)
 
     def __call__(self, X: ArrayLike) -> NDArray[Any]:
         """Same as ``predict(X)``."""
@@ -685,7 +687,7 @@ class Network:
         return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype, y_name)
 
     def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss) -> dict[str, float]:
-        out = self._forward(X, training=False)
+        out = self._forward(X, training=False, keep=False)
         scores: dict[str, float] = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
         if loss.classification:
             scores["accuracy"] = _accuracy(out, T)

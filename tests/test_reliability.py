@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import Adam, Dense, Dropout, Network, ReLU, SGD, Softmax, Tanh
+from fastnn import SGD, Adam, Dense, Dropout, MSELoss, Network, ReLU, Softmax, Tanh
 from fastnn.backends import available_backends
 
 
@@ -652,3 +652,30 @@ def test_ctrl_c_stops_the_scikit_learn_estimators_too(monkeypatch):
     assert any("interrupted" in m for m in messages)
     assert not any("Maximum iterations" in m for m in messages), messages
     assert clf.predict(X).shape == (300,)
+
+
+def test_predict_beside_a_running_fit_changes_nothing_in_it(backend):
+    """predict stores nothing in the layers, so a predict that lands between a
+    batch's forward and backward (here: inside the loss, deterministically)
+    leaves the fit's gradients, and so its weights, as without it.  (It used
+    to overwrite the activations that backward reads, on the numpy backend.)"""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 6)), rng.standard_normal((64, 2))
+    other = rng.standard_normal((5, 6))
+
+    def make():
+        return Network([Dense(6, 8), Dropout(0.2), Tanh(), Dense(8, 2)], seed=3,
+                       backend=backend)
+
+    net, twin = make(), make()
+
+    class PredictingLoss(MSELoss):
+        def compute(self, ops, out, target, **kwargs):
+            net.predict(other)                   # as another thread might
+            return super().compute(ops, out, target, **kwargs)
+
+    net.fit(X, y, loss=PredictingLoss(), optimizer=SGD(0.1), epochs=3, batch_size=16,
+            seed=0)
+    twin.fit(X, y, loss=MSELoss(), optimizer=SGD(0.1), epochs=3, batch_size=16, seed=0)
+    for (_, p, _), (_, q, _) in zip(net.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p, q)
