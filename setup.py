@@ -1,16 +1,16 @@
 """Build of fastnn's compiled backend: one Cython extension over the C kernels in csrc/.
 
 Why it is built this way: every C file in csrc/ is compiled into the single
-extension ``fastnn.backends.cython_ops``, with ``-O3`` and OpenMP when the
-compiler has it, and never ``-march=native`` (per-ISA code is selected at run
-time, so one build runs on any x86-64).  Cython's directives are set here once.
+extension ``fastnn.backends.cython_ops``, with ``-O3`` and never
+``-march=native`` (per-ISA code is selected at run time, so one build runs on
+any x86-64).  Threads are the kernels' own pthreads pool (csrc/gemm.c): no
+OpenMP runtime.  Cython's directives are set here once.
 Environment switches for debugging:
 
 * ``FASTNN_DEBUG=1``    -- Cython bounds checks on, ``-O0 -g``;
 * ``FASTNN_SANITIZE=1`` -- AddressSanitizer + UndefinedBehaviorSanitizer, every
   report fatal (load it with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``;
-  see the README and .ci/run);
-* ``FASTNN_NO_OPENMP=1`` -- build without OpenMP.
+  see the README and .ci/run).
 
 Each combination of these builds in its own directory, ``build/<variant>/``
 (generated C included): the timestamp checks of Cython and setuptools look at
@@ -37,37 +37,15 @@ def _flag(name):
 
 DEBUG = _flag("FASTNN_DEBUG")
 SANITIZE = _flag("FASTNN_SANITIZE")
-NO_OPENMP = _flag("FASTNN_NO_OPENMP")
-VARIANT = "-".join(["release"] * (not DEBUG) + ["debug"] * DEBUG + ["sanitize"] * SANITIZE
-                   + ["noopenmp"] * NO_OPENMP)
+VARIANT = "-".join(["release"] * (not DEBUG) + ["debug"] * DEBUG + ["sanitize"] * SANITIZE)
 BUILD_DIR = os.path.join("build", VARIANT)
 
 
-def _compiler_accepts(compiler, flags):
-    """True if the C compiler builds and links a small OpenMP program with ``flags``."""
-    tmp = tempfile.mkdtemp()
-    try:
-        src = os.path.join(tmp, "check.c")
-        with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 0; }\n")
-        objects = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-        compiler.link_executable(objects, os.path.join(tmp, "check"), extra_postargs=flags)
-        return True
-    except Exception:
-        return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class BuildExt(build_ext):
-    """Adds OpenMP flags when the compiler supports them."""
+    """Records the compile flags in the extension (``fastnn.show_config()``)."""
 
     def build_extensions(self):
-        if not NO_OPENMP and _compiler_accepts(self.compiler, ["-fopenmp"]):
-            for ext in self.extensions:
-                ext.extra_compile_args.append("-fopenmp")
-                ext.extra_link_args.append("-fopenmp")
-        for ext in self.extensions:     # reported by fastnn.show_config()
+        for ext in self.extensions:
             ext.define_macros.append(("FASTNN_CFLAGS", '"%s"' % " ".join(ext.extra_compile_args)))
         super().build_extensions()
 
@@ -76,8 +54,8 @@ class BuildExt(build_ext):
 # enabled, so a select like x > 0 ? g : a * g may compute both sides.  Both
 # let loops vectorize and change no result.
 compile_args = ["-std=c11", "-Wall", "-Wno-unused-function", "-fno-math-errno",
-                "-fno-trapping-math"]
-link_args = []
+                "-fno-trapping-math", "-pthread"]
+link_args = ["-pthread"]
 if DEBUG:
     compile_args += ["-O0", "-g"]
 else:

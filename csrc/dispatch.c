@@ -8,6 +8,7 @@
  * one the CPU supports.  fastnn_set_isa() overrides it later.  The state is
  * kept in C11 atomics so concurrent first calls are race free.
  */
+#define _GNU_SOURCE 1   /* sched_getaffinity, CPU_COUNT */
 #include "fastnn.h"
 #include "gemm_internal.h"
 
@@ -15,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
 #endif
 
 /* read directly by the GEMM driver (gemm_internal.h) */
@@ -97,29 +101,31 @@ int fastnn_set_num_threads(int n)
     return FASTNN_OK;
 }
 
+/* the CPUs this process may run on (its affinity mask, as taskset or a
+   container sets it), at least 1: the default thread count */
+static int online_cpus(void)
+{
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+#if defined(_SC_NPROCESSORS_ONLN)
+    const long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n > 0)
+        return n < 1024 ? (int)n : 1024;
+#endif
+    return 1;
+}
+
 int fastnn_get_num_threads(void)
 {
     int n = atomic_load_explicit(&g_threads, memory_order_relaxed);
     if (n < 1) {
-#ifdef _OPENMP
-        n = omp_get_num_procs();
-        if (n < 1)
-            n = 1;
-#else
-        n = 1;
-#endif
+        n = online_cpus();
         int expected = 0;
         if (!atomic_compare_exchange_strong(&g_threads, &expected, n))
             n = expected;
     }
     return n;
-}
-
-int fastnn_has_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
 }

@@ -52,7 +52,6 @@ int fastnn_set_isa(int isa);           /* FASTNN_EUNSUPPORTED if the CPU lacks i
 const char *fastnn_isa_name(int isa);  /* "generic", "avx2", "avx512" or "unknown" */
 int fastnn_set_num_threads(int n);     /* n >= 1; FASTNN_EINVAL otherwise */
 int fastnn_get_num_threads(void);
-int fastnn_has_openmp(void);           /* 1 if built with OpenMP */
 
 /* ---- GEMM (gemm.c) ------------------------------------------------------
  * C[m, n] = op(A) @ op(B)              (beta == 0, C is overwritten)

@@ -15,7 +15,7 @@
  *
  * Small products (limits in gemm_internal.h: every product the packed path
  * would run on one thread, for the AVX2 / AVX-512 kernels) skip all of the
- * above: no packing, no allocation, no OpenMP, no thread-count lookup; a
+ * above: no packing, no allocation, no thread pool, no thread-count lookup; a
  * per-ISA direct kernel (the FASTNN_GEMM_SMALL_TEMPLATE part of this file,
  * instantiated in gemm_generic.c / gemm_avx2.c / gemm_avx512.c) computes all
  * of C, then the epilogue runs once over all of C.  Which path runs is a

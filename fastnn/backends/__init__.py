@@ -185,8 +185,7 @@ def show_config(file: IO[str] | None = None) -> None:
     else:
         lines += [f"isa in use:      {module.get_isa()} (cpu best: {module.cpu_isa()}, "
                   f"available: {', '.join(module.supported_isas())})",
-                  f"threads:         {module.get_num_threads()} "
-                  f"(OpenMP: {'yes' if module.has_openmp() else 'no'})",
+                  f"threads:         {module.get_num_threads()}",
                   f"build flags:     {module.build_flags()}"]
     print("\n".join(lines), file=file)
 

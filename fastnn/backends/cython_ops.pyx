@@ -12,7 +12,7 @@ memoryviews so read-only arrays work, and a size-0 view gives a NULL pointer
 
 The module also exposes the instruction-set and thread controls of the C
 side: ``cpu_isa``, ``get_isa``, ``set_isa``, ``supported_isas``,
-``get_num_threads``, ``set_num_threads``, ``has_openmp``, ``build_flags``.
+``get_num_threads``, ``set_num_threads``, ``build_flags``.
 The environment variable ``FASTNN_ISA`` (generic|avx2|avx512), when set, is
 applied at import with the same checks as ``set_isa``.
 """
@@ -34,12 +34,10 @@ from fastnn.backends.numpy_ops import (ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOp
 cnp.import_array()
 
 __all__ = ["CythonOps", "Trainer", "cpu_isa", "get_isa", "set_isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "has_openmp", "build_flags"]
+           "get_num_threads", "set_num_threads", "build_flags"]
 
 cdef extern from *:
     """
-    #define FASTNN_STR_(x) #x
-    #define FASTNN_STR(x) FASTNN_STR_(x)
     static const char *fastnn_build_flags(void)
     {
         return "compiler "
@@ -52,11 +50,6 @@ cdef extern from *:
             ", optimized"
     #else
             ", not optimized"
-    #endif
-    #if defined(_OPENMP)
-            ", OpenMP " FASTNN_STR(_OPENMP)
-    #else
-            ", no OpenMP"
     #endif
     #if defined(__SANITIZE_ADDRESS__)
             ", AddressSanitizer"
@@ -132,11 +125,6 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
     _check_status(fastnn_set_num_threads(min(n, 1 << 20)), "set_num_threads")
-
-
-def has_openmp():
-    """True if the extension was built with OpenMP."""
-    return bool(fastnn_has_openmp())
 
 
 def build_flags():
