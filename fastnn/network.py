@@ -409,9 +409,6 @@ class Network:
         ------
         RuntimeError
             When ``fit`` is already running on this network in another thread.
-
-        Raises
-        ------
         FloatingPointError
             If training diverges: a batch's loss is NaN or infinite, or its update
             would make a weight or an optimizer state value (momentum, Adam's
@@ -438,7 +435,8 @@ class Network:
         The compiled backend releases the GIL while it computes, so separate
         networks train in separate threads at the same time, with the same
         numbers as one after the other; ``predict`` may be called from several
-        threads at once.  One network runs one ``fit`` at a time.
+        threads at once, also while the network trains (it stores nothing in
+        the layers).  One network runs one ``fit`` at a time.
 
         Examples
         --------
