@@ -85,19 +85,15 @@ def _ieee(kernel: _F) -> _F:
     """Run ``kernel`` with NumPy's floating-point warnings off (see the module note).
 
     Kernels call kernels (dense_forward calls gemm and activation_forward):
-    only the outermost one sets the error state, which costs about as much as
-    a small kernel.
+    only the outermost one opens an ``ieee_scope``, which costs about as much
+    as a small kernel; inside one, a kernel costs a flag test.
     """
     @functools.wraps(kernel)
     def silent(*args: Any, **kwargs: Any) -> Any:
         if getattr(_silent, "on", False):
             return kernel(*args, **kwargs)
-        _silent.on = True
-        try:
-            with np.errstate(all="ignore"):
-                return kernel(*args, **kwargs)
-        finally:
-            _silent.on = False
+        with ieee_scope():
+            return kernel(*args, **kwargs)
     return silent  # type: ignore[return-value]
 
 
