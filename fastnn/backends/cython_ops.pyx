@@ -850,26 +850,22 @@ class CythonOps(NumpyOps):
     # ----------------------------------------------------------- losses
     def mse(self, pred, target, reduction="mean", *, need_grad=True):
         """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale."""
-        _float_array(pred, "pred")
-        _same(pred, "pred", target, "target")
-        cdef int red = _reduction_code(reduction, pred.size)
-        grad = np.empty(pred.shape, dtype=pred.dtype) if need_grad else None
-        if _f32(pred):
-            loss = _pointwise_loss[float](False, pred.size, _flat(pred), _flat(target), red, _flat(grad))
-        else:
-            loss = _pointwise_loss[double](False, pred.size, _flat(pred), _flat(target), red, _flat(grad))
-        return loss, grad
+        return self._pointwise(False, "pred", pred, target, reduction, need_grad)
 
     def bce(self, prob, target, reduction="mean", *, need_grad=True):
         """L = -[t*log(p) + (1-t)*log(1-p)], logs clamped at -100 (PyTorch's BCELoss)."""
-        _float_array(prob, "prob")
-        _same(prob, "prob", target, "target")
-        cdef int red = _reduction_code(reduction, prob.size)
-        grad = np.empty(prob.shape, dtype=prob.dtype) if need_grad else None
-        if _f32(prob):
-            loss = _pointwise_loss[float](True, prob.size, _flat(prob), _flat(target), red, _flat(grad))
+        return self._pointwise(True, "prob", prob, target, reduction, need_grad)
+
+    def _pointwise(self, bint bce, name, p, target, reduction, bint need_grad):
+        """mse (bce false) or bce: checks, output, the C call; (loss, grad or None)."""
+        _float_array(p, name)
+        _same(p, name, target, "target")
+        cdef int red = _reduction_code(reduction, p.size)
+        grad = np.empty(p.shape, dtype=p.dtype) if need_grad else None
+        if _f32(p):
+            loss = _pointwise_loss[float](bce, p.size, _flat(p), _flat(target), red, _flat(grad))
         else:
-            loss = _pointwise_loss[double](True, prob.size, _flat(prob), _flat(target), red, _flat(grad))
+            loss = _pointwise_loss[double](bce, p.size, _flat(p), _flat(target), red, _flat(grad))
         return loss, grad
 
     def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
