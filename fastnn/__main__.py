@@ -15,7 +15,7 @@ from fastnn import bench, datasets
 
 
 def demo(backend=None, seed=0):
-    """Train the seeds' networks (XOR, the gender example, a spiral classifier) and an
+    """Train the tutorials' networks (XOR, the gender example, a spiral classifier) and an
     MLP on the real 8x8 digits (when scikit-learn is installed), and print."""
     ops = fastnn.get_backend(backend)
     print(f"fastnn {fastnn.__version__} demo, backend {ops.name!r}\n")

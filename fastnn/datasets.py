@@ -29,7 +29,7 @@ _GATE_X = [[0, 0], [0, 1], [1, 0], [1, 1]]
 
 
 def xor() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The XOR truth table (seeds 001, 004).
+    """The XOR truth table (the tutorials' XOR networks).
 
     Returns
     -------
@@ -51,7 +51,7 @@ def xor() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
 
 
 def and_gate() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The AND truth table (seed 001).
+    """The AND truth table (the perceptron tutorial's AND gate).
 
     Returns
     -------
@@ -73,7 +73,7 @@ def or_gate() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
 
 
 def gender(shifted: bool = True) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Seed 002's table of weight (lb), height (in) -> gender (1 = F, 0 = M).
+    """The weight/height tutorial's table: weight (lb), height (in) -> gender (1 = F, 0 = M).
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def gender(shifted: bool = True) -> tuple[NDArray[np.float64], NDArray[np.float6
 
 def gender_new_people(shifted: bool = True) -> tuple[NDArray[np.float64], tuple[str, str],
                                                       NDArray[np.float64]]:
-    """Seed 002's two new people, Emily (128 lb, 63 in; F) and Frank (155 lb, 68 in; M).
+    """The weight/height tutorial's two new people, Emily (128 lb, 63 in; F) and Frank (155 lb, 68 in; M).
 
     Parameters
     ----------
@@ -115,7 +115,7 @@ def gender_new_people(shifted: bool = True) -> tuple[NDArray[np.float64], tuple[
 
 
 def student_pass() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Seed 000's (hours studied, hours slept) -> pass (1) / fail (0).
+    """The hours-studied tutorial's (hours studied, hours slept) -> pass (1) / fail (0).
 
     Returns
     -------

@@ -125,8 +125,9 @@ class Dense(Layer):
     bias : bool, default True
         Whether the layer has a bias ``b``.
     init : str, default "auto"
-        Weight initialiser: ``"normal"`` (W and b ~ N(0, 1), seed 002's network),
-        ``"small_normal"`` (W ~ 0.01 N(0, 1), b = 0, seed 001's), ``"xavier"`` /
+        Weight initialiser: ``"normal"`` (W and b ~ N(0, 1), the weight/height tutorial's),
+        ``"small_normal"`` (W ~ 0.01 N(0, 1), b = 0, the tutorials' 2-layer
+        ``NeuralNetwork`` class), ``"xavier"`` /
         ``"glorot"`` (W ~ U(-a, a), a = sqrt(6 / (n_in + n_out)), b = 0), ``"he"`` /
         ``"kaiming"`` (W ~ N(0, 2 / n_in), b = 0), or ``"auto"``: He when the next
         layer is ReLU, LeakyReLU or SiLU, Xavier otherwise.

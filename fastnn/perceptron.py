@@ -1,4 +1,4 @@
-"""Perceptron: the single neuron of seed 001, trained with the classic perceptron rule.
+"""Perceptron: the single neuron of the tutorials' AND-gate lesson, trained with the classic perceptron rule.
 
 Why it is built this way: it is the tutorials' first exercise (AND/OR gates),
 kept as its own small class rather than a Network because its step activation
@@ -24,7 +24,7 @@ class Perceptron:
     ----------
     n_inputs : int
     seed : int or None
-        Seeds the initial weights and bias (standard normal, as in seed 001).
+        Seeds the initial weights and bias (standard normal, as in the tutorial's ``Perceptron``).
     backend : str or None
         As for Network.
     dtype : {"float64", "float32"}
