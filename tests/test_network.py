@@ -263,6 +263,55 @@ def test_evaluate_bce_and_mse(backend, rng):
     assert mse == {"loss": pytest.approx(np.sum((p - y) ** 2), rel=1e-12)}
 
 
+def _fixed(layers, backend, W, b, dtype="float64"):
+    """A Network of ``layers`` whose first (Dense) layer has the weights W, b."""
+    net = Network(layers, backend=backend, dtype=dtype, seed=0)
+    net.layers[0].W, net.layers[0].b = W, b
+    return net
+
+
+def test_bce_accuracy_is_per_label(backend, dtype):
+    """BCE accuracy: the fraction of all outputs on the target's side of 0.5
+    (Keras's binary accuracy), in evaluate and in fit's val_accuracy.  (It took
+    the argmax of the target: every prediction right scored 0.0, and [0, 0]
+    predicted for [0, 1] scored 1.0.)"""
+    # output j is sigmoid(8 * x_j): predictions [[1, 1], [0, 0], [1, 0]]
+    X = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    net = _fixed([Dense(2, 2), Sigmoid()], backend, np.diag([8.0, 8.0]), [0.0, 0.0], dtype)
+    right = np.array([[1, 1], [0, 0], [1, 0]])
+    assert net.evaluate(X, right, loss="bce")["accuracy"] == 1.0
+    assert net.evaluate(X[1:2], [[0, 1]], loss="bce")["accuracy"] == 0.5
+    assert net.evaluate(X, 1 - right, loss="bce")["accuracy"] == 0.0
+    three_of_six = [[1, 0], [1, 0], [1, 1]]            # 1 + 1 + 1 of 2 labels each
+    assert net.evaluate(X, three_of_six, loss="bce")["accuracy"] == 0.5
+    hist = net.fit(X, right, loss="bce", optimizer=SGD(0.0), epochs=2,
+                   validation_data=(X, three_of_six))
+    assert hist.val_accuracy == [0.5, 0.5]
+    # one output: the same rule (a threshold at 0.5)
+    one = _fixed([Dense(2, 1), Sigmoid()], backend, [[8.0], [0.0]], [0.0], dtype)
+    assert one.evaluate(X, [1, 0, 0], loss="bce")["accuracy"] == pytest.approx(2 / 3)
+    assert one.fit(X, [1, 0, 1], loss="bce", optimizer=SGD(0.0), epochs=1,
+                   validation_data=(X, [1, 0, 0])).val_accuracy == [pytest.approx(2 / 3)]
+
+
+def test_cross_entropy_accuracy_is_the_argmax(backend, dtype):
+    """Cross-entropy accuracy: the largest logit against the label, or against
+    the largest target probability, in evaluate and in fit's val_accuracy."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    net = _fixed([Dense(2, 3)], backend, [[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]], [0.0] * 3,
+                 dtype)                                  # classes 0, 2, 0, 2
+    labels = np.array([0, 2, 1, 2])
+    probs = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.0, 0.0, 1.0]])
+    for y in (labels, probs):
+        assert net.evaluate(X, y, loss="cross_entropy")["accuracy"] == 0.75
+        hist = net.fit(X, y, loss="cross_entropy", optimizer=SGD(0.0), epochs=1,
+                       validation_data=(X, y))
+        assert hist.val_accuracy == [0.75]
+    # one logit: softmax over one class always picks class 0
+    one = _fixed([Dense(2, 1)], backend, [[5.0], [-5.0]], [0.0], dtype)
+    assert one.evaluate(X, [0, 0, 0, 0], loss="cross_entropy")["accuracy"] == 1.0
+
+
 # -------------------------------------------------------- batching, shuffle
 def _manual_fit(net, X, T, batches, epochs, lr):
     """The training loop written out with the public pieces, on the given batches."""
