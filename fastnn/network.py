@@ -156,7 +156,9 @@ class Network:
     ----------
     layers : list of Layer
         E.g. ``[Dense(2, 4), Sigmoid(), Dense(4, 1), Sigmoid()]``.  Consecutive
-        Dense sizes must agree.
+        Dense sizes must agree.  Each layer object belongs to one network: a
+        layer already in another Network is refused (ValueError).  Weights
+        assigned to a Dense layer before are kept, in ``dtype``.
     backend : str or None
         ``"numpy"`` (reference) or ``"cython"`` (compiled); None uses the
         default (``fastnn.set_backend``, ``FASTNN_BACKEND``, else compiled).
@@ -204,6 +206,13 @@ class Network:
             raise ValueError("a Network needs at least one Dense layer")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same layer object appears twice in the network")
+        for i, layer in enumerate(layers):
+            if layer._in_network:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) already belongs to another Network; building it "
+                    "again would change that network's weights (and dtype), so each network "
+                    "needs its own layer objects: make new ones (e.g. Dense(...) again), or "
+                    "copy.deepcopy the whole Network")
         self.layers = layers
         self.dtype = check_dtype(dtype)
         self.ops = get_backend(backend)
@@ -216,12 +225,14 @@ class Network:
             try:
                 width = layer.build(width, self.ops, self.dtype, rng, nxt)
             except ValueError as exc:
-                raise ValueError(f"layer {i}: {exc} (from the layer before it)") from None
+                raise ValueError(f"layer {i}: {exc}") from None
         self.n_outputs = width
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
         self._last_output_shape: tuple[int, ...] | None = None
         self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
+        for layer in layers:                # built: from now on this network's alone
+            layer._in_network = True
 
     def __getstate__(self) -> dict[str, Any]:
         # a lock does not pickle; a copy or an unpickled network gets its own

@@ -312,6 +312,78 @@ def test_cross_entropy_accuracy_is_the_argmax(backend, dtype):
     assert one.evaluate(X, [0, 0, 0, 0], loss="cross_entropy")["accuracy"] == 1.0
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_weights_assigned_before_the_network_are_kept(backend, dtype):
+    """Dense W / b assigned before the layer is in a Network are its weights
+    (in the network's dtype), not thrown away for initial ones; the other
+    layers get the same initial weights as without the assignment."""
+    d = Dense(2, 1)
+    d.W = [[1], [2]]
+    d.b = [0.5]
+    net = Network([d], backend=backend, dtype=dtype, seed=0)
+    assert net.predict([[1, 1]]).tolist() == [[3.5]]
+    assert d.W.dtype == d.b.dtype == np.dtype(dtype)
+    W = np.arange(12.0).reshape(3, 4) / 10
+    first = Dense(3, 4)
+    first.W = W
+    assigned = Network([first, Tanh(), Dense(4, 2)], backend=backend, dtype=dtype, seed=3)
+    plain = Network([Dense(3, 4), Tanh(), Dense(4, 2)], backend=backend, dtype=dtype, seed=3)
+    np.testing.assert_array_equal(assigned.layers[0].W, W.astype(dtype))
+    np.testing.assert_array_equal(assigned.layers[0].b, plain.layers[0].b)   # drawn: zeros
+    np.testing.assert_array_equal(assigned.layers[2].W, plain.layers[2].W)
+    np.testing.assert_array_equal(assigned.layers[2].b, plain.layers[2].b)
+    only_b = Dense(2, 3, init="normal")
+    only_b.b = [1.0, 2.0, 3.0]
+    net = Network([only_b], backend=backend, dtype=dtype, seed=4)
+    twin = Network([Dense(2, 3, init="normal")], backend=backend, dtype=dtype, seed=4)
+    np.testing.assert_array_equal(only_b.b, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(only_b.W, twin.layers[0].W)
+
+
+def test_assigned_weights_too_large_for_float32_are_refused():
+    d = Dense(2, 1)
+    d.W = [[1e300], [1.0]]
+    with pytest.raises(ValueError, match=r"layer 0: Dense.W has a value too large for float32"):
+        Network([d], dtype="float32")
+    np.testing.assert_array_equal(d.W, [[1e300], [1.0]])     # kept for a float64 network
+    assert Network([d]).predict([[0.0, 2.0]]).tolist() == [[2.0 + d.b[0]]]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_layer_in_a_second_network_is_refused(backend, dtype):
+    """Building a layer again for a second network re-initialised the first
+    network's weights (and with another dtype left it training float32 weights
+    in a float64 network): refused, and the first network is left exactly as
+    it was."""
+    X, y = np.ones((4, 3)), np.zeros((4, 2))
+    hidden, out = Dense(3, 4), Dense(4, 2)
+    first = Network([hidden, Tanh(), out], backend=backend, seed=0)
+    first.fit(X, y, loss="mse", optimizer=SGD(0.1), epochs=2)
+    weights = [p.copy() for _, p, _ in first.parameters()]
+    arrays = [p for _, p, _ in first.parameters()]
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\(n_in=4, n_out=2.*already belongs "
+                                         r"to another Network"):
+        Network([Dense(3, 4), Tanh(), out], backend=backend, dtype=dtype, seed=1)
+    with pytest.raises(ValueError, match="layer 0 .*already belongs to another Network"):
+        Network([hidden], backend=backend, dtype=dtype, seed=1)
+    assert first.dtype == np.dtype("float64")
+    for (_, p, _), w, a in zip(first.parameters(), weights, arrays):
+        assert p is a and p.dtype == np.float64
+        np.testing.assert_array_equal(p, w)
+    first.fit(X, y, loss="mse", optimizer=SGD(0.1), epochs=1)     # still trains
+
+
+def test_layers_of_a_network_that_failed_to_build_can_be_used_again(backend):
+    """Only a network that was built claims its layers: after a size error the
+    same layer objects make a network, with the weights the user assigned."""
+    d = Dense(2, 3)
+    d.W = np.ones((2, 3))
+    with pytest.raises(ValueError, match="expects 4 inputs but receives 3"):
+        Network([d, Tanh(), Dense(4, 1)], backend=backend)
+    net = Network([d, Tanh(), Dense(3, 1)], backend=backend)
+    np.testing.assert_array_equal(net.layers[0].W, np.ones((2, 3)))
+
+
 # -------------------------------------------------------- batching, shuffle
 def _manual_fit(net, X, T, batches, epochs, lr):
     """The training loop written out with the public pieces, on the given batches."""
