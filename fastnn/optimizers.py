@@ -29,11 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
 
 
-def _check_writeable(key: str, param: NDArray[Any], state: list[NDArray[Any] | None]) -> None:
-    """Refuse a read-only parameter or state array, naming the parameter (e.g. "2.W")."""
-    for what, array in [("", param)] + [(" (its optimizer state)", a)
-                                         for a in state if a is not None]:
-        if not array.flags.writeable:
+def _check_writeable(key: str, arrays: list[NDArray[Any] | None], what: str) -> None:
+    """Refuse a read-only array of ``arrays``, naming the parameter (e.g. "2.W")."""
+    for array in arrays:
+        if array is not None and not array.flags.writeable:
             raise ValueError(f"{key}{what} is read-only (shape {array.shape}) but the optimizer "
                              "updates it in place; nothing was changed: make it writeable "
                              "(flags.writeable = True) to train it")
@@ -64,7 +63,7 @@ class Optimizer:
         self.lr = check_float(lr, "lr", minimum=0.0)
         self.state: dict[str, Any] = {}
         self._owner: weakref.ref[Network] | None = None
-        self._aside: dict[tuple[str, int], NDArray[Any]] = {}
+        self._aside: dict[str, list[NDArray[Any]]] = {}
 
     def _bind(self, network: Network) -> None:
         """Tie the state to ``network`` (a weak reference); another live network is refused.
@@ -153,14 +152,15 @@ class Optimizer:
             (the message names the first such parameter); nothing is written.
         """
         staged = self._prepare(network)
-        ops = network.ops
         for key, _, grad, _ in staged:
             if grad is None:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
+        ops = network.ops
         commits = []
-        for key, param, grad, state in staged:       # compute aside
-            targets = [param] + [a for a in state if a is not None]
-            copies = [self._copy_aside(key, i, a) for i, a in enumerate(targets)]
+        for key, param, grad, state in staged:       # compute aside, check
+            targets = [param]
+            targets += [a for a in state if a is not None]
+            copies = self._copies_aside(key, targets)
             rest = iter(copies[1:])
             try:
                 self._update(ops, key, copies[0], grad,
@@ -169,13 +169,13 @@ class Optimizer:
                 if type(exc) not in (ValueError, TypeError):
                     raise
                 raise type(exc)(f"updating {key}: {exc}; nothing was changed") from exc
+            for copy in copies:
+                if not np.isfinite(copy).all():
+                    raise _RefusedUpdate(
+                        f"the update of {key} would make it or its optimizer state NaN or "
+                        "infinite (a non-finite gradient, or too large a learning rate); "
+                        "nothing was changed")
             commits.append((key, targets, copies))
-        for key, _, copies in commits:               # check
-            if not all(np.isfinite(copy).all() for copy in copies):
-                raise _RefusedUpdate(
-                    f"the update of {key} would make it or its optimizer state NaN or "
-                    "infinite (a non-finite gradient, or too large a learning rate); "
-                    "nothing was changed")
         for key, targets, copies in commits:         # commit
             for target, copy in zip(targets, copies):
                 np.copyto(target, copy)
@@ -191,21 +191,27 @@ class Optimizer:
         self._bind(network)
         entries = list(network.parameters())
         for key, param, _ in entries:
-            _check_writeable(key, param, [])
+            if not param.flags.writeable:
+                _check_writeable(key, [param], "")
+        ops = network.ops
         staged = []
         for key, param, grad in entries:
-            state = self._state_arrays(network.ops, key, param)
-            _check_writeable(key, param, state)
+            state = self._state_arrays(ops, key, param)
+            _check_writeable(key, state, " (its optimizer state)")
             staged.append((key, param, grad, state))
         return staged
 
-    def _copy_aside(self, key: str, i: int, array: NDArray[Any]) -> NDArray[Any]:
-        """A scratch copy of ``array`` (buffers kept between steps, one per key and slot)."""
-        buf = self._aside.get((key, i))
-        if buf is None or buf.shape != array.shape or buf.dtype != array.dtype:
-            buf = self._aside[(key, i)] = np.empty_like(array, order="C")
-        np.copyto(buf, array)
-        return buf
+    def _copies_aside(self, key: str, arrays: list[NDArray[Any]]) -> list[NDArray[Any]]:
+        """Scratch copies of ``arrays`` (buffers kept between steps, made once per key)."""
+        bufs = self._aside.get(key)
+        if bufs is None or len(bufs) != len(arrays):
+            bufs = self._aside[key] = [np.empty_like(a, order="C") for a in arrays]
+        for i, array in enumerate(arrays):
+            buf = bufs[i]
+            if buf.shape != array.shape or buf.dtype != array.dtype:
+                buf = bufs[i] = np.empty_like(array, order="C")
+            np.copyto(buf, array)
+        return bufs
 
     def checked_step(self, network: Network) -> Callable[[], bool]:
         """A function applying ``step(network)``, False when it refused a non-finite update.
@@ -381,7 +387,12 @@ class Adam(Optimizer):
         for st in self.state.values():
             st["step"] = step
 
+    #: (eps, dtype) last found usable: steps of a training loop skip the check
+    _eps_checked: tuple[Any, ...] = ()
+
     def _check_dtype(self, dtype: np.dtype[Any]) -> None:
+        if self._eps_checked == (self.eps, dtype):
+            return
         with np.errstate(over="ignore", under="ignore"):
             eps = dtype.type(self.eps)
         if eps == 0 or not np.isfinite(eps):
@@ -392,6 +403,7 @@ class Adam(Optimizer):
                 f"{'0/0 (NaN) for a zero gradient' if eps == 0 else 'always 0'}; in "
                 f"{dtype.name} eps must lie between {float(finfo.smallest_subnormal):.3g} and "
                 f"{float(finfo.max):.3g} (the default 1e-8 is usual)")
+        self._eps_checked = (self.eps, dtype)
 
     def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
                 state: list[NDArray[Any] | None]) -> None:
