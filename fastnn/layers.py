@@ -9,7 +9,11 @@ output instead of two, with the same numbers as running them apart.
 
 Layers are *built* by the Network that holds them: ``build`` gives them the
 backend, the dtype and the seeded generator their initial weights come from,
-so the same seed gives the same weights on every backend.
+so the same seed gives the same weights on every backend.  Weights the user
+assigned before that are kept (converted to the network's dtype); the draw is
+made all the same, so the other layers get the weights they would get anyway.
+A layer belongs to one network: a second Network refuses it, since building it
+again would change the first network's weights and dtype.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class Layer:
 
     #: trainable parameter names, in order (e.g. ``("W", "b")``)
     param_names: tuple[str, ...] = ()
+
+    #: set by the Network built from this layer: one network per layer (see ``Network``)
+    _in_network: bool = False
 
     def __init__(self) -> None:
         self.ops: Any = None
@@ -137,6 +144,8 @@ class Dense(Layer):
     W : ndarray, shape (n_in, n_out)
     b : ndarray, shape (n_out,), or None without bias
         Writable; assigning an array of the same shape copies it in place.
+        Assigned before the layer is in a Network, they are kept: the
+        network uses them (in its dtype) instead of initial weights.
     dW, db : ndarray
         Gradients of the last ``backward``, shapes (n_in, n_out) and (n_out,).
 
@@ -155,6 +164,8 @@ class Dense(Layer):
     """
 
     param_names = ("W", "b")
+    #: the parameters the user assigned ("W", "b"), which ``build`` keeps
+    _assigned: frozenset[str] = frozenset()
 
     def __init__(self, n_in: int, n_out: int, *, bias: bool = True, init: str = "auto") -> None:
         super().__init__()
@@ -204,6 +215,7 @@ class Dense(Layer):
         if arr.shape != shape:
             raise ValueError(f"Dense.{name} must have shape {shape}, got {arr.shape}")
         arr = as_float_array(arr, self.dtype or np.float64, f"Dense.{name}")
+        self._assigned = self._assigned | {name}
         if current is None:
             return arr.copy() if arr is value else arr
         current[...] = arr          # in place: keeps optimizer state and views valid
@@ -219,7 +231,8 @@ class Dense(Layer):
     def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
               next_layer: Layer | None = None) -> int:
         if n_in != self.n_in:
-            raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in}")
+            raise ValueError(f"{self!r} expects {self.n_in} inputs but receives {n_in} "
+                             "(from the layer before it)")
         super().build(n_in, ops, dtype, rng)
         init = self.init
         if init == "auto":
@@ -237,8 +250,13 @@ class Dense(Layer):
             W = rng.uniform(-a, a, shape)
         else:  # he / kaiming
             W = np.sqrt(2.0 / self.n_in) * rng.standard_normal(shape)
-        self._W = np.ascontiguousarray(W, dtype=dtype)
-        self._b = np.ascontiguousarray(b, dtype=dtype) if self.bias else None
+        # drawn even when the user assigned W / b, so the generator moves on as always
+        if "W" in self._assigned and self._W is not None:
+            W = self._W
+        if "b" in self._assigned and self._b is not None:
+            b = self._b
+        self._W = as_float_array(W, dtype, "Dense.W")  # a value too large for float32: refused
+        self._b = as_float_array(b, dtype, "Dense.b") if self.bias else None
         return self.n_out
 
     def forward(self, X: NDArray[Any], *, training: bool = False, keep: bool = True,

@@ -32,7 +32,7 @@ from .backends import get_backend
 from .backends.numpy_ops import NumpyOps, ieee_scope
 from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
                      Sigmoid, SiLU, Softmax, Tanh)
-from .losses import BCELoss, Loss, get_loss
+from .losses import BCELoss, CrossEntropyLoss, Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 
 if TYPE_CHECKING:  # optional dependencies, imported lazily at run time
@@ -52,8 +52,9 @@ class History:
     history : dict of str -> list of float
         ``loss`` (the mean of the batch losses, weighted by batch size, or their
         sum for ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
-        for classification losses, when validation data is given.  One entry
-        per epoch actually run.
+        for classification losses (as ``Network.evaluate``'s accuracy: per
+        label for BCE, argmax for cross-entropy), when validation data is
+        given.  One entry per epoch actually run.
     epochs : list of int
         The indices (from 0) of the epochs run.
     stopped_epoch : int or None
@@ -155,7 +156,9 @@ class Network:
     ----------
     layers : list of Layer
         E.g. ``[Dense(2, 4), Sigmoid(), Dense(4, 1), Sigmoid()]``.  Consecutive
-        Dense sizes must agree.
+        Dense sizes must agree.  Each layer object belongs to one network: a
+        layer already in another Network is refused (ValueError).  Weights
+        assigned to a Dense layer before are kept, in ``dtype``.
     backend : str or None
         ``"numpy"`` (reference) or ``"cython"`` (compiled); None uses the
         default (``fastnn.set_backend``, ``FASTNN_BACKEND``, else compiled).
@@ -203,6 +206,13 @@ class Network:
             raise ValueError("a Network needs at least one Dense layer")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same layer object appears twice in the network")
+        for i, layer in enumerate(layers):
+            if layer._in_network:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) already belongs to another Network; building it "
+                    "again would change that network's weights (and dtype), so each network "
+                    "needs its own layer objects: make new ones (e.g. Dense(...) again), or "
+                    "copy.deepcopy the whole Network")
         self.layers = layers
         self.dtype = check_dtype(dtype)
         self.ops = get_backend(backend)
@@ -215,12 +225,14 @@ class Network:
             try:
                 width = layer.build(width, self.ops, self.dtype, rng, nxt)
             except ValueError as exc:
-                raise ValueError(f"layer {i}: {exc} (from the layer before it)") from None
+                raise ValueError(f"layer {i}: {exc}") from None
         self.n_outputs = width
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
         self._last_output_shape: tuple[int, ...] | None = None
         self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
+        for layer in layers:                # built: from now on this network's alone
+            layer._in_network = True
 
     def __getstate__(self) -> dict[str, Any]:
         # a lock does not pickle; a copy or an unpickled network gets its own
@@ -667,7 +679,24 @@ class Network:
         Returns
         -------
         dict
-            ``{"loss": float}``, plus ``"accuracy"`` for classification losses.
+            ``{"loss": float}``, plus ``"accuracy"`` for classification losses:
+            for CrossEntropyLoss the fraction of samples whose largest output
+            is the target class (the label, or the largest target
+            probability); for BCELoss the fraction of all outputs (every
+            label of every sample) on the same side of 0.5 as their target,
+            as Keras's binary accuracy.
+
+        Examples
+        --------
+        Two labels per sample, three of the four predicted right:
+
+        >>> import fastnn
+        >>> from fastnn import Dense, Network, Sigmoid
+        >>> net = Network([Dense(2, 2), Sigmoid()], seed=0)
+        >>> net.layers[0].W = [[8.0, 0.0], [0.0, -8.0]]
+        >>> net.layers[0].b = [0.0, 0.0]
+        >>> net.evaluate([[1.0, 1.0], [-1.0, -1.0]], [[1, 0], [0, 0]], loss="bce")["accuracy"]
+        0.75
         """
         loss = get_loss(loss)
         X, T = self._check_data(X, y, loss)
@@ -688,7 +717,7 @@ class Network:
         out = self._forward(X, training=False, keep=False)
         scores: dict[str, float] = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
         if loss.classification:
-            scores["accuracy"] = _accuracy(out, T)
+            scores["accuracy"] = _accuracy(out, T, loss)
         return scores
 
     # ----------------------------------------------------------- storage
@@ -941,12 +970,18 @@ def _diverged(epoch: int) -> FloatingPointError:
         "update, so the weights and optimizer state are those left by the previous batch")
 
 
-def _accuracy(out: NDArray[Any], T: NDArray[Any]) -> float:
-    """Fraction of samples whose predicted class matches the target."""
-    if out.shape[1] == 1:
-        return float(np.mean((out[:, 0] > 0.5) == (T.reshape(-1) > 0.5)))
-    truth = T if T.ndim == 1 else T.argmax(axis=1)
-    return float(np.mean(out.argmax(axis=1) == truth))
+def _accuracy(out: NDArray[Any], T: NDArray[Any], loss: Loss) -> float:
+    """The accuracy of the outputs ``out`` (n, C) for the targets ``T`` of ``loss``.
+
+    CrossEntropyLoss: the fraction of samples whose largest output is the
+    target class (its label, or the largest target probability).  BCELoss and
+    any other classification loss: per label, as Keras's binary accuracy --
+    the fraction of all n * C outputs on the same side of 0.5 as their target.
+    """
+    if isinstance(loss, CrossEntropyLoss):
+        truth = T if T.ndim == 1 else T.argmax(axis=1)
+        return float(np.mean(out.argmax(axis=1) == truth))
+    return float(np.mean((out > 0.5) == (T.reshape(out.shape) > 0.5)))
 
 
 #: fastnn activation -> the name of its torch.nn module (LeakyReLU, Softmax apart)

@@ -4,10 +4,13 @@ Why it is built this way: an optimizer holds its hyper-parameters and its
 state (velocities, moments, step count) keyed by parameter name, and applies
 one in-place backend kernel per parameter, so the update is one pass with no
 temporaries on the compiled backend.  State lives here, not in the layers, so
-a network can be trained with another optimizer at any time.  A training loop
-steps through ``checked_step``: an update that would leave a parameter or a
-state value inf or NaN is undone from a snapshot (simpler than computing every
-update out of place, and the same rule as the native loop's dry run).
+a network can be trained with another optimizer at any time.  A ``step`` is
+all or nothing -- compute, check, commit: every new parameter and state value
+is computed aside (the same kernels, run on copies, so the same bits), all of
+them are checked finite, and only then written back.  So an update that
+would be inf or NaN, or an error part-way (a read-only ``W``), changes
+nothing, and a ``predict`` in another thread never sees a value that is
+taken back -- the same rule as the native loop's dry run.
 """
 
 from __future__ import annotations
@@ -18,12 +21,25 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_float
+from ._validation import as_float_array, check_float
 
 if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
+
+
+def _check_writeable(key: str, arrays: list[NDArray[Any] | None], what: str) -> None:
+    """Refuse a read-only array of ``arrays``, naming the parameter (e.g. "2.W")."""
+    for array in arrays:
+        if array is not None and not array.flags.writeable:
+            raise ValueError(f"{key}{what} is read-only (shape {array.shape}) but the optimizer "
+                             "updates it in place; nothing was changed: make it writeable "
+                             "(flags.writeable = True) to train it")
+
+
+class _RefusedUpdate(FloatingPointError):
+    """``step`` refused an update that would leave a value inf or NaN (nothing written)."""
 
 
 class Optimizer:
@@ -38,57 +54,172 @@ class Optimizer:
     ----------
     state : dict
         Per-parameter state, keyed like ``Network.parameters`` ("0.W", ...).
+        It belongs to one network at a time; once that network is gone it
+        carries over to the next network stepped (e.g. an unpickled copy),
+        converted to that network's dtype.
     """
 
     def __init__(self, lr: float) -> None:
         self.lr = check_float(lr, "lr", minimum=0.0)
         self.state: dict[str, Any] = {}
         self._owner: weakref.ref[Network] | None = None
+        self._aside: dict[str, list[NDArray[Any]]] = {}
 
     def _bind(self, network: Network) -> None:
-        """Tie the state to ``network`` (a weak reference); another live network is refused."""
+        """Tie the state to ``network`` (a weak reference); another live network is refused.
+
+        Binding to a new network (the previous one is gone) adopts the state:
+        it must match the network's parameters and is converted to its dtype.
+        The hyper-parameters are checked against the network's dtype.
+        """
         from .network import Network      # imported here: network.py imports this module
         if not isinstance(network, Network):
             raise TypeError(f"{type(self).__name__} steps a fastnn Network, got "
                             f"{type(network).__name__}")
         owner = self._owner() if self._owner is not None else None
-        if owner is None:
-            self._owner = weakref.ref(network)
-        elif owner is not network:
+        if owner is not None and owner is not network:
             raise ValueError(f"this {type(self).__name__} already holds the state of another "
                              "network; give each network its own optimizer")
+        self._check_dtype(network.dtype)
+        if owner is None:
+            self._adopt_state(network)
+            self._owner = weakref.ref(network)
+
+    def _check_dtype(self, dtype: np.dtype[Any]) -> None:
+        """Refuse hyper-parameters that the network's dtype cannot hold (Adam's eps)."""
+
+    def _adopt_state(self, network: Network) -> None:
+        """Check the state against ``network``'s parameters; convert it to their dtype."""
+        if not self.state:
+            return
+        params = {key: param for key, param, _ in network.parameters()}
+        name = type(self).__name__
+
+        def adopt(value: Any, key: str, what: str) -> Any:
+            if isinstance(value, dict):
+                return {k: adopt(v, key, f"{what} {k}") for k, v in value.items()}
+            if not isinstance(value, np.ndarray):
+                return value
+            param = params[key]
+            if value.shape != param.shape:
+                raise ValueError(f"this {name} holds state for {key} of shape {value.shape} "
+                                 f"(from a network that is gone) but {key} of this network "
+                                 f"has shape {param.shape}; call reset() or use a new "
+                                 f"{name}")
+            if value.dtype == param.dtype:
+                return value
+            return as_float_array(value, param.dtype, f"{name} state of {key}{what}")
+
+        stale = sorted(set(self.state) - set(params))
+        if stale:
+            raise ValueError(f"this {name} holds state for parameters {stale} (from a network "
+                             f"that is gone) that this network does not have (it has "
+                             f"{sorted(params)}); call reset() or use a new {name}")
+        self.state.update({key: adopt(value, key, "") for key, value in self.state.items()})
 
     def __getstate__(self) -> dict[str, Any]:
         # a copy or an unpickled optimizer binds to the first network it steps
         state = self.__dict__.copy()
         state["_owner"] = None
+        state["_aside"] = {}            # scratch buffers, made again when needed
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_aside", {})
 
     def step(self, network: Network) -> None:
         """Apply one update to all parameters of ``network`` (after its backward).
+
+        All or nothing: every new parameter and state value is computed aside
+        and checked before any is written, so an error leaves the parameters
+        and the state exactly as they were.
 
         Parameters
         ----------
         network : Network
             Its parameters are updated in place from their gradients.
+
+        Raises
+        ------
+        RuntimeError
+            A parameter has no gradient (``backward`` was not called).
+        ValueError
+            A parameter (or its state) is read-only; the message names it
+            (e.g. ``"2.W"``).
+        FloatingPointError
+            The update would make a parameter or a state value inf or NaN
+            (the message names the first such parameter); nothing is written.
         """
-        self._bind(network)
-        ops = network.ops
-        for key, param, grad in network.parameters():
+        staged = self._prepare(network)
+        for key, _, grad, _ in staged:
             if grad is None:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
-            self._update(ops, key, param, grad)
+        ops = network.ops
+        commits = []
+        for key, param, grad, state in staged:       # compute aside, check
+            targets = [param]
+            targets += [a for a in state if a is not None]
+            copies = self._copies_aside(key, targets)
+            rest = iter(copies[1:])
+            try:
+                self._update(ops, key, copies[0], grad,
+                             [None if a is None else next(rest) for a in state])
+            except (ValueError, TypeError) as exc:
+                if type(exc) not in (ValueError, TypeError):
+                    raise
+                raise type(exc)(f"updating {key}: {exc}; nothing was changed") from exc
+            for copy in copies:
+                if not np.isfinite(copy).all():
+                    raise _RefusedUpdate(
+                        f"the update of {key} would make it or its optimizer state NaN or "
+                        "infinite (a non-finite gradient, or too large a learning rate); "
+                        "nothing was changed")
+            commits.append((key, targets, copies))
+        for key, targets, copies in commits:         # commit
+            for target, copy in zip(targets, copies):
+                np.copyto(target, copy)
+            self._advance(key)
+
+    def _prepare(self, network: Network) -> list[tuple[str, NDArray[Any], NDArray[Any] | None,
+                                                       list[NDArray[Any] | None]]]:
+        """Bind, check every parameter writeable, then make the state (as ``step`` uses it).
+
+        Returns (key, param, grad, state arrays) per parameter; a read-only
+        array is refused before any state is made.
+        """
+        self._bind(network)
+        entries = list(network.parameters())
+        for key, param, _ in entries:
+            if not param.flags.writeable:
+                _check_writeable(key, [param], "")
+        ops = network.ops
+        staged = []
+        for key, param, grad in entries:
+            state = self._state_arrays(ops, key, param)
+            _check_writeable(key, state, " (its optimizer state)")
+            staged.append((key, param, grad, state))
+        return staged
+
+    def _copies_aside(self, key: str, arrays: list[NDArray[Any]]) -> list[NDArray[Any]]:
+        """Scratch copies of ``arrays`` (buffers kept between steps, made once per key)."""
+        bufs = self._aside.get(key)
+        if bufs is None or len(bufs) != len(arrays):
+            bufs = self._aside[key] = [np.empty_like(a, order="C") for a in arrays]
+        for i, array in enumerate(arrays):
+            buf = bufs[i]
+            if buf.shape != array.shape or buf.dtype != array.dtype:
+                buf = bufs[i] = np.empty_like(array, order="C")
+            np.copyto(buf, array)
+        return bufs
 
     def checked_step(self, network: Network) -> Callable[[], bool]:
-        """A function applying ``step(network)`` only if it leaves everything finite.
+        """A function applying ``step(network)``, False when it refused a non-finite update.
 
-        For a training loop: call it once, then the returned function once per
-        batch (after the backward).  It snapshots the parameters and the state
-        arrays (created here, as ``step`` would create them) into buffers made
-        once, steps, and checks every parameter and state value; if one is inf
-        or NaN it copies the snapshot back in place (the arrays keep their
-        identity), restores the step counts and returns False -- so a refused
-        update changes nothing, bit for bit.
+        For a training loop: call it once (it creates the state, as
+        ``native_spec`` does), then the returned function once per batch
+        (after the backward).  A refused update changes nothing, bit for bit
+        (see ``step``).
 
         Parameters
         ----------
@@ -99,32 +230,15 @@ class Optimizer:
         callable () -> bool
             True if the update was applied, False if it was refused.
         """
-        self._bind(network)
-        arrays: list[NDArray[Any]] = []
-        for key, param, _ in network.parameters():
-            arrays.append(param)
-            arrays += [a for a in self._state_arrays(network.ops, key, param) if a is not None]
-        saved = [a.copy() for a in arrays]
+        self._prepare(network)
 
         def step() -> bool:
-            for copy, array in zip(saved, arrays):
-                np.copyto(copy, array)
-            counts = self._step_counts()
-            self.step(network)
-            if all(np.isfinite(array).all() for array in arrays):
-                return True
-            for copy, array in zip(saved, arrays):
-                np.copyto(array, copy)
-            self._set_step_counts(counts)
-            return False
+            try:
+                self.step(network)
+            except _RefusedUpdate:
+                return False
+            return True
         return step
-
-    def _step_counts(self) -> dict[str, int]:
-        """The state besides arrays, which ``checked_step`` restores (Adam's steps)."""
-        return {}
-
-    def _set_step_counts(self, counts: dict[str, int]) -> None:
-        pass
 
     def native_spec(self, network: Network) -> tuple[dict[str, Any],
                                                      dict[str, list[NDArray[Any] | None]]]:
@@ -141,10 +255,13 @@ class Optimizer:
         states : dict of str -> [ndarray or None, ndarray or None]
             Each parameter key's two state arrays (shape of the parameter) or
             None, created here exactly as ``step`` would create them.
+
+        Raises
+        ------
+        ValueError
+            A parameter (or its state) is read-only, as ``step`` raises it.
         """
-        self._bind(network)
-        states = {key: self._state_arrays(network.ops, key, param)
-                  for key, param, _ in network.parameters()}
+        states = {key: state for key, _, _, state in self._prepare(network)}
         return self._spec(), states
 
     def native_done(self, step: int) -> None:
@@ -158,17 +275,24 @@ class Optimizer:
 
     def _state_arrays(self, ops: Any, key: str,
                       param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        """The state arrays of ``key`` (created on first use), None where unused."""
         raise NotImplementedError
 
     def _spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
+                state: list[NDArray[Any] | None]) -> None:
+        """Update ``param`` and ``state`` in place (``step`` hands in copies of the real ones)."""
         raise NotImplementedError
+
+    def _advance(self, key: str) -> None:
+        """Count one committed update of ``key`` (Adam's step)."""
 
     def reset(self) -> None:
         """Forget all state (velocities, moments, step counts)."""
         self.state.clear()
+        self._aside.clear()
         self._owner = None
 
 
@@ -210,9 +334,9 @@ class SGD(Optimizer):
         return {"optimizer": "sgd", "lr": self.lr, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "nesterov": self.nesterov, "step": 0}
 
-    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
-        velocity = self._state_arrays(ops, key, param)[0]
-        ops.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay,
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
+                state: list[NDArray[Any] | None]) -> None:
+        ops.sgd_update(param, grad, state[0], self.lr, self.momentum, self.weight_decay,
                        self.nesterov)
 
 
@@ -259,23 +383,35 @@ class Adam(Optimizer):
                 "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay,
                 "step": steps.pop() if steps else 0}
 
-    def _step_counts(self) -> dict[str, int]:
-        return {key: st["step"] for key, st in self.state.items()}
-
-    def _set_step_counts(self, counts: dict[str, int]) -> None:
-        for key, step in counts.items():
-            self.state[key]["step"] = step
-
     def native_done(self, step: int) -> None:
         for st in self.state.values():
             st["step"] = step
 
-    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any]) -> None:
-        m, v = self._state_arrays(ops, key, param)
-        st = self.state[key]
-        st["step"] += 1
-        ops.adam_update(param, grad, m, v, st["step"], self.lr, self.betas[0], self.betas[1],
-                        self.eps, self.weight_decay)
+    #: (eps, dtype) last found usable: steps of a training loop skip the check
+    _eps_checked: tuple[Any, ...] = ()
+
+    def _check_dtype(self, dtype: np.dtype[Any]) -> None:
+        if self._eps_checked == (self.eps, dtype):
+            return
+        with np.errstate(over="ignore", under="ignore"):
+            eps = dtype.type(self.eps)
+        if eps == 0 or not np.isfinite(eps):
+            finfo = np.finfo(dtype)
+            raise ValueError(
+                f"Adam eps={self.eps:g} {'rounds to 0' if eps == 0 else 'overflows'} in "
+                f"{dtype.name}, the network's dtype, so the update would be "
+                f"{'0/0 (NaN) for a zero gradient' if eps == 0 else 'always 0'}; in "
+                f"{dtype.name} eps must lie between {float(finfo.smallest_subnormal):.3g} and "
+                f"{float(finfo.max):.3g} (the default 1e-8 is usual)")
+        self._eps_checked = (self.eps, dtype)
+
+    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
+                state: list[NDArray[Any] | None]) -> None:
+        ops.adam_update(param, grad, state[0], state[1], self.state[key]["step"] + 1, self.lr,
+                        self.betas[0], self.betas[1], self.eps, self.weight_decay)
+
+    def _advance(self, key: str) -> None:
+        self.state[key]["step"] += 1
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}

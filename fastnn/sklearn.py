@@ -226,6 +226,19 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = [layer.b for layer in dense]
         self.n_layers_ = len(dense) + 1
 
+    def _convert_network(self):
+        """Go on in a new ``dtype`` (set_params after fit): the fitted network's weights,
+        converted (a value too large for float32 is refused), in a network of that dtype."""
+        old = self.network_
+        net = self._build_network(old.n_inputs, old.n_outputs, old.seed)
+        for layer, fitted in zip(net.layers, old.layers):
+            if isinstance(layer, _layers.Dense):
+                layer.W = fitted.W
+                layer.b = fitted.b
+        net._shuffle_rng = old._shuffle_rng      # the batch order goes on as it would have
+        self.network_ = net
+        self._link_weights()
+
     def _make_optimizer(self):
         if self.solver == "adam":
             return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
@@ -278,6 +291,8 @@ class _BaseMLP(BaseEstimator):
             if n_outputs != self.n_outputs_:
                 raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
                                  f"{self.n_outputs_}")
+            if self.network_.dtype != np.dtype(self.dtype):
+                self._convert_network()
             if not incremental:
                 # a warm-started fit: n_iter_ restarts (as in scikit-learn); so do the
                 # stopping counter and the best validation score (scikit-learn carries
@@ -436,7 +451,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     backend : {"cython", "numpy"} or None, default None
         fastnn backend; None uses fastnn's default (the compiled one if built).
     dtype : {"float64", "float32"}, default "float64"
-        The network's dtype.
+        The network's dtype.  Changed with ``set_params`` after a fit, a
+        warm-started ``fit`` or a ``partial_fit`` goes on from the fitted
+        weights converted to the new dtype.
 
     Attributes
     ----------

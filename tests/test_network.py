@@ -263,6 +263,127 @@ def test_evaluate_bce_and_mse(backend, rng):
     assert mse == {"loss": pytest.approx(np.sum((p - y) ** 2), rel=1e-12)}
 
 
+def _fixed(layers, backend, W, b, dtype="float64"):
+    """A Network of ``layers`` whose first (Dense) layer has the weights W, b."""
+    net = Network(layers, backend=backend, dtype=dtype, seed=0)
+    net.layers[0].W, net.layers[0].b = W, b
+    return net
+
+
+def test_bce_accuracy_is_per_label(backend, dtype):
+    """BCE accuracy: the fraction of all outputs on the target's side of 0.5
+    (Keras's binary accuracy), in evaluate and in fit's val_accuracy.  (It took
+    the argmax of the target: every prediction right scored 0.0, and [0, 0]
+    predicted for [0, 1] scored 1.0.)"""
+    # output j is sigmoid(8 * x_j): predictions [[1, 1], [0, 0], [1, 0]]
+    X = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    net = _fixed([Dense(2, 2), Sigmoid()], backend, np.diag([8.0, 8.0]), [0.0, 0.0], dtype)
+    right = np.array([[1, 1], [0, 0], [1, 0]])
+    assert net.evaluate(X, right, loss="bce")["accuracy"] == 1.0
+    assert net.evaluate(X[1:2], [[0, 1]], loss="bce")["accuracy"] == 0.5
+    assert net.evaluate(X, 1 - right, loss="bce")["accuracy"] == 0.0
+    three_of_six = [[1, 0], [1, 0], [1, 1]]            # 1 + 1 + 1 of 2 labels each
+    assert net.evaluate(X, three_of_six, loss="bce")["accuracy"] == 0.5
+    hist = net.fit(X, right, loss="bce", optimizer=SGD(0.0), epochs=2,
+                   validation_data=(X, three_of_six))
+    assert hist.val_accuracy == [0.5, 0.5]
+    # one output: the same rule (a threshold at 0.5)
+    one = _fixed([Dense(2, 1), Sigmoid()], backend, [[8.0], [0.0]], [0.0], dtype)
+    assert one.evaluate(X, [1, 0, 0], loss="bce")["accuracy"] == pytest.approx(2 / 3)
+    assert one.fit(X, [1, 0, 1], loss="bce", optimizer=SGD(0.0), epochs=1,
+                   validation_data=(X, [1, 0, 0])).val_accuracy == [pytest.approx(2 / 3)]
+
+
+def test_cross_entropy_accuracy_is_the_argmax(backend, dtype):
+    """Cross-entropy accuracy: the largest logit against the label, or against
+    the largest target probability, in evaluate and in fit's val_accuracy."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    net = _fixed([Dense(2, 3)], backend, [[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]], [0.0] * 3,
+                 dtype)                                  # classes 0, 2, 0, 2
+    labels = np.array([0, 2, 1, 2])
+    probs = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.0, 0.0, 1.0]])
+    for y in (labels, probs):
+        assert net.evaluate(X, y, loss="cross_entropy")["accuracy"] == 0.75
+        hist = net.fit(X, y, loss="cross_entropy", optimizer=SGD(0.0), epochs=1,
+                       validation_data=(X, y))
+        assert hist.val_accuracy == [0.75]
+    # one logit: softmax over one class always picks class 0
+    one = _fixed([Dense(2, 1)], backend, [[5.0], [-5.0]], [0.0], dtype)
+    assert one.evaluate(X, [0, 0, 0, 0], loss="cross_entropy")["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_weights_assigned_before_the_network_are_kept(backend, dtype):
+    """Dense W / b assigned before the layer is in a Network are its weights
+    (in the network's dtype), not thrown away for initial ones; the other
+    layers get the same initial weights as without the assignment."""
+    d = Dense(2, 1)
+    d.W = [[1], [2]]
+    d.b = [0.5]
+    net = Network([d], backend=backend, dtype=dtype, seed=0)
+    assert net.predict([[1, 1]]).tolist() == [[3.5]]
+    assert d.W.dtype == d.b.dtype == np.dtype(dtype)
+    W = np.arange(12.0).reshape(3, 4) / 10
+    first = Dense(3, 4)
+    first.W = W
+    assigned = Network([first, Tanh(), Dense(4, 2)], backend=backend, dtype=dtype, seed=3)
+    plain = Network([Dense(3, 4), Tanh(), Dense(4, 2)], backend=backend, dtype=dtype, seed=3)
+    np.testing.assert_array_equal(assigned.layers[0].W, W.astype(dtype))
+    np.testing.assert_array_equal(assigned.layers[0].b, plain.layers[0].b)   # drawn: zeros
+    np.testing.assert_array_equal(assigned.layers[2].W, plain.layers[2].W)
+    np.testing.assert_array_equal(assigned.layers[2].b, plain.layers[2].b)
+    only_b = Dense(2, 3, init="normal")
+    only_b.b = [1.0, 2.0, 3.0]
+    net = Network([only_b], backend=backend, dtype=dtype, seed=4)
+    twin = Network([Dense(2, 3, init="normal")], backend=backend, dtype=dtype, seed=4)
+    np.testing.assert_array_equal(only_b.b, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(only_b.W, twin.layers[0].W)
+
+
+def test_assigned_weights_too_large_for_float32_are_refused():
+    d = Dense(2, 1)
+    d.W = [[1e300], [1.0]]
+    with pytest.raises(ValueError, match=r"layer 0: Dense.W has a value too large for float32"):
+        Network([d], dtype="float32")
+    np.testing.assert_array_equal(d.W, [[1e300], [1.0]])     # kept for a float64 network
+    assert Network([d]).predict([[0.0, 2.0]]).tolist() == [[2.0 + d.b[0]]]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_layer_in_a_second_network_is_refused(backend, dtype):
+    """Building a layer again for a second network re-initialised the first
+    network's weights (and with another dtype left it training float32 weights
+    in a float64 network): refused, and the first network is left exactly as
+    it was."""
+    X, y = np.ones((4, 3)), np.zeros((4, 2))
+    hidden, out = Dense(3, 4), Dense(4, 2)
+    first = Network([hidden, Tanh(), out], backend=backend, seed=0)
+    first.fit(X, y, loss="mse", optimizer=SGD(0.1), epochs=2)
+    weights = [p.copy() for _, p, _ in first.parameters()]
+    arrays = [p for _, p, _ in first.parameters()]
+    with pytest.raises(ValueError, match=r"layer 2 \(Dense\(n_in=4, n_out=2.*already belongs "
+                                         r"to another Network"):
+        Network([Dense(3, 4), Tanh(), out], backend=backend, dtype=dtype, seed=1)
+    with pytest.raises(ValueError, match="layer 0 .*already belongs to another Network"):
+        Network([hidden], backend=backend, dtype=dtype, seed=1)
+    assert first.dtype == np.dtype("float64")
+    for (_, p, _), w, a in zip(first.parameters(), weights, arrays):
+        assert p is a and p.dtype == np.float64
+        np.testing.assert_array_equal(p, w)
+    first.fit(X, y, loss="mse", optimizer=SGD(0.1), epochs=1)     # still trains
+
+
+def test_layers_of_a_network_that_failed_to_build_can_be_used_again(backend):
+    """Only a network that was built claims its layers: after a size error the
+    same layer objects make a network, with the weights the user assigned."""
+    d = Dense(2, 3)
+    d.W = np.ones((2, 3))
+    with pytest.raises(ValueError, match="expects 4 inputs but receives 3"):
+        Network([d, Tanh(), Dense(4, 1)], backend=backend)
+    net = Network([d, Tanh(), Dense(3, 1)], backend=backend)
+    np.testing.assert_array_equal(net.layers[0].W, np.ones((2, 3)))
+
+
 # -------------------------------------------------------- batching, shuffle
 def _manual_fit(net, X, T, batches, epochs, lr):
     """The training loop written out with the public pieces, on the given batches."""

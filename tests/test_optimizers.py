@@ -16,7 +16,8 @@ import math
 import numpy as np
 import pytest
 
-from fastnn import SGD, Adam, Dense, Network
+import fastnn
+from fastnn import SGD, Adam, Dense, Network, Tanh
 
 
 from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
@@ -359,3 +360,172 @@ def test_optimizer_survives_copy_and_pickle_with_its_network(backend):
         net2.fit(X, y, loss="mse", optimizer=opt2, epochs=1)
         with pytest.raises(ValueError, match="another network"):
             net.fit(X, y, loss="mse", optimizer=opt2, epochs=1)
+
+
+# ------------------------------------------------------------ all or nothing
+def _three_layers(backend, dtype="float64", seed=0):
+    return Network([Dense(2, 3), Tanh(), Dense(3, 3), Tanh(), Dense(3, 1)], backend=backend,
+                   dtype=dtype, seed=seed)
+
+
+def _snapshot(net, opt):
+    """Copies of every parameter and optimizer state value (arrays and step counts)."""
+    params = [p.copy() for _, p, _ in net.parameters()]
+    state = {key: ({k: np.copy(v) for k, v in st.items()} if isinstance(st, dict)
+                   else st.copy()) for key, st in opt.state.items()}
+    return params, state
+
+
+def _assert_unchanged(net, opt, snapshot):
+    params, state = snapshot
+    for (_, p, _), q in zip(net.parameters(), params):
+        np.testing.assert_array_equal(p, q)
+    assert sorted(opt.state) == sorted(state)
+    for key, st in state.items():
+        if isinstance(st, dict):
+            for k, v in st.items():
+                np.testing.assert_array_equal(opt.state[key][k], v)
+        else:
+            np.testing.assert_array_equal(opt.state[key], st)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01)],
+                         ids=["sgd", "adam"])
+def test_a_read_only_parameter_stops_fit_and_step_before_any_change(backend, make):
+    """A read-only W in the third Dense layer: fit and step refuse with a
+    message naming it ("4.W"), and no parameter or state value has changed.
+    (The reference backend had already updated the first layers and left
+    Adam's step counts out of step; the compiled one named "stage 2 W".)"""
+    X, y = np.ones((4, 2)), np.zeros(4)
+    net, opt = _three_layers(backend), make()
+    net.fit(X, y, loss="mse", optimizer=opt, epochs=2)     # some state to keep
+    net.layers[4].W.flags.writeable = False
+    before = _snapshot(net, opt)
+    with pytest.raises(ValueError, match=r"4\.W is read-only \(shape \(3, 1\)\)"):
+        net.fit(X, y, loss="mse", optimizer=opt, epochs=1)
+    _assert_unchanged(net, opt, before)
+    net.forward(X, training=True)
+    net.backward(np.ones((4, 1)))
+    with pytest.raises(ValueError, match=r"4\.W is read-only"):
+        opt.step(net)
+    _assert_unchanged(net, opt, before)
+    fresh = make()                                         # no state made either
+    with pytest.raises(ValueError, match=r"4\.W is read-only"):
+        net.fit(X, y, loss="mse", optimizer=fresh, epochs=1)
+    assert fresh.state == {}
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01)],
+                         ids=["sgd", "adam"])
+@pytest.mark.parametrize("bad", ["shape", "nan"])
+def test_a_step_failing_at_a_later_parameter_changes_nothing(backend, make, bad):
+    """A bad gradient for the third layer's W: step raises naming it, before
+    writing anything -- the first layers and the state are as before."""
+    net, opt = _three_layers(backend), make()
+    net.fit(np.ones((4, 2)), np.zeros(4), loss="mse", optimizer=opt, epochs=2)
+    net.forward(np.ones((4, 2)), training=True)
+    net.backward(np.ones((4, 1)))
+    if bad == "shape":
+        net.layers[4].dW = np.ones((2, 2))
+        error, match = ValueError, r"4\.W"
+    else:
+        net.layers[4].dW = np.full((3, 1), np.nan)
+        error, match = FloatingPointError, r"update of 4\.W would make it .*NaN or infinite"
+    before = _snapshot(net, opt)
+    with pytest.raises(error, match=match):
+        opt.step(net)
+    _assert_unchanged(net, opt, before)
+
+
+def test_a_diverging_update_is_never_visible_in_the_weights():
+    """predict beside a diverging fit: the reference loop never writes an
+    inf / NaN weight that it then takes back (the compiled loop never did).
+    Checked deterministically: after every kernel call of the update -- where
+    a predict in another thread may look -- every weight is finite."""
+    seen = []
+
+    class Watching(fastnn.backends.numpy_ops.NumpyOps):
+        def sgd_update(self, *args, **kwargs):
+            super().sgd_update(*args, **kwargs)
+            seen.append(all(np.isfinite(p).all() for _, p, _ in net.parameters()))
+
+    net = Network([Dense(2, 3), Tanh(), Dense(3, 1)], backend=Watching(), seed=0)
+    X, y = np.ones((4, 2)), np.zeros(4)
+    net.fit(X, y, loss="mse", optimizer=SGD(0.1), epochs=2, batch_size=2)
+    before = [p.copy() for _, p, _ in net.parameters()]
+    with pytest.raises(FloatingPointError, match="training diverged in epoch 1"):
+        # a finite loss (~1e300) whose update overflows: the first batch is refused
+        net.fit(X, y + 1e150, loss="mse", optimizer=SGD(1e200), epochs=1, batch_size=2)
+    assert seen and all(seen)
+    for (_, p, _), q in zip(net.parameters(), before):
+        np.testing.assert_array_equal(p, q)
+
+
+# ---------------------------------------------------- hyper-parameters, dtype
+def test_adam_eps_that_rounds_to_zero_in_the_dtype_is_refused(backend):
+    """Adam(eps=1e-50) is 0 in float32: 0/0 for a zero gradient, reported as a
+    diverged fit "try a smaller learning rate".  Refused up front, naming eps,
+    the dtype and the smallest usable value; float64 holds it."""
+    X, y = np.ones((4, 2)), np.zeros(4)
+    net = Network([Dense(2, 1)], backend=backend, dtype="float32", seed=0)
+    W = net.layers[0].W.copy()
+    opt = Adam(eps=1e-50)
+    match = r"eps=1e-50 rounds to 0 in float32.*between 1\.4e-45 and"
+    with pytest.raises(ValueError, match=match):
+        net.fit(X, y, loss="mse", optimizer=opt, epochs=1)
+    net.forward(X, training=True)
+    net.backward(np.ones((4, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match=match):
+        opt.step(net)
+    np.testing.assert_array_equal(net.layers[0].W, W)
+    assert opt.state == {}
+    Adam(eps=1e-45).step(net)                                # the smallest float32 works
+    wide = Network([Dense(2, 1)], backend=backend, seed=0)
+    wide.fit(X, y, loss="mse", optimizer=Adam(eps=1e-50), epochs=2)
+    assert np.isfinite(wide.layers[0].W).all()
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01)],
+                         ids=["sgd", "adam"])
+def test_a_reused_optimizer_takes_the_next_networks_dtype(backend, make):
+    """An optimizer whose network is gone steps the next one; its state is
+    converted to that network's dtype (the reference kept float64 state for a
+    float32 network, the compiled trainer refused it with a TypeError), and
+    the update is the one of that converted state."""
+    import gc
+    X, y = np.linspace(-1, 1, 8).reshape(4, 2), np.array([0.5, -0.5, 0.25, 0.0])
+    opt, twin_opt = make(), make()
+    old = _three_layers(backend)
+    old.fit(X, y, loss="mse", optimizer=opt, epochs=3)
+    del old
+    gc.collect()
+    for key, st in opt.state.items():       # the twin: the same state, converted by hand
+        twin_opt.state[key] = ({k: (v.astype(np.float32) if isinstance(v, np.ndarray) else v)
+                                for k, v in st.items()} if isinstance(st, dict)
+                               else st.astype(np.float32))
+    net, twin = _three_layers(backend, "float32", 1), _three_layers(backend, "float32", 1)
+    net.fit(X, y, loss="mse", optimizer=opt, epochs=2)
+    twin.fit(X, y, loss="mse", optimizer=twin_opt, epochs=2)
+    for st in opt.state.values():
+        for v in (st.values() if isinstance(st, dict) else [st]):
+            assert not isinstance(v, np.ndarray) or v.dtype == np.float32
+    for (_, p, _), (_, q, _) in zip(net.parameters(), twin.parameters()):
+        assert p.dtype == np.float32
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_reused_optimizer_refuses_another_architecture(backend):
+    import gc
+    opt = SGD(0.1, momentum=0.9)
+    old = Network([Dense(2, 3)], backend=backend, seed=0)
+    old.fit(np.ones((4, 2)), np.zeros((4, 3)), loss="mse", optimizer=opt)
+    del old
+    gc.collect()
+    net = Network([Dense(2, 4)], backend=backend, seed=0)
+    W = net.layers[0].W.copy()
+    with pytest.raises(ValueError, match=r"state for 0\.W of shape \(2, 3\).*has shape "
+                                         r"\(2, 4\); call reset\(\)"):
+        net.fit(np.ones((4, 2)), np.zeros((4, 4)), loss="mse", optimizer=opt)
+    np.testing.assert_array_equal(net.layers[0].W, W)
+    opt.reset()
+    net.fit(np.ones((4, 2)), np.zeros((4, 4)), loss="mse", optimizer=opt)

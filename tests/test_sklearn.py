@@ -372,6 +372,42 @@ def test_warm_start():
     assert cold.loss_curve_ == cold_curve and len(cold.loss_curve_) == 5
 
 
+@no_convergence_warning
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_warm_start_and_partial_fit_after_a_new_dtype_train_in_that_dtype(backend):
+    """set_params(dtype="float32") after a fit: the warm-started fit goes on
+    from the fitted weights in float32 (it kept training float64): exactly
+    Network.fit on a float32 network holding those weights."""
+    X, y = _blobs(n=60)
+    alpha, batch = 1e-4, 16
+    clf = MLPClassifier(hidden_layer_sizes=(6,), activation="tanh", batch_size=batch,
+                        learning_rate_init=0.01, max_iter=3, shuffle=False, warm_start=True,
+                        random_state=0, backend=backend).fit(X, y)
+    fitted = [a.copy() for a in clf.coefs_ + clf.intercepts_]
+    clf.set_params(dtype="float32")
+    clf.fit(X, y)
+    net = fastnn.Network([fastnn.Dense(4, 6), fastnn.Tanh(), fastnn.Dense(6, 3)],
+                         backend=backend, dtype="float32")
+    net.layers[0].W, net.layers[2].W, net.layers[0].b, net.layers[2].b = fitted
+    opt = fastnn.Adam(lr=0.01, weight_decay=alpha / batch)
+    for _ in range(3):
+        net.fit(X, y, loss="cross_entropy", optimizer=opt, batch_size=batch, shuffle=False)
+    assert clf.network_.dtype == np.float32
+    for a, b in zip(clf.coefs_ + clf.intercepts_,
+                    [net.layers[0].W, net.layers[2].W, net.layers[0].b, net.layers[2].b]):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    assert clf.predict_proba(X).shape == (60, 3)
+
+    reg = MLPRegressor(hidden_layer_sizes=(5,), random_state=0, backend=backend)
+    Xr, yr = _regression(n=40)
+    reg.partial_fit(Xr, yr)
+    reg.set_params(dtype="float32")
+    reg.partial_fit(Xr, yr)                    # the optimizer's state goes along
+    assert reg.network_.dtype == np.float32 and reg.coefs_[0].dtype == np.float32
+    assert all(st["m"].dtype == np.float32 for st in reg._optimizer.state.values())
+
+
 # ------------------------------------------------------- early stopping
 def test_early_stopping():
     X, y = fastnn.datasets.load_digits()
