@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._archive import NetworkArchive
-from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
+from ._validation import (as_float_array, as_samples, check_bool, check_dtype, check_float,
+                          check_int)
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps, ieee_scope
 from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
@@ -460,18 +461,22 @@ class Network:
         optimizer = get_optimizer(optimizer)
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size", minimum=1, allow_none=True)
-        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose",
-                            minimum=0)
+        verbose = check_int(int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose,
+                            "verbose", minimum=0)
+        shuffle = check_bool(shuffle, "shuffle")
         early_stopping = bool(early_stopping)
         patience = check_int(patience, "patience", minimum=1)
         min_delta = check_float(min_delta, "min_delta", minimum=0.0)
         seed = check_int(seed, "seed", minimum=0, allow_none=True)
         X, T = self._check_data(X, y, loss)
         if validation_data is not None:
-            try:
-                X_val_in, y_val_in = validation_data
-            except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                got = type(validation_data).__name__
+                if isinstance(validation_data, (tuple, list)):
+                    got += f" of length {len(validation_data)}"
+                raise TypeError("validation_data must be a pair (X_val, y_val), a tuple or a "
+                                f"list of two arrays; got {got}")
+            X_val_in, y_val_in = validation_data
             X_val, T_val = self._check_data(X_val_in, y_val_in, loss, "X_val", "y_val")
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
