@@ -91,6 +91,12 @@ class NetworkArchive:
                 self._duplicates.add(info.filename)
             self._members[info.filename] = info
 
+    def __enter__(self) -> NetworkArchive:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._zip.close()               # the file itself stays open: it is the caller's
+
     def has(self, key: str) -> bool:
         """Whether the archive has a member for ``key`` (``"0.W"``: ``0.W.npy``)."""
         return key + ".npy" in self._members

@@ -776,23 +776,24 @@ class Network:
             if f.read(4) != b"PK\x03\x04":
                 raise ValueError(f"{path!s} is not a fastnn network file (not an .npz archive, "
                                  "which save writes)")
-            archive = NetworkArchive(f, str(path))
-            config = _load_config(archive)
-            try:
-                dtype = _config_dtype(config.get("dtype"))
-                layers = [_config_layer(i, spec) for i, spec in enumerate(config["layers"])]
-            except (KeyError, AttributeError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path!s} holds a damaged network description: "
-                                 f"{type(exc).__name__}: {exc}") from None
-            # every array the description declares is checked and read before the
-            # network (and its initial weights of that size) is made
-            arrays: dict[str, NDArray[Any]] = {}
-            for key, shape in _param_shapes(layers):
-                if not archive.has(key):
-                    raise ValueError(f"{path!s} lacks the array {key!r}")
-                arrays[key] = archive.read_array(key, shape, dtype)
-            states = {i: _load_rng_state(archive, f"{i}.rng") for i, layer in enumerate(layers)
-                      if hasattr(layer, "seed") and hasattr(layer, "step")}
+            with NetworkArchive(f, str(path)) as archive:
+                config = _load_config(archive)
+                try:
+                    dtype = _config_dtype(config.get("dtype"))
+                    layers = _config_layers(config["layers"])
+                except (KeyError, AttributeError, TypeError, ValueError) as exc:
+                    raise ValueError(f"{path!s} holds a damaged network description: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                # every array the description declares is checked and read before the
+                # network (and its initial weights of that size) is made
+                arrays: dict[str, NDArray[Any]] = {}
+                for key, shape in _param_shapes(layers):
+                    if not archive.has(key):
+                        raise ValueError(f"{path!s} lacks the array {key!r}")
+                    arrays[key] = archive.read_array(key, shape, dtype)
+                states = {i: _load_rng_state(archive, f"{i}.rng")
+                          for i, layer in enumerate(layers)
+                          if hasattr(layer, "seed") and hasattr(layer, "step")}
         try:
             net = cls(layers, backend=ops, dtype=dtype, seed=config.get("seed"))
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
@@ -975,6 +976,12 @@ def _config_dtype(value: Any) -> np.dtype[Any]:
     if not isinstance(value, str):
         raise TypeError(f"dtype must be 'float32' or 'float64', got {value!r}")
     return check_dtype(value)
+
+
+def _config_layers(specs: Any) -> list[Layer]:
+    if not isinstance(specs, list):
+        raise TypeError(f"layers must be a list, got a {type(specs).__name__}")
+    return [_config_layer(i, spec) for i, spec in enumerate(specs)]
 
 
 def _config_layer(index: int, spec: Any) -> Layer:

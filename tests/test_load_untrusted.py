@@ -409,9 +409,11 @@ def test_config_with_invalid_characters(backend, tmp_path):
     ({"dtype": {"names": ["a"], "formats": ["f8"]}},
      "damaged network description: TypeError: dtype must be 'float32' or 'float64', got {"),
     ({"layers": [["Dense"]]}, "damaged network description: TypeError: layer 0 is a list"),
+    ({"layers": "Dense"}, "damaged network description: TypeError: layers must be a list, "
+                          "got a str"),
     ({"layers": [{"type": ["Dense"], "config": {}}]}, "unknown layer type \\['Dense'\\]"),
     ({"layers": [{"type": "Dense", "config": [2, 1]}]}, "layer 0's config is a list"),
-], ids=["version-bool", "dtype-dict", "layer-list", "type-list", "config-list"])
+], ids=["version-bool", "dtype-dict", "layer-list", "layers-str", "type-list", "config-list"])
 def test_malformed_description(backend, tmp_path, edit, match):
     config = {"format": "fastnn", "version": 1, "dtype": "float64", "seed": 0,
               "layers": [{"type": "Dense", "config": {"n_in": 2, "n_out": 1}}], **edit}
