@@ -772,11 +772,14 @@ def _in_child(backend, ids):
     """Run rows in child processes; a row that kills its process gets a "crash" record
     (with the signal) and the sweep goes on after it in a new child."""
     here = os.path.dirname(os.path.abspath(__file__))
+    # the same fastnn as these tests (the source tree under FASTNN_EDITABLE=1)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root)
     results = {}
     ids = list(ids)
     while ids:
         proc = subprocess.run([sys.executable, "-c", _CHILD, here, backend, *ids],
-                              capture_output=True, text=True, cwd=here, timeout=300)
+                              capture_output=True, text=True, cwd=here, timeout=300, env=env)
         started = None
         for line in proc.stdout.splitlines():
             record = json.loads(line)
