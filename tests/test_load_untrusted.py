@@ -228,8 +228,8 @@ _HUGE = {"format": "fastnn", "version": 1, "dtype": "float64", "seed": 0,
          "layers": [{"type": "Dense", "config": {"n_in": 16000, "n_out": 16000}}]}
 
 
-def _huge_file(path, **members):
-    with zipfile.ZipFile(path, "w") as z:
+def _huge_file(path, method=zipfile.ZIP_STORED, **members):
+    with zipfile.ZipFile(path, "w", method) as z:
         z.writestr("config.npy", _npy(np.array(json.dumps(_HUGE))))
         for name, data in members.items():
             z.writestr(name, data)
@@ -244,7 +244,7 @@ def _claim_size(path, member, size):
 
 
 @pytest.mark.parametrize("variant", ["missing", "small-header", "header-claims-all",
-                                     "directory-lies"])
+                                     "directory-lies", "deflate-lies"])
 def test_small_file_declaring_a_huge_layer_allocates_nothing(backend, tmp_path, variant):
     """A 1 KB file whose description declares Dense(16000, 16000) (2 GB of weights)."""
     path = tmp_path / "huge.npz"
@@ -256,14 +256,21 @@ def test_small_file_declaring_a_huge_layer_allocates_nothing(backend, tmp_path, 
     members = {"missing": {},
                "small-header": {"0.W.npy": _npy(np.zeros((2, 2))), "0.b.npy": _npy(np.zeros(2))},
                "header-claims-all": {"0.W.npy": claim + bytes(64)},
-               "directory-lies": {"0.W.npy": claim + bytes(64)}}[variant]
-    _huge_file(path, **members)
+               "directory-lies": {"0.W.npy": claim + bytes(64)},
+               "deflate-lies": {"0.W.npy": claim + bytes(64)}}[variant]
+    if variant == "deflate-lies":
+        _huge_file(path, zipfile.ZIP_DEFLATED, **members)
+        _patch(path, "0.W.npy", 22, 24, "<I", len(claim) + 16000 * 16000 * 8)
+    else:
+        _huge_file(path, **members)
     if variant == "directory-lies":
         _claim_size(path, "0.W.npy", len(claim) + 16000 * 16000 * 8)
     match = {"missing": "lacks the array '0.W'",
              "small-header": r"0.W has shape \(2, 2\), expected \(16000, 16000\)",
              "header-claims-all": r"the member '0.W' holds \d+ bytes but its header",
-             "directory-lies": r"the member '0.W' extends past the end of the file"}[variant]
+             "directory-lies": r"the member '0.W' extends past the end of the file",
+             "deflate-lies": r"the member '0.W' declares \d+ bytes inflated from \d+, more "
+                             r"than deflate can produce"}[variant]
     out = _load_in_child(path, backend, tmp_path)
     assert out["result"].startswith("ValueError: "), out
     assert out["grown_mb"] < 32, out
