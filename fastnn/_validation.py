@@ -6,6 +6,12 @@ assignment), so the kernels below can assume C-contiguous arrays of the right
 dtype and never convert inside a loop.  Every message names the argument, the
 problem and the shapes involved.  Conversion always copies when it must change
 anything, so a caller's array is never modified.
+
+A masked array (``numpy.ma.MaskedArray``) is taken at its word: with no
+masked element it is its data, with any masked element it is refused --
+``numpy.asarray`` would silently hand over whatever the masked slots hold.
+Integer arguments are Python or NumPy integers (``numbers.Integral``), never
+bools; flags are Python or NumPy bools, never strings or numbers.
 """
 
 from __future__ import annotations
@@ -30,9 +36,44 @@ def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     return dt
 
 
+def unmasked(a: Any, name: str) -> Any:
+    """``a`` itself, or the data of a masked array none of whose elements is masked.
+
+    Parameters
+    ----------
+    a : object
+        Anything; only a ``numpy.ma.MaskedArray`` is looked at.
+    name : str
+        The argument's name in the message.
+
+    Returns
+    -------
+    object
+        ``a``, or ``a.data`` (the same memory, never modified) for a masked array.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is a masked array with at least one masked element.
+    """
+    if not isinstance(a, np.ma.MaskedArray):
+        return a
+    mask = np.ma.getmaskarray(a)
+    if mask.any():
+        first = tuple(int(i) for i in np.argwhere(mask)[0])
+        raise ValueError(f"{name} is a masked array with {int(mask.sum())} masked value(s) "
+                         f"(first at index {first}, shape {a.shape}); fastnn does not guess "
+                         f"them: fill or drop the masked values first (e.g. {name}.filled(v), "
+                         "or keep the rows without any)")
+    return np.ma.getdata(a)
+
+
 def as_numeric(a: ArrayLike, name: str) -> NDArray[Any]:
-    """``a`` as an ndarray of real numbers (bool, int or float), else a TypeError."""
-    arr = np.asarray(a)
+    """``a`` as an ndarray of real numbers (bool, int or float), else a TypeError.
+
+    A masked array with a masked element is a ValueError (see ``unmasked``).
+    """
+    arr = np.asarray(unmasked(a, name))
     if arr.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers; got an array of dtype {arr.dtype} "
@@ -123,6 +164,13 @@ def check_int(value: Any, name: str, *, minimum: int | None = None,
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A Python or NumPy bool, as a bool; anything else (``"no"``, 0, None) is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_float(value: Any, name: str, *, minimum: float | None = None,

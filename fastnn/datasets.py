@@ -148,6 +148,7 @@ def spirals(n_per_class: int = 100, n_classes: int = 3, noise: float = 0.2,
     n_per_class = check_int(n_per_class, "n_per_class", minimum=1)
     n_classes = check_int(n_classes, "n_classes", minimum=2)
     noise = check_float(noise, "noise", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0, allow_none=True)
     rng = np.random.default_rng(seed)
     X = np.empty((n_per_class * n_classes, 2))
     y = np.repeat(np.arange(n_classes), n_per_class)

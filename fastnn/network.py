@@ -20,14 +20,14 @@ import tempfile
 import threading
 import time
 import warnings
-import zipfile
-import zlib
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._validation import as_float_array, as_samples, check_dtype, check_float, check_int
+from ._archive import NetworkArchive
+from ._validation import (as_float_array, as_samples, check_bool, check_dtype, check_float,
+                          check_int)
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps, ieee_scope
 from .layers import (LAYER_TYPES, Activation, Dense, Dropout, Identity, Layer, LeakyReLU, ReLU,
@@ -473,18 +473,22 @@ class Network:
         optimizer = get_optimizer(optimizer)
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size", minimum=1, allow_none=True)
-        verbose = check_int(int(verbose) if isinstance(verbose, bool) else verbose, "verbose",
-                            minimum=0)
+        verbose = check_int(int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose,
+                            "verbose", minimum=0)
+        shuffle = check_bool(shuffle, "shuffle")
         early_stopping = bool(early_stopping)
         patience = check_int(patience, "patience", minimum=1)
         min_delta = check_float(min_delta, "min_delta", minimum=0.0)
         seed = check_int(seed, "seed", minimum=0, allow_none=True)
         X, T = self._check_data(X, y, loss)
         if validation_data is not None:
-            try:
-                X_val_in, y_val_in = validation_data
-            except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                got = type(validation_data).__name__
+                if isinstance(validation_data, (tuple, list)):
+                    got += f" of length {len(validation_data)}"
+                raise TypeError("validation_data must be a pair (X_val, y_val), a tuple or a "
+                                f"list of two arrays; got {got}")
+            X_val_in, y_val_in = validation_data
             X_val, T_val = self._check_data(X_val_in, y_val_in, loss, "X_val", "y_val")
         rng = np.random.default_rng(seed) if seed is not None else self._shuffle_rng
         n = X.shape[0]
@@ -764,6 +768,13 @@ class Network:
              backend: str | NumpyOps | None = None) -> Network:
         """A Network from a file written by ``save``, bit-exact, with its dtype.
 
+        Safe on untrusted files: only the members the network's description
+        needs are read, each checked (zip entry, dtype, shape, order, size)
+        against that description before its data is read, and never more than
+        that data; a member the description does not need is not read at all.
+        Loading costs the memory of the network the file describes (twice its
+        weights, briefly), no more.
+
         Parameters
         ----------
         path : str or os.PathLike
@@ -774,55 +785,61 @@ class Network:
         Returns
         -------
         Network
+
+        Raises
+        ------
+        ValueError
+            For any problem with the file's content, naming the file and the
+            problem: not a zip archive, no or a damaged description (bad JSON,
+            nested too deeply, unknown layer types or arguments), a missing
+            array, an array of the wrong dtype, shape or order, a member that
+            is encrypted, uses a compression other than stored or deflate,
+            declares sizes it cannot have, is truncated or fails its CRC, a
+            malformed Dropout generator state, NaN or infinite weights.
+        OSError
+            For errors of the file system (no such file, a directory, no
+            permission).
         """
-        # errors of the file system (missing, a directory, no permission) pass as OSError;
-        # anything wrong with the content is a ValueError naming the file
         ops = get_backend(backend)               # a bad backend name is not the file's fault
         with open(os.fspath(path), "rb") as f:
-            if f.read(4) != b"PK\x03\x04":      # np.load would try it as a pickle
+            if f.read(4) != b"PK\x03\x04":
                 raise ValueError(f"{path!s} is not a fastnn network file (not an .npz archive, "
                                  "which save writes)")
-            f.seek(0)
-            try:
-                with np.load(f, allow_pickle=False) as data:
-                    arrays = {key: data[key] for key in data.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-                raise ValueError(f"{path!s} is not a fastnn network file: {exc}") from None
+            with NetworkArchive(f, str(path)) as archive:
+                config = _load_config(archive)
+                try:
+                    dtype = _config_dtype(config.get("dtype"))
+                    layers = _config_layers(config["layers"])
+                except (KeyError, AttributeError, TypeError, ValueError) as exc:
+                    raise ValueError(f"{path!s} holds a damaged network description: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                # every array the description declares is checked and read before the
+                # network (and its initial weights of that size) is made
+                arrays: dict[str, NDArray[Any]] = {}
+                for key, shape in _param_shapes(layers):
+                    if not archive.has(key):
+                        raise ValueError(f"{path!s} lacks the array {key!r}")
+                    arrays[key] = archive.read_array(key, shape, dtype)
+                states = {i: _load_rng_state(archive, f"{i}.rng")
+                          for i, layer in enumerate(layers)
+                          if hasattr(layer, "seed") and hasattr(layer, "step")}
         try:
-            config = json.loads(str(arrays.pop("config")))
-            if not isinstance(config, dict) or config.get("format") != "fastnn":
-                raise ValueError("missing fastnn header")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path!s} is not a fastnn network file ({exc})") from None
-        if config.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path!s} has format version {config.get('version')!r}; this "
-                             f"fastnn reads version {FORMAT_VERSION}")
-        try:
-            layers: list[Layer] = []
-            for spec in config["layers"]:
-                if spec.get("type") not in LAYER_TYPES:
-                    raise ValueError(f"unknown layer type {spec.get('type')!r}")
-                layers.append(LAYER_TYPES[spec["type"]](**spec["config"]))
-            net = cls(layers, backend=ops, dtype=config["dtype"], seed=config.get("seed"))
+            net = cls(layers, backend=ops, dtype=dtype, seed=config.get("seed"))
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise ValueError(f"{path!s} holds a damaged network description: "
                              f"{type(exc).__name__}: {exc}") from None
         for key, param, _ in net.parameters():
-            if key not in arrays:
-                raise ValueError(f"{path!s} lacks the array {key!r}")
-            if arrays[key].shape != param.shape:
-                raise ValueError(f"{path!s}: {key} has shape {arrays[key].shape}, "
-                                 f"expected {param.shape}")
+            if key not in arrays:                    # _param_shapes disagrees with the layers
+                raise RuntimeError(f"load expected no parameter {key!r}: _param_shapes does not "
+                                   f"know {net.layers[int(key.split('.')[0])]!r}")
             try:
-                param[...] = as_float_array(arrays[key], net.dtype, key)
+                param[...] = as_float_array(arrays.pop(key), net.dtype, key)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path!s}: {exc}") from None
-        for i, layer in enumerate(net.layers):
-            if f"{i}.rng" in arrays:
-                layer.seed, layer.step = (  # type: ignore[attr-defined]
-                    int(v) for v in arrays[f"{i}.rng"])
+        for i, (seed, step) in states.items():
+            layer = net.layers[i]
+            layer.seed, layer.step = seed, step  # type: ignore[attr-defined]
         return net
-
 
     # ----------------------------------------------------------- PyTorch
     def to_torch(self) -> Any:
@@ -959,6 +976,88 @@ class Network:
             if bias is not None:
                 layer.b = bias.detach().cpu().numpy()
         return net
+
+# ------------------------------------------------------------ load's checks
+def _load_config(archive: NetworkArchive) -> dict[str, Any]:
+    """The file's network description, a JSON object read within a size limit."""
+    path = archive.path
+    if not archive.has("config"):
+        raise ValueError(f"{path} is not a fastnn network file (it has no 'config' member, the "
+                         "network description save writes)")
+    text = archive.read_text("config")
+    try:
+        config = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{path} is not a fastnn network file (its description is nested too "
+                         "deeply to be one)") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a fastnn network file ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != "fastnn":
+        raise ValueError(f"{path} is not a fastnn network file (missing fastnn header)")
+    version = config.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {version!r}; this fastnn reads version "
+                         f"{FORMAT_VERSION}")
+    return config
+
+
+def _config_dtype(value: Any) -> np.dtype[Any]:
+    if not isinstance(value, str):
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {value!r}")
+    return check_dtype(value)
+
+
+def _config_layers(specs: Any) -> list[Layer]:
+    if not isinstance(specs, list):
+        raise TypeError(f"layers must be a list, got a {type(specs).__name__}")
+    return [_config_layer(i, spec) for i, spec in enumerate(specs)]
+
+
+def _config_layer(index: int, spec: Any) -> Layer:
+    """Layer ``index`` of a description: {"type": name, "config": {argument: value}}.
+
+    Nothing is allocated: a layer's arrays are made when a Network builds it.
+    """
+    if not isinstance(spec, dict):
+        raise TypeError(f"layer {index} is a {type(spec).__name__}, not an object")
+    kind = spec.get("type")
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}")
+    args = spec["config"]
+    if not isinstance(args, dict):
+        raise TypeError(f"layer {index}'s config is a {type(args).__name__}, not an object")
+    for name, value in args.items():
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise TypeError(f"layer {index}'s argument {name!r} is a {type(value).__name__}; "
+                            "layer arguments are numbers, strings, booleans or null")
+    return LAYER_TYPES[kind](**args)
+
+
+def _param_shapes(layers: list[Layer]) -> list[tuple[str, tuple[int, ...]]]:
+    """(key, shape) of each parameter a Network of ``layers`` has, in ``parameters()`` order,
+    from the layers' arguments alone (before any array of that size exists)."""
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense):
+            shapes.append((f"{i}.W", (layer.n_in, layer.n_out)))
+            if layer.bias:
+                shapes.append((f"{i}.b", (layer.n_out,)))
+        elif layer.param_names:
+            raise TypeError(f"load cannot tell the parameter shapes of {layer!r}")
+    return shapes
+
+
+def _load_rng_state(archive: NetworkArchive, key: str) -> tuple[int, int]:
+    """A Dropout layer's (seed, step): a uint64 array of shape (2,)."""
+    if not archive.has(key):
+        raise ValueError(f"{archive.path} lacks the array {key!r} (the Dropout layer's "
+                         "generator state, which save writes)")
+    seed, step = (int(v) for v in archive.read_array(key, (2,), np.dtype(np.uint64)))
+    if step >= 2**63:
+        raise ValueError(f"{archive.path}: {key} holds the step count {step}, beyond any "
+                         "training (at most 2**63 - 1)")
+    return seed, step
+
 
 def _diverged(epoch: int) -> FloatingPointError:
     """The error ``fit`` raises (0-based epoch) when a batch's loss is NaN or infinite,

@@ -39,6 +39,7 @@ class Perceptron:
     def __init__(self, n_inputs: int, *, seed: int | None = None, backend: str | None = None,
                  dtype: DTypeLike = "float64") -> None:
         self.n_inputs = check_int(n_inputs, "n_inputs", minimum=1)
+        seed = check_int(seed, "seed", minimum=0, allow_none=True)
         self.dtype = check_dtype(dtype)
         self.ops = get_backend(backend)
         rng = np.random.default_rng(seed)

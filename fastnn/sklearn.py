@@ -78,6 +78,7 @@ except ImportError:  # scikit-learn < 1.6: the same function was a method
         return estimator._validate_data(*args, **kwargs)
 
 from . import layers as _layers
+from ._validation import unmasked
 from .backends import available_backends
 from .losses import CrossEntropyLoss, MSELoss
 from .network import Network
@@ -259,6 +260,7 @@ class _BaseMLP(BaseEstimator):
         self._check_params()
         first = (not hasattr(self, "network_")
                  or (not self.warm_start and not incremental))
+        X, y = unmasked(X, "X"), unmasked(y, "y")       # masked values: refused
         X, T = self._validate_input(X, y, incremental, reset=first)
         n_outputs = self._n_network_outputs(T)
         if self.early_stopping and incremental:
@@ -394,6 +396,7 @@ class _BaseMLP(BaseEstimator):
 
     def _check_X(self, X):
         check_is_fitted(self)
+        X = unmasked(X, "X")
         return _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
 
     # -------------------------------------------------------- pickling

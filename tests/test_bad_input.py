@@ -225,6 +225,19 @@ def _nan_at(a, index, value=np.nan):
     return a
 
 
+def _masked(a, *indices):
+    """``a`` as a masked array with the elements at ``indices`` masked (their data kept)."""
+    m = np.ma.array(np.array(a, dtype=float), mask=False)
+    for index in indices:
+        m[index] = np.ma.masked
+    return m
+
+
+def _masked_msg(name, count, first, shape):
+    return (re.escape(f"{name} is a masked array with {count} masked value(s) (first at index "
+                      f"{first}, shape {shape})") + ".*fill or drop the masked values first")
+
+
 def _forward(n):
     n.forward(X4)
 
@@ -397,6 +410,54 @@ CASES = [
          r"unknown optimizer 'rmsprop'; expected an Optimizer"),
     Case("fit-optimizer-of-another-network", _shared_optimizer, ValueError,
          "this SGD already holds the state of another network"),
+    Case("fit-shuffle-str", fit(X4, Y4, shuffle="no"), TypeError,
+         "shuffle must be True or False, got 'no'"),
+    Case("fit-shuffle-int", fit(X4, Y4, shuffle=0), TypeError,
+         "shuffle must be True or False, got 0"),
+    Case("fit-validation-dict", fit(X4, Y4, validation_data={"X": X4, "y": Y4}), TypeError,
+         r"validation_data must be a pair \(X_val, y_val\), a tuple or a list of two arrays; "
+         r"got dict$"),
+    Case("fit-validation-triple", fit(X4, Y4, validation_data=(X4, Y4, Y4)), TypeError,
+         r"validation_data must be a pair .*; got tuple of length 3$"),
+    Case("fit-masked-X", fit(_masked(X4, (1, 0)), Y4), ValueError,
+         _masked_msg("X", 1, (1, 0), (4, 2))),
+    Case("fit-masked-y", fit(X4, _masked(Y4, 2, 3)), ValueError, _masked_msg("y", 2, (2,), (4,))),
+    Case("fit-masked-labels", fit(X4, _masked(L4, 0), net=_clf, loss="cross_entropy"),
+         ValueError, _masked_msg("y", 1, (0,), (4,))),
+    Case("fit-masked-X-val", fit(X4, Y4, validation_data=(_masked(X4, (3, 1)), Y4)), ValueError,
+         _masked_msg("X_val", 1, (3, 1), (4, 2))),
+    Case("fit-masked-y-val", fit(X4, Y4, validation_data=[X4, _masked(Y4, 1)]), ValueError,
+         _masked_msg("y_val", 1, (1,), (4,))),
+    Case("predict-masked", method("predict", _masked(X4, (0, 1))), ValueError,
+         _masked_msg("X", 1, (0, 1), (4, 2))),
+    Case("forward-masked", method("forward", _masked(X4, (2, 0))), ValueError,
+         _masked_msg("X", 1, (2, 0), (4, 2))),
+    Case("evaluate-masked-y", evaluate(X4, _masked(Y4, 0)), ValueError,
+         _masked_msg("y", 1, (0,), (4,))),
+    Case("backward-masked", method("backward", _masked(np.ones((4, 1)), (3, 0)), before=_forward),
+         ValueError, _masked_msg("grad", 1, (3, 0), (4, 1))),
+    Case("dense-forward-masked", layer_call(0, "forward", _masked(X4, (0, 0))), ValueError,
+         _masked_msg("X", 1, (0, 0), (4, 2))),
+    Case("W-masked", assign("W", _masked(np.ones((2, 4)), (1, 3))), ValueError,
+         _masked_msg("Dense.W", 1, (1, 3), (2, 4))),
+    Case("mse-masked-pred", loss_call(MSELoss(), _masked([0.5, 1.0], 1), [0.0, 1.0]), ValueError,
+         _masked_msg("pred", 1, (1,), (2,))),
+    Case("perceptron-masked-X", call(lambda X, y: fastnn.Perceptron(2, seed=0).fit(X, y),
+                                     _masked(X4, (1, 1)), Y4),
+         ValueError, _masked_msg("X", 1, (1, 1), (4, 2))),
+    Case("perceptron-predict-masked", call(lambda X: fastnn.Perceptron(2, seed=0).predict(X),
+                                           _masked([1.0, 2.0], 0)),
+         ValueError, _masked_msg("X", 1, (0, 0), (1, 2))),
+    Case("perceptron-seed-bool", call(fastnn.Perceptron, 2, seed=True, backend_arg=True),
+         TypeError, "seed must be an integer, got True"),
+    Case("perceptron-seed-negative", call(fastnn.Perceptron, 2, seed=-1, backend_arg=True),
+         ValueError, "seed must be >= 0, got -1"),
+    Case("spirals-seed-bool", call(fastnn.datasets.spirals, 5, 3, seed=np.True_), TypeError,
+         "seed must be an integer, got np.True_"),
+    Case("spirals-seed-float", call(fastnn.datasets.spirals, 5, 3, seed=1.5), TypeError,
+         "seed must be an integer, got 1.5"),
+    Case("spirals-seed-negative", call(fastnn.datasets.spirals, 5, 3, seed=np.int64(-2)),
+         ValueError, "seed must be >= 0, got -2"),
 
     # --- predict / forward / evaluate / backward
     Case("predict-wrong-features", method("predict", np.zeros((4, 3))), ValueError, _FEAT),
@@ -568,7 +629,7 @@ CASES = [
     Case("load-truncated", load(_truncated), ValueError,
          "net.npz is not a fastnn network file: File is not a zip file"),
     Case("load-no-config", load(lambda p: np.savez(p, x=np.zeros(2))), ValueError,
-         r"net.npz is not a fastnn network file \('config'\)"),
+         r"net.npz is not a fastnn network file \(it has no 'config' member"),
     Case("load-not-fastnn", load(_npz({"format": "other"})), ValueError,
          "is not a fastnn network file .missing fastnn header"),
     Case("load-config-not-json", load(_npz("{not json")), ValueError,
@@ -597,7 +658,7 @@ CASES = [
          r"net.npz: 0.W contains NaN or infinity \(first at index \(0, 0\)"),
     Case("load-str-weights",
          load(_npz(_GOOD, **{"0.W": np.full((2, 1), "a"), "0.b": np.zeros(1)})), ValueError,
-         "net.npz: 0.W " + _REAL + "<U1"),
+         "net.npz: the member '0.W' has dtype <U1, expected float64"),
     Case("load-unknown-backend", lambda b: load(_saved)("nope"), ValueError,
          "unknown backend 'nope'"),
 
@@ -646,6 +707,13 @@ CASES = [
          "alpha must be >= 0"),
     Case("sk-dtype", sk("reg", {"dtype": "int32"}, X4, Y4), ValueError,
          "dtype must be 'float64' or 'float32'"),
+    Case("sk-clf-masked-X", sk("clf", {}, _masked(X4, (2, 1)), L4), ValueError,
+         _masked_msg("X", 1, (2, 1), (4, 2))),
+    Case("sk-reg-masked-y", sk("reg", {}, X4, _masked(Y4, 3)), ValueError,
+         _masked_msg("y", 1, (3,), (4,))),
+    Case("sk-predict-masked", sk("clf", {}, _masked(X4, (0, 0)), None, fit_first=(X4, L4),
+                                 what="predict"),
+         ValueError, _masked_msg("X", 1, (0, 0), (4, 2))),
 ]
 
 
@@ -704,11 +772,14 @@ def _in_child(backend, ids):
     """Run rows in child processes; a row that kills its process gets a "crash" record
     (with the signal) and the sweep goes on after it in a new child."""
     here = os.path.dirname(os.path.abspath(__file__))
+    # the same fastnn as these tests (the source tree under FASTNN_EDITABLE=1)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root)
     results = {}
     ids = list(ids)
     while ids:
         proc = subprocess.run([sys.executable, "-c", _CHILD, here, backend, *ids],
-                              capture_output=True, text=True, cwd=here, timeout=300)
+                              capture_output=True, text=True, cwd=here, timeout=300, env=env)
         started = None
         for line in proc.stdout.splitlines():
             record = json.loads(line)

@@ -254,3 +254,72 @@ def test_sklearn_odd_inputs_give_the_clean_result(backend, kind, rng):
         assert est.loss_curve_ == clean.loss_curve_, name
         for before, after in zip(snapshots, (Xv, yv)):
             np.testing.assert_array_equal(np.asarray(after), before, err_msg=name)
+
+
+# ------------------------------------- NumPy integers, NumPy bools, masked arrays
+@pytest.mark.parametrize("kind", [np.int64, np.int32, np.uint8], ids=lambda k: k.__name__)
+def test_numpy_integers_are_integers(backend, kind):
+    """Every public integer argument takes a NumPy integer scalar, with the result of the
+    Python int (set_num_threads is tested with the backends)."""
+    def run(i):
+        net = Network([Dense(i(2), i(3)), ReLU(), Dropout(0.25), Dense(i(3), i(1))],
+                      backend=backend, seed=i(4))
+        history = net.fit(X4, Y4, loss="mse", optimizer=SGD(0.1), epochs=i(3),
+                          batch_size=i(2), seed=i(5), early_stopping=True, patience=i(2),
+                          verbose=i(0))
+        per = Perceptron(i(2), seed=i(6), backend=backend)
+        mistakes = per.fit(*fastnn.datasets.and_gate(), epochs=i(7))
+        Xs, ys = fastnn.datasets.spirals(i(5), i(3), seed=i(8))
+        return ([p.copy() for _, p, _ in net.parameters()], history.loss, net.layers[0].config(),
+                per.weights.copy(), mistakes, Xs, ys)
+
+    for got, want in zip(run(kind), run(int)):
+        if isinstance(want, list) and want and isinstance(want[0], np.ndarray):
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_array_equal(got, want)
+    assert type(Dense(kind(2), kind(3)).n_in) is int       # a config save can write as JSON
+
+
+def test_numpy_integers_in_the_sklearn_estimators(backend):
+    sk = pytest.importorskip("fastnn.sklearn")
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    y = (X[:, 0] > 0).astype(int)
+
+    def fitted(i):
+        est = sk.MLPClassifier(hidden_layer_sizes=(i(3), i(2)), max_iter=i(4), batch_size=i(5),
+                               random_state=i(6), n_iter_no_change=i(2), backend=backend)
+        with pytest.warns(Warning):
+            return est.fit(X, y)
+
+    a, b = fitted(np.int64), fitted(int)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_shuffle_takes_numpy_bools(backend):
+    def trained(flag):
+        net = _reg(backend)
+        _fit(net, X4, Y4, batch_size=1, shuffle=flag, seed=0)    # seed 1: in order
+        return net.predict(X4)
+
+    np.testing.assert_array_equal(trained(np.False_), trained(False))
+    np.testing.assert_array_equal(trained(np.True_), trained(True))
+    assert not np.array_equal(trained(True), trained(False))
+
+
+def test_masked_arrays_with_nothing_masked_are_their_data(backend):
+    """The decision: a masked array with no masked element is accepted (its data
+    used, untouched); any masked element is refused (tests/test_bad_input.py)."""
+    Xm = np.ma.array(X4, mask=np.zeros(X4.shape, bool))
+    ym = np.ma.array(Y4)                                       # mask: nomask
+    a, b = _reg(backend), _reg(backend)
+    ha = _fit(a, Xm, ym, validation_data=(Xm, ym), batch_size=2)
+    hb = _fit(b, X4, Y4, validation_data=(X4, Y4), batch_size=2)
+    assert ha.loss == hb.loss and ha["val_loss"] == hb["val_loss"]
+    np.testing.assert_array_equal(a.predict(Xm), b.predict(X4))
+    assert a.evaluate(Xm, ym, loss="mse") == b.evaluate(X4, Y4, loss="mse")
+    a.layers[0].W = np.ma.array(np.ones((2, 4)))
+    assert type(a.layers[0].W) is np.ndarray and (a.layers[0].W == 1).all()
+    assert not Xm.mask.any() and np.array_equal(Xm.data, X4)
