@@ -19,10 +19,11 @@ permission) pass as ``OSError``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zipfile
 import zlib
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,6 +101,19 @@ class NetworkArchive:
     def has(self, key: str) -> bool:
         """Whether the archive has a member for ``key`` (``"0.W"``: ``0.W.npy``)."""
         return key + ".npy" in self._members
+
+    @contextlib.contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """Reading member ``key``: a refusal or damage becomes a ValueError naming the
+        file and the member; KeyError (no such member) passes."""
+        try:
+            yield
+        except KeyError:
+            raise
+        except _Refused as exc:             # a plain ValueError for the caller
+            raise ValueError(str(exc)) from None
+        except _DAMAGED as exc:
+            raise ValueError(f"{self.path}: the member {key!r} is damaged: {exc}") from None
 
     def _fail(self, key: str, problem: str) -> ValueError:
         return _Refused(f"{self.path}: the member {key!r} {problem}")
@@ -209,7 +223,7 @@ class NetworkArchive:
         """
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
-        try:
+        with self._reading(key):
             fp, got, got_shape, fortran, _ = self._open(key, nbytes)
             with fp:
                 if got.newbyteorder("<") != dtype.newbyteorder("<"):
@@ -221,12 +235,6 @@ class NetworkArchive:
                 if fortran:
                     raise self._fail(key, "is stored in Fortran order; save writes C order")
                 out = self._read_data(key, fp, got, shape, nbytes)
-        except KeyError:
-            raise
-        except _Refused as exc:             # a plain ValueError for the caller
-            raise ValueError(str(exc)) from None
-        except _DAMAGED as exc:
-            raise ValueError(f"{self.path}: the member {key!r} is damaged: {exc}") from None
         return out if out.dtype.isnative else out.astype(out.dtype.newbyteorder("="))
 
     def read_text(self, key: str, max_bytes: int = MAX_CONFIG_BYTES) -> str:
@@ -239,7 +247,7 @@ class NetworkArchive:
         ValueError
             If the member is anything else, larger, or damaged.
         """
-        try:
+        with self._reading(key):
             fp, got, shape, _, nbytes = self._open(key, max_bytes)
             with fp:
                 if got.kind != "U" or shape != ():
@@ -248,10 +256,4 @@ class NetworkArchive:
                 raw = self._read_data(key, fp, np.dtype(np.uint8), (nbytes,), nbytes)
             codec = "utf-32-be" if got.str[0] == ">" else "utf-32-le"
             text: str = raw.tobytes().decode(codec).rstrip("\0")
-        except KeyError:
-            raise
-        except _Refused as exc:             # a plain ValueError for the caller
-            raise ValueError(str(exc)) from None
-        except _DAMAGED as exc:
-            raise ValueError(f"{self.path}: the member {key!r} is damaged: {exc}") from None
         return text
