@@ -97,11 +97,19 @@ class History:
         return self.history[key]
 
     def __getattr__(self, key: str) -> list[float]:
+        # Only called for names that are not attributes.  ``history`` is read
+        # from __dict__ with .get: pickle and copy make an instance without
+        # running __init__ and look up names such as __setstate__ on it, which
+        # must raise AttributeError (a KeyError there broke pickling, and hung
+        # a multiprocessing.Pool whose worker returned a History).
+        records = self.__dict__.get("history")
+        if records is None or key.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
         try:
-            return self.__dict__["history"][key]
+            return records[key]
         except KeyError:
             raise AttributeError(f"History has no record {key!r}; it has "
-                                 f"{sorted(self.__dict__['history'])}") from None
+                                 f"{sorted(records)}") from None
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epochs)}, keys={sorted(self.history)})"

@@ -532,6 +532,63 @@ def test_memory_stays_flat_over_a_thousand_fit_and_predict_calls(backend, tmp_pa
     assert growth < 10 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB: {result}"
 
 
+# ----------------------------------------------------------------- History
+def test_history_pickles_and_copies(backend):
+    """A History survives pickle, copy and deepcopy with every field."""
+    X, y = _data()
+    history = _mlp(backend).fit(X, y, loss="cross_entropy", optimizer=SGD(0.1), epochs=3,
+                                validation_data=(X[:50], y[:50]), early_stopping=True,
+                                patience=1)
+    for twin in (pickle.loads(pickle.dumps(history)), copy.copy(history),
+                 copy.deepcopy(history)):
+        assert twin is not history
+        assert twin.history == history.history and twin.loss == history.loss
+        assert twin.epochs == history.epochs and twin.best_epoch == history.best_epoch
+        assert twin.stopped_epoch == history.stopped_epoch
+        assert twin.interrupted == history.interrupted
+        with pytest.raises(AttributeError, match="no record 'accuracy'"):
+            twin.accuracy
+    deep = copy.deepcopy(history)
+    deep.loss.append(1.0)
+    assert len(deep.loss) == len(history.loss) + 1         # deep: its own lists
+
+
+_POOL_CHILD = r"""
+import json, multiprocessing, sys
+import numpy as np
+import fastnn
+
+
+def train(seed):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    net = fastnn.Network([fastnn.Dense(3, 4), fastnn.Tanh(), fastnn.Dense(4, 1)], seed=seed,
+                         backend=sys.argv[1])
+    return net.fit(X, y, loss="mse", optimizer=fastnn.SGD(0.1), epochs=2)
+
+
+with multiprocessing.get_context(sys.argv[2]).Pool(2) as pool:
+    # a History that does not unpickle kills the pool's result thread: .get
+    # would wait forever, hence the timeout
+    histories = pool.map_async(train, [0, 1]).get(timeout=60)
+print(json.dumps([[type(h).__name__, len(h.loss), h.epochs] for h in histories]), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the child pool uses fork")
+def test_history_comes_back_from_a_multiprocessing_pool(backend, tmp_path):
+    """A Pool worker returning a History: the parent gets it (it used to hang)."""
+    proc = _child(_POOL_CHILD, backend, "fork", cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == [["History", 2, [0, 1]]] * 2
+
+
 # -------------------------------------------------------------------- save
 def _fill(net, value):
     for _, param, _ in net.parameters():
