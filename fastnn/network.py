@@ -10,13 +10,15 @@ in the same order and gives the same weights.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
 import os
+import secrets
 import signal
+import stat
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -705,12 +707,24 @@ class Network:
 
         The file is written beside ``path`` and renamed over it, so a failure
         part-way leaves any previous file intact (a process killed mid-save
-        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).
+        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).  A new file
+        gets the permissions ``open(path, "w")`` would give it (0666 less the
+        umask); a file replaced keeps its permission bits.  When ``path`` is
+        a symbolic link, the file it points to is replaced (written beside
+        it, in its directory) and the link is left as it is.
 
         Parameters
         ----------
         path : str or os.PathLike
             The file to write (NumPy's ``.npz`` format, no pickles).
+
+        Raises
+        ------
+        ValueError
+            If a parameter holds NaN or infinity (the message names it and
+            the first bad index): ``load`` refuses such a file, so ``save``
+            writes nothing rather than a model that cannot be reopened, and
+            any previous file at ``path`` is left as it was.
         """
         path = os.fspath(path)
         config = {"format": "fastnn", "version": FORMAT_VERSION, "dtype": self.dtype.name,
@@ -719,18 +733,23 @@ class Network:
                              for layer in self.layers]}
         arrays: dict[str, NDArray[Any]] = {"config": np.array(json.dumps(config))}
         for key, param, _ in self.parameters():
+            try:
+                as_float_array(param, self.dtype, f"parameter {key!r}")  # load's check
+            except ValueError as exc:
+                raise ValueError(f"cannot save to {path!s}: {exc}; load refuses non-finite "
+                                 "weights, so nothing was written") from None
             arrays[key] = param
         for i, layer in enumerate(self.layers):
             if hasattr(layer, "seed") and hasattr(layer, "step"):
                 arrays[f"{i}.rng"] = np.array([layer.seed, layer.step], dtype=np.uint64)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npz.tmp", dir=directory)
+        target = os.path.realpath(path)         # through symlinks: the link stays
+        fd, tmp = _create_beside(target)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -938,6 +957,42 @@ class Network:
             if bias is not None:
                 layer.b = bias.detach().cpu().numpy()
         return net
+
+def _create_beside(target: str) -> tuple[int, str]:
+    """A new, hidden temporary file in ``target``'s directory: (fd open for writing, path).
+
+    Its permissions are those of ``target`` when it exists, else what
+    ``open(target, "w")`` would give (0666 less the umask, applied by the
+    system) -- not mkstemp's 0600, which would lock other users out of a
+    saved model.  Created with O_EXCL under a random name (retried when
+    taken), so it never opens someone else's file.
+    """
+    directory = os.path.dirname(target)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".fastnn-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                else:                               # Windows: by name
+                    os.chmod(tmp, mode)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name beside the target",
+                          directory)
+
 
 def _diverged(epoch: int) -> FloatingPointError:
     """The error ``fit`` raises (0-based epoch) when a batch's loss is NaN or infinite,

@@ -631,6 +631,93 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(failure, tmp_pat
     assert all((p == 1.0).all() for _, p, _ in loaded.parameters())
 
 
+@pytest.fixture
+def _umask():
+    """Set the process umask for one test (restored after)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_save_gives_a_new_file_the_umask_mode_and_keeps_an_existing_files_mode(
+        _umask, tmp_path):
+    """A new file gets 0666 less the umask, as open(path, "w") gives; a
+    replaced file keeps its mode (it used to become mkstemp's 0600)."""
+    net = _mlp("numpy")
+    for umask, expected in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
+        _umask(umask)
+        path = tmp_path / f"new-{umask:o}.npz"
+        net.save(path)
+        with open(tmp_path / f"plain-{umask:o}", "w"):
+            pass
+        assert (path.stat().st_mode & 0o777, (tmp_path / f"plain-{umask:o}").stat().st_mode
+                & 0o777) == (expected, expected)
+    _umask(0o077)
+    path = tmp_path / "shared.npz"
+    net.save(path)
+    for mode in (0o644, 0o640, 0o604):
+        path.chmod(mode)
+        _fill(net, float(mode))
+        net.save(path)
+        assert path.stat().st_mode & 0o777 == mode
+        assert all((p == mode).all() for _, p, _ in Network.load(path).parameters())
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]   # no temporary
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_save_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_path):
+    """Saving to a symlink writes the file it points to (in the target's
+    directory, atomically) and leaves the link a link -- it used to replace
+    the link by a regular file and leave the target stale."""
+    models, links = tmp_path / "models", tmp_path / "links"
+    models.mkdir()
+    links.mkdir()
+    target, link = models / "v1.npz", links / "current.npz"
+    net = _mlp("numpy")
+    _fill(net, 1.0)
+    net.save(target)
+    target.chmod(0o640)
+    link.symlink_to(os.path.join("..", "models", "v1.npz"))   # relative, to another directory
+    _fill(net, 2.0)
+    net.save(link)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "models", "v1.npz")
+    assert target.stat().st_mode & 0o777 == 0o640
+    for p in (target, link):
+        assert all((q == 2.0).all() for _, q, _ in Network.load(p).parameters())
+    assert os.listdir(models) == ["v1.npz"] and os.listdir(links) == ["current.npz"]
+    # a dangling link: the file is created where it points
+    dangling = links / "next.npz"
+    dangling.symlink_to(models / "v2.npz")
+    net.save(dangling)
+    assert dangling.is_symlink() and (models / "v2.npz").is_file()
+    assert all((q == 2.0).all() for _, q, _ in Network.load(models / "v2.npz").parameters())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_save_refuses_non_finite_weights_that_load_would_refuse(bad, backend, tmp_path):
+    """save and load agree: a weight load would refuse (NaN, inf) is refused
+    by save, with a ValueError naming the parameter and the index, and
+    nothing is written -- an earlier file stays as it was."""
+    net = _mlp(backend)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    original = path.read_bytes()
+    net.layers[3].b[1] = bad                    # layer 3's bias: key "3.b"
+    with pytest.raises(ValueError, match=r"parameter '3\.b'.*index \(1,\)"):
+        net.save(path)
+    with pytest.raises(ValueError, match="parameter '3.b'"):
+        net.save(tmp_path / "other.npz")
+    assert os.listdir(tmp_path) == ["net.npz"] and path.read_bytes() == original
+    # what save refuses is exactly what load refuses
+    arrays = dict(np.load(path))
+    arrays["3.b"] = net.layers[3].b
+    np.savez(tmp_path / "forged.npz", **arrays)
+    with pytest.raises(ValueError):
+        Network.load(tmp_path / "forged.npz")
+
+
 _SAVE_CHILD = r"""
 import sys
 import fastnn
