@@ -284,9 +284,16 @@ class Network:
                 yield f"{i}.{name}", param, grads[name]
 
     # ------------------------------------------------------------ passes
-    def _forward(self, X: NDArray[Any], training: bool, keep: bool = True) -> NDArray[Any]:
-        """The layers on X; ``keep=False`` (inference) leaves every layer's state alone."""
+    def _forward(self, X: NDArray[Any], training: bool, keep: bool = True,
+                 interrupt: _StopOnInterrupt | None = None) -> NDArray[Any]:
+        """The layers on X; ``keep=False`` (inference) leaves every layer's state alone.
+
+        With ``interrupt`` (fit's), raises ``_BatchInterrupted`` before a layer
+        once Ctrl-C has been asked for.
+        """
         for layer, activation in self._plan:
+            if interrupt is not None and interrupt.requested:
+                raise _BatchInterrupted
             if activation is None:
                 X = layer.forward(X, training=training, keep=keep)
             else:
@@ -334,8 +341,12 @@ class Network:
             out = layer.backward(out)
         return out
 
-    def _backward_no_input_grad(self, grad: NDArray[Any]) -> None:
+    def _backward_no_input_grad(self, grad: NDArray[Any],
+                                interrupt: _StopOnInterrupt | None = None) -> None:
+        """backward without d loss / d input; ``interrupt`` as in ``_forward``."""
         for k, (layer, _) in enumerate(reversed(self._plan)):
+            if interrupt is not None and interrupt.requested:
+                raise _BatchInterrupted
             if k == len(self._plan) - 1 and isinstance(layer, Dense):
                 layer.backward(grad, need_dX=False)
             else:
@@ -546,8 +557,9 @@ class Network:
                           "epochs; the network keeps the weights of the last completed batch",
                           UserWarning, stacklevel=2)
         elif best_params is not None and history.best_epoch != history.epochs[-1]:
-            for (_, param, _), saved in zip(self.parameters(), best_params):
-                param[...] = saved                  # in place: arrays keep their identity
+            with _DeferInterrupt():                 # all of the best epoch's, or none
+                for (_, param, _), saved in zip(self.parameters(), best_params):
+                    param[...] = saved              # in place: arrays keep their identity
         return history
 
     def _epochs_python(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
@@ -558,12 +570,16 @@ class Network:
         """The reference loop, one epoch at a time.
 
         Yields, per epoch, a 1-element array of the summed batch losses (each
-        times its batch size for ``reduction="mean"``).  Returns before the
-        next batch once ``interrupt.requested`` (an unfinished epoch yields
-        nothing).
+        times its batch size for ``reduction="mean"``).  Once
+        ``interrupt.requested`` -- looked at before each batch, between the
+        layers of its forward and backward passes, and before its update --
+        it drops the unfinished batch (giving back the dropout steps it drew)
+        and returns: the weights and optimizer state stay those of the last
+        completed batch, and an unfinished epoch yields nothing.
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
+        dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
         step = optimizer.checked_step(self)    # creates the state, as the native loop does
         for epoch in range(epochs):
             orders = next_orders(1)
@@ -575,11 +591,19 @@ class Network:
                         return
                     idx: Any = (slice(start, start + batch) if order is None
                                 else order[start:start + batch])
-                    out = self._forward(X[idx], training=True)
-                    value, grad = loss.compute(self.ops, out, T[idx])
-                    if not math.isfinite(value):
-                        raise _diverged(epoch)
-                    self._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                    drawn = [layer.step for layer in dropouts]
+                    try:
+                        out = self._forward(X[idx], training=True, interrupt=interrupt)
+                        value, grad = loss.compute(self.ops, out, T[idx])
+                        if not math.isfinite(value):
+                            raise _diverged(epoch)
+                        self._backward_no_input_grad(grad, interrupt)  # type: ignore[arg-type]
+                        if interrupt.requested:     # the last moment to drop the batch
+                            raise _BatchInterrupted
+                    except _BatchInterrupted:
+                        for layer, count in zip(dropouts, drawn):
+                            layer.step = count
+                        return
                     if not step():                  # refused: weights and state unchanged
                         raise _diverged(epoch)
                     total += value * out.shape[0] if mean else value
@@ -595,10 +619,14 @@ class Network:
 
         Each call does about ``seconds_per_call`` of work (whole epochs when
         they are short; the first call runs one batch to measure), so Python
-        -- signals, progress, validation -- is re-entered between calls, never
-        inside a batch.  Yields the epochs' loss sums as ``_epochs_python``
-        does, a chunk of epochs at a time; once ``interrupt.requested`` it
-        yields the chunk's completed epochs and returns.
+        -- progress, validation -- is re-entered between calls, never inside
+        a batch.  During a call (GIL released) SIGINT is caught by the
+        trainer's own C handler when ``interrupt`` is catching: the first
+        stops the call at once, dropping the unfinished batch, and trips
+        ``interrupt``; a second raises KeyboardInterrupt.  Yields the epochs'
+        loss sums as ``_epochs_python`` does, a chunk of epochs at a time; once
+        ``interrupt.requested`` it yields the chunk's completed epochs and
+        returns.
         """
         n = X.shape[0]
         per_epoch_batches = -(-n // batch)
@@ -630,9 +658,12 @@ class Network:
                     began = time.perf_counter()
                     before = epoch * per_epoch_batches + start // batch
                     try:
-                        epoch, start = trainer.run(orders, epoch, start, max_batches, losses)
+                        epoch, start, stopped = trainer.run(orders, epoch, start, max_batches,
+                                                            losses, interrupt.catching)
                     except FloatingPointError as exc:
                         raise _diverged(done + exc.args[1]) from None
+                    if stopped:
+                        interrupt.trip()
                     ran = epoch * per_epoch_batches + start // batch - before
                     elapsed = time.perf_counter() - began
                     if ran and elapsed > 0:
@@ -1081,22 +1112,40 @@ class _Progress:
                   file=sys.stderr if self.bar is not None else sys.stdout, flush=True)
 
 
+class _BatchInterrupted(Exception):
+    """Raised inside a batch of the reference loop once Ctrl-C is requested."""
+
+
 class _StopOnInterrupt:
-    """While ``fit`` runs: Ctrl-C asks training to stop at the next batch boundary.
+    """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
 
     Python's default SIGINT handler raises KeyboardInterrupt wherever the main
     thread happens to be -- possibly between two parameters of an optimizer
     step, leaving the network half-updated.  Inside this context the first
-    SIGINT only sets ``requested`` (the training loops look at it between
-    batches) and puts the previous handler back, so a second Ctrl-C aborts
-    at once as usual.  The handler is installed only from the main thread and
-    only over Python's default one: a custom handler (or a ``fit`` in another
-    thread) is left alone.
+    SIGINT only sets ``requested`` and puts the previous handler back, so a
+    second Ctrl-C aborts at once as usual.  The reference loop looks at
+    ``requested`` between batches and between the layers of a batch.  The
+    compiled trainer runs with the GIL released, where no Python handler can
+    run: while ``catching``, it installs its own C handler for each call,
+    which stops the call inside the batch, and reports the first signal with
+    ``trip`` (a second one during the call raises KeyboardInterrupt).  The
+    handler is installed only from the main thread and only over Python's
+    default one: a custom handler (or a ``fit`` in another thread) is left
+    alone.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: Any = None
+
+    @property
+    def catching(self) -> bool:
+        """Whether the next SIGINT is this guard's (installed, not yet tripped)."""
+        return self._previous is not None and not self.requested
+
+    def trip(self) -> None:
+        """A SIGINT arrived (caught elsewhere, e.g. by the compiled trainer): as ``_handle``."""
+        self._handle(signal.SIGINT, None)
 
     def __enter__(self) -> _StopOnInterrupt:
         if (threading.current_thread() is threading.main_thread()
@@ -1106,8 +1155,40 @@ class _StopOnInterrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+class _DeferInterrupt:
+    """Holds back Ctrl-C over a few statements that must all run (a copy of
+    every parameter), then honours it.
+
+    In the main thread, over Python's default SIGINT handler only (as
+    ``_StopOnInterrupt``): a SIGINT inside the block is recorded, and on
+    leaving the block the default handler is put back and the signal raised
+    again, so KeyboardInterrupt comes right after the block instead of in
+    the middle of it.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._received = False
+
+    def __enter__(self) -> _DeferInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._received = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self._received:
+                signal.raise_signal(signal.SIGINT)
