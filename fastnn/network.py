@@ -600,9 +600,11 @@ class Network:
                         self._backward_no_input_grad(grad, interrupt)  # type: ignore[arg-type]
                         if interrupt.requested:     # the last moment to drop the batch
                             raise _BatchInterrupted
-                    except _BatchInterrupted:
-                        for layer, count in zip(dropouts, drawn):
+                    except (_BatchInterrupted, KeyboardInterrupt) as exc:
+                        for layer, count in zip(dropouts, drawn):   # the batch drew nothing
                             layer.step = count
+                        if isinstance(exc, KeyboardInterrupt):      # a second Ctrl-C
+                            raise
                         return
                     if not step():                  # refused: weights and state unchanged
                         raise _diverged(epoch)
