@@ -444,14 +444,26 @@ class Network:
         backend runs one epoch per native call (Python decides between epochs);
         the numbers are the same as without them.
 
-        Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at the
-        next batch boundary (within about a second) and ``fit`` returns the
+        Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at
+        once, also in the middle of a long batch, and ``fit`` returns the
         History of the completed epochs with ``interrupted=True``, warning
-        once.  The weights and the optimizer state are those after the last
-        completed batch -- never a half-applied update; the best weights of
-        ``early_stopping`` are not restored.  A second Ctrl-C raises
-        KeyboardInterrupt at once.  Under a custom SIGINT handler, or in
-        another thread, signals are left alone.
+        once.  The batch being computed is dropped whole: the weights, the
+        optimizer state and the dropout step counts are those after the last
+        completed batch -- never a half-applied update (only the layers'
+        gradient arrays, ``dW`` and ``db``, may hold partial values of the
+        dropped batch).  The reference backend notices the signal between
+        layers (one NumPy call, e.g. a large product, runs to its end first);
+        the compiled one, whose C code runs with the GIL released, installs
+        its own C handler for each call and notices it between layers and
+        inside its matrix products, within milliseconds.  The best weights
+        of ``early_stopping`` are not restored after an interrupt; a Ctrl-C
+        while they are being copied back at the end of ``fit`` is held until
+        the copy is complete (all of them are the best epoch's), then raises
+        KeyboardInterrupt.  A second Ctrl-C -- before ``fit`` has returned,
+        even while the compiled code still runs, or at any later time --
+        raises KeyboardInterrupt at once; two are never merged into one.
+        Under a custom SIGINT handler, or in another thread, signals are
+        left alone.
 
         The compiled backend releases the GIL while it computes, so separate
         networks train in separate threads at the same time, with the same
