@@ -461,7 +461,8 @@ class Network:
         the copy is complete (all of them are the best epoch's), then raises
         KeyboardInterrupt.  A second Ctrl-C -- before ``fit`` has returned,
         even while the compiled code still runs, or at any later time --
-        raises KeyboardInterrupt at once; two are never merged into one.
+        raises KeyboardInterrupt at once; two are never merged into one
+        (except, on the reference backend, two within a single NumPy call).
         Under a custom SIGINT handler, or in another thread, signals are
         left alone.
 
