@@ -672,12 +672,13 @@ class Network:
                         return
                     began = time.perf_counter()
                     before = epoch * per_epoch_batches + start // batch
+                    catch = interrupt.catching
                     try:
-                        epoch, start, stopped = trainer.run(orders, epoch, start, max_batches,
-                                                            losses, interrupt.catching)
+                        epoch, start = trainer.run(orders, epoch, start, max_batches, losses,
+                                                   catch)
                     except FloatingPointError as exc:
                         raise _diverged(done + exc.args[1]) from None
-                    if stopped:
+                    if catch and trainer.interrupted:
                         interrupt.trip()
                     ran = epoch * per_epoch_batches + start // batch - before
                     elapsed = time.perf_counter() - began

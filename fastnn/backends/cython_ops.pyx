@@ -576,8 +576,14 @@ cdef class Trainer:
     once, points the C stages at them (the parameters, gradients and
     optimizer state are updated in place), and owns the C workspace until
     ``close``.
+
+    Attributes
+    ----------
+    interrupted : bool
+        Whether the last ``run`` was stopped by a SIGINT it caught (see ``run``).
     """
 
+    cdef readonly bint interrupted
     cdef fastnn_trainer *_trainer
     cdef fastnn_stage *_stages
     cdef fastnn_train_spec _spec
@@ -686,8 +692,9 @@ cdef class Trainer:
         """Train from batch position (epoch, start) for at most ``max_batches`` batches.
 
         orders: None (samples in order) or int64 (len(losses), n) permutations;
-        losses[e] accumulates epoch e's batch losses.  Returns ``(epoch, start,
-        interrupted)``: the position reached and whether a SIGINT arrived.
+        losses[e] accumulates epoch e's batch losses.  Returns the position
+        reached, ``(epoch, start)``; ``interrupted`` then says whether a SIGINT
+        arrived.
 
         With ``catch_sigint`` (only from the main thread, while the caller's
         own SIGINT handling is in place) a C handler replaces the SIGINT
@@ -697,8 +704,9 @@ cdef class Trainer:
         stages of a batch or inside a GEMM -- and drops the unfinished batch:
         the parameters, optimizer state, step counts and ``losses`` are those
         of the last completed batch (the gradient buffers may hold partial
-        values); ``interrupted`` is then True.  A second SIGINT before the call
-        returns raises KeyboardInterrupt.
+        values); ``interrupted`` is then True (also for a SIGINT that came as
+        the run finished).  A second SIGINT before the call returns raises
+        KeyboardInterrupt.
         """
         cdef int status, signals = 0
         cdef fastnn_sigsave previous
@@ -706,6 +714,7 @@ cdef class Trainer:
         cdef const int64_t *order_ptr = NULL
         cdef const void *x = cnp.PyArray_DATA(self._X)
         cdef const void *t = cnp.PyArray_DATA(self._T)
+        self.interrupted = False
         if self._trainer == NULL:
             raise RuntimeError("this trainer is closed")
         if not (0 <= epoch <= n_epochs and 0 <= start < self._n and max_batches >= 1):
@@ -744,13 +753,14 @@ cdef class Trainer:
             if signals >= 2:
                 raise KeyboardInterrupt("a second Ctrl-C during training: stopped at once; "
                                         "the unfinished batch was not applied")
+        self.interrupted = signals > 0 or status == FASTNN_EINTERRUPTED
         if status == FASTNN_EINTERRUPTED:
-            return epoch, start, True
+            return epoch, start
         if status == FASTNN_EDIVERGED:
             raise FloatingPointError(
                 "training diverged: the loss or an update became NaN or infinite", epoch)
         _check_status(status, "train")
-        return epoch, start, signals > 0
+        return epoch, start
 
     def close(self):
         """Free the workspace; returns the dropout steps per stage and the optimizer step."""
