@@ -13,6 +13,7 @@
 #ifndef FASTNN_H
 #define FASTNN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -24,7 +25,7 @@ extern "C" {
 #define FASTNN_ENOMEM (-1)       /* an allocation failed */
 #define FASTNN_EINVAL (-2)       /* an argument is out of range */
 #define FASTNN_EUNSUPPORTED (-3) /* the CPU lacks the requested ISA */
-#define FASTNN_EINTERRUPTED (-4) /* stopped on request (see train loop) */
+#define FASTNN_EINTERRUPTED (-4) /* stopped on request: the trainer's cancel flag */
 #define FASTNN_EDIVERGED (-5)    /* a training loss or gradient was NaN or inf */
 
 /* ---- activations (same order as fastnn.backends.numpy_ops.ACTIVATIONS) -- */
@@ -222,6 +223,18 @@ int fastnn_trainer_new_f64(fastnn_trainer **out, fastnn_stage *stages,
                            int64_t n_features, int64_t batch);
 void fastnn_trainer_free(fastnn_trainer *t);
 
+/* The trainer's cancel flag (NULL, the default: none).  While it is non-zero
+ * fastnn_train_run stops with FASTNN_EINTERRUPTED: it looks between batches,
+ * between the stages of a batch (forward and backward), before the update,
+ * and inside every large GEMM (once per k slice of a block of C), so even
+ * one long batch stops within milliseconds.  A batch it stops in is not
+ * applied: the parameters, the optimizer state, the step counts (Adam's,
+ * dropout's) and losses[] are those left by the last completed batch and the
+ * position is that batch's; only the gradient buffers (dW, db) may hold
+ * partial values.  The flag is only read, so a signal handler may set it.
+ */
+void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *flag);
+
 /* Train from batch position (*epoch, *start) on: X is n x n_features,
  * targets n x t_width (float; t_width 1 for labels, given as int64), orders
  * is n_epochs x n sample indices (NULL: in order).  Stops after max_batches
@@ -231,7 +244,9 @@ void fastnn_trainer_free(fastnn_trainer *t);
  * update would make any parameter or optimizer state value NaN or infinite,
  * stops the run with FASTNN_EDIVERGED before anything is written, so the
  * parameters and optimizer state are those left by the last good batch and
- * the position is that batch's.  All arguments are checked by the caller.
+ * the position is that batch's.  FASTNN_EINTERRUPTED: stopped by the cancel
+ * flag (fastnn_trainer_set_cancel), likewise with nothing of the unfinished
+ * batch applied.  All arguments are checked by the caller.
  */
 int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets,
                          int64_t n, int64_t t_width, const int64_t *orders,

@@ -34,6 +34,10 @@
  *   epilogue) runs on its own thread.  Which thread computes a unit never
  *   changes its bits.
  *
+ * - a training run's cancel flag (fastnn_internal_cancel, thread-local to the
+ *   caller, copied into the job): each unit looks at it before each k slice
+ *   and stops, so a GEMM of seconds stops within one slice of one block.
+ *
  * - the elementwise passes (activations, optimizer updates) run on the same
  *   pool (fastnn_internal_parallel_ranges): one set of threads for all the
  *   compiled work, so a pass never competes with helpers still spinning
@@ -58,6 +62,10 @@
 #else
 #define FASTNN_GEMM_POOL 0
 #endif
+
+/* ---- the calling thread's cancel flag (see internal.h) ------------------ */
+
+_Thread_local const volatile sig_atomic_t *fastnn_internal_cancel;
 
 /* ---- per-thread buffer of the calling thread ---------------------------- */
 

@@ -383,6 +383,7 @@ typedef struct {
     T *C;
     int64_t ldc;
     const fastnn_epilogue *ep;
+    const volatile sig_atomic_t *cancel; /* stop when non-zero (or NULL) */
     CFG_T cfg;
     int64_t kcs, nkb;     /* k slice length and count */
     int64_t MU, NU;       /* unit rows (cfg.mc) and columns (multiple of nr) */
@@ -418,6 +419,10 @@ static void GF(gemm_unit)(const void *ctx, int64_t u, void *buf,
     T *const cblk = J->C + i0 * ldc + j0;
 
     for (int64_t kb = 0; kb < J->nkb; kb++) {
+        if (J->cancel != NULL && *J->cancel) {
+            st->a = st->b = -1; /* the packed blocks may be partial */
+            return;             /* neither finished nor its epilogue run */
+        }
         const int64_t p0 = kb * J->kcs;
         const int64_t kc = (k - p0 < J->kcs) ? k - p0 : J->kcs;
         const T beff = (kb == 0) ? J->beta : (T)1;
@@ -556,6 +561,7 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     J.C = C;
     J.ldc = ldc;
     J.ep = epilogue;
+    J.cancel = fastnn_internal_cancel;
     GF(gemm_cfg)(isa, &J.cfg);
 
     const int64_t mr = J.cfg.mr, nr = J.cfg.nr;
@@ -633,7 +639,8 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         return FASTNN_ENOMEM;
     gemm_run_units(GF(gemm_unit), &J, nunits, nt, buf, bytes);
     gemm_thread_buffer_done(buf, priv);
-    return FASTNN_OK;
+    /* cancelled: blocks of C may be missing (the trainer drops the batch) */
+    return J.cancel != NULL && *J.cancel ? FASTNN_EINTERRUPTED : FASTNN_OK;
 }
 
 #undef GCAT_

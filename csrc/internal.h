@@ -9,6 +9,7 @@
 #ifndef FASTNN_INTERNAL_H
 #define FASTNN_INTERNAL_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "fastnn.h"
@@ -40,6 +41,13 @@ static inline int fastnn_needs_preactivation(int act)
 typedef void (*fastnn_range_fn)(const void *ctx, int64_t lo, int64_t hi);
 void fastnn_internal_parallel_ranges(fastnn_range_fn fn, const void *ctx, int64_t n,
                                      int64_t work);
+
+/* gemm.c: the cancel flag of the calling thread's training run (NULL when
+   none), set by fastnn_train_run for its duration.  A packed GEMM started on
+   this thread reads it before each k slice of each block of C (on whichever
+   pool thread computes the block), skips the rest once it is non-zero and
+   returns FASTNN_EINTERRUPTED, C then holding partial values. */
+extern _Thread_local const volatile sig_atomic_t *fastnn_internal_cancel;
 
 /* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
 int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,

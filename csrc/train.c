@@ -10,7 +10,11 @@
  * uses one by one, in the order of the reference loop (Network.fit), so the
  * two give the same numbers.  It runs a bounded number of batches per call
  * and reports where it stopped, so the caller can re-enter Python (signals,
- * progress, validation) between calls.
+ * progress, validation) between calls.  A cancel flag (set by a signal
+ * handler) is read between batches, between stages and inside the GEMMs, so
+ * Ctrl-C stops even a batch of seconds at once; that batch is dropped whole
+ * (nothing is written to the parameters or optimizer state before its
+ * update, which is the last thing a batch does).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +37,30 @@ struct fastnn_trainer {
     void **ys;       /* per stage: output of the current batch (may alias) */
     void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
     double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
+    const volatile sig_atomic_t *cancel; /* stop when non-zero; NULL: never */
 };
+
+void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *flag)
+{
+    if (t != NULL)
+        t->cancel = flag;
+}
+
+static inline int cancelled(const fastnn_trainer *t)
+{
+    return t->cancel != NULL && *t->cancel != 0;
+}
+
+/* A batch stopped by the cancel flag after the forward pass of its first
+ * `ran` stages: give back the dropout steps those stages drew, so the batch
+ * leaves nothing behind (its partial outputs and gradients are scratch). */
+static int batch_interrupted(fastnn_trainer *t, int64_t ran)
+{
+    for (int64_t s = 0; s < ran; s++)
+        if (t->stages[s].kind == FASTNN_STAGE_DROPOUT && t->stages[s].p != 0.0)
+            t->stages[s].step--;
+    return FASTNN_EINTERRUPTED;
+}
 
 static void *wmalloc(size_t bytes)
 {

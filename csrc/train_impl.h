@@ -84,6 +84,8 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                 st->step++;
             }
         }
+        if (status == FASTNN_EINTERRUPTED || cancelled(t))
+            return batch_interrupted(t, s + 1);
         if (status != FASTNN_OK)
             return status;
         ys[s] = y;
@@ -143,6 +145,8 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                   : TF(fastnn_dropout_backward)(size, cur, (const T *)t->mask[s],
                                                                 cur);
         }
+        if (status == FASTNN_EINTERRUPTED || cancelled(t))
+            return batch_interrupted(t, ns);
         if (status != FASTNN_OK)
             return status;
     }
@@ -152,6 +156,8 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
      * a dry run checks first, so a diverging batch changes nothing */
     const int64_t step = spec->step + 1;
     status = TF(update_all)(t, step, 0);
+    if (status == FASTNN_OK && cancelled(t))
+        return batch_interrupted(t, ns);  /* the last point to drop the batch */
     if (status == FASTNN_OK)
         status = TF(update_all)(t, step, 1);
     if (status != FASTNN_OK)
@@ -173,7 +179,14 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
     const int mean = t->spec->reduction == FASTNN_REDUCTION_MEAN;
     int64_t e = *epoch, pos = *start, done = 0;
     int status = FASTNN_OK;
+    /* the GEMMs this thread starts read the cancel flag too */
+    const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;
+    fastnn_internal_cancel = t->cancel;
     while (e < n_epochs && done < max_batches) {
+        if (cancelled(t)) {
+            status = FASTNN_EINTERRUPTED;
+            break;
+        }
         const int64_t rows = n - pos < t->batch ? n - pos : t->batch;
         const T *x;
         const void *tg;
@@ -215,6 +228,7 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
             e++;
         }
     }
+    fastnn_internal_cancel = outer_cancel;
     *epoch = e;
     *start = pos;
     return status;

@@ -10,13 +10,15 @@ in the same order and gives the same weights.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
 import os
+import secrets
 import signal
+import stat
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -98,11 +100,19 @@ class History:
         return self.history[key]
 
     def __getattr__(self, key: str) -> list[float]:
+        # Only called for names that are not attributes.  ``history`` is read
+        # from __dict__ with .get: pickle and copy make an instance without
+        # running __init__ and look up names such as __setstate__ on it, which
+        # must raise AttributeError (a KeyError there broke pickling, and hung
+        # a multiprocessing.Pool whose worker returned a History).
+        records = self.__dict__.get("history")
+        if records is None or key.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
         try:
-            return self.__dict__["history"][key]
+            return records[key]
         except KeyError:
             raise AttributeError(f"History has no record {key!r}; it has "
-                                 f"{sorted(self.__dict__['history'])}") from None
+                                 f"{sorted(records)}") from None
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epochs)}, keys={sorted(self.history)})"
@@ -286,9 +296,16 @@ class Network:
                 yield f"{i}.{name}", param, grads[name]
 
     # ------------------------------------------------------------ passes
-    def _forward(self, X: NDArray[Any], training: bool, keep: bool = True) -> NDArray[Any]:
-        """The layers on X; ``keep=False`` (inference) leaves every layer's state alone."""
+    def _forward(self, X: NDArray[Any], training: bool, keep: bool = True,
+                 interrupt: _StopOnInterrupt | None = None) -> NDArray[Any]:
+        """The layers on X; ``keep=False`` (inference) leaves every layer's state alone.
+
+        With ``interrupt`` (fit's), raises ``_BatchInterrupted`` before a layer
+        once Ctrl-C has been asked for.
+        """
         for layer, activation in self._plan:
+            if interrupt is not None and interrupt.requested:
+                raise _BatchInterrupted
             if activation is None:
                 X = layer.forward(X, training=training, keep=keep)
             else:
@@ -336,8 +353,12 @@ class Network:
             out = layer.backward(out)
         return out
 
-    def _backward_no_input_grad(self, grad: NDArray[Any]) -> None:
+    def _backward_no_input_grad(self, grad: NDArray[Any],
+                                interrupt: _StopOnInterrupt | None = None) -> None:
+        """backward without d loss / d input; ``interrupt`` as in ``_forward``."""
         for k, (layer, _) in enumerate(reversed(self._plan)):
+            if interrupt is not None and interrupt.requested:
+                raise _BatchInterrupted
             if k == len(self._plan) - 1 and isinstance(layer, Dense):
                 layer.backward(grad, need_dX=False)
             else:
@@ -435,14 +456,27 @@ class Network:
         backend runs one epoch per native call (Python decides between epochs);
         the numbers are the same as without them.
 
-        Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at the
-        next batch boundary (within about a second) and ``fit`` returns the
+        Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at
+        once, also in the middle of a long batch, and ``fit`` returns the
         History of the completed epochs with ``interrupted=True``, warning
-        once.  The weights and the optimizer state are those after the last
-        completed batch -- never a half-applied update; the best weights of
-        ``early_stopping`` are not restored.  A second Ctrl-C raises
-        KeyboardInterrupt at once.  Under a custom SIGINT handler, or in
-        another thread, signals are left alone.
+        once.  The batch being computed is dropped whole: the weights, the
+        optimizer state and the dropout step counts are those after the last
+        completed batch -- never a half-applied update (only the layers'
+        gradient arrays, ``dW`` and ``db``, may hold partial values of the
+        dropped batch).  The reference backend notices the signal between
+        layers (one NumPy call, e.g. a large product, runs to its end first);
+        the compiled one, whose C code runs with the GIL released, installs
+        its own C handler for each call and notices it between layers and
+        inside its matrix products, within milliseconds.  The best weights
+        of ``early_stopping`` are not restored after an interrupt; a Ctrl-C
+        while they are being copied back at the end of ``fit`` is held until
+        the copy is complete (all of them are the best epoch's), then raises
+        KeyboardInterrupt.  A second Ctrl-C -- before ``fit`` has returned,
+        even while the compiled code still runs, or at any later time --
+        raises KeyboardInterrupt at once; two are never merged into one
+        (except, on the reference backend, two within a single NumPy call).
+        Under a custom SIGINT handler, or in another thread, signals are
+        left alone.
 
         The compiled backend releases the GIL while it computes, so separate
         networks train in separate threads at the same time, with the same
@@ -552,8 +586,9 @@ class Network:
                           "epochs; the network keeps the weights of the last completed batch",
                           UserWarning, stacklevel=2)
         elif best_params is not None and history.best_epoch != history.epochs[-1]:
-            for (_, param, _), saved in zip(self.parameters(), best_params):
-                param[...] = saved                  # in place: arrays keep their identity
+            with _DeferInterrupt():                 # all of the best epoch's, or none
+                for (_, param, _), saved in zip(self.parameters(), best_params):
+                    param[...] = saved              # in place: arrays keep their identity
         return history
 
     def _epochs_python(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
@@ -564,12 +599,16 @@ class Network:
         """The reference loop, one epoch at a time.
 
         Yields, per epoch, a 1-element array of the summed batch losses (each
-        times its batch size for ``reduction="mean"``).  Returns before the
-        next batch once ``interrupt.requested`` (an unfinished epoch yields
-        nothing).
+        times its batch size for ``reduction="mean"``).  Once
+        ``interrupt.requested`` -- looked at before each batch, between the
+        layers of its forward and backward passes, and before its update --
+        it drops the unfinished batch (giving back the dropout steps it drew)
+        and returns: the weights and optimizer state stay those of the last
+        completed batch, and an unfinished epoch yields nothing.
         """
         n = X.shape[0]
         mean = loss.reduction == "mean"
+        dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
         step = optimizer.checked_step(self)    # creates the state, as the native loop does
         for epoch in range(epochs):
             orders = next_orders(1)
@@ -581,11 +620,21 @@ class Network:
                         return
                     idx: Any = (slice(start, start + batch) if order is None
                                 else order[start:start + batch])
-                    out = self._forward(X[idx], training=True)
-                    value, grad = loss.compute(self.ops, out, T[idx])
-                    if not math.isfinite(value):
-                        raise _diverged(epoch)
-                    self._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                    drawn = [layer.step for layer in dropouts]
+                    try:
+                        out = self._forward(X[idx], training=True, interrupt=interrupt)
+                        value, grad = loss.compute(self.ops, out, T[idx])
+                        if not math.isfinite(value):
+                            raise _diverged(epoch)
+                        self._backward_no_input_grad(grad, interrupt)  # type: ignore[arg-type]
+                        if interrupt.requested:     # the last moment to drop the batch
+                            raise _BatchInterrupted
+                    except (_BatchInterrupted, KeyboardInterrupt) as exc:
+                        for layer, count in zip(dropouts, drawn):   # the batch drew nothing
+                            layer.step = count
+                        if isinstance(exc, KeyboardInterrupt):      # a second Ctrl-C
+                            raise
+                        return
                     if not step():                  # refused: weights and state unchanged
                         raise _diverged(epoch)
                     total += value * out.shape[0] if mean else value
@@ -601,10 +650,14 @@ class Network:
 
         Each call does about ``seconds_per_call`` of work (whole epochs when
         they are short; the first call runs one batch to measure), so Python
-        -- signals, progress, validation -- is re-entered between calls, never
-        inside a batch.  Yields the epochs' loss sums as ``_epochs_python``
-        does, a chunk of epochs at a time; once ``interrupt.requested`` it
-        yields the chunk's completed epochs and returns.
+        -- progress, validation -- is re-entered between calls, never inside
+        a batch.  During a call (GIL released) SIGINT is caught by the
+        trainer's own C handler when ``interrupt`` is catching: the first
+        stops the call at once, dropping the unfinished batch, and trips
+        ``interrupt``; a second raises KeyboardInterrupt.  Yields the epochs'
+        loss sums as ``_epochs_python`` does, a chunk of epochs at a time; once
+        ``interrupt.requested`` it yields the chunk's completed epochs and
+        returns.
         """
         n = X.shape[0]
         per_epoch_batches = -(-n // batch)
@@ -635,10 +688,14 @@ class Network:
                         return
                     began = time.perf_counter()
                     before = epoch * per_epoch_batches + start // batch
+                    catch = interrupt.catching
                     try:
-                        epoch, start = trainer.run(orders, epoch, start, max_batches, losses)
+                        epoch, start = trainer.run(orders, epoch, start, max_batches, losses,
+                                                   catch)
                     except FloatingPointError as exc:
                         raise _diverged(done + exc.args[1]) from None
+                    if catch and trainer.interrupted:
+                        interrupt.trip()
                     ran = epoch * per_epoch_batches + start // batch - before
                     elapsed = time.perf_counter() - began
                     if ran and elapsed > 0:
@@ -730,12 +787,24 @@ class Network:
 
         The file is written beside ``path`` and renamed over it, so a failure
         part-way leaves any previous file intact (a process killed mid-save
-        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).
+        may leave a hidden ``.fastnn-*.npz.tmp`` file beside it).  A new file
+        gets the permissions ``open(path, "w")`` would give it (0666 less the
+        umask); a file replaced keeps its permission bits.  When ``path`` is
+        a symbolic link, the file it points to is replaced (written beside
+        it, in its directory) and the link is left as it is.
 
         Parameters
         ----------
         path : str or os.PathLike
             The file to write (NumPy's ``.npz`` format, no pickles).
+
+        Raises
+        ------
+        ValueError
+            If a parameter holds NaN or infinity (the message names it and
+            the first bad index): ``load`` refuses such a file, so ``save``
+            writes nothing rather than a model that cannot be reopened, and
+            any previous file at ``path`` is left as it was.
         """
         path = os.fspath(path)
         config = {"format": "fastnn", "version": FORMAT_VERSION, "dtype": self.dtype.name,
@@ -744,18 +813,23 @@ class Network:
                              for layer in self.layers]}
         arrays: dict[str, NDArray[Any]] = {"config": np.array(json.dumps(config))}
         for key, param, _ in self.parameters():
+            try:
+                as_float_array(param, self.dtype, f"parameter {key!r}")  # load's check
+            except ValueError as exc:
+                raise ValueError(f"cannot save to {path!s}: {exc}; load refuses non-finite "
+                                 "weights, so nothing was written") from None
             arrays[key] = param
         for i, layer in enumerate(self.layers):
             if hasattr(layer, "seed") and hasattr(layer, "step"):
                 arrays[f"{i}.rng"] = np.array([layer.seed, layer.step], dtype=np.uint64)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npz.tmp", dir=directory)
+        target = os.path.realpath(path)         # through symlinks: the link stays
+        fd, tmp = _create_beside(target)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -1059,6 +1133,42 @@ def _load_rng_state(archive: NetworkArchive, key: str) -> tuple[int, int]:
     return seed, step
 
 
+def _create_beside(target: str) -> tuple[int, str]:
+    """A new, hidden temporary file in ``target``'s directory: (fd open for writing, path).
+
+    Its permissions are those of ``target`` when it exists, else what
+    ``open(target, "w")`` would give (0666 less the umask, applied by the
+    system) -- not mkstemp's 0600, which would lock other users out of a
+    saved model.  Created with O_EXCL under a random name (retried when
+    taken), so it never opens someone else's file.
+    """
+    directory = os.path.dirname(target)
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".fastnn-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                else:                               # Windows: by name
+                    os.chmod(tmp, mode)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name beside the target",
+                          directory)
+
+
 def _diverged(epoch: int) -> FloatingPointError:
     """The error ``fit`` raises (0-based epoch) when a batch's loss is NaN or infinite,
     or its update would leave a weight or optimizer state value so: the update is
@@ -1152,22 +1262,40 @@ class _Progress:
                   file=sys.stderr if self.bar is not None else sys.stdout, flush=True)
 
 
+class _BatchInterrupted(Exception):
+    """Raised inside a batch of the reference loop once Ctrl-C is requested."""
+
+
 class _StopOnInterrupt:
-    """While ``fit`` runs: Ctrl-C asks training to stop at the next batch boundary.
+    """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
 
     Python's default SIGINT handler raises KeyboardInterrupt wherever the main
     thread happens to be -- possibly between two parameters of an optimizer
     step, leaving the network half-updated.  Inside this context the first
-    SIGINT only sets ``requested`` (the training loops look at it between
-    batches) and puts the previous handler back, so a second Ctrl-C aborts
-    at once as usual.  The handler is installed only from the main thread and
-    only over Python's default one: a custom handler (or a ``fit`` in another
-    thread) is left alone.
+    SIGINT only sets ``requested`` and puts the previous handler back, so a
+    second Ctrl-C aborts at once as usual.  The reference loop looks at
+    ``requested`` between batches and between the layers of a batch.  The
+    compiled trainer runs with the GIL released, where no Python handler can
+    run: while ``catching``, it installs its own C handler for each call,
+    which stops the call inside the batch, and reports the first signal with
+    ``trip`` (a second one during the call raises KeyboardInterrupt).  The
+    handler is installed only from the main thread and only over Python's
+    default one: a custom handler (or a ``fit`` in another thread) is left
+    alone.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: Any = None
+
+    @property
+    def catching(self) -> bool:
+        """Whether the next SIGINT is this guard's (installed, not yet tripped)."""
+        return self._previous is not None and not self.requested
+
+    def trip(self) -> None:
+        """A SIGINT arrived (caught elsewhere, e.g. by the compiled trainer): as ``_handle``."""
+        self._handle(signal.SIGINT, None)
 
     def __enter__(self) -> _StopOnInterrupt:
         if (threading.current_thread() is threading.main_thread()
@@ -1177,8 +1305,40 @@ class _StopOnInterrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+class _DeferInterrupt:
+    """Holds back Ctrl-C over a few statements that must all run (a copy of
+    every parameter), then honours it.
+
+    In the main thread, over Python's default SIGINT handler only (as
+    ``_StopOnInterrupt``): a SIGINT inside the block is recorded, and on
+    leaving the block the default handler is put back and the signal raised
+    again, so KeyboardInterrupt comes right after the block instead of in
+    the middle of it.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._received = False
+
+    def __enter__(self) -> _DeferInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._received = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self._received:
+                signal.raise_signal(signal.SIGINT)

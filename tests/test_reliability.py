@@ -205,6 +205,166 @@ def test_ctrl_c_stops_fit_at_a_batch_boundary(backend, tmp_path):
     assert result["again"] == [False, 1] and result["loaded_equal"]
 
 
+_LONG_BATCH_CHILD = r"""
+import json, os, signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import numpy as np
+import fastnn
+
+backend, mode = sys.argv[1], sys.argv[2]
+# 14 Dense(512, 512) on batches of 8192 (float32): one batch is 42 GEMMs of
+# 4.3 GFLOP, a few seconds on either backend, each GEMM under 0.1 s
+B, W, LAYERS = 8192, 512, 14
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3 * B, W)).astype(np.float32)
+y = rng.standard_normal((3 * B, 4)).astype(np.float32)
+
+
+def make():
+    layers = [fastnn.Dense(W, W), fastnn.Tanh(), fastnn.Dropout(0.1)]
+    for _ in range(LAYERS - 1):
+        layers += [fastnn.Dense(W, W), fastnn.Tanh()]
+    return fastnn.Network(layers + [fastnn.Dense(W, 4)], seed=1, backend=backend,
+                          dtype="float32")
+
+
+def fit(net, opt, X, y):
+    return net.fit(X, y, loss="mse", optimizer=opt, epochs=1, batch_size=B, shuffle=False)
+
+
+timing = {}
+
+
+def interrupt():
+    while signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        time.sleep(0.001)                           # fit's guard is not in place yet
+    began = time.monotonic()
+    first = net.layers[0].W[0, 0]
+    while net.layers[0].W[0, 0] == first:           # the first batch's update (in place)
+        time.sleep(0.001)
+    timing["batch_seconds"] = time.monotonic() - began
+    time.sleep(0.5 * timing["batch_seconds"])       # the middle of the second batch
+    timing["sent"] = []
+    for k in range(1 if mode == "once" else 2):
+        if k:
+            time.sleep(0.25)                        # a quick second Ctrl-C
+        timing["sent"].append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)         # a real, process-directed SIGINT
+
+
+net, opt = make(), fastnn.Adam(1e-4)
+threading.Thread(target=interrupt, daemon=True).start()
+interrupted = None
+try:
+    interrupted = fit(net, opt, X, y).interrupted
+    returned = time.monotonic()
+    if mode == "twice":
+        time.sleep(10)                              # the program goes on after fit
+    outcome = "returned"
+except KeyboardInterrupt:
+    returned = time.monotonic()
+    outcome = "KeyboardInterrupt"
+handler_restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+# replay exactly the batches applied, from scratch
+steps = opt.state["0.W"]["step"] if opt.state else 0
+twin = make()
+if steps:
+    fit(twin, fastnn.Adam(1e-4), X[:steps * B], y[:steps * B])
+print(json.dumps({
+    "batch_seconds": timing["batch_seconds"], "sent": timing["sent"], "returned": returned,
+    "outcome": outcome,
+    "interrupted": interrupted, "steps": steps, "handler_restored": handler_restored,
+    "same_as_replay": all(np.array_equal(p, q) for (_, p, _), (_, q, _)
+                          in zip(net.parameters(), twin.parameters())),
+    "dropout_steps": [net.layers[2].step, twin.layers[2].step],
+}), flush=True)
+"""
+
+
+def _run_long_batch_child(backend, mode, tmp_path):
+    proc = _child(_LONG_BATCH_CHILD, backend, mode, cwd=tmp_path, OPENBLAS_NUM_THREADS="2")
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT needs POSIX signals")
+def test_ctrl_c_inside_a_long_batch_stops_fit_at_once(backend, tmp_path):
+    """One batch takes seconds; a SIGINT in the middle of the second batch
+    stops fit within a fraction of a batch (it used to wait for the end of
+    the batch: the native call, or the reference loop's batch boundary).
+    The unfinished batch is dropped whole: the weights, the optimizer state
+    and the dropout step are those of a from-scratch replay of the completed
+    batches."""
+    result = _run_long_batch_child(backend, "once", tmp_path)
+    latency = result["returned"] - result["sent"][0]
+    # waiting for the batch to end takes about half a batch (>= 1 s here)
+    assert latency < min(1.0, 0.3 * result["batch_seconds"]), result
+    assert result["outcome"] == "returned" and result["interrupted"] is True, result
+    assert 1 <= result["steps"] < 3 and result["same_as_replay"], result
+    assert result["dropout_steps"][0] == result["dropout_steps"][1] == result["steps"], result
+    assert result["handler_restored"], result
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT needs POSIX signals")
+def test_two_quick_ctrl_c_inside_a_long_batch_abort(backend, tmp_path):
+    """Two SIGINTs 0.25 s apart inside one long batch are two Ctrl-C's, not
+    one: the second raises KeyboardInterrupt at once (in fit, or in the
+    program right after fit stopped for the first), never lost.  (The
+    compiled backend merged them: both arrived during one native call.)"""
+    result = _run_long_batch_child(backend, "twice", tmp_path)
+    assert len(result["sent"]) == 2, result
+    assert result["outcome"] == "KeyboardInterrupt", result
+    assert result["returned"] - result["sent"][1] < 1.0, result
+    assert result["same_as_replay"] and result["steps"] < 3, result
+    assert result["dropout_steps"][0] == result["dropout_steps"][1], result
+    assert result["handler_restored"], result
+
+
+def test_ctrl_c_during_the_restore_of_the_best_weights_leaves_one_epochs_weights(backend):
+    """Early stopping copies the best epoch's weights back after training; a
+    SIGINT in the middle of that copy (here: raised while it reaches the
+    last Dense layer) is held back until the copy is complete, then raises
+    KeyboardInterrupt -- the weights are all the best epoch's, not a mix."""
+    X, y = _data(n=120)
+    calls = {"count": 0, "raise_at": None}
+
+    class Probe(Dense):                         # calls its params() once per use
+        def params(self):
+            calls["count"] += 1
+            if calls["count"] == calls["raise_at"]:
+                signal.raise_signal(signal.SIGINT)
+            return super().params()
+
+    def make():
+        return Network([Dense(6, 16), Tanh(), Probe(16, 3)], seed=0, backend=backend)
+
+    def fit(net):
+        # lr far too large: the loss climbs after a few epochs, so the best
+        # epoch is an early one and its weights are copied back
+        return net.fit(X, y, loss="cross_entropy", optimizer=SGD(3.0, momentum=0.9),
+                       epochs=12, batch_size=40, shuffle=False, early_stopping=True,
+                       patience=12)
+
+    reference = make()
+    history = fit(reference)
+    assert history.best_epoch is not None and history.best_epoch != history.epochs[-1]
+    last_call = calls["count"]                  # the restore's: its last use of params()
+    calls.update(count=0, raise_at=last_call)
+    net = make()
+    with pytest.raises(KeyboardInterrupt):
+        fit(net)
+    assert calls["count"] == last_call
+    _assert_same(_weights(net), _weights(reference))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def _raise_sigint_at_step(stop_at):
     """An SGD whose ``step`` raises SIGINT in this process at update ``stop_at``."""
     class Interrupting(SGD):
@@ -532,6 +692,63 @@ def test_memory_stays_flat_over_a_thousand_fit_and_predict_calls(backend, tmp_pa
     assert growth < 10 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB: {result}"
 
 
+# ----------------------------------------------------------------- History
+def test_history_pickles_and_copies(backend):
+    """A History survives pickle, copy and deepcopy with every field."""
+    X, y = _data()
+    history = _mlp(backend).fit(X, y, loss="cross_entropy", optimizer=SGD(0.1), epochs=3,
+                                validation_data=(X[:50], y[:50]), early_stopping=True,
+                                patience=1)
+    for twin in (pickle.loads(pickle.dumps(history)), copy.copy(history),
+                 copy.deepcopy(history)):
+        assert twin is not history
+        assert twin.history == history.history and twin.loss == history.loss
+        assert twin.epochs == history.epochs and twin.best_epoch == history.best_epoch
+        assert twin.stopped_epoch == history.stopped_epoch
+        assert twin.interrupted == history.interrupted
+        with pytest.raises(AttributeError, match="no record 'accuracy'"):
+            twin.accuracy
+    deep = copy.deepcopy(history)
+    deep.loss.append(1.0)
+    assert len(deep.loss) == len(history.loss) + 1         # deep: its own lists
+
+
+_POOL_CHILD = r"""
+import json, multiprocessing, sys
+import numpy as np
+import fastnn
+
+
+def train(seed):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    net = fastnn.Network([fastnn.Dense(3, 4), fastnn.Tanh(), fastnn.Dense(4, 1)], seed=seed,
+                         backend=sys.argv[1])
+    return net.fit(X, y, loss="mse", optimizer=fastnn.SGD(0.1), epochs=2)
+
+
+with multiprocessing.get_context(sys.argv[2]).Pool(2) as pool:
+    # a History that does not unpickle kills the pool's result thread: .get
+    # would wait forever, hence the timeout
+    histories = pool.map_async(train, [0, 1]).get(timeout=60)
+print(json.dumps([[type(h).__name__, len(h.loss), h.epochs] for h in histories]), flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the child pool uses fork")
+def test_history_comes_back_from_a_multiprocessing_pool(backend, tmp_path):
+    """A Pool worker returning a History: the parent gets it (it used to hang)."""
+    proc = _child(_POOL_CHILD, backend, "fork", cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == [["History", 2, [0, 1]]] * 2
+
+
 # -------------------------------------------------------------------- save
 def _fill(net, value):
     for _, param, _ in net.parameters():
@@ -572,6 +789,93 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(failure, tmp_pat
     assert path.read_bytes() == original
     loaded = Network.load(path)
     assert all((p == 1.0).all() for _, p, _ in loaded.parameters())
+
+
+@pytest.fixture
+def _umask():
+    """Set the process umask for one test (restored after)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_save_gives_a_new_file_the_umask_mode_and_keeps_an_existing_files_mode(
+        _umask, tmp_path):
+    """A new file gets 0666 less the umask, as open(path, "w") gives; a
+    replaced file keeps its mode (it used to become mkstemp's 0600)."""
+    net = _mlp("numpy")
+    for umask, expected in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
+        _umask(umask)
+        path = tmp_path / f"new-{umask:o}.npz"
+        net.save(path)
+        with open(tmp_path / f"plain-{umask:o}", "w"):
+            pass
+        assert (path.stat().st_mode & 0o777, (tmp_path / f"plain-{umask:o}").stat().st_mode
+                & 0o777) == (expected, expected)
+    _umask(0o077)
+    path = tmp_path / "shared.npz"
+    net.save(path)
+    for mode in (0o644, 0o640, 0o604):
+        path.chmod(mode)
+        _fill(net, float(mode))
+        net.save(path)
+        assert path.stat().st_mode & 0o777 == mode
+        assert all((p == mode).all() for _, p, _ in Network.load(path).parameters())
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]   # no temporary
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_save_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_path):
+    """Saving to a symlink writes the file it points to (in the target's
+    directory, atomically) and leaves the link a link -- it used to replace
+    the link by a regular file and leave the target stale."""
+    models, links = tmp_path / "models", tmp_path / "links"
+    models.mkdir()
+    links.mkdir()
+    target, link = models / "v1.npz", links / "current.npz"
+    net = _mlp("numpy")
+    _fill(net, 1.0)
+    net.save(target)
+    target.chmod(0o640)
+    link.symlink_to(os.path.join("..", "models", "v1.npz"))   # relative, to another directory
+    _fill(net, 2.0)
+    net.save(link)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "models", "v1.npz")
+    assert target.stat().st_mode & 0o777 == 0o640
+    for p in (target, link):
+        assert all((q == 2.0).all() for _, q, _ in Network.load(p).parameters())
+    assert os.listdir(models) == ["v1.npz"] and os.listdir(links) == ["current.npz"]
+    # a dangling link: the file is created where it points
+    dangling = links / "next.npz"
+    dangling.symlink_to(models / "v2.npz")
+    net.save(dangling)
+    assert dangling.is_symlink() and (models / "v2.npz").is_file()
+    assert all((q == 2.0).all() for _, q, _ in Network.load(models / "v2.npz").parameters())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_save_refuses_non_finite_weights_that_load_would_refuse(bad, backend, tmp_path):
+    """save and load agree: a weight load would refuse (NaN, inf) is refused
+    by save, with a ValueError naming the parameter and the index, and
+    nothing is written -- an earlier file stays as it was."""
+    net = _mlp(backend)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    original = path.read_bytes()
+    net.layers[3].b[1] = bad                    # layer 3's bias: key "3.b"
+    with pytest.raises(ValueError, match=r"parameter '3\.b'.*index \(1,\)"):
+        net.save(path)
+    with pytest.raises(ValueError, match="parameter '3.b'"):
+        net.save(tmp_path / "other.npz")
+    assert os.listdir(tmp_path) == ["net.npz"] and path.read_bytes() == original
+    # what save refuses is exactly what load refuses
+    arrays = dict(np.load(path))
+    arrays["3.b"] = net.layers[3].b
+    np.savez(tmp_path / "forged.npz", **arrays)
+    with pytest.raises(ValueError):
+        Network.load(tmp_path / "forged.npz")
 
 
 _SAVE_CHILD = r"""

@@ -18,11 +18,13 @@ applied at import with the same checks as ``set_isa``.
 """
 
 import os
+import threading
 
 import numpy as np
 
 cimport cython
 from cython cimport floating
+from libc.errno cimport errno
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 cimport numpy as cnp
@@ -64,6 +66,72 @@ cdef extern from *:
     }
     """
     const char *fastnn_build_flags()
+
+
+cdef extern from *:
+    """
+    #include <signal.h>
+    #include <string.h>
+    #include "fastnn.h"
+
+    /* SIGINT during a training call (Trainer.run with catch_sigint).  The
+     * handler only counts (async-signal-safe): the trainer reads the count
+     * as its cancel flag, the wrapper reads it after the call. */
+    static volatile sig_atomic_t fastnn_sigints;
+
+    static void fastnn_on_sigint(int signum)
+    {
+        (void)signum;
+        if (fastnn_sigints < 2)
+            fastnn_sigints = fastnn_sigints + 1;
+    }
+
+    #if defined(_WIN32)
+    typedef struct { int unused; } fastnn_sigsave;
+    static int fastnn_sigint_catch(fastnn_trainer *t, fastnn_sigsave *old)
+    {
+        (void)t; (void)old;
+        return -1;
+    }
+    static int fastnn_sigint_release(fastnn_trainer *t, const fastnn_sigsave *old)
+    {
+        (void)t; (void)old;
+        return -1;
+    }
+    #else
+    typedef struct sigaction fastnn_sigsave;
+    /* install the counting handler, saving the previous action in *old */
+    static int fastnn_sigint_catch(fastnn_trainer *t, fastnn_sigsave *old)
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = fastnn_on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART | SA_ONSTACK;
+        fastnn_sigints = 0;
+        fastnn_trainer_set_cancel(t, &fastnn_sigints);
+        if (sigaction(SIGINT, &sa, old) != 0) {
+            fastnn_trainer_set_cancel(t, NULL);
+            return -1;
+        }
+        return 0;
+    }
+    /* put the previous action back exactly */
+    static int fastnn_sigint_release(fastnn_trainer *t, const fastnn_sigsave *old)
+    {
+        const int rc = sigaction(SIGINT, old, NULL);
+        fastnn_trainer_set_cancel(t, NULL);
+        return rc;
+    }
+    #endif
+
+    static int fastnn_sigint_count(void) { return (int)fastnn_sigints; }
+    """
+    ctypedef struct fastnn_sigsave:
+        pass
+    int fastnn_sigint_catch(fastnn_trainer *t, fastnn_sigsave *old) nogil
+    int fastnn_sigint_release(fastnn_trainer *t, const fastnn_sigsave *old) nogil
+    int fastnn_sigint_count() nogil
 
 
 # ------------------------------------------------------------------ status
@@ -508,8 +576,14 @@ cdef class Trainer:
     once, points the C stages at them (the parameters, gradients and
     optimizer state are updated in place), and owns the C workspace until
     ``close``.
+
+    Attributes
+    ----------
+    interrupted : bool
+        Whether the last ``run`` was stopped by a SIGINT it caught (see ``run``).
     """
 
+    cdef readonly bint interrupted
     cdef fastnn_trainer *_trainer
     cdef fastnn_stage *_stages
     cdef fastnn_train_spec _spec
@@ -614,17 +688,33 @@ cdef class Trainer:
         _check_status(status, "trainer")
 
     def run(self, orders, int64_t epoch, int64_t start, int64_t max_batches,
-            double[::1] losses not None):
+            double[::1] losses not None, bint catch_sigint=False):
         """Train from batch position (epoch, start) for at most ``max_batches`` batches.
 
         orders: None (samples in order) or int64 (len(losses), n) permutations;
-        losses[e] accumulates epoch e's batch losses.  Returns the position reached.
+        losses[e] accumulates epoch e's batch losses.  Returns the position
+        reached, ``(epoch, start)``; ``interrupted`` then says whether a SIGINT
+        arrived.
+
+        With ``catch_sigint`` (only from the main thread, while the caller's
+        own SIGINT handling is in place) a C handler replaces the SIGINT
+        action for the call, with the GIL released, and counts the signals;
+        the previous action is put back exactly before this returns.  The
+        first SIGINT stops the run at once -- between batches, between the
+        stages of a batch or inside a GEMM -- and drops the unfinished batch:
+        the parameters, optimizer state, step counts and ``losses`` are those
+        of the last completed batch (the gradient buffers may hold partial
+        values); ``interrupted`` is then True (also for a SIGINT that came as
+        the run finished).  A second SIGINT before the call returns raises
+        KeyboardInterrupt.
         """
-        cdef int status
+        cdef int status, signals = 0
+        cdef fastnn_sigsave previous
         cdef int64_t n_epochs = losses.shape[0]
         cdef const int64_t *order_ptr = NULL
         cdef const void *x = cnp.PyArray_DATA(self._X)
         cdef const void *t = cnp.PyArray_DATA(self._T)
+        self.interrupted = False
         if self._trainer == NULL:
             raise RuntimeError("this trainer is closed")
         if not (0 <= epoch <= n_epochs and 0 <= start < self._n and max_batches >= 1):
@@ -639,6 +729,13 @@ cdef class Trainer:
             if orders.size and (orders.min() < 0 or orders.max() >= self._n):
                 raise ValueError(f"orders must hold sample indices in [0, {self._n})")
             order_ptr = <const int64_t *>cnp.PyArray_DATA(orders)
+        if catch_sigint:
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("Trainer.run: catch_sigint is for the main thread only "
+                                   "(signal handlers are the main thread's)")
+            if fastnn_sigint_catch(self._trainer, &previous) != 0:
+                raise OSError(errno, f"Trainer.run: could not install the SIGINT handler: "
+                                     f"{os.strerror(errno)}")
         with nogil:
             if self._single:
                 status = fastnn_train_run_f32(self._trainer, <const float *>x, t, self._n,
@@ -648,6 +745,17 @@ cdef class Trainer:
                 status = fastnn_train_run_f64(self._trainer, <const double *>x, t, self._n,
                                               self._t_width, order_ptr, n_epochs, &epoch,
                                               &start, max_batches, &losses[0])
+        if catch_sigint:
+            if fastnn_sigint_release(self._trainer, &previous) != 0:
+                raise OSError(errno, f"Trainer.run: could not restore the previous SIGINT "
+                                     f"handler: {os.strerror(errno)}")
+            signals = fastnn_sigint_count()     # final: the handler is gone
+            if signals >= 2:
+                raise KeyboardInterrupt("a second Ctrl-C during training: stopped at once; "
+                                        "the unfinished batch was not applied")
+        self.interrupted = signals > 0 or status == FASTNN_EINTERRUPTED
+        if status == FASTNN_EINTERRUPTED:
+            return epoch, start
         if status == FASTNN_EDIVERGED:
             raise FloatingPointError(
                 "training diverged: the loss or an update became NaN or infinite", epoch)
