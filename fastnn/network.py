@@ -869,7 +869,8 @@ class Network:
             array, an array of the wrong dtype, shape or order, a member that
             is encrypted, uses a compression other than stored or deflate,
             declares sizes it cannot have, is truncated or fails its CRC, a
-            malformed Dropout generator state, NaN or infinite weights.
+            malformed Dropout generator state, NaN or infinite weights (which
+            ``save`` refuses to write, so no file it wrote is refused here).
         OSError
             For errors of the file system (no such file, a directory, no
             permission).
