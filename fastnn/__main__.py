@@ -90,7 +90,10 @@ def main(argv=None):
     p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
     p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
                          help="run only this workload (repeatable); default: all")
-    p_bench.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    p_bench.add_argument("--rounds", type=int, default=5,
+                         help="alternating rounds per training workload (median)")
+    p_bench.add_argument("--gemm-rounds", type=int, default=3,
+                         help="alternating rounds per GEMM shape (median; 5 for the full run)")
     p_bench.add_argument("--seconds", type=float, default=0.25,
                          help="time per backend per round")
     p_bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
@@ -101,7 +104,8 @@ def main(argv=None):
         return demo(args.backend, args.seed)
     if args.command == "bench":
         return bench.main(args.workload, args.rounds, args.seconds,
-                          False if args.no_torch else None, gemm=not args.no_gemm)
+                          False if args.no_torch else None, gemm=not args.no_gemm,
+                          gemm_rounds=args.gemm_rounds)
     return info()
 
 
