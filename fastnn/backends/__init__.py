@@ -16,7 +16,7 @@ import importlib.util
 import os
 import sys
 import warnings
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import IO, Any, Iterator
 
 from .._validation import check_int
@@ -75,7 +75,8 @@ def _load(name: str) -> NumpyOps:
 def _outside_fastnn() -> int:
     """The ``stacklevel`` of a warning that points at the first caller outside fastnn."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
