@@ -62,9 +62,9 @@ def _tree(tmp_path, extension=True):
     return root
 
 
-def _run(args, cwd, **env):
+def _run(args, cwd, drop=(), **env):
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("FASTNN_BACKEND", "FASTNN_ISA", "PYTHONPATH")}
+             if k not in ("FASTNN_BACKEND", "FASTNN_ISA", "PYTHONPATH", *drop)}
     clean.update(env)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=clean, capture_output=True,
                           text=True, timeout=300)
@@ -120,6 +120,22 @@ def test_bench_and_info_name_the_cause(tmp_path):
     assert "compiled:        not available: fastnn's compiled extension" in proc.stdout
     assert f"run 'pip install .' in {root}" in proc.stdout
     assert "default backend: numpy (the compiled backend cannot be used)" in proc.stdout
+
+
+def test_sanitizer_build_without_its_runtime_is_named_not_loaded(tmp_path):
+    # loading an ASan build without the ASan runtime kills the process, so the
+    # file is recognised before the import (here a stand-in: it is never loaded)
+    root = _tree(tmp_path, extension=False)
+    (root / "fastnn" / "backends" / ("cython_ops" + SUFFIX)).write_bytes(
+        b"\x7fELF stand-in\0libasan.so.8\0libc.so.6\0")
+    proc = _run(["-c", PROBE], root, drop=("LD_PRELOAD",))        # no ASan runtime
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["default"] == ["numpy", "numpy"] and len(out["warnings"]) == 1, out
+    for message in (out["warnings"][0], out["cython"]):
+        assert "is an AddressSanitizer build (FASTNN_SANITIZE=1) and the ASan runtime is not " \
+               "loaded; start Python with LD_PRELOAD=" in message, message
+        assert f"rebuild without FASTNN_SANITIZE: run 'pip install .' in {root}" in message
 
 
 # ------------------------------------------------------------------ stale in-tree build
