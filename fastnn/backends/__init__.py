@@ -41,7 +41,7 @@ class FallbackWarning(UserWarning):
     """
 
 
-_warned: set[str] = set()     # the FallbackWarning is told once ("fallback")
+_fallback_warned = False      # the FallbackWarning is told once per process
 _fresh_checked = False        # the source hash is compared once per process
 
 _BACKENDS = {
@@ -134,7 +134,7 @@ def _import_compiled() -> ModuleType:
         here = os.path.dirname(os.path.abspath(__file__))
         if spec is None or spec.origin is None:
             where = ("this is the source tree at " + str(_package_root()) + ", which Python "
-                     "imports before any installed copy, and it has not been built"
+                     "found before any installed copy, and it has not been built"
                      if _package_root() is not None else "the installation is incomplete")
             raise ImportError(f"fastnn's compiled extension (cython_ops*.so) is not in {here} "
                               f"({where}); to fix it, {_rebuild_command()}")
@@ -210,10 +210,11 @@ def _default_name() -> str:
             raise ValueError(f"the environment variable FASTNN_BACKEND={env!r} is not a "
                              f"backend; expected one of {sorted(_BACKENDS)} (or unset it)")
         return env
+    global _fallback_warned
     module, problem = _compiled_status()
     if module is None:
-        if "fallback" not in _warned:
-            _warned.add("fallback")
+        if not _fallback_warned:
+            _fallback_warned = True
             warnings.warn(
                 f"fastnn's compiled backend cannot be used, so the NumPy reference backend "
                 f"(much slower) runs instead: {problem}.  (To choose the reference on purpose, "
@@ -241,9 +242,9 @@ def get_backend(name: str | NumpyOps | None = None) -> NumpyOps:
     ImportError
         ``"cython"`` when the extension cannot be loaded: the message names the
         cause and the command that fixes it.
-    ValueError
-        ``"cython"`` when ``FASTNN_ISA`` names no usable instruction set (the
-        valid ones are named).
+    ValueError, RuntimeError
+        ``"cython"`` when ``FASTNN_ISA`` names no instruction set, or one this
+        CPU lacks (the valid ones are named).
 
     Warns
     -----
