@@ -81,6 +81,17 @@ def info():
     return 0
 
 
+def _positive_int(text):
+    """argparse type: an integer >= 1 (a median needs at least one round)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,9 +101,9 @@ def main(argv=None):
     p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
     p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
                          help="run only this workload (repeatable); default: all")
-    p_bench.add_argument("--rounds", type=int, default=5,
+    p_bench.add_argument("--rounds", type=_positive_int, default=5,
                          help="alternating rounds per training workload (median)")
-    p_bench.add_argument("--gemm-rounds", type=int, default=3,
+    p_bench.add_argument("--gemm-rounds", type=_positive_int, default=3,
                          help="alternating rounds per GEMM shape (median; 5 for the full run)")
     p_bench.add_argument("--seconds", type=float, default=0.25,
                          help="time per backend per round")
