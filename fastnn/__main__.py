@@ -81,6 +81,17 @@ def info():
     return 0
 
 
+def _positive_int(text):
+    """argparse type: an integer >= 1 (a median needs at least one round)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,7 +101,10 @@ def main(argv=None):
     p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
     p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
                          help="run only this workload (repeatable); default: all")
-    p_bench.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    p_bench.add_argument("--rounds", type=_positive_int, default=5,
+                         help="alternating rounds per training workload (median)")
+    p_bench.add_argument("--gemm-rounds", type=_positive_int, default=3,
+                         help="alternating rounds per GEMM shape (median; 5 for the full run)")
     p_bench.add_argument("--seconds", type=float, default=0.25,
                          help="time per backend per round")
     p_bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
@@ -101,7 +115,8 @@ def main(argv=None):
         return demo(args.backend, args.seed)
     if args.command == "bench":
         return bench.main(args.workload, args.rounds, args.seconds,
-                          False if args.no_torch else None, gemm=not args.no_gemm)
+                          False if args.no_torch else None, gemm=not args.no_gemm,
+                          gemm_rounds=args.gemm_rounds)
     return info()
 
 

@@ -8,6 +8,13 @@ about the same wall time, and throughput is samples per second.  PyTorch, when
 installed, runs in a child process (so its threads and allocator do not
 disturb ours) that takes one command per round over a pipe.  The workloads
 are defined once here and also used by ``benchmarks/``.
+
+The default run fits in about a minute on the project's 2-core machines:
+five rounds of each training workload, three of each GEMM shape (whose
+blocks wait for the other library's threads to go idle, so a round costs
+more); ``--gemm-rounds 5`` gives the GEMM the training's five.  It compares
+the compiled backend with the reference, so when the compiled one cannot be
+loaded it stops and says why (never a column of NaN).
 """
 
 import json
@@ -327,20 +334,30 @@ def format_table(results, gemm=None):
 
 
 def main(workloads=None, rounds=5, target=0.25, use_torch=None, gemm=True, memory=True,
-         out=sys.stdout):
+         out=sys.stdout, gemm_rounds=3, err=sys.stderr):
+    """Run the benchmarks and print the table; 1 (and the reason, on ``err``) when the
+    compiled backend cannot be loaded, else 0."""
     import fastnn
+    from fastnn.backends import _compiled_status
+    module, problem = _compiled_status()
+    if module is None:
+        print(f"python -m fastnn bench: the compiled backend cannot be used, so there is "
+              f"nothing to compare: {problem}", file=err)
+        return 1
+    start = time.perf_counter()
     names = workloads or list(WORKLOADS)
     print(f"fastnn {fastnn.__version__} bench: {rounds} alternating rounds, ~{target}s "
-          f"per backend per round, {os.cpu_count()} cores, {fastnn.get_num_threads()} threads",
-          file=out, flush=True)
+          f"per backend per round ({gemm_rounds} rounds per GEMM shape), {os.cpu_count()} "
+          f"cores, {fastnn.get_num_threads()} threads", file=out, flush=True)
     results = bench_training(names, rounds, target, use_torch, out)
-    g = bench_gemm(rounds=rounds, out=out) if gemm else None
+    g = bench_gemm(rounds=gemm_rounds, out=out) if gemm else None
     print("\n" + format_table(results, g), file=out)
     if memory and "mnist32" in names:
         mem = {b: peak_memory("mnist32", b) for b in ("numpy", "cython")}
         if None not in mem.values():
             print(f"\npeak memory added by one epoch of fit, MNIST-shaped float32: numpy "
                   f"{mem['numpy']:.1f} MiB, cython {mem['cython']:.1f} MiB", file=out)
+    print(f"\n(bench run in {time.perf_counter() - start:.0f} s)", file=out)
     return 0
 
 

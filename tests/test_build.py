@@ -1,10 +1,12 @@
-"""The build: the compiled backend is the installed extension, it reaches the C code,
-and the sdist carries everything needed to build it.
+"""The build: whichever fastnn the tests import -- the installed package (the
+``pytest`` script) or this source tree (``python -m pytest``, which puts the
+repository root first on sys.path) -- has its compiled extension, built from
+this repository's C and Cython sources; it reaches the C code; the sdist
+carries everything needed to build it and no build product.
 
-These tests fail (they do not skip) when the compiled backend is missing: a test
-run that silently fell back to the reference backend, e.g. because the source
-tree shadowed the installed package, would otherwise pass while testing nothing
-compiled.
+These tests fail (they do not skip) when the compiled backend is missing or
+stale: a test run that silently fell back to the reference backend, or ran an
+old build, would otherwise pass while testing nothing.
 """
 
 import glob
@@ -21,9 +23,11 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.backends import NumpyOps
+from fastnn.backends import NumpyOps, _compiled_status
+from fastnn.backends._source_hash import source_hash, source_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
 def _inside(path, directory):
@@ -31,15 +35,46 @@ def _inside(path, directory):
     return os.path.commonpath([path, directory]) == directory
 
 
-def test_fastnn_is_the_installed_package():
+def test_imported_fastnn_is_compiled_from_these_sources():
     where = os.path.dirname(os.path.abspath(fastnn.__file__))
-    if os.environ.get("FASTNN_EDITABLE") == "1":
-        pytest.skip("FASTNN_EDITABLE=1: testing the source tree on purpose")
-    assert not _inside(where, REPO), (
-        f"fastnn was imported from the source tree ({where}), not from the installed package; "
-        "install it (pip install .) and run pytest so that the repository root is not on "
-        "sys.path (e.g. 'python -P -m pytest' or the 'pytest' script), or set FASTNN_EDITABLE=1 "
-        "for an in-place build")
+    # the installed package, or this very source tree -- never another tree
+    assert source_root(where) is None or os.path.samefile(where, os.path.join(REPO, "fastnn")), (
+        f"fastnn was imported from another source tree ({where}), not {REPO}")
+    module, problem = _compiled_status()
+    assert module is not None, f"the compiled backend of {where} cannot be loaded: {problem}"
+    assert os.path.dirname(os.path.abspath(module.__file__)) == os.path.join(where, "backends")
+    assert module.source_hash() == source_hash(REPO), (
+        f"{module.__file__} was built from other C/Cython sources than those of {REPO}: "
+        f"rebuild it ('pip install .' in {REPO})")
+
+
+def test_source_tree_holds_its_compiled_extension():
+    # what makes the README's commands typed in the clone (python -m fastnn demo,
+    # python -m pytest) run compiled code: 'pip install .' also places the
+    # release build beside the sources (setup.py), from these sources
+    beside = os.path.join(REPO, "fastnn", "backends", "cython_ops" + SUFFIX)
+    assert os.path.isfile(beside), (
+        f"{beside} is missing: Python run in {REPO} imports ./fastnn, which then has no "
+        f"compiled backend; 'pip install .' in {REPO} places it there")
+    with open(beside, "rb") as f:
+        data = f.read()
+    assert b"fastnn-source-hash:" + source_hash(REPO).encode() in data, (
+        f"{beside} was built from other C/Cython sources: rebuild it ('pip install .' in {REPO})")
+    assert b"libasan.so" not in data, f"{beside} is a sanitizer build"
+
+
+def test_the_source_tree_runs_compiled_without_warnings():
+    # as typed in the clone: python puts the working directory first on sys.path
+    code = ("import os, fastnn; print(os.path.dirname(fastnn.__file__)); "
+            "print(fastnn.get_backend().name); fastnn.show_config()")
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BACKEND", "FASTNN_ISA")}
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    where, name = proc.stdout.splitlines()[:2]
+    assert os.path.samefile(where, os.path.join(REPO, "fastnn")), where
+    assert name == "cython", proc.stdout
+    assert "default backend: cython" in proc.stdout
 
 
 def test_compiled_module_is_an_extension_module():
@@ -83,10 +118,14 @@ def _can_build_sdist():
 
 def test_sdist_contains_everything_needed(tmp_path):
     _can_build_sdist()
-    # build from a copy, so the build leaves nothing (egg-info, generated .c) in the repo
+    # build from a copy, so the build leaves nothing (egg-info, generated .c) in the repo;
+    # the copy keeps the extension beside the sources (as 'pip install .' leaves it),
+    # which must not enter the sdist
     src = tmp_path / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", "*.so", ".pytest_cache"))
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
+    (src / "fastnn" / "backends" / ("cython_ops" + SUFFIX)).write_bytes(b"not an extension")
+    (src / "csrc" / "stray.o").write_bytes(b"")
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir",

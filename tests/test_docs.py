@@ -1,11 +1,12 @@
 """The documented API: doctests, type hints, docstrings and the py.typed marker,
-checked on the INSTALLED package.
+checked on the package the tests import.
 
-Why it is built this way: pytest runs from the repository root with
-``--import-mode=importlib``, and ``import fastnn`` resolves to the installed
-package (tests/test_build.py checks that), so ``doctest.testmod`` on the
-imported modules runs the examples of exactly what users get, without
-``--doctest-modules`` collecting the source tree.
+Why it is built this way: ``import fastnn`` resolves to the installed package
+(the ``pytest`` script) or to this source tree (``python -m pytest``), each with
+its compiled extension built from these sources (tests/test_build.py checks
+that), so ``doctest.testmod`` on the imported modules runs the examples on the
+compiled default backend, as users get it, without ``--doctest-modules``
+collecting the source tree.
 """
 
 import doctest
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.backends import _compiled_status
+from fastnn.backends._source_hash import source_root
 
 MODULES = ["fastnn.network", "fastnn.layers", "fastnn.losses", "fastnn.optimizers",
            "fastnn.perceptron", "fastnn.datasets", "fastnn._validation", "fastnn.backends",
@@ -46,11 +49,15 @@ def test_doctests(name):
         assert result.attempted > 0, f"{name} has no doctest examples"
 
 
-def test_doctests_run_on_the_installed_package():
+def test_doctests_run_on_the_compiled_default_backend():
+    # the installed package or this source tree (never another one), compiled
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.environ.get("FASTNN_EDITABLE"):
-        pytest.skip("editable install: the package is the source tree")
-    assert not os.path.abspath(fastnn.__file__).startswith(os.path.join(here, "fastnn"))
+    where = os.path.dirname(os.path.abspath(fastnn.__file__))
+    assert source_root(where) is None or os.path.samefile(where, os.path.join(here, "fastnn"))
+    module, problem = _compiled_status()
+    assert module is not None, problem
+    if not os.environ.get("FASTNN_BACKEND"):
+        assert fastnn.get_backend().name == "cython"
 
 
 def test_py_typed_is_installed():

@@ -12,7 +12,9 @@ memoryviews so read-only arrays work, and a size-0 view gives a NULL pointer
 
 The module also exposes the instruction-set and thread controls of the C
 side: ``cpu_isa``, ``get_isa``, ``set_isa``, ``supported_isas``,
-``get_num_threads``, ``set_num_threads``, ``build_flags``.
+``get_num_threads``, ``set_num_threads``, ``build_flags``, and
+``source_hash`` (the fingerprint of the sources it was built from, which
+fastnn compares with a source tree's; see fastnn/backends/_source_hash.py).
 The environment variable ``FASTNN_ISA`` (generic|avx2|avx512), when set, is
 applied at import with the same checks as ``set_isa``.
 """
@@ -36,7 +38,7 @@ from fastnn.backends.numpy_ops import (ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOp
 cnp.import_array()
 
 __all__ = ["CythonOps", "Trainer", "cpu_isa", "get_isa", "set_isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "build_flags"]
+           "get_num_threads", "set_num_threads", "build_flags", "source_hash"]
 
 cdef extern from *:
     """
@@ -64,8 +66,20 @@ cdef extern from *:
     #endif
             ;
     }
+
+    /* setup.py defines it (fastnn/backends/_source_hash.py), and finds the
+       marker in a built extension to tell whether it is up to date */
+    #ifndef FASTNN_SOURCE_HASH
+    #define FASTNN_SOURCE_HASH "unknown"
+    #endif
+    static const char fastnn_source_marker[] = "fastnn-source-hash:" FASTNN_SOURCE_HASH;
+    static const char *fastnn_source_hash(void)
+    {
+        return fastnn_source_marker + sizeof "fastnn-source-hash:" - 1;
+    }
     """
     const char *fastnn_build_flags()
+    const char *fastnn_source_hash()
 
 
 cdef extern from *:
@@ -198,6 +212,12 @@ def set_num_threads(n):
 def build_flags():
     """A short description of how the C code was compiled."""
     return fastnn_build_flags().decode()
+
+
+def source_hash():
+    """SHA-256 of the C and Cython sources this extension was built from ("unknown"
+    when it was built without setup.py)."""
+    return fastnn_source_hash().decode()
 
 
 _env_isa = os.environ.get("FASTNN_ISA", "").strip()
