@@ -52,6 +52,19 @@ def _child(code, *args, cwd, **env_vars):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _result(proc, timeout):
+    """The child's last line of stdout as JSON, once it exits 0 within ``timeout`` s
+    (it is killed if it does not)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _readline(proc, timeout=60):
     """The child's next stdout line, or '' if it prints none within ``timeout`` s."""
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -284,14 +297,7 @@ print(json.dumps({
 
 def _run_long_batch_child(backend, mode, tmp_path):
     proc = _child(_LONG_BATCH_CHILD, backend, mode, cwd=tmp_path, OPENBLAS_NUM_THREADS="2")
-    try:
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
+    return _result(proc, timeout=300)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT needs POSIX signals")
@@ -684,10 +690,8 @@ def test_memory_stays_flat_over_a_thousand_fit_and_predict_calls(backend, tmp_pa
     """
     # one OpenBLAS thread: its spinning threads make the reference backend
     # crawl on a busy machine, and the measurement does not depend on them
-    proc = _child(_LEAK_CHILD, backend, cwd=tmp_path, OPENBLAS_NUM_THREADS="1")
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = _result(_child(_LEAK_CHILD, backend, cwd=tmp_path, OPENBLAS_NUM_THREADS="1"),
+                     timeout=300)
     growth = result["after"] - result["before"]
     assert growth < 10 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB: {result}"
 
@@ -738,15 +742,8 @@ print(json.dumps([[type(h).__name__, len(h.loss), h.epochs] for h in histories])
 @pytest.mark.skipif(sys.platform == "win32", reason="the child pool uses fork")
 def test_history_comes_back_from_a_multiprocessing_pool(backend, tmp_path):
     """A Pool worker returning a History: the parent gets it (it used to hang)."""
-    proc = _child(_POOL_CHILD, backend, "fork", cwd=tmp_path)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert json.loads(out.strip().splitlines()[-1]) == [["History", 2, [0, 1]]] * 2
+    result = _result(_child(_POOL_CHILD, backend, "fork", cwd=tmp_path), timeout=120)
+    assert result == [["History", 2, [0, 1]]] * 2
 
 
 # -------------------------------------------------------------------- save
