@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # optional dependencies, and the network, imported lazily at 
 
     from .network import Network
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "PythonTrainer", "fit"]
 
 
 class History:
@@ -158,119 +158,30 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         verbose: int = 0,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-        restore_best_weights: bool = True) -> History:
-    """Train on (X, y) with mini-batch gradient descent.
+        restore_best_weights: bool = True,
+        observers: Sequence[_Observer] = ()) -> History:
+    """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
     Parameters
     ----------
-    X : array-like, shape (n_samples, n_inputs)
-    y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
-        or class labels (n_samples,) for CrossEntropyLoss
-    loss : Loss, Loss subclass or str
-        E.g. ``MSELoss()`` or ``"mse"``, ``"bce"``, ``"cross_entropy"``.
-    optimizer : Optimizer, Optimizer subclass or str
-        E.g. ``SGD(lr=0.1)``, ``"adam"``.  Its state carries over to the
-        next ``fit`` with the same optimizer object.
-    epochs : int, default 1
-        Number of passes over the data (fewer with ``early_stopping``).
-    batch_size : int or None
-        None trains on the whole set at once; the last partial batch is used.
-    shuffle : bool, default True
-        Visit the samples in a new random order each epoch.
-    seed : int or None
-        Seeds the shuffling; None continues the network's own generator.
-    verbose : int, default 0
-        0 prints nothing.  1 shows a progress bar over the epochs with the
-        loss and the time left (with tqdm when it is installed, on stderr;
-        else one line per epoch on stdout).  2 prints one line per epoch on
-        stdout (epoch, losses, time left) even when tqdm is installed.
-    validation_data : (X_val, y_val) or None
-        Evaluated after each epoch into ``val_loss`` (and ``val_accuracy``).
-    early_stopping : bool, default False
-        Stop when the monitored value -- ``val_loss`` when
-        ``validation_data`` is given, else the training ``loss`` -- has not
-        improved by more than ``min_delta`` for ``patience`` epochs in a row.
-    patience : int, default 10
-        Epochs without improvement after which training stops (>= 1).
-    min_delta : float, default 0.0
-        An epoch improves on the best value so far only if it is lower by
-        more than ``min_delta``.
-    restore_best_weights : bool, default True
-        With ``early_stopping``: at the end of ``fit`` (stopped early or
-        not), copy the parameters of the best epoch back into the layers'
-        arrays in place (a Dense ``W`` stays the same array object).  The
-        optimizer state (momentum, Adam's moments) is not rolled back.
+    network : Network
+    X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
+    early_stopping, patience, min_delta, restore_best_weights
+        As ``Network.fit``.
+    observers : sequence of objects with ``on_epoch_end(epoch, logs)``
+        Called after each epoch, after the built-in ones (validation, the
+        History, progress, early stopping), with the epoch's records; one
+        returning ``"stop"`` ends training.  Internal for now (fastnn.sklearn
+        uses it); see ``_Observer``.
 
     Returns
     -------
     History
-        One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
-        set with ``early_stopping``; ``interrupted`` after Ctrl-C.
 
     Raises
     ------
-    RuntimeError
-        When ``fit`` is already running on this network in another thread.
-    FloatingPointError
-        If training diverges: a batch's loss is NaN or infinite, or its update
-        would make a weight or an optimizer state value (momentum, Adam's
-        moments) NaN or infinite, as a non-finite gradient or a far too
-        large learning rate does.  The message names the epoch; that update
-        is not applied, so weights and optimizer state are exactly those
-        the previous batch left.
-
-    Notes
-    -----
-    With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
-    backend runs one epoch per native call (Python decides between epochs);
-    the numbers are the same as without them.
-
-    Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at
-    once, also in the middle of a long batch, and ``fit`` returns the
-    History of the completed epochs with ``interrupted=True``, warning
-    once.  The batch being computed is dropped whole: the weights, the
-    optimizer state and the dropout step counts are those after the last
-    completed batch -- never a half-applied update (only the layers'
-    gradient arrays, ``dW`` and ``db``, may hold partial values of the
-    dropped batch).  The reference backend notices the signal between
-    layers (one NumPy call, e.g. a large product, runs to its end first);
-    the compiled one, whose C code runs with the GIL released, installs
-    its own C handler for each call and notices it between layers and
-    inside its matrix products, within milliseconds.  The best weights
-    of ``early_stopping`` are not restored after an interrupt; a Ctrl-C
-    while they are being copied back at the end of ``fit`` is held until
-    the copy is complete (all of them are the best epoch's), then raises
-    KeyboardInterrupt.  A second Ctrl-C -- before ``fit`` has returned,
-    even while the compiled code still runs, or at any later time --
-    raises KeyboardInterrupt at once; two are never merged into one
-    (except, on the reference backend, two within a single NumPy call).
-    Under a custom SIGINT handler, or in another thread, signals are
-    left alone.
-
-    The compiled backend releases the GIL while it computes, so separate
-    networks train in separate threads at the same time, with the same
-    numbers as one after the other; ``predict`` may be called from several
-    threads at once, also while the network trains (it stores nothing in
-    the layers).  One network runs one ``fit`` at a time.
-
-    Examples
-    --------
-    >>> import fastnn
-    >>> from fastnn import SGD, Dense, Network, Sigmoid
-    >>> X, y = fastnn.datasets.xor()
-    >>> net = Network([Dense(2, 4), Sigmoid(), Dense(4, 1), Sigmoid()], seed=0)
-    >>> history = net.fit(X, y, loss="mse", optimizer=SGD(lr=2.0), epochs=3000)
-    >>> bool(history.loss[-1] < 0.01)
-    True
-    >>> net.predict(X).round(1).ravel().tolist()
-    [0.0, 1.0, 1.0, 0.0]
-
-    Early stopping on the training loss, keeping the best weights:
-
-    >>> history = net.fit(X, y, loss="mse", optimizer=SGD(lr=2.0), epochs=100000,
-    ...                   early_stopping=True, patience=5, min_delta=1e-3)
-    >>> history.stopped_epoch is not None and len(history.epochs) < 100000
-    True
+    RuntimeError, FloatingPointError
+        As ``Network.fit``.
     """
     loss = get_loss(loss)
     optimizer = get_optimizer(optimizer)
@@ -284,6 +195,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     min_delta = check_float(min_delta, "min_delta", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0, allow_none=True)
     X, T = network._check_data(X, y, loss)
+    validation: _Validation | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             got = type(validation_data).__name__
@@ -292,191 +204,366 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
             raise TypeError("validation_data must be a pair (X_val, y_val), a tuple or a "
                             f"list of two arrays; got {got}")
         X_val_in, y_val_in = validation_data
-        X_val, T_val = network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val")
+        validation = _Validation(network, loss,
+                                 *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"))
     rng = np.random.default_rng(seed) if seed is not None else network._shuffle_rng
     n = X.shape[0]
     batch = n if batch_size is None else min(batch_size, n)
-
-    def next_orders(count: int) -> NDArray[np.int64] | None:
-        """Sample orders of the next ``count`` epochs: (count, n), or None when in order."""
-        return np.stack([rng.permutation(n) for _ in range(count)]) if shuffle else None
-
-    native = getattr(network.ops, "make_trainer", None) is not None
-    per_epoch = bool(verbose) or validation_data is not None or early_stopping
-    run = _epochs_native if native else _epochs_python
     history = History()
-    monitor = "val_loss" if validation_data is not None else "loss"
-    best = np.inf
-    best_params: list[NDArray[Any]] | None = None
-    wait = 0
+    stopping = (_EarlyStopping(network, history, "val_loss" if validation else "loss",
+                               patience, min_delta, restore_best_weights)
+                if early_stopping else None)
     if not network._fit_lock.acquire(blocking=False):
         raise RuntimeError("fit is already running on this network (in another thread); "
                            "one network trains in one thread at a time -- wait for that "
                            "fit to return, or train a separate network")
     try:
         with _StopOnInterrupt() as interrupt:
-            progress = _Progress(epochs, verbose) if verbose else None
-            chunks = run(network, X, T, loss, optimizer, batch, next_orders, epochs, per_epoch,
-                         interrupt)
+            progress = _ProgressObserver(epochs, verbose) if verbose else None
+            watchers: list[Any] = [o for o in (validation, _Recorder(history), progress,
+                                               stopping) if o is not None]
+            watchers += observers
             try:
-                for totals in chunks:
-                    losses = totals / n if loss.reduction == "mean" else totals
-                    if not per_epoch:           # a whole chunk of epochs at once
-                        history._extend({"loss": losses.tolist()})
-                        continue
-                    record = {"loss": float(losses[0])}
-                    if validation_data is not None:
-                        scores = network._score(X_val, T_val, loss)
-                        record.update({"val_" + k: v for k, v in scores.items()})
-                    history._extend({k: [v] for k, v in record.items()})
-                    if progress is not None:
-                        progress.update(record)
-                    if early_stopping:
-                        epoch = history.epochs[-1]
-                        if record[monitor] < best - min_delta:
-                            best, wait = record[monitor], 0
-                            history.best_epoch = epoch
-                            if restore_best_weights:
-                                best_params = [p.copy() for _, p, _ in network.parameters()]
-                        else:
-                            wait += 1
-                            if wait >= patience:
-                                history.stopped_epoch = epoch
-                                break
+                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt)
+                _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
+                       interrupt)
             finally:
-                chunks.close()                  # the native trainer is closed here
-                if progress is not None:
-                    progress.close(history)
+                for watcher in watchers:
+                    end = getattr(watcher, "on_train_end", None)
+                    if end is not None:
+                        end(history)
             history.interrupted = interrupt.requested
     finally:
         network._fit_lock.release()
     if history.interrupted:
         warnings.warn(f"fit interrupted (Ctrl-C) after {len(history.epochs)} of {epochs} "
                       "epochs; the network keeps the weights of the last completed batch",
-                      UserWarning, stacklevel=2)
-    elif best_params is not None and history.best_epoch != history.epochs[-1]:
-        with _DeferInterrupt():                 # all of the best epoch's, or none
-            for (_, param, _), saved in zip(network.parameters(), best_params):
-                param[...] = saved              # in place: arrays keep their identity
+                      UserWarning, stacklevel=3)
+    elif stopping is not None:
+        stopping.restore()
     return history
 
-def _epochs_python(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                   optimizer: Optimizer, batch: int,
-                   next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
-                   per_epoch: bool, interrupt: _StopOnInterrupt
-                   ) -> Generator[NDArray[np.float64], None, None]:
-    """The reference loop, one epoch at a time.
 
-    Yields, per epoch, a 1-element array of the summed batch losses (each
-    times its batch size for ``reduction="mean"``).  Once
-    ``interrupt.requested`` -- looked at before each batch, between the
-    layers of its forward and backward passes, and before its update --
-    it drops the unfinished batch (giving back the dropout steps it drew)
-    and returns: the weights and optimizer state stay those of the last
-    completed batch, and an unfinished epoch yields nothing.
+def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: int,
+           epochs: int, shuffle: bool, rng: np.random.Generator, loss: Loss,
+           interrupt: _StopOnInterrupt, seconds_per_call: float = 0.25) -> None:
+    """The one training loop: the trainer runs batches, Python observes the epochs.
+
+    Each ``trainer.run`` call does about ``seconds_per_call`` of work (the
+    first runs one batch to measure), at most as many epochs as every
+    watcher allows (``quiet_epochs``: a watcher that looks at the weights
+    after each epoch allows one), so Python -- progress, validation -- is
+    re-entered between calls, never inside a batch.  The sample orders of
+    a call's epochs come from ``rng`` here, so every trainer visits the same
+    samples.  During a call SIGINT stops the trainer (its batch is
+    dropped, see ``_StopOnInterrupt``); the completed epochs are recorded
+    and the loop ends.  The trainer is closed on the way out.
     """
-    n = X.shape[0]
-    mean = loss.reduction == "mean"
-    dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
-    step = optimizer.checked_step(network)    # creates the state, as the native loop does
-    for epoch in range(epochs):
-        orders = next_orders(1)
-        order = None if orders is None else orders[0]
-        total = 0.0
-        with ieee_scope():                      # the kernels' error state, set once
-            for start in range(0, n, batch):
-                if interrupt.requested:
-                    return
-                idx: Any = (slice(start, start + batch) if order is None
-                            else order[start:start + batch])
-                drawn = [layer.step for layer in dropouts]
-                try:
-                    out = network._forward(X[idx], training=True, interrupt=interrupt)
-                    value, grad = loss.compute(network.ops, out, T[idx])
-                    if not math.isfinite(value):
-                        raise _diverged(epoch)
-                    network._backward_no_input_grad(grad, interrupt)  # type: ignore[arg-type]
-                    if interrupt.requested:     # the last moment to drop the batch
-                        raise _BatchInterrupted
-                except (_BatchInterrupted, KeyboardInterrupt) as exc:
-                    for layer, count in zip(dropouts, drawn):   # the batch drew nothing
-                        layer.step = count
-                    if isinstance(exc, KeyboardInterrupt):      # a second Ctrl-C
-                        raise
-                    return
-                if not step():                  # refused: weights and state unchanged
-                    raise _diverged(epoch)
-                total += value * out.shape[0] if mean else value
-        yield np.array([total])
-
-def _epochs_native(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                   optimizer: Optimizer, batch: int,
-                   next_orders: Callable[[int], NDArray[np.int64] | None], epochs: int,
-                   per_epoch: bool, interrupt: _StopOnInterrupt,
-                   seconds_per_call: float = 0.25
-                   ) -> Generator[NDArray[np.float64], None, None]:
-    """The same loop run by the backend's native trainer, many batches per call.
-
-    Each call does about ``seconds_per_call`` of work (whole epochs when
-    they are short; the first call runs one batch to measure), so Python
-    -- progress, validation -- is re-entered between calls, never inside
-    a batch.  During a call (GIL released) SIGINT is caught by the
-    trainer's own C handler when ``interrupt`` is catching: the first
-    stops the call at once, dropping the unfinished batch, and trips
-    ``interrupt``; a second raises KeyboardInterrupt.  Yields the epochs'
-    loss sums as ``_epochs_python`` does, a chunk of epochs at a time; once
-    ``interrupt.requested`` it yields the chunk's completed epochs and
-    returns.
-    """
-    n = X.shape[0]
     per_epoch_batches = -(-n // batch)
-    for layer, _ in network._plan:          # gradient buffers the trainer writes
-        if isinstance(layer, Dense):
-            params = layer.params()
-            if layer.dW is None:
-                layer.dW = network.ops.zeros_like(params["W"])
-            if "b" in params and layer.db is None:
-                layer.db = network.ops.zeros_like(params["b"])
-    spec, states = optimizer.native_spec(network)
-    stages = [_stage(network, layer, activation, states) for layer, activation in network._plan]
-    trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
-        stages, loss.kernel, loss.reduction, spec, X, T, batch)
+    mean = loss.reduction == "mean"
     max_batches = 1
+    done = 0
     try:
-        done = 0
-        while done < epochs:
-            chunk = 1 if per_epoch else min(epochs - done,
-                                            max(1, max_batches // per_epoch_batches))
-            orders = next_orders(chunk)
-            losses = np.zeros(chunk)
+        while done < epochs and not interrupt.requested:
+            chunk = min(epochs - done, max(1, max_batches // per_epoch_batches))
+            for watcher in watchers:
+                quiet = watcher.quiet_epochs() if hasattr(watcher, "quiet_epochs") else 1
+                if quiet is not None:
+                    chunk = min(chunk, max(1, quiet))
+            orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
+                      else None)
+            totals = np.zeros(chunk)
             epoch = start = 0
-            while epoch < chunk:
-                if interrupt.requested:
-                    if epoch:
-                        yield losses[:epoch]
-                    return
+            while epoch < chunk and not interrupt.requested:
                 began = time.perf_counter()
                 before = epoch * per_epoch_batches + start // batch
                 catch = interrupt.catching
                 try:
-                    epoch, start = trainer.run(orders, epoch, start, max_batches, losses,
-                                               catch)
+                    epoch, start = trainer.run(orders, epoch, start, max_batches, totals, catch)
                 except FloatingPointError as exc:
-                    raise _diverged(done + exc.args[1]) from None
+                    if len(exc.args) == 2 and isinstance(exc.args[1], int):
+                        raise _diverged(done + exc.args[1]) from None
+                    raise
                 if catch and trainer.interrupted:
                     interrupt.trip()
                 ran = epoch * per_epoch_batches + start // batch - before
                 elapsed = time.perf_counter() - began
                 if ran and elapsed > 0:
                     max_batches = max(1, int(ran * seconds_per_call / elapsed))
+            losses = totals[:epoch] / n if mean else totals[:epoch]
             done += chunk
-            yield losses
+            if _observe(watchers, history, losses):
+                return
     finally:
-        final = trainer.close()
-        for stage, step in zip(network._plan, final["dropout_steps"]):
+        trainer.close()
+
+
+def _observe(watchers: list[Any], history: History, losses: NDArray[np.float64]) -> bool:
+    """Show the watchers each epoch's records; True when one of them says ``"stop"``."""
+    if len(watchers) == 1:                      # only the History: the epochs at once
+        history._extend({"loss": losses.tolist()})
+        return False
+    for value in losses.tolist():
+        epoch = len(history.epochs)
+        logs = {"loss": value}
+        stop = False
+        for watcher in watchers:
+            stop = watcher.on_epoch_end(epoch, logs) == "stop" or stop
+        if stop:
+            return True
+    return False
+
+
+class _Observer(Protocol):
+    """What the driver asks of an observer of the epochs (issue 13 opens it to users).
+
+    ``on_epoch_end(epoch, logs)`` is called after each epoch with its index
+    and its records (``{"loss": ...}``, to which an observer may add, e.g.
+    ``val_loss``), in the order of the observers; returning ``"stop"`` ends
+    training after this epoch.  Optional: ``quiet_epochs()`` -- how many
+    epochs may run before the next call without the observer missing
+    anything (None: any number; absent: 1) -- and ``on_train_end(history)``.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None: ...
+
+
+class _Recorder:
+    """Appends each epoch's records to the History."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def quiet_epochs(self) -> int | None:
+        return None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.history._extend({k: [v] for k, v in logs.items()})
+
+
+class _Validation:
+    """Scores the network on the validation data after each epoch: ``val_loss``..."""
+
+    def __init__(self, network: Network, loss: Loss, X: NDArray[Any], T: NDArray[Any]) -> None:
+        self.network, self.loss, self.X, self.T = network, loss, X, T
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        scores = self.network._score(self.X, self.T, self.loss)
+        logs.update({"val_" + k: v for k, v in scores.items()})
+
+
+class _EarlyStopping:
+    """Stops when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; keeps a copy of the best epoch's parameters."""
+
+    def __init__(self, network: Network, history: History, monitor: str, patience: int,
+                 min_delta: float, restore_best_weights: bool) -> None:
+        self.network, self.history, self.monitor = network, history, monitor
+        self.patience, self.min_delta = patience, min_delta
+        self.restore_best_weights = restore_best_weights
+        self.best = np.inf
+        self.wait = 0
+        self.best_params: list[NDArray[Any]] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        if logs[self.monitor] < self.best - self.min_delta:
+            self.best, self.wait = logs[self.monitor], 0
+            self.history.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_params = [p.copy() for _, p, _ in self.network.parameters()]
+            return None
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.history.stopped_epoch = epoch
+            return "stop"
+        return None
+
+    def restore(self) -> None:
+        """Copy the best epoch's parameters back in place (when it is not the last)."""
+        if self.best_params is None or self.history.best_epoch == self.history.epochs[-1]:
+            return
+        with _DeferInterrupt():                 # all of the best epoch's, or none
+            for (_, param, _), saved in zip(self.network.parameters(), self.best_params):
+                param[...] = saved              # in place: arrays keep their identity
+
+
+class _ProgressObserver:
+    """The progress display (``verbose``) as an observer."""
+
+    def __init__(self, epochs: int, verbose: int) -> None:
+        self.progress = _Progress(epochs, verbose)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.progress.update(dict(logs))
+
+    def on_train_end(self, history: History) -> None:
+        self.progress.close(history)
+
+
+# ------------------------------------------------------------- the trainers
+def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> Any:
+    """The backend's native trainer when it has one, else the Python trainer."""
+    if getattr(network.ops, "make_trainer", None) is not None:
+        return _NativeTrainer(network, X, T, loss, optimizer, batch)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+
+
+class PythonTrainer:
+    """The reference trainer: the batches of a fit, run by the layers in Python.
+
+    The same contract as the compiled backend's trainer (``run``/``close``,
+    ``interrupted``), so ``fit`` has one loop: ``run`` trains from a batch
+    position for at most ``max_batches`` batches.  Each batch is forward,
+    loss, backward, then the optimizer's ``step`` -- all or nothing: an
+    update that would leave a non-finite value is refused whole, as the
+    compiled trainer's dry run refuses it.  Every piece runs its own code
+    (a user's Layer, Activation, Loss or Optimizer subclass included), with
+    the backend's kernels for the built-in layers.
+
+    Parameters
+    ----------
+    network : Network
+    X, T : ndarray
+        The checked samples (n, n_inputs) and targets.
+    loss : Loss
+    optimizer : Optimizer
+    batch : int
+        Samples per batch (the last one may be smaller).
+    interrupt : _StopOnInterrupt
+        Once it is ``requested`` (Ctrl-C), looked at before each batch,
+        between the layers of its passes and before its update, the
+        unfinished batch is dropped (its dropout steps given back) and
+        ``run`` returns with ``interrupted`` True.
+
+    Attributes
+    ----------
+    interrupted : bool
+        Whether the last ``run`` stopped for a Ctrl-C.
+    """
+
+    def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> None:
+        self.network, self.X, self.T, self.loss = network, X, T, loss
+        self.batch, self.interrupt = batch, interrupt
+        self.interrupted = False
+        self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
+        self._step = optimizer.checked_step(network)   # creates the state, as the C one
+
+    def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
+            losses: NDArray[np.float64], catch_sigint: bool = False) -> tuple[int, int]:
+        """Train from batch position (epoch, start) for at most ``max_batches`` batches.
+
+        Parameters
+        ----------
+        orders : ndarray (len(losses), n) of int64, or None
+            Each epoch's sample order; None: in order.
+        epoch, start : int
+            Where to begin: the epoch index (into ``losses``) and its first sample.
+        max_batches : int
+        losses : ndarray of float64
+            ``losses[e]`` accumulates epoch e's batch losses (each times its
+            batch size for ``reduction="mean"``).
+        catch_sigint : bool
+            Unused: the reference trainer notices Ctrl-C through ``interrupt``.
+
+        Returns
+        -------
+        (epoch, start) : the position reached.
+
+        Raises
+        ------
+        FloatingPointError
+            ``(message, epoch)`` when a batch's loss is not finite or its
+            update was refused; nothing of that batch is applied.
+        """
+        network, X, T, batch = self.network, self.X, self.T, self.batch
+        n = X.shape[0]
+        mean = self.loss.reduction == "mean"
+        self.interrupted = False
+        ran = 0
+        with ieee_scope():                          # the kernels' error state, set once
+            while epoch < losses.shape[0] and ran < max_batches:
+                if self.interrupt.requested:
+                    self.interrupted = True
+                    break
+                stop = start + batch
+                idx: Any = slice(start, stop) if orders is None else orders[epoch, start:stop]
+                drawn = [layer.step for layer in self._dropouts]
+                try:
+                    out = network._forward(X[idx], training=True, interrupt=self.interrupt)
+                    value, grad = self.loss.compute(network.ops, out, T[idx])
+                    if not math.isfinite(value):
+                        raise FloatingPointError("training diverged: the loss is not finite",
+                                                 epoch)
+                    network._backward_no_input_grad(grad, self.interrupt)  # type: ignore[arg-type]
+                    if self.interrupt.requested:    # the last moment to drop the batch
+                        raise _BatchInterrupted
+                except (_BatchInterrupted, KeyboardInterrupt) as exc:
+                    for layer, count in zip(self._dropouts, drawn):  # the batch drew nothing
+                        layer.step = count
+                    if isinstance(exc, KeyboardInterrupt):           # a second Ctrl-C
+                        raise
+                    self.interrupted = True
+                    break
+                if not self._step():                # refused: weights and state unchanged
+                    raise FloatingPointError("training diverged: an update is not finite",
+                                             epoch)
+                losses[epoch] += value * out.shape[0] if mean else value
+                ran += 1
+                start = stop
+                if start >= n:
+                    epoch, start = epoch + 1, 0
+        return epoch, start
+
+    def close(self) -> dict[str, Any]:
+        """Nothing to free: the layers and the optimizer hold their state already."""
+        return {}
+
+
+class _NativeTrainer:
+    """The backend's compiled trainer for one fit, with the bookkeeping around it.
+
+    Makes the gradient buffers the C code writes and the optimizer state, and
+    hands ``make_trainer`` plain descriptions of the plan's stages; ``close``
+    gives the dropout steps back to the layers and the step count to the
+    optimizer.
+    """
+
+    def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                 optimizer: Optimizer, batch: int) -> None:
+        for layer, _ in network._plan:          # gradient buffers the trainer writes
+            if isinstance(layer, Dense):
+                params = layer.params()
+                if layer.dW is None:
+                    layer.dW = network.ops.zeros_like(params["W"])
+                if "b" in params and layer.db is None:
+                    layer.db = network.ops.zeros_like(params["b"])
+        spec, states = optimizer.native_spec(network)
+        stages = [_stage(network, layer, activation, states)
+                  for layer, activation in network._plan]
+        self.network, self.optimizer = network, optimizer
+        self.trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
+            stages, loss.kernel, loss.reduction, spec, X, T, batch)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.trainer.interrupted)
+
+    def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
+            losses: NDArray[np.float64], catch_sigint: bool = False) -> tuple[int, int]:
+        result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches, losses,
+                                                   catch_sigint)
+        return result
+
+    def close(self) -> dict[str, Any]:
+        final: dict[str, Any] = self.trainer.close()
+        for stage, step in zip(self.network._plan, final["dropout_steps"]):
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
-        optimizer.native_done(final["step"])
+        self.optimizer.native_done(final["step"])
+        return final
+
 
 def _stage(network: Network, layer: Layer, activation: Activation | None,
            states: dict[str, list[Any]]) -> dict[str, Any]:
