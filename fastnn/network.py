@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import io as _io
 from . import training as _training
+from ._custom import user_methods
 from ._validation import as_float_array, as_samples, check_dtype, check_int
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
@@ -138,13 +139,20 @@ class Network:
         return f"Network([{inner}], backend={self.backend!r}, dtype={self.dtype.name!r})"
 
     def _make_plan(self) -> list[tuple[Layer, Activation | None]]:
-        """(layer, fused activation or None) pairs; a fused activation is not run apart."""
+        """(layer, fused activation or None) pairs; a fused activation is not run apart.
+
+        Only fastnn's own Dense and activations fuse (a subclass that overrides
+        none of their computing methods counts as their own): an activation
+        with its own ``forward``/``backward`` runs as a layer of its own, so
+        its code runs, on every backend.
+        """
         plan: list[tuple[Layer, Activation | None]] = []
         i = 0
         while i < len(self.layers):
             layer = self.layers[i]
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if isinstance(layer, Dense) and isinstance(nxt, Activation):
+            if (isinstance(layer, Dense) and isinstance(nxt, Activation)
+                    and not user_methods(layer, "Layer") and not user_methods(nxt, "Layer")):
                 plan.append((layer, nxt))
                 i += 2
             else:
@@ -233,7 +241,8 @@ class Network:
         for k, (layer, _) in enumerate(reversed(self._plan)):
             if interrupt is not None and interrupt.requested:
                 raise _BatchInterrupted
-            if k == len(self._plan) - 1 and isinstance(layer, Dense):
+            if (k == len(self._plan) - 1 and isinstance(layer, Dense)
+                    and "backward" not in user_methods(layer, "Layer")):
                 layer.backward(grad, need_dX=False)
             else:
                 grad = layer.backward(grad)
@@ -329,6 +338,16 @@ class Network:
         With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
         backend runs one epoch per native call (Python decides between epochs);
         the numbers are the same as without them.
+
+        Pieces of your own -- a ``Layer``, an ``Activation`` with its own
+        ``forward``/``backward``, a ``Loss`` with its own ``compute``, an
+        ``Optimizer`` with its own ``step`` -- run as written on both
+        backends.  The compiled backend runs its native loop only when it
+        knows every piece exactly (a built-in class, or a subclass that
+        overrides none of those methods); otherwise the whole ``fit`` runs
+        the Python training loop (``fastnn.training.PythonTrainer``, with
+        the compiled kernels for the built-in layers) and warns once, naming
+        the piece and the method.
 
         Ctrl-C (SIGINT) during ``fit`` in the main thread stops training at
         once, also in the middle of a long batch, and ``fit`` returns the

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._custom import user_methods
 from ._validation import check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
 from .layers import Activation, Dense, Dropout, Layer
@@ -403,10 +404,41 @@ class _ProgressObserver:
 # ------------------------------------------------------------- the trainers
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                   optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> Any:
-    """The backend's native trainer when it has one, else the Python trainer."""
-    if getattr(network.ops, "make_trainer", None) is not None:
+    """The backend's native trainer when it has one and knows every piece, else the
+    Python trainer -- with one warning, naming the user code, when a native one was
+    passed over (never a piece run as something it is not)."""
+    if getattr(network.ops, "make_trainer", None) is None:
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+    reasons = _user_code(network, loss, optimizer)
+    if not reasons:
         return _NativeTrainer(network, X, T, loss, optimizer, batch)
+    warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
+                  f"{network.ops.name!r} backend (the built-in layers still run its compiled "
+                  "kernels)", UserWarning, stacklevel=4)
     return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+
+
+def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
+    """Why the native trainer cannot run this fit as written: each piece that is user
+    code, e.g. ``"MyLoss.compute is user code"``; empty when it knows every piece."""
+    reasons = []
+
+    def say(piece: Any, methods: list[str]) -> None:
+        name = type(piece).__name__
+        listed = ", ".join(f"{name}.{m}" for m in methods)
+        reasons.append(f"{listed} {'is' if len(methods) == 1 else 'are'} user code")
+
+    for layer in network.layers:
+        methods = user_methods(layer, "Layer")
+        if methods:
+            say(layer, methods)
+        elif not isinstance(layer, (Dense, Activation, Dropout)):
+            reasons.append(f"{type(layer).__name__} is a layer the native trainer does not know")
+    for piece, kind in ((loss, "Loss"), (optimizer, "Optimizer")):
+        methods = user_methods(piece, kind)
+        if methods:
+            say(piece, methods)
+    return reasons
 
 
 class PythonTrainer:
