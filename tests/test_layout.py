@@ -160,3 +160,21 @@ def test_allow_list_is_used():
     graph = import_graph()
     for importer, imported in ALLOWED_BACKEND_IMPORTS:
         assert imported in graph[importer], f"{importer} no longer imports {imported}"
+
+
+def test_history_pickled_under_its_old_module_still_loads():
+    """History moved to fastnn.training; pickles made before name fastnn.network.History,
+    which stays importable as an alias."""
+    import pickle
+
+    import fastnn
+    from fastnn.network import History as OldName
+    from fastnn.training import History
+    assert OldName is History and fastnn.History is History
+    history = History()
+    history._extend({"loss": [0.5, 0.25]})
+    old = pickle.dumps(history, protocol=0).replace(b"cfastnn.training\nHistory\n",
+                                                    b"cfastnn.network\nHistory\n")
+    assert b"fastnn.network" in old
+    loaded = pickle.loads(old)
+    assert loaded.loss == [0.5, 0.25] and loaded.epochs == [0, 1]
