@@ -321,8 +321,12 @@ class Optimizer:
 
     def _state_arrays(self, ops: Any, key: str,
                       param: NDArray[Any]) -> list[NDArray[Any] | None]:
-        """The state arrays of ``key`` (created on first use), None where unused."""
-        raise NotImplementedError
+        """The state arrays of ``key`` (created on first use), None where unused.
+
+        None, None here: an optimizer written from scratch (its own ``step``
+        or ``update``) keeps whatever state it needs itself.
+        """
+        return [None, None]
 
     def _spec(self) -> dict[str, Any]:
         raise NotImplementedError

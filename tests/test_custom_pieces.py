@@ -84,6 +84,14 @@ class Softsign(Activation):
         return dY / (1 + np.abs(self._X)) ** 2
 
 
+class PlainGD(fastnn.Optimizer):
+    """Written from scratch: p -= lr * grad / 2, no state, only ``step``."""
+
+    def step(self, network):
+        for _, param, grad in network.parameters():
+            param -= (self.lr / 2) * grad
+
+
 def _data():
     rng = np.random.default_rng(0)
     return rng.standard_normal((40, 4)), rng.standard_normal((40, 2))
@@ -120,6 +128,8 @@ PIECES = {
               "Scale.grads are user code"),
     "activation": (dict(hidden=Softsign), dict(hidden=Activation),
                    "Softsign.forward, Softsign.backward are user code"),
+    "optimizer-from-scratch": (dict(optimizer=PlainGD), dict(optimizer=SGD),
+                               "PlainGD.step is user code"),
     "activation-after-activation": (dict(extra=Softsign), dict(extra=Activation),
                                     "Softsign.forward, Softsign.backward are user code"),
 }
