@@ -4,6 +4,9 @@ Why it is built this way: a loss object only knows its reduction and how to
 check a target; the arithmetic is a backend kernel returning the value and the
 gradient together (one pass, as the compiled kernels do it).  Targets are
 validated and converted once per ``fit``, in ``prepare_target``, not per batch.
+A loss computes through the ops object it is handed; only the user-facing
+``loss(pred, target)`` looks up the default backend, inside the call.  A
+subclass may override ``compute``: its code then runs on every backend.
 """
 
 from __future__ import annotations

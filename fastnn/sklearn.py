@@ -80,10 +80,10 @@ except ImportError:  # scikit-learn < 1.6: the same function was a method
         return estimator._validate_data(*args, **kwargs)
 
 from . import layers as _layers
+from . import training as _training
 from ._validation import unmasked
 from .backends import available_backends
 from .losses import CrossEntropyLoss, MSELoss
-from . import training as _training
 from .network import Network
 from .optimizers import SGD, Adam
 
