@@ -24,6 +24,10 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``: one list,
+#: read by the losses and by the backends (``numpy_ops.REDUCTIONS`` is this one).
+REDUCTIONS = ("mean", "sum")
+
 
 def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """The network dtype as a NumPy dtype: float32 or float64."""

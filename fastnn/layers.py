@@ -13,7 +13,8 @@ so the same seed gives the same weights on every backend.  Weights the user
 assigned before that are kept (converted to the network's dtype); the draw is
 made all the same, so the other layers get the weights they would get anyway.
 A layer belongs to one network: a second Network refuses it, since building it
-again would change the first network's weights and dtype.
+again would change the first network's weights and dtype.  This module imports
+no backend: a layer computes only through the ops object it is handed.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_batch, as_float_array, as_numeric, check_float, check_int
-from .backends.numpy_ops import NEEDS_PREACTIVATION
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the type checker only: a layer is handed its ops by build
     from .backends.numpy_ops import NumpyOps
 
 __all__ = ["Layer", "Dense", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
@@ -327,8 +327,8 @@ class Activation(Layer):
         self._require_built()
         X = as_batch(X, self.dtype, (None, None), "X", self)
         Y = self.ops.activation_forward(X, self.kind, self.alpha)
-        if keep:
-            self._cache = (X if self.kind in NEEDS_PREACTIVATION else None, Y)
+        if keep:   # the input, for the kernels whose derivative reads it (leaky_relu, silu)
+            self._cache = (X, Y)
         return Y
 
     def backward(self, dY: NDArray[Any]) -> NDArray[Any]:

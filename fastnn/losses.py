@@ -4,6 +4,9 @@ Why it is built this way: a loss object only knows its reduction and how to
 check a target; the arithmetic is a backend kernel returning the value and the
 gradient together (one pass, as the compiled kernels do it).  Targets are
 validated and converted once per ``fit``, in ``prepare_target``, not per batch.
+A loss computes through the ops object it is handed; only the user-facing
+``loss(pred, target)`` looks up the default backend, inside the call.  A
+subclass may override ``compute``: its code then runs on every backend.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._validation import as_float_array, as_numeric
-from .backends import get_backend
-from .backends.numpy_ops import REDUCTIONS
+from ._validation import REDUCTIONS, as_float_array, as_numeric
 
 __all__ = ["Loss", "MSELoss", "BCELoss", "CrossEntropyLoss", "get_loss"]
 
@@ -132,7 +133,7 @@ class Loss:
         float
         """
         p, t = self._user_args(pred, target)
-        return self.compute(get_backend(), p, t, need_grad=False)[0]
+        return self.compute(_default_ops(), p, t, need_grad=False)[0]
 
     def gradient(self, pred: ArrayLike, target: ArrayLike) -> NDArray[Any]:
         """d loss / d pred, on the default backend.
@@ -148,9 +149,19 @@ class Loss:
         ndarray, shape (n, d) (a 1-D pred gives (n, 1))
         """
         p, t = self._user_args(pred, target)
-        grad = self.compute(get_backend(), p, t)[1]
+        grad = self.compute(_default_ops(), p, t)[1]
         assert grad is not None
         return grad
+
+
+def _default_ops() -> Any:
+    """The default backend's kernels, for the user-facing ``loss(pred, target)``.
+
+    The one place a loss is not handed its ops (a training loop hands them to
+    ``compute``), so the registry is imported here, when such a call is made.
+    """
+    from .backends import get_backend
+    return get_backend()
 
 
 class MSELoss(Loss):

@@ -11,20 +11,35 @@ them are checked finite, and only then written back.  So an update that
 would be inf or NaN, or an error part-way (a read-only ``W``), changes
 nothing, and a ``predict`` in another thread never sees a value that is
 taken back -- the same rule as the native loop's dry run.
+
+An optimizer works on parameters, not on a network: ``update(params, ops)``
+takes (key, param, grad) triples and the backend's kernels, and
+``step(network)`` is a convenience that only gathers ``network.parameters()``
+and ``network.ops``.  So this module imports neither the network nor a
+backend: the arrows point from the network to the optimizers to the ops.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import as_float_array, check_float
 
-if TYPE_CHECKING:
-    from .network import Network
+#: (key, param, grad) of one parameter, as ``Network.parameters`` yields it
+ParamGrad = tuple[str, NDArray[Any], "NDArray[Any] | None"]
+
+
+class _HasParameters(Protocol):
+    """What ``step`` reads of a network: its parameters and its backend's kernels."""
+
+    ops: Any
+
+    def parameters(self) -> Iterable[ParamGrad]: ...
+
 
 __all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
 
@@ -62,37 +77,36 @@ class Optimizer:
     def __init__(self, lr: float) -> None:
         self.lr = check_float(lr, "lr", minimum=0.0)
         self.state: dict[str, Any] = {}
-        self._owner: weakref.ref[Network] | None = None
+        self._owner: weakref.ref[Any] | None = None
         self._aside: dict[str, list[NDArray[Any]]] = {}
 
-    def _bind(self, network: Network) -> None:
-        """Tie the state to ``network`` (a weak reference); another live network is refused.
+    def _bind(self, owner: Any, params: list[ParamGrad]) -> None:
+        """Tie the state to ``owner`` (a weak reference; None ties nothing); another live
+        owner is refused.
 
-        Binding to a new network (the previous one is gone) adopts the state:
-        it must match the network's parameters and is converted to its dtype.
-        The hyper-parameters are checked against the network's dtype.
+        Binding to a new owner (the previous one is gone) adopts the state: it
+        must match ``params`` and is converted to their dtype.  The
+        hyper-parameters are checked against that dtype.
         """
-        from .network import Network      # imported here: network.py imports this module
-        if not isinstance(network, Network):
-            raise TypeError(f"{type(self).__name__} steps a fastnn Network, got "
-                            f"{type(network).__name__}")
-        owner = self._owner() if self._owner is not None else None
-        if owner is not None and owner is not network:
+        current = self._owner() if self._owner is not None else None
+        if owner is not None and current is not None and current is not owner:
             raise ValueError(f"this {type(self).__name__} already holds the state of another "
                              "network; give each network its own optimizer")
-        self._check_dtype(network.dtype)
-        if owner is None:
-            self._adopt_state(network)
-            self._owner = weakref.ref(network)
+        if params:
+            self._check_dtype(params[0][1].dtype)
+        if current is None:
+            self._adopt_state(params)
+            if owner is not None:
+                self._owner = weakref.ref(owner)
 
     def _check_dtype(self, dtype: np.dtype[Any]) -> None:
         """Refuse hyper-parameters that the network's dtype cannot hold (Adam's eps)."""
 
-    def _adopt_state(self, network: Network) -> None:
-        """Check the state against ``network``'s parameters; convert it to their dtype."""
+    def _adopt_state(self, entries: list[ParamGrad]) -> None:
+        """Check the state against the parameters ``entries``; convert it to their dtype."""
         if not self.state:
             return
-        params = {key: param for key, param, _ in network.parameters()}
+        params = {key: param for key, param, _ in entries}
         name = type(self).__name__
 
         def adopt(value: Any, key: str, what: str) -> Any:
@@ -128,12 +142,10 @@ class Optimizer:
         self.__dict__.update(state)
         self.__dict__.setdefault("_aside", {})
 
-    def step(self, network: Network) -> None:
+    def step(self, network: _HasParameters) -> None:
         """Apply one update to all parameters of ``network`` (after its backward).
 
-        All or nothing: every new parameter and state value is computed aside
-        and checked before any is written, so an error leaves the parameters
-        and the state exactly as they were.
+        A convenience: ``update(network.parameters(), network.ops, owner=network)``.
 
         Parameters
         ----------
@@ -151,11 +163,44 @@ class Optimizer:
             The update would make a parameter or a state value inf or NaN
             (the message names the first such parameter); nothing is written.
         """
-        staged = self._prepare(network)
+        params, ops = self._gather(network)
+        self.update(params, ops, owner=network)
+
+    def _gather(self, network: Any) -> tuple[list[ParamGrad], Any]:
+        """``network``'s (key, param, grad) list and its backend's kernels."""
+        if not callable(getattr(network, "parameters", None)) or not hasattr(network, "ops"):
+            raise TypeError(f"{type(self).__name__} steps a fastnn Network, got "
+                            f"{type(network).__name__}")
+        return list(network.parameters()), network.ops
+
+    def update(self, params: Iterable[ParamGrad], ops: Any, *, owner: Any = None) -> None:
+        """Apply one update to each (key, param, grad) of ``params``, all or nothing.
+
+        Every new parameter and state value is computed aside (with the kernels
+        of ``ops``) and checked before any is written, so an error leaves the
+        parameters and the state exactly as they were.
+
+        Parameters
+        ----------
+        params : iterable of (str, ndarray, ndarray or None)
+            Each parameter's key (e.g. ``"0.W"``, which keys the state), the
+            array updated in place and its gradient.
+        ops : NumpyOps
+            The backend's kernels.
+        owner : object, optional
+            What the state belongs to (``step`` passes the network): a second
+            live owner is refused.  None: no owner is checked or recorded.
+
+        Raises
+        ------
+        RuntimeError, ValueError, FloatingPointError
+            As ``step``.
+        """
+        entries = list(params)
+        staged = self._prepare(entries, ops, owner)
         for key, _, grad, _ in staged:
             if grad is None:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
-        ops = network.ops
         commits = []
         for key, param, grad, state in staged:       # compute aside, check
             targets = [param]
@@ -181,19 +226,18 @@ class Optimizer:
                 np.copyto(target, copy)
             self._advance(key)
 
-    def _prepare(self, network: Network) -> list[tuple[str, NDArray[Any], NDArray[Any] | None,
-                                                       list[NDArray[Any] | None]]]:
-        """Bind, check every parameter writeable, then make the state (as ``step`` uses it).
+    def _prepare(self, entries: list[ParamGrad], ops: Any, owner: Any
+                 ) -> list[tuple[str, NDArray[Any], NDArray[Any] | None,
+                                 list[NDArray[Any] | None]]]:
+        """Bind, check every parameter writeable, then make the state (as ``update`` uses it).
 
         Returns (key, param, grad, state arrays) per parameter; a read-only
         array is refused before any state is made.
         """
-        self._bind(network)
-        entries = list(network.parameters())
+        self._bind(owner, entries)
         for key, param, _ in entries:
             if not param.flags.writeable:
                 _check_writeable(key, [param], "")
-        ops = network.ops
         staged = []
         for key, param, grad in entries:
             state = self._state_arrays(ops, key, param)
@@ -213,7 +257,7 @@ class Optimizer:
             np.copyto(buf, array)
         return bufs
 
-    def checked_step(self, network: Network) -> Callable[[], bool]:
+    def checked_step(self, network: _HasParameters) -> Callable[[], bool]:
         """A function applying ``step(network)``, False when it refused a non-finite update.
 
         For a training loop: call it once (it creates the state, as
@@ -230,7 +274,8 @@ class Optimizer:
         callable () -> bool
             True if the update was applied, False if it was refused.
         """
-        self._prepare(network)
+        params, ops = self._gather(network)
+        self._prepare(params, ops, network)
 
         def step() -> bool:
             try:
@@ -240,8 +285,8 @@ class Optimizer:
             return True
         return step
 
-    def native_spec(self, network: Network) -> tuple[dict[str, Any],
-                                                     dict[str, list[NDArray[Any] | None]]]:
+    def native_spec(self, network: _HasParameters
+                    ) -> tuple[dict[str, Any], dict[str, list[NDArray[Any] | None]]]:
         """Hyper-parameters and state arrays for a backend's native training loop.
 
         Parameters
@@ -261,7 +306,8 @@ class Optimizer:
         ValueError
             A parameter (or its state) is read-only, as ``step`` raises it.
         """
-        states = {key: state for key, _, _, state in self._prepare(network)}
+        params, ops = self._gather(network)
+        states = {key: state for key, _, _, state in self._prepare(params, ops, network)}
         return self._spec(), states
 
     def native_done(self, step: int) -> None:
@@ -275,8 +321,12 @@ class Optimizer:
 
     def _state_arrays(self, ops: Any, key: str,
                       param: NDArray[Any]) -> list[NDArray[Any] | None]:
-        """The state arrays of ``key`` (created on first use), None where unused."""
-        raise NotImplementedError
+        """The state arrays of ``key`` (created on first use), None where unused.
+
+        None, None here: an optimizer written from scratch (its own ``step``
+        or ``update``) keeps whatever state it needs itself.
+        """
+        return [None, None]
 
     def _spec(self) -> dict[str, Any]:
         raise NotImplementedError

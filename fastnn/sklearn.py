@@ -43,10 +43,12 @@ Convergence follows scikit-learn's rule exactly: after each epoch the loss
 so far; an epoch that does not improve it by at least ``tol`` increments a
 counter, any other epoch resets it, and training stops when the counter
 exceeds ``n_iter_no_change``.  When ``max_iter`` epochs run without stopping,
-a ``ConvergenceWarning`` is issued.  Because the counter can rise by at most
-one per epoch, the epochs in which no stop is possible are run as one
-``Network.fit`` call (same numbers as one call per epoch, less overhead);
-with ``early_stopping`` or ``verbose`` training goes one epoch per call.
+a ``ConvergenceWarning`` is issued.  The rule is an observer of one ``fit``
+(``_Convergence``), the same mechanism as fit's own early stopping.  Because
+the counter can rise by at most one per epoch, it lets the trainer run the
+epochs in which no stop is possible in one call (same numbers as one call per
+epoch, less overhead); with ``early_stopping`` or ``verbose`` it observes
+every epoch.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ except ImportError:  # scikit-learn < 1.6: the same function was a method
         return estimator._validate_data(*args, **kwargs)
 
 from . import layers as _layers
+from . import training as _training
 from ._validation import unmasked
 from .backends import available_backends
 from .losses import CrossEntropyLoss, MSELoss
@@ -326,44 +329,14 @@ class _BaseMLP(BaseEstimator):
         self._optimizer.weight_decay = self.alpha / batch
         loss = self._loss()
         epochs_to_run = 1 if incremental else self.max_iter
-        per_epoch = self.early_stopping or bool(self.verbose)
         if incremental:
             self.n_iter_ = 0
-        done = 0
-        stopped = False
-        while done < epochs_to_run and not stopped:
-            # the stopping counter rises by at most one per epoch: no stop is
-            # possible in the next `chunk` epochs, so run them in one call
-            chunk = 1 if per_epoch else max(
-                1, self.n_iter_no_change + 1 - self._no_improvement_count)
-            chunk = min(chunk, epochs_to_run - done)
-            history = self.network_.fit(X, T, loss=loss, optimizer=self._optimizer,
-                                        epochs=chunk, batch_size=batch, shuffle=self.shuffle)
-            for value in history.loss:
-                done += 1
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_ = float(value)
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                if self.early_stopping:
-                    self._update_validation(X_val, T_val)
-                else:
-                    if self.loss_ > self.best_loss_ - self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    self.best_loss_ = min(self.best_loss_, self.loss_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    stopped = True
-                    if self.verbose:
-                        what = ("Validation score" if self.early_stopping else "Training loss")
-                        print(f"{what} did not improve more than tol={self.tol:f} for "
-                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                    break
-            if history.interrupted:           # Ctrl-C: Network.fit stopped and warned
-                stopped = True
+        convergence = _Convergence(self, n_samples, X_val if self.early_stopping else None,
+                                   T_val if self.early_stopping else None)
+        history = _training.fit(self.network_, X, T, loss=loss, optimizer=self._optimizer,
+                                epochs=epochs_to_run, batch_size=batch, shuffle=self.shuffle,
+                                observers=[convergence])
+        stopped = convergence.stopped or history.interrupted  # Ctrl-C: fit stopped and warned
         if not stopped and not incremental:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
@@ -375,6 +348,30 @@ class _BaseMLP(BaseEstimator):
 
     def _dense(self):
         return [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
+
+    def _end_of_epoch(self, loss_value, n_samples, X_val, T_val):
+        """scikit-learn's bookkeeping after one epoch; True when its rule says stop."""
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_ = float(loss_value)
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        if self.early_stopping:
+            self._update_validation(X_val, T_val)
+        else:
+            if self.loss_ > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            self.best_loss_ = min(self.best_loss_, self.loss_)
+        if self._no_improvement_count > self.n_iter_no_change:
+            if self.verbose:
+                what = ("Validation score" if self.early_stopping else "Training loss")
+                print(f"{what} did not improve more than tol={self.tol:f} for "
+                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+            return True
+        return False
 
     def _update_validation(self, X_val, T_val):
         score = self._validation_score(X_val, T_val)
@@ -689,3 +686,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _more_tags(self):                        # the same tag for scikit-learn < 1.6
         return {"multioutput": True}
+
+
+class _Convergence:
+    """scikit-learn's stopping rule as an observer of ``fit``'s epochs.
+
+    After each epoch it does the estimator's bookkeeping (``loss_curve_``,
+    ``n_iter_``, the validation score) and says ``"stop"`` when the counter
+    of epochs without improvement exceeds ``n_iter_no_change``.  The counter
+    rises by at most one per epoch, so no stop is possible in the next
+    ``n_iter_no_change + 1 - counter`` epochs: ``quiet_epochs`` lets the
+    driver run them in one go (the same numbers as epoch by epoch); with
+    ``early_stopping`` (the weights of each epoch are scored) or ``verbose``
+    it asks for every epoch.
+    """
+
+    def __init__(self, estimator, n_samples, X_val, T_val):
+        self.estimator, self.n_samples = estimator, n_samples
+        self.X_val, self.T_val = X_val, T_val
+        self.stopped = False
+
+    def quiet_epochs(self):
+        est = self.estimator
+        if est.early_stopping or est.verbose:
+            return 1
+        return max(1, est.n_iter_no_change + 1 - est._no_improvement_count)
+
+    def on_epoch_end(self, epoch, logs):
+        if self.estimator._end_of_epoch(logs["loss"], self.n_samples, self.X_val, self.T_val):
+            self.stopped = True
+            return "stop"
+        return None

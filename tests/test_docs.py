@@ -21,8 +21,9 @@ import fastnn
 from fastnn.backends import _compiled_status
 from fastnn.backends._source_hash import source_root
 
-MODULES = ["fastnn.network", "fastnn.layers", "fastnn.losses", "fastnn.optimizers",
-           "fastnn.perceptron", "fastnn.datasets", "fastnn._validation", "fastnn.backends",
+MODULES = ["fastnn.network", "fastnn.training", "fastnn.io", "fastnn.interop.torch",
+           "fastnn.layers", "fastnn.losses", "fastnn.optimizers", "fastnn.perceptron",
+           "fastnn.datasets", "fastnn._validation", "fastnn.backends",
            "fastnn.backends.numpy_ops", "fastnn.sklearn"]
 #: modules whose docstrings must hold examples (the key ones)
 WITH_EXAMPLES = {"fastnn.network", "fastnn.layers", "fastnn.losses", "fastnn.datasets"}

@@ -2,7 +2,7 @@
 
 Why it is built this way: ``fit`` on the compiled backend runs batches in C
 (csrc/train.c) while the reference runs the readable Python loop of
-``Network._epochs_python``; the two must give the same weights and losses for
+``fastnn.training``; the two must give the same weights and losses for
 every activation, loss and optimizer, with dropout and shuffling, in both
 dtypes, and the C loop's results must not depend on how its work is cut into
 calls or on the thread count.
@@ -13,6 +13,7 @@ import pytest
 
 import fastnn
 from fastnn.backends import available_backends
+from fastnn.training import _stage
 
 pytestmark = pytest.mark.skipif("cython" not in available_backends(),
                                 reason="the compiled backend is not built")
@@ -130,7 +131,7 @@ def _trainer(net, X, y, batch):
         if isinstance(layer, fastnn.Dense):
             layer.dW, layer.db = np.zeros_like(layer.W), np.zeros_like(layer.b)
     spec, states = opt.native_spec(net)
-    stages = [net._stage(layer, act, states) for layer, act in net._plan]
+    stages = [_stage(net, layer, act, states) for layer, act in net._plan]
     return net.ops.make_trainer(stages, "cross_entropy", "mean", spec, X, y, batch)
 
 

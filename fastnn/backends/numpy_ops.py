@@ -35,6 +35,10 @@ from typing import Any, Callable, Iterator, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+# Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``: defined in
+# fastnn._validation, which the losses read without importing a backend.
+from .._validation import REDUCTIONS as REDUCTIONS  # re-exported: the backends read it here
+
 #: a C-contiguous float32/float64 (labels: int64) ndarray
 Array = NDArray[Any]
 
@@ -44,9 +48,6 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "silu", "sof
 #: Activations whose derivative needs the pre-activation ``Z``; the others
 #: derive it from the output ``Y`` alone, so ``Z`` need not be kept.
 NEEDS_PREACTIVATION = frozenset({"leaky_relu", "silu"})
-
-#: Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``.
-REDUCTIONS = ("mean", "sum")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

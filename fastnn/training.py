@@ -1,0 +1,761 @@
+"""Training: the fit driver, History, the progress display and the Ctrl-C guards.
+
+Why it is built this way: training is a loop *over* a network, not part of
+it.  ``Network.fit`` is a thin method calling ``fit`` here, so the network
+module holds only the model (layers, plan, passes) and this module the
+driver: the batch order comes from a seeded ``numpy.random.Generator`` here
+in Python (every backend visits the samples in the same order), the backend's
+trainer runs the batches, and between its calls Python observes the epochs
+(validation, progress, early stopping).  This module imports no network
+module: it works on the network it is handed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._custom import user_methods
+from ._validation import check_bool, check_float, check_int
+from .backends.numpy_ops import ieee_scope
+from .layers import Activation, Dense, Dropout, Layer
+from .losses import Loss, get_loss
+from .optimizers import Optimizer, get_optimizer
+
+if TYPE_CHECKING:  # optional dependencies, and the network, imported lazily at run time
+    from matplotlib.axes import Axes
+
+    from .network import Network
+
+__all__ = ["History", "PythonTrainer", "fit"]
+
+
+class History:
+    """Per-epoch records of ``fit``: ``history.loss``, ``history["val_loss"]``, ...
+
+    Attributes
+    ----------
+    history : dict of str -> list of float
+        ``loss`` (the mean of the batch losses, weighted by batch size, or their
+        sum for ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
+        for classification losses (as ``Network.evaluate``'s accuracy: per
+        label for BCE, argmax for cross-entropy), when validation data is
+        given.  One entry per epoch actually run.
+    epochs : list of int
+        The indices (from 0) of the epochs run.
+    stopped_epoch : int or None
+        With ``early_stopping``: the index of the epoch after which training
+        stopped early; None when all ``epochs`` ran.
+    best_epoch : int or None
+        With ``early_stopping``: the index of the epoch with the best monitored
+        value (the weights restored with ``restore_best_weights``); else None.
+    interrupted : bool
+        True when Ctrl-C (SIGINT) stopped ``fit`` early: the records cover
+        the epochs completed before it, the weights are those after the last
+        completed batch.
+
+    Examples
+    --------
+    >>> import fastnn
+    >>> X, y = fastnn.datasets.xor()
+    >>> net = fastnn.Network([fastnn.Dense(2, 4), fastnn.Tanh(), fastnn.Dense(4, 1)], seed=0)
+    >>> history = net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=0.1), epochs=3)
+    >>> history
+    History(epochs=3, keys=['loss'])
+    >>> len(history.loss), history.epochs
+    (3, [0, 1, 2])
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epochs: list[int] = []
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+        self.interrupted = False
+
+    def _extend(self, values: dict[str, list[float]]) -> None:
+        """Append the next epochs' records: ``values`` maps each key to a list."""
+        count = len(next(iter(values.values())))
+        self.epochs.extend(range(len(self.epochs), len(self.epochs) + count))
+        for key, value in values.items():
+            self.history.setdefault(key, []).extend(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __getattr__(self, key: str) -> list[float]:
+        # Only called for names that are not attributes.  ``history`` is read
+        # from __dict__ with .get: pickle and copy make an instance without
+        # running __init__ and look up names such as __setstate__ on it, which
+        # must raise AttributeError (a KeyError there broke pickling, and hung
+        # a multiprocessing.Pool whose worker returned a History).
+        records = self.__dict__.get("history")
+        if records is None or key.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+        try:
+            return records[key]
+        except KeyError:
+            raise AttributeError(f"History has no record {key!r}; it has "
+                                 f"{sorted(records)}") from None
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epochs)}, keys={sorted(self.history)})"
+
+    def plot(self, path: str | os.PathLike[str] | None = None, ax: Axes | None = None) -> Axes:
+        """Draw the loss curves (``loss``, and ``val_loss`` when recorded) per epoch.
+
+        Needs matplotlib (an optional dependency: ``pip install "fastnn[plot]"``),
+        imported only here.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Save the figure there as well (the format follows the file name's
+            extension, e.g. ``.png``).
+        ax : matplotlib.axes.Axes, optional
+            Draw into these axes; by default a new figure is made.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The axes drawn into.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:
+            raise ImportError("History.plot needs matplotlib, which is not installed; install "
+                              'it with `pip install "fastnn[plot]"` (or `pip install '
+                              'matplotlib`)') from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        epochs = [e + 1 for e in self.epochs]
+        for key in ("loss", "val_loss"):
+            if key in self.history:
+                ax.plot(epochs, self.history[key], label=key)
+        if self.best_epoch is not None:
+            ax.axvline(self.best_epoch + 1, color="grey", linestyle=":", label="best epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        if self.history:
+            ax.legend()
+        if path is not None:
+            ax.figure.savefig(os.fspath(path))  # type: ignore[union-attr]
+        return ax
+
+
+
+def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+        optimizer: Optimizer | type[Optimizer] | str, epochs: int = 1,
+        batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
+        verbose: int = 0,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+        observers: Sequence[_Observer] = ()) -> History:
+    """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
+
+    Parameters
+    ----------
+    network : Network
+    X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
+    early_stopping, patience, min_delta, restore_best_weights
+        As ``Network.fit``.
+    observers : sequence of objects with ``on_epoch_end(epoch, logs)``
+        Called after each epoch, after the built-in ones (validation, the
+        History, progress, early stopping), with the epoch's records; one
+        returning ``"stop"`` ends training.  Internal for now (fastnn.sklearn
+        uses it); see ``_Observer``.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    RuntimeError, FloatingPointError
+        As ``Network.fit``.
+    """
+    loss = get_loss(loss)
+    optimizer = get_optimizer(optimizer)
+    epochs = check_int(epochs, "epochs", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1, allow_none=True)
+    verbose = check_int(int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose,
+                        "verbose", minimum=0)
+    shuffle = check_bool(shuffle, "shuffle")
+    early_stopping = bool(early_stopping)
+    patience = check_int(patience, "patience", minimum=1)
+    min_delta = check_float(min_delta, "min_delta", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0, allow_none=True)
+    X, T = network._check_data(X, y, loss)
+    validation: _Validation | None = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            got = type(validation_data).__name__
+            if isinstance(validation_data, (tuple, list)):
+                got += f" of length {len(validation_data)}"
+            raise TypeError("validation_data must be a pair (X_val, y_val), a tuple or a "
+                            f"list of two arrays; got {got}")
+        X_val_in, y_val_in = validation_data
+        validation = _Validation(network, loss,
+                                 *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"))
+    rng = np.random.default_rng(seed) if seed is not None else network._shuffle_rng
+    n = X.shape[0]
+    batch = n if batch_size is None else min(batch_size, n)
+    history = History()
+    stopping = (_EarlyStopping(network, history, "val_loss" if validation else "loss",
+                               patience, min_delta, restore_best_weights)
+                if early_stopping else None)
+    if not network._fit_lock.acquire(blocking=False):
+        raise RuntimeError("fit is already running on this network (in another thread); "
+                           "one network trains in one thread at a time -- wait for that "
+                           "fit to return, or train a separate network")
+    try:
+        with _StopOnInterrupt() as interrupt:
+            progress = _ProgressObserver(epochs, verbose) if verbose else None
+            watchers: list[Any] = [o for o in (validation, _Recorder(history), progress,
+                                               stopping) if o is not None]
+            watchers += observers
+            try:
+                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt)
+                _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
+                       interrupt)
+            finally:
+                for watcher in watchers:
+                    end = getattr(watcher, "on_train_end", None)
+                    if end is not None:
+                        end(history)
+            history.interrupted = interrupt.requested
+    finally:
+        network._fit_lock.release()
+    if history.interrupted:
+        warnings.warn(f"fit interrupted (Ctrl-C) after {len(history.epochs)} of {epochs} "
+                      "epochs; the network keeps the weights of the last completed batch",
+                      UserWarning, stacklevel=3)
+    elif stopping is not None:
+        stopping.restore()
+    return history
+
+
+def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: int,
+           epochs: int, shuffle: bool, rng: np.random.Generator, loss: Loss,
+           interrupt: _StopOnInterrupt, seconds_per_call: float = 0.25) -> None:
+    """The one training loop: the trainer runs batches, Python observes the epochs.
+
+    Each ``trainer.run`` call does about ``seconds_per_call`` of work (the
+    first runs one batch to measure), at most as many epochs as every
+    watcher allows (``quiet_epochs``: a watcher that looks at the weights
+    after each epoch allows one), so Python -- progress, validation -- is
+    re-entered between calls, never inside a batch.  The sample orders of
+    a call's epochs come from ``rng`` here, so every trainer visits the same
+    samples.  During a call SIGINT stops the trainer (its batch is
+    dropped, see ``_StopOnInterrupt``); the completed epochs are recorded
+    and the loop ends.  The trainer is closed on the way out.
+    """
+    per_epoch_batches = -(-n // batch)
+    mean = loss.reduction == "mean"
+    max_batches = 1
+    done = 0
+    try:
+        while done < epochs and not interrupt.requested:
+            chunk = min(epochs - done, max(1, max_batches // per_epoch_batches))
+            for watcher in watchers:
+                quiet = watcher.quiet_epochs() if hasattr(watcher, "quiet_epochs") else 1
+                if quiet is not None:
+                    chunk = min(chunk, max(1, quiet))
+            orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
+                      else None)
+            totals = np.zeros(chunk)
+            epoch = start = 0
+            while epoch < chunk and not interrupt.requested:
+                began = time.perf_counter()
+                before = epoch * per_epoch_batches + start // batch
+                catch = interrupt.catching
+                try:
+                    epoch, start = trainer.run(orders, epoch, start, max_batches, totals, catch)
+                except FloatingPointError as exc:
+                    if len(exc.args) == 2 and isinstance(exc.args[1], int):
+                        raise _diverged(done + exc.args[1]) from None
+                    raise
+                if catch and trainer.interrupted:
+                    interrupt.trip()
+                ran = epoch * per_epoch_batches + start // batch - before
+                elapsed = time.perf_counter() - began
+                if ran and elapsed > 0:
+                    max_batches = max(1, int(ran * seconds_per_call / elapsed))
+            losses = totals[:epoch] / n if mean else totals[:epoch]
+            done += chunk
+            if _observe(watchers, history, losses):
+                return
+    finally:
+        trainer.close()
+
+
+def _observe(watchers: list[Any], history: History, losses: NDArray[np.float64]) -> bool:
+    """Show the watchers each epoch's records; True when one of them says ``"stop"``."""
+    if len(watchers) == 1:                      # only the History: the epochs at once
+        history._extend({"loss": losses.tolist()})
+        return False
+    for value in losses.tolist():
+        epoch = len(history.epochs)
+        logs = {"loss": value}
+        stop = False
+        for watcher in watchers:
+            stop = watcher.on_epoch_end(epoch, logs) == "stop" or stop
+        if stop:
+            return True
+    return False
+
+
+class _Observer(Protocol):
+    """What the driver asks of an observer of the epochs (issue 13 opens it to users).
+
+    ``on_epoch_end(epoch, logs)`` is called after each epoch with its index
+    and its records (``{"loss": ...}``, to which an observer may add, e.g.
+    ``val_loss``), in the order of the observers; returning ``"stop"`` ends
+    training after this epoch.  Optional: ``quiet_epochs()`` -- how many
+    epochs may run before the next call without the observer missing
+    anything (None: any number; absent: 1) -- and ``on_train_end(history)``.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None: ...
+
+
+class _Recorder:
+    """Appends each epoch's records to the History."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def quiet_epochs(self) -> int | None:
+        return None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.history._extend({k: [v] for k, v in logs.items()})
+
+
+class _Validation:
+    """Scores the network on the validation data after each epoch: ``val_loss``..."""
+
+    def __init__(self, network: Network, loss: Loss, X: NDArray[Any], T: NDArray[Any]) -> None:
+        self.network, self.loss, self.X, self.T = network, loss, X, T
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        scores = self.network._score(self.X, self.T, self.loss)
+        logs.update({"val_" + k: v for k, v in scores.items()})
+
+
+class _EarlyStopping:
+    """Stops when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs; keeps a copy of the best epoch's parameters."""
+
+    def __init__(self, network: Network, history: History, monitor: str, patience: int,
+                 min_delta: float, restore_best_weights: bool) -> None:
+        self.network, self.history, self.monitor = network, history, monitor
+        self.patience, self.min_delta = patience, min_delta
+        self.restore_best_weights = restore_best_weights
+        self.best = np.inf
+        self.wait = 0
+        self.best_params: list[NDArray[Any]] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
+        if logs[self.monitor] < self.best - self.min_delta:
+            self.best, self.wait = logs[self.monitor], 0
+            self.history.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_params = [p.copy() for _, p, _ in self.network.parameters()]
+            return None
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.history.stopped_epoch = epoch
+            return "stop"
+        return None
+
+    def restore(self) -> None:
+        """Copy the best epoch's parameters back in place (when it is not the last)."""
+        if self.best_params is None or self.history.best_epoch == self.history.epochs[-1]:
+            return
+        with _DeferInterrupt():                 # all of the best epoch's, or none
+            for (_, param, _), saved in zip(self.network.parameters(), self.best_params):
+                param[...] = saved              # in place: arrays keep their identity
+
+
+class _ProgressObserver:
+    """The progress display (``verbose``) as an observer."""
+
+    def __init__(self, epochs: int, verbose: int) -> None:
+        self.progress = _Progress(epochs, verbose)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.progress.update(dict(logs))
+
+    def on_train_end(self, history: History) -> None:
+        self.progress.close(history)
+
+
+# ------------------------------------------------------------- the trainers
+def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> Any:
+    """The backend's native trainer when it has one and knows every piece, else the
+    Python trainer -- with one warning, naming the user code, when a native one was
+    passed over (never a piece run as something it is not)."""
+    if getattr(network.ops, "make_trainer", None) is None:
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+    reasons = _user_code(network, loss, optimizer)
+    if not reasons:
+        return _NativeTrainer(network, X, T, loss, optimizer, batch)
+    warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
+                  f"{network.ops.name!r} backend (the built-in layers still run its compiled "
+                  "kernels)", UserWarning, stacklevel=4)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+
+
+def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
+    """Why the native trainer cannot run this fit as written: each piece that is user
+    code, e.g. ``"MyLoss.compute is user code"``; empty when it knows every piece."""
+    reasons = []
+
+    def say(piece: Any, methods: list[str]) -> None:
+        name = type(piece).__name__
+        listed = ", ".join(f"{name}.{m}" for m in methods)
+        reasons.append(f"{listed} {'is' if len(methods) == 1 else 'are'} user code")
+
+    for layer in network.layers:
+        methods = user_methods(layer, "Layer")
+        if methods:
+            say(layer, methods)
+        elif not isinstance(layer, (Dense, Activation, Dropout)):
+            reasons.append(f"{type(layer).__name__} is a layer the native trainer does not know")
+    for piece, kind in ((loss, "Loss"), (optimizer, "Optimizer")):
+        methods = user_methods(piece, kind)
+        if methods:
+            say(piece, methods)
+    return reasons
+
+
+class PythonTrainer:
+    """The reference trainer: the batches of a fit, run by the layers in Python.
+
+    The same contract as the compiled backend's trainer (``run``/``close``,
+    ``interrupted``), so ``fit`` has one loop: ``run`` trains from a batch
+    position for at most ``max_batches`` batches.  Each batch is forward,
+    loss, backward, then the optimizer's ``step`` -- all or nothing: an
+    update that would leave a non-finite value is refused whole, as the
+    compiled trainer's dry run refuses it.  Every piece runs its own code
+    (a user's Layer, Activation, Loss or Optimizer subclass included), with
+    the backend's kernels for the built-in layers.
+
+    Parameters
+    ----------
+    network : Network
+    X, T : ndarray
+        The checked samples (n, n_inputs) and targets.
+    loss : Loss
+    optimizer : Optimizer
+    batch : int
+        Samples per batch (the last one may be smaller).
+    interrupt : _StopOnInterrupt
+        Once it is ``requested`` (Ctrl-C), looked at before each batch,
+        between the layers of its passes and before its update, the
+        unfinished batch is dropped (its dropout steps given back) and
+        ``run`` returns with ``interrupted`` True.
+
+    Attributes
+    ----------
+    interrupted : bool
+        Whether the last ``run`` stopped for a Ctrl-C.
+    """
+
+    def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> None:
+        self.network, self.X, self.T, self.loss = network, X, T, loss
+        self.batch, self.interrupt = batch, interrupt
+        self.interrupted = False
+        self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
+        self._step = optimizer.checked_step(network)   # creates the state, as the C one
+
+    def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
+            losses: NDArray[np.float64], catch_sigint: bool = False) -> tuple[int, int]:
+        """Train from batch position (epoch, start) for at most ``max_batches`` batches.
+
+        Parameters
+        ----------
+        orders : ndarray (len(losses), n) of int64, or None
+            Each epoch's sample order; None: in order.
+        epoch, start : int
+            Where to begin: the epoch index (into ``losses``) and its first sample.
+        max_batches : int
+        losses : ndarray of float64
+            ``losses[e]`` accumulates epoch e's batch losses (each times its
+            batch size for ``reduction="mean"``).
+        catch_sigint : bool
+            Unused: the reference trainer notices Ctrl-C through ``interrupt``.
+
+        Returns
+        -------
+        (epoch, start) : the position reached.
+
+        Raises
+        ------
+        FloatingPointError
+            ``(message, epoch)`` when a batch's loss is not finite or its
+            update was refused; nothing of that batch is applied.
+        """
+        network, X, T, batch = self.network, self.X, self.T, self.batch
+        n = X.shape[0]
+        mean = self.loss.reduction == "mean"
+        self.interrupted = False
+        ran = 0
+        with ieee_scope():                          # the kernels' error state, set once
+            while epoch < losses.shape[0] and ran < max_batches:
+                if self.interrupt.requested:
+                    self.interrupted = True
+                    break
+                stop = start + batch
+                idx: Any = slice(start, stop) if orders is None else orders[epoch, start:stop]
+                drawn = [layer.step for layer in self._dropouts]
+                try:
+                    out = network._forward(X[idx], training=True, interrupt=self.interrupt)
+                    value, grad = self.loss.compute(network.ops, out, T[idx])
+                    if not math.isfinite(value):
+                        raise FloatingPointError("training diverged: the loss is not finite",
+                                                 epoch)
+                    network._backward_no_input_grad(grad, self.interrupt)  # type: ignore[arg-type]
+                    if self.interrupt.requested:    # the last moment to drop the batch
+                        raise _BatchInterrupted
+                except (_BatchInterrupted, KeyboardInterrupt) as exc:
+                    for layer, count in zip(self._dropouts, drawn):  # the batch drew nothing
+                        layer.step = count
+                    if isinstance(exc, KeyboardInterrupt):           # a second Ctrl-C
+                        raise
+                    self.interrupted = True
+                    break
+                if not self._step():                # refused: weights and state unchanged
+                    raise FloatingPointError("training diverged: an update is not finite",
+                                             epoch)
+                losses[epoch] += value * out.shape[0] if mean else value
+                ran += 1
+                start = stop
+                if start >= n:
+                    epoch, start = epoch + 1, 0
+        return epoch, start
+
+    def close(self) -> dict[str, Any]:
+        """Nothing to free: the layers and the optimizer hold their state already."""
+        return {}
+
+
+class _NativeTrainer:
+    """The backend's compiled trainer for one fit, with the bookkeeping around it.
+
+    Makes the gradient buffers the C code writes and the optimizer state, and
+    hands ``make_trainer`` plain descriptions of the plan's stages; ``close``
+    gives the dropout steps back to the layers and the step count to the
+    optimizer.
+    """
+
+    def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+                 optimizer: Optimizer, batch: int) -> None:
+        for layer, _ in network._plan:          # gradient buffers the trainer writes
+            if isinstance(layer, Dense):
+                params = layer.params()
+                if layer.dW is None:
+                    layer.dW = network.ops.zeros_like(params["W"])
+                if "b" in params and layer.db is None:
+                    layer.db = network.ops.zeros_like(params["b"])
+        spec, states = optimizer.native_spec(network)
+        stages = [_stage(network, layer, activation, states)
+                  for layer, activation in network._plan]
+        self.network, self.optimizer = network, optimizer
+        self.trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
+            stages, loss.kernel, loss.reduction, spec, X, T, batch)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.trainer.interrupted)
+
+    def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
+            losses: NDArray[np.float64], catch_sigint: bool = False) -> tuple[int, int]:
+        result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches, losses,
+                                                   catch_sigint)
+        return result
+
+    def close(self) -> dict[str, Any]:
+        final: dict[str, Any] = self.trainer.close()
+        for stage, step in zip(self.network._plan, final["dropout_steps"]):
+            if step is not None:
+                stage[0].step = step  # type: ignore[attr-defined]
+        self.optimizer.native_done(final["step"])
+        return final
+
+
+def _stage(network: Network, layer: Layer, activation: Activation | None,
+           states: dict[str, list[Any]]) -> dict[str, Any]:
+    """Plain description of one plan entry for the native trainer."""
+    if isinstance(layer, Dense):
+        key = network.layers.index(layer)      # parameter keys are "<layer index>.W"
+        return {"kind": "dense", "W": layer.W, "b": layer.b, "dW": layer.dW,
+                "db": layer.db if layer.bias else None,
+                "activation": activation.kind if activation else "identity",
+                "alpha": activation.alpha if activation else 0.0,
+                "state_W": states[f"{key}.W"],
+                "state_b": states.get(f"{key}.b", [None, None])}
+    if isinstance(layer, Activation):
+        return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha}
+    if isinstance(layer, Dropout):
+        return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
+    raise TypeError(f"the native trainer cannot run {layer!r}")
+
+
+def _diverged(epoch: int) -> FloatingPointError:
+    """The error ``fit`` raises (0-based epoch) when a batch's loss is NaN or infinite,
+    or its update would leave a weight or optimizer state value so: the update is
+    not applied, weights and optimizer state stay as the previous batch left them."""
+    return FloatingPointError(
+        f"training diverged in epoch {epoch + 1}: a batch's loss, gradient or update is "
+        "NaN or infinite (try a smaller learning rate); fit stopped without applying that "
+        "update, so the weights and optimizer state are those left by the previous batch")
+
+
+
+def _format_seconds(seconds: float) -> str:
+    """0:07, 12:03, 1:02:03."""
+    s = int(round(seconds))
+    hours, rest = divmod(s, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _Progress:
+    """Progress of ``fit``, one update per epoch.
+
+    ``verbose=1``: a tqdm bar over the epochs (loss and time left), on stderr,
+    when tqdm imports; otherwise -- and always for ``verbose=2`` -- one plain
+    line per epoch on stdout: ``epoch 3/10  loss=0.25  val_loss=0.3  eta 0:02``.
+    """
+
+    def __init__(self, epochs: int, verbose: int) -> None:
+        self.epochs = epochs
+        self.done = 0
+        self.began = time.perf_counter()
+        self.bar: Any = None
+        if verbose == 1:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=epochs, unit="epoch", desc="fit", leave=True)
+
+    def update(self, record: dict[str, float]) -> None:
+        """Report the epoch just finished, with its records (``loss``, ``val_loss``...)."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()}, refresh=False)
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.began
+        eta = elapsed / self.done * (self.epochs - self.done)
+        values = "  ".join(f"{k}={v:.6g}" for k, v in record.items())
+        print(f"epoch {self.done}/{self.epochs}  {values}  eta {_format_seconds(eta)}",
+              flush=True)
+
+    def close(self, history: History) -> None:
+        """Close the bar; say where early stopping stopped, if it did."""
+        if self.bar is not None:
+            self.bar.close()
+        if history.stopped_epoch is not None:
+            print(f"early stopping after epoch {history.stopped_epoch + 1}; best epoch "
+                  f"{(history.best_epoch or 0) + 1}",
+                  file=sys.stderr if self.bar is not None else sys.stdout, flush=True)
+
+
+class _BatchInterrupted(Exception):
+    """Raised inside a batch of the reference loop once Ctrl-C is requested."""
+
+
+class _StopOnInterrupt:
+    """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
+
+    Python's default SIGINT handler raises KeyboardInterrupt wherever the main
+    thread happens to be -- possibly between two parameters of an optimizer
+    step, leaving the network half-updated.  Inside this context the first
+    SIGINT only sets ``requested`` and puts the previous handler back, so a
+    second Ctrl-C aborts at once as usual.  The reference loop looks at
+    ``requested`` between batches and between the layers of a batch.  The
+    compiled trainer runs with the GIL released, where no Python handler can
+    run: while ``catching``, it installs its own C handler for each call,
+    which stops the call inside the batch, and reports the first signal with
+    ``trip`` (a second one during the call raises KeyboardInterrupt).  The
+    handler is installed only from the main thread and only over Python's
+    default one: a custom handler (or a ``fit`` in another thread) is left
+    alone.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    @property
+    def catching(self) -> bool:
+        """Whether the next SIGINT is this guard's (installed, not yet tripped)."""
+        return self._previous is not None and not self.requested
+
+    def trip(self) -> None:
+        """A SIGINT arrived (caught elsewhere, e.g. by the compiled trainer): as ``_handle``."""
+        self._handle(signal.SIGINT, None)
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _DeferInterrupt:
+    """Holds back Ctrl-C over a few statements that must all run (a copy of
+    every parameter), then honours it.
+
+    In the main thread, over Python's default SIGINT handler only (as
+    ``_StopOnInterrupt``): a SIGINT inside the block is recorded, and on
+    leaving the block the default handler is put back and the signal raised
+    again, so KeyboardInterrupt comes right after the block instead of in
+    the middle of it.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+        self._received = False
+
+    def __enter__(self) -> _DeferInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._received = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self._received:
+                signal.raise_signal(signal.SIGINT)
+
