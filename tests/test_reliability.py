@@ -52,6 +52,14 @@ def _child(code, *args, cwd, **env_vars):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+#: Tests whose probes subclass a fastnn piece (a Dense whose params pauses, an SGD
+#: whose step waits, a loss that predicts): on the compiled backend fit then runs
+#: the Python training loop and says so once (tests/test_custom_pieces.py tests
+#: that warning); here it is expected, and these tests check what they check on
+#: that loop, which is the same driver.
+user_code_loop = pytest.mark.filterwarnings("ignore:.* user code. fit runs the Python training loop")
+
+
 def _result(proc, timeout):
     """The child's last line of stdout as JSON, once it exits 0 within ``timeout`` s
     (it is killed if it does not)."""
@@ -333,6 +341,7 @@ def test_two_quick_ctrl_c_inside_a_long_batch_abort(backend, tmp_path):
     assert result["handler_restored"], result
 
 
+@user_code_loop
 def test_ctrl_c_during_the_restore_of_the_best_weights_leaves_one_epochs_weights(backend):
     """Early stopping copies the best epoch's weights back after training; a
     SIGINT in the middle of that copy (here: raised while it reaches the
@@ -449,6 +458,7 @@ def test_custom_sigint_handler_and_other_threads_are_left_alone():
 
 
 # ----------------------------------------------------------------- threads
+@user_code_loop
 def test_concurrent_fit_on_one_network_is_refused(backend):
     """A second fit while the first is paused inside its loop raises a clear
     RuntimeError and leaves the first one to finish normally."""
@@ -476,6 +486,7 @@ def test_concurrent_fit_on_one_network_is_refused(backend):
     net.fit(X, y, loss="cross_entropy", optimizer=SGD(0.1), epochs=1)   # free again
 
 
+@user_code_loop
 def test_lock_does_not_hinder_copy_pickle_or_a_fit_that_failed(backend, tmp_path):
     X, y = _data()
     net = _mlp(backend)
@@ -955,6 +966,7 @@ def test_ctrl_c_stops_the_scikit_learn_estimators_too(monkeypatch):
     assert clf.predict(X).shape == (300,)
 
 
+@user_code_loop
 def test_predict_beside_a_running_fit_changes_nothing_in_it(backend):
     """predict stores nothing in the layers, so a predict that lands between a
     batch's forward and backward (here: inside the loss, deterministically)
