@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 
 #ifdef FASTNN_HAVE_X86_KERNELS
 

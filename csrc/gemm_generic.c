@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 
 #define GEN_MR_F32 4
 #define GEN_NR_F32 8
@@ -93,10 +94,8 @@ typedef double fastnn_v2d __attribute__((vector_size(16), aligned(8)));
 #define SK_SET1(x) (SK_ZERO() + (x))
 #define SK_LOAD(p) (*(const VT *)(p))
 #define SK_STORE(p, v) (*(VT *)(p) = (v))
-#define SK_LOADM(p, mk) GCAT3(sk_loadm, SFX)(p, mk)
-#define SK_STOREM(p, mk, v) GCAT3(sk_storem, SFX)(p, mk, v)
-#define GCAT3_(a, b) a##_##b
-#define GCAT3(a, b) GCAT3_(a, b)
+#define SK_LOADM(p, mk) F(sk_loadm)(p, mk)
+#define SK_STOREM(p, mk, v) F(sk_storem)(p, mk, v)
 
 static inline fastnn_v4f sk_loadm_f32(const float *p, int cnt)
 {
