@@ -3,10 +3,10 @@
  * derivatives, float and double from one templated body.
  *
  * Why it is built this way: the NumPy reference (NumpyOps.activation_forward
- * and activation_backward) is the spec, so every formula below does the same
+ * and activation_backward) is the spec, so every formula (activations_impl.h) does the same
  * operations in the same order and in the array's dtype, scalars included
  * (alpha is rounded to T first, like ``dt(alpha)``).  Row sums (softmax) use
- * NumPy's own pairwise summation order (PAIRWISE_SUM, pairwise.h), so float32 results
+ * NumPy's own pairwise summation order (pairwise_impl.h), so float32 results
  * agree with the reference to the last bits wherever libm agrees with NumPy's
  * exp.  The functions work on strided blocks (row stride ld) so dense.c can
  * run them on a finished GEMM block while it is still in cache.
@@ -22,7 +22,6 @@
 
 #include "fastnn.h"
 #include "internal.h"
-#include "pairwise.h"
 #include "vexp.h"
 
 #define T float

@@ -10,17 +10,21 @@
 typedef struct {
     const T *x;
 } F(vec_ctx);
-#define VEC_ELEM(c, i) ((c)->x[i])
-PAIRWISE_SUM(F(pw_vec), T, F(vec_ctx), VEC_ELEM)
-#undef VEC_ELEM
+#define PW_NAME F(pw_vec)
+#define PW_ACC T
+#define PW_CTX F(vec_ctx)
+#define PW_ELEM(c, i) ((c)->x[i])
+#include "pairwise_impl.h"
 
 /* sum of the products x[i]*y[i] (each rounded to T), NumPy's order */
 typedef struct {
     const T *x, *y;
 } F(dot_ctx);
-#define DOT_ELEM(c, i) ((T)((c)->x[i] * (c)->y[i]))
-PAIRWISE_SUM(F(pw_dot), T, F(dot_ctx), DOT_ELEM)
-#undef DOT_ELEM
+#define PW_NAME F(pw_dot)
+#define PW_ACC T
+#define PW_CTX F(dot_ctx)
+#define PW_ELEM(c, i) ((T)((c)->x[i] * (c)->y[i]))
+#include "pairwise_impl.h"
 
 /* Internal (used by dense.c and losses.c): NumPy's sum of a contiguous vector. */
 T F(fastnn_internal_sum)(const T *x, int64_t n)

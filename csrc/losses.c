@@ -6,13 +6,13 @@
  * cross_entropy) is the spec, and it mixes dtypes on purpose: differences,
  * exponentials and gradients are computed in the array's dtype T, while the
  * terms of the loss are widened to float64 and summed there.  Each kernel
- * below does the same operations in the same dtype, and sums in NumPy's
- * pairwise order (PAIRWISE_SUM, pairwise.h), so a float32
- * loss matches the reference to the last bits wherever libm agrees with
- * NumPy's exp/log.  No warnings are raised for extreme values: exp
- * underflows to 0 and logs are clamped exactly as in the reference.  The
- * cross-entropy's z - max enters the loss in double (as in the reference), so
- * float32 logits of -3e38 beside 3e38 give the finite loss 6e38, not inf.
+ * (losses_impl.h) does the same operations in the same dtype, and sums in
+ * NumPy's pairwise order (pairwise_impl.h), so a float32 loss matches the
+ * reference to the last bits wherever libm agrees with NumPy's exp/log.  No
+ * warnings are raised for extreme values: exp underflows to 0 and logs are
+ * clamped exactly as in the reference.  The cross-entropy's z - max enters
+ * the loss in double (as in the reference), so float32 logits of -3e38
+ * beside 3e38 give the finite loss 6e38, not inf.
  *
  * The body is written once over T in losses_impl.h, included once per
  * dtype; each loss of the trainer is one row of FASTNN_LOSSES (fastnn.h) and
@@ -26,7 +26,6 @@
 
 #include "fastnn.h"
 #include "internal.h"
-#include "pairwise.h"
 #include "vexp.h"
 
 /* batches up to this many rows need no heap buffer in the cross-entropy */
@@ -55,9 +54,11 @@ static int reduction_scale(int reduction, int64_t count, double *scale)
 typedef struct {
     const double *x;
 } dvec_ctx;
-#define DVEC_ELEM(c, i) ((c)->x[i])
-PAIRWISE_SUM(pw_dvec, double, dvec_ctx, DVEC_ELEM)
-#undef DVEC_ELEM
+#define PW_NAME pw_dvec
+#define PW_ACC double
+#define PW_CTX dvec_ctx
+#define PW_ELEM(c, i) ((c)->x[i])
+#include "pairwise_impl.h"
 
 #define T float
 #define SFX f32

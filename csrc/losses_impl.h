@@ -10,9 +10,11 @@
 typedef struct {
     const T *p, *t;
 } F(mse_ctx);
-#define MSE_ELEM(c, i) ((double)((c)->p[i] - (c)->t[i]) * (double)((c)->p[i] - (c)->t[i]))
-PAIRWISE_SUM(F(pw_mse), double, F(mse_ctx), MSE_ELEM)
-#undef MSE_ELEM
+#define PW_NAME F(pw_mse)
+#define PW_ACC double
+#define PW_CTX F(mse_ctx)
+#define PW_ELEM(c, i) ((double)((c)->p[i] - (c)->t[i]) * (double)((c)->p[i] - (c)->t[i]))
+#include "pairwise_impl.h"
 
 int F(fastnn_mse)(int64_t size, const T *pred, const T *target, int reduction,
                   double *loss, T *grad)
@@ -47,7 +49,11 @@ static inline double F(bce_term)(const F(bce_ctx) *c, int64_t i)
     l1p = NP_MAX(l1p, -100.0);
     return t * lp + (1.0 - t) * l1p;
 }
-PAIRWISE_SUM(F(pw_bce), double, F(bce_ctx), F(bce_term))
+#define PW_NAME F(pw_bce)
+#define PW_ACC double
+#define PW_CTX F(bce_ctx)
+#define PW_ELEM(c, i) F(bce_term)(c, i)
+#include "pairwise_impl.h"
 
 int F(fastnn_bce)(int64_t size, const T *prob, const T *target, int reduction,
                   double *loss, T *grad)
@@ -77,9 +83,11 @@ typedef struct {
     const T *x;
     T m;
 } F(sumexp_ctx);
-#define SUMEXP_ELEM(c, i) (F(fastnn_exp)((c)->x[i] - (c)->m))
-PAIRWISE_SUM(F(pw_sumexp), T, F(sumexp_ctx), SUMEXP_ELEM)
-#undef SUMEXP_ELEM
+#define PW_NAME F(pw_sumexp)
+#define PW_ACC T
+#define PW_CTX F(sumexp_ctx)
+#define PW_ELEM(c, i) (F(fastnn_exp)((c)->x[i] - (c)->m))
+#include "pairwise_impl.h"
 
 /*
  * One row's shift m and sum_e = sum(exp(x - m)) (in T).  When g is not
@@ -166,7 +174,11 @@ static inline double F(xprob_term)(const F(xprob_ctx) *c, int64_t i)
     const double ls = ((double)c->x[i] - (double)c->m[r]) - c->log_sum[r];
     return (double)c->t[i] * ls;
 }
-PAIRWISE_SUM(F(pw_xprob), double, F(xprob_ctx), F(xprob_term))
+#define PW_NAME F(pw_xprob)
+#define PW_ACC double
+#define PW_CTX F(xprob_ctx)
+#define PW_ELEM(c, i) F(xprob_term)(c, i)
+#include "pairwise_impl.h"
 
 /* cross-entropy with probabilities; work holds 2 n doubles (see fastnn_xent_probs) */
 FASTNN_ELEMENTWISE int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
