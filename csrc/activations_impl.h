@@ -196,7 +196,7 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, int
     const T a = (T)alpha;
     if (act < 0 || act >= FASTNN_N_ACT)
         return FASTNN_EINVAL;
-    if (fastnn_activation_rowwise(act) == 0 && ldx == cols && ldy == cols) {
+    if (fastnn_internal_act_rowwise(act) == 0 && ldx == cols && ldy == cols) {
         cols *= rows;   /* contiguous and elementwise: one long row */
         rows = 1;
     }
@@ -237,7 +237,7 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, in
     } else if (act != FASTNN_ACT_IDENTITY && y == NULL) {
         return FASTNN_EINVAL;
     }
-    if (fastnn_activation_rowwise(act) == 0 && ld == cols) {
+    if (fastnn_internal_act_rowwise(act) == 0 && ld == cols) {
         cols *= rows;   /* contiguous and elementwise: one long row */
         rows = 1;
     }

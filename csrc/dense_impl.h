@@ -11,7 +11,7 @@ typedef struct {
     T *Z;           /* GEMM output (Z, or Y when Z is not stored) */
     T *Y;           /* activation output */
     int64_t n_out;  /* row stride of Z and Y */
-    int act, rowwise;   /* rowwise: fastnn_activation_rowwise(act) */
+    int act, rowwise;   /* rowwise: fastnn_internal_act_rowwise(act) */
     double alpha;
     atomic_int *rowwise_pending; /* set when a softmax block missed columns */
 } F(dense_ep);
@@ -60,7 +60,7 @@ int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
     atomic_int pending;
     atomic_init(&pending, 0);
     T *C = Z != NULL ? Z : Y;
-    F(dense_ep) ctx = {b, C, Y, n_out, act, fastnn_activation_rowwise(act) == 1, alpha,
+    F(dense_ep) ctx = {b, C, Y, n_out, act, fastnn_internal_act_rowwise(act) == 1, alpha,
                        &pending};
     fastnn_epilogue ep = {F(dense_epilogue), &ctx};
     int status = F(fastnn_gemm)(0, 0, n, n_out, n_in, X, n_in, W, n_out, (T)0,

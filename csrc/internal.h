@@ -35,11 +35,33 @@
 #define FASTNN_CAT(a, b) FASTNN_CAT_(a, b)
 #define F(name) FASTNN_CAT(name, SFX)
 
+/* the activation table's properties, inline for the kernels (tables.c
+   exports the same answers); FASTNN_EINVAL for an unknown code */
+static inline int fastnn_internal_act_needs_z(int act)
+{
+    switch (act) {
+#define FASTNN_X_(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return needs_z;
+    FASTNN_ACTIVATIONS(FASTNN_X_)
+#undef FASTNN_X_
+    default: return FASTNN_EINVAL;
+    }
+}
+
+static inline int fastnn_internal_act_rowwise(int act)
+{
+    switch (act) {
+#define FASTNN_X_(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return rowwise;
+    FASTNN_ACTIVATIONS(FASTNN_X_)
+#undef FASTNN_X_
+    default: return FASTNN_EINVAL;
+    }
+}
+
 /* activations whose derivative reads the pre-activation z (the others need
    only the output y): the reference's NEEDS_PREACTIVATION, from the table */
 static inline int fastnn_needs_preactivation(int act)
 {
-    return fastnn_activation_needs_z(act) == 1;
+    return fastnn_internal_act_needs_z(act) == 1;
 }
 
 /* gemm.c: fn(ctx, lo, hi) over contiguous ranges of [0, n) that together

@@ -25,8 +25,6 @@ FASTNN_OPTIMIZERS(CHECK_OPT)
 
 /* one lookup per column: switch over the rows, NULL / FASTNN_EINVAL otherwise */
 #define ACT_NAME(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return #name;
-#define ACT_NEEDS_Z(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return needs_z;
-#define ACT_ROWWISE(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return rowwise;
 #define LOSS_NAME(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return #name;
 #define LOSS_PYNAME(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return python_name;
 #define LOSS_LABELS(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return labels;
@@ -46,18 +44,12 @@ const char *fastnn_activation_name(int act)
 
 int fastnn_activation_needs_z(int act)
 {
-    switch (act) {
-    FASTNN_ACTIVATIONS(ACT_NEEDS_Z)
-    default: return FASTNN_EINVAL;
-    }
+    return fastnn_internal_act_needs_z(act);
 }
 
 int fastnn_activation_rowwise(int act)
 {
-    switch (act) {
-    FASTNN_ACTIVATIONS(ACT_ROWWISE)
-    default: return FASTNN_EINVAL;
-    }
+    return fastnn_internal_act_rowwise(act);
 }
 
 const char *fastnn_loss_name(int loss)

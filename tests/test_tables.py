@@ -192,3 +192,30 @@ def test_the_scan_sees_every_dispatch():
     for table in ("FASTNN_ACTIVATIONS", "FASTNN_LOSSES", "FASTNN_OPTIMIZERS", "FASTNN_ISAS"):
         assert text.count(table + "(") >= 2, table
     assert len(re.findall(r"\bdefault\s*:", text)) >= 10
+
+
+# ------------------------------------------- a missing state is not skipped
+@pytest.mark.parametrize("spec", [
+    {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False,
+     "step": 0},
+    {"optimizer": "adam", "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+     "weight_decay": 0.0, "step": 0},
+], ids=lambda s: s["optimizer"])
+def test_an_optimizer_without_its_state_arrays_is_refused_not_substituted(co, spec):
+    # SGD with momentum but no velocity used to train as plain SGD (and Adam
+    # without m, v to read NULL): the trainer must refuse, changing nothing
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 3))
+    T = rng.random((4, 2))
+    W, b = rng.random((3, 2)), rng.random(2)
+    W0, b0 = W.copy(), b.copy()
+    stage = {"kind": "dense", "W": W, "b": b, "dW": np.zeros_like(W), "db": np.zeros_like(b),
+             "activation": "identity", "alpha": 0.0, "state_W": [None, None],
+             "state_b": [None, None]}
+    trainer = co.CythonOps().make_trainer([stage], "mse", "mean", spec, X, T, 4)
+    try:
+        with pytest.raises(ValueError, match="train: invalid argument"):
+            trainer.run(None, 0, 0, 1, np.zeros(1))
+    finally:
+        trainer.close()
+    assert np.array_equal(W, W0) and np.array_equal(b, b0)
