@@ -151,7 +151,8 @@ int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols,
                            const float *x, float *y);
 int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols,
                            const double *x, double *y);
-/* z (pre-activation) is read only by leaky_relu and silu; y only by the others */
+/* z (pre-activation) is read by the activations whose row has needs_z, y by
+   the others but identity (which reads neither) */
 int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols,
                             const float *z, const float *y, const float *dy,
                             float *dz);
