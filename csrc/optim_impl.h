@@ -204,7 +204,13 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
 {
     atomic_int bad;
     atomic_init(&bad, 0);
-    F(opt_job) job = {param, grad, {NULL}, 0, write ? NULL : &bad, {{0}}};
+    F(opt_job) job;     /* field by field: the union of constants is not zeroed */
+    job.param = param;
+    job.grad = grad;
+    job.mode = 0;
+    job.bad = write ? NULL : &bad;
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        job.state[q] = NULL;
     fastnn_range_fn range;
     int status;
     switch (opt) {
