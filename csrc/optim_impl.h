@@ -6,9 +6,11 @@
  * An optimizer here is its row of FASTNN_OPTIMIZERS (fastnn.h) and three
  * pieces, named after the row:
  *   name_k        its per-step constants, rounded to T;
- *   name_prepare  fills them from the hyper-parameters and the step, picks
- *                 the mode (a variant of the formula fixed for the whole
- *                 pass, 0 <= mode < OPT_MODES) and checks the state arrays
+ *   name_modes    how many variants of its formula it has (at most
+ *                 OPT_MODES; each compiles its own loop);
+ *   name_prepare  fills the constants from the hyper-parameters and the
+ *                 step, picks the mode (the variant, fixed for the whole
+ *                 pass, 0 <= mode < name_modes) and checks the state arrays
  *                 it needs (FASTNN_EINVAL otherwise);
  *   name_elem     the update of element i: computes the new parameter and
  *                 state values, writes them when `write`, else returns
@@ -42,6 +44,7 @@ typedef struct {
     T lr, mu, wd;
     int use_wd;
 } F(sgd_k);
+enum { F(sgd_modes) = 3 };
 
 static int F(sgd_prepare)(const double *h, int64_t step, T *const *state, F(sgd_k) *k,
                           int *mode)
@@ -87,6 +90,7 @@ typedef struct {
     T b1, b2, omb1, omb2, ss, bc, ep, wd;
     int use_wd;
 } F(adam_k);
+enum { F(adam_modes) = 1 };
 
 static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(adam_k) *k,
                            int *mode)
@@ -149,7 +153,7 @@ typedef struct {
     } k;
 } F(opt_job);
 
-/* the modes a prepare may pick (each one compiles its own loop) */
+/* the most modes an optimizer may have */
 #define OPT_MODES 3
 
 /* For each optimizer: its loop over a span (inlined with constant write and
@@ -173,14 +177,25 @@ typedef struct {
         int write, int mode, int64_t n, T *param, const T *grad, T *const *state,     \
         const F(FASTNN_CAT(name, k)) *k)                                              \
     {                                                                                 \
-        _Static_assert(OPT_MODES == 3, "one case per mode below");                    \
+        _Static_assert(F(FASTNN_CAT(name, modes)) >= 1 &&                             \
+                       F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 3,     \
+                       #name ": one case per mode below");                            \
+        /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (write * OPT_MODES + mode) {                                           \
         case 0: return F(FASTNN_CAT(name, loop))(0, 0, n, param, grad, state, k);     \
-        case 1: return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k);     \
-        case 2: return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k);     \
+        case 1: if (1 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        case 2: if (2 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
         case 3: return F(FASTNN_CAT(name, loop))(1, 0, n, param, grad, state, k);     \
-        case 4: return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k);     \
-        case 5: return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k);     \
+        case 4: if (1 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        case 5: if (2 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -221,6 +236,8 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
         status = F(FASTNN_CAT(name, prepare))(hyper, step, job.state, &job.k.name,     \
                                               &job.mode);                              \
         range = F(FASTNN_CAT(name, range));                                            \
+        if (job.mode < 0 || job.mode >= F(FASTNN_CAT(name, modes)))                    \
+            return FASTNN_EINVAL;                                                      \
         break;
     FASTNN_OPTIMIZERS(OPT_DISPATCH)
 #undef OPT_DISPATCH
@@ -229,8 +246,6 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
     }
     if (status != FASTNN_OK)
         return status;
-    if (job.mode < 0 || job.mode >= OPT_MODES)
-        return FASTNN_EINVAL;
     if (size > 0)
         fastnn_internal_parallel_ranges(range, &job, size, size);
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
