@@ -43,18 +43,12 @@ int fastnn_cpu_isa(void)
 static int isa_from_env(int best)
 {
     const char *s = getenv("FASTNN_ISA");
-    int want = -1;
     if (s == NULL || *s == '\0')
         return best;
-    if (strcmp(s, "generic") == 0)
-        want = FASTNN_ISA_GENERIC;
-    else if (strcmp(s, "avx2") == 0)
-        want = FASTNN_ISA_AVX2;
-    else if (strcmp(s, "avx512") == 0)
-        want = FASTNN_ISA_AVX512;
-    if (want < 0 || want > best)
-        return best; /* unknown or unsupported request: keep the best */
-    return want;
+    for (int isa = 0; isa < FASTNN_N_ISA; isa++)
+        if (strcmp(s, fastnn_isa_name(isa)) == 0)
+            return isa > best ? best : isa; /* unsupported request: keep the best */
+    return best; /* unknown request: keep the best (the wrapper refuses it at import) */
 }
 
 int fastnn_get_isa(void)
@@ -71,7 +65,7 @@ int fastnn_get_isa(void)
 
 int fastnn_set_isa(int isa)
 {
-    if (isa < FASTNN_ISA_GENERIC || isa > FASTNN_ISA_AVX512)
+    if (isa < 0 || isa >= FASTNN_N_ISA)
         return FASTNN_EINVAL;
     if (isa > fastnn_cpu_isa())
         return FASTNN_EUNSUPPORTED;
@@ -82,14 +76,11 @@ int fastnn_set_isa(int isa)
 const char *fastnn_isa_name(int isa)
 {
     switch (isa) {
-    case FASTNN_ISA_GENERIC:
-        return "generic";
-    case FASTNN_ISA_AVX2:
-        return "avx2";
-    case FASTNN_ISA_AVX512:
-        return "avx512";
+#define ISA_NAME(ID, name) case FASTNN_ISA_##ID: return #name;
+    FASTNN_ISAS(ISA_NAME)
+#undef ISA_NAME
     default:
-        return "unknown";
+        return "unknown"; /* the documented name of no ISA, not a row */
     }
 }
 

@@ -28,25 +28,91 @@ extern "C" {
 #define FASTNN_EINTERRUPTED (-4) /* stopped on request: the trainer's cancel flag */
 #define FASTNN_EDIVERGED (-5)    /* a training loss or gradient was NaN or inf */
 
-/* ---- activations (same order as fastnn.backends.numpy_ops.ACTIVATIONS) -- */
-#define FASTNN_ACT_IDENTITY 0
-#define FASTNN_ACT_SIGMOID 1
-#define FASTNN_ACT_TANH 2
-#define FASTNN_ACT_RELU 3
-#define FASTNN_ACT_LEAKY_RELU 4
-#define FASTNN_ACT_SILU 5
-#define FASTNN_ACT_SOFTMAX 6
-#define FASTNN_N_ACT 7
+/* ---- the tables: one declaration per concept (X-macros) ----------------
+ * Each list below is the one place a concept is declared.  The codes, the
+ * counts, the name tables (fastnn_*_name below) and every dispatch in the C
+ * files expand from it; the Cython wrapper reads the names and properties at
+ * run time, and tests/test_tables.py checks them against the Python
+ * reference's tables (fastnn/backends/numpy_ops.py), name by name.  A code is
+ * the row's position.  Every dispatch lists the rows and returns
+ * FASTNN_EINVAL for any other code: nothing is chosen by default.
+ *
+ * Activations: X(ID, name, needs_z, rowwise).  needs_z: the derivative reads
+ * the pre-activation z (the others read the output y; identity reads
+ * neither) -- the reference's NEEDS_PREACTIVATION.  rowwise: the value of an
+ * element depends on its whole row (softmax), so a row is never split.
+ * activations_impl.h defines, for each row, name_forward and name_backward
+ * over one span of a row.
+ */
+#define FASTNN_ACTIVATIONS(X)            \
+    X(IDENTITY, identity, 0, 0)          \
+    X(SIGMOID, sigmoid, 0, 0)            \
+    X(TANH, tanh, 0, 0)                  \
+    X(RELU, relu, 0, 0)                  \
+    X(LEAKY_RELU, leaky_relu, 1, 0)      \
+    X(SILU, silu, 1, 0)                  \
+    X(SOFTMAX, softmax, 0, 1)
 
-/* ---- loss reductions --------------------------------------------------- */
-#define FASTNN_REDUCTION_MEAN 0
-#define FASTNN_REDUCTION_SUM 1
+/* Losses of the trainer: X(ID, name, python_name, labels).  labels: the
+ * targets are int64 class indices (else T values shaped like the output).
+ * losses_impl.h defines fastnn_internal_loss_<name> for each row. */
+#define FASTNN_LOSSES(X)                           \
+    X(MSE, mse, "mse", 0)                          \
+    X(BCE, bce, "bce", 0)                          \
+    X(XENT_LABELS, xent_labels, "cross_entropy", 1) \
+    X(XENT_PROBS, xent_probs, "cross_entropy", 0)
+
+/* Optimizers: X(ID, name, n_state, n_hyper, hypers).  n_state: the state
+ * arrays per parameter (fastnn_stage.state_W / state_b, in this order);
+ * hypers: the names of fastnn_train_spec.hyper[0 .. n_hyper), space
+ * separated, as the Python optimizer's spec names them (booleans are 0/1).
+ * optim_impl.h defines, for each row, name_k (its per-step constants),
+ * name_prepare and name_elem (its update of one element). */
+#define FASTNN_OPTIMIZERS(X)                                           \
+    X(SGD, sgd, 1, 4, "lr momentum weight_decay nesterov")             \
+    X(ADAM, adam, 2, 5, "lr beta1 beta2 eps weight_decay")
+
+/* Loss reductions: X(ID, name). */
+#define FASTNN_REDUCTIONS(X) \
+    X(MEAN, mean)            \
+    X(SUM, sum)
+
+/* Instruction sets (dispatch.c): X(ID, name), in increasing order. */
+#define FASTNN_ISAS(X)   \
+    X(GENERIC, generic)  \
+    X(AVX2, avx2)     /* AVX2 + FMA */ \
+    X(AVX512, avx512) /* AVX-512F */
+
+/* the largest n_state and n_hyper of any optimizer (checked in tables.c) */
+#define FASTNN_OPT_MAX_STATE 2
+#define FASTNN_OPT_MAX_HYPER 8
+
+#define FASTNN_X_ACT_CODE(ID, name, needs_z, rowwise) FASTNN_ACT_##ID,
+#define FASTNN_X_LOSS_CODE(ID, name, python_name, labels) FASTNN_LOSS_##ID,
+#define FASTNN_X_OPT_CODE(ID, name, n_state, n_hyper, hypers) FASTNN_OPT_##ID,
+#define FASTNN_X_REDUCTION_CODE(ID, name) FASTNN_REDUCTION_##ID,
+#define FASTNN_X_ISA_CODE(ID, name) FASTNN_ISA_##ID,
+enum { FASTNN_ACTIVATIONS(FASTNN_X_ACT_CODE) FASTNN_N_ACT };
+enum { FASTNN_LOSSES(FASTNN_X_LOSS_CODE) FASTNN_N_LOSS };
+enum { FASTNN_OPTIMIZERS(FASTNN_X_OPT_CODE) FASTNN_N_OPT };
+enum { FASTNN_REDUCTIONS(FASTNN_X_REDUCTION_CODE) FASTNN_N_REDUCTION };
+enum { FASTNN_ISAS(FASTNN_X_ISA_CODE) FASTNN_N_ISA };
+
+/* The tables at run time (tables.c), for the wrapper and its tests.  Each
+ * returns NULL, or FASTNN_EINVAL, for a code outside [0, FASTNN_N_*). */
+const char *fastnn_activation_name(int act);
+int fastnn_activation_needs_z(int act);   /* 0 or 1 */
+int fastnn_activation_rowwise(int act);   /* 0 or 1 */
+const char *fastnn_loss_name(int loss);   /* the C row's name ("xent_labels") */
+const char *fastnn_loss_python_name(int loss); /* the Python loss ("cross_entropy") */
+int fastnn_loss_labels(int loss);         /* 0 or 1 */
+const char *fastnn_optimizer_name(int opt);
+int fastnn_optimizer_n_state(int opt);
+int fastnn_optimizer_n_hyper(int opt);
+const char *fastnn_optimizer_hypers(int opt); /* space separated */
+const char *fastnn_reduction_name(int reduction);
 
 /* ---- instruction sets and threads (dispatch.c) ------------------------- */
-#define FASTNN_ISA_GENERIC 0
-#define FASTNN_ISA_AVX2 1   /* AVX2 + FMA */
-#define FASTNN_ISA_AVX512 2 /* AVX-512F */
-
 int fastnn_cpu_isa(void);              /* best ISA this CPU supports */
 int fastnn_get_isa(void);              /* ISA in use */
 int fastnn_set_isa(int isa);           /* FASTNN_EUNSUPPORTED if the CPU lacks it */
@@ -85,7 +151,8 @@ int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols,
                            const float *x, float *y);
 int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols,
                            const double *x, double *y);
-/* z (pre-activation) is read only by leaky_relu and silu; y only by the others */
+/* z (pre-activation) is read by the activations whose row has needs_z, y by
+   the others but identity (which reads neither) */
 int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols,
                             const float *z, const float *y, const float *dy,
                             float *dz);
@@ -184,14 +251,6 @@ int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *ma
 #define FASTNN_STAGE_ACTIVATION 1 /* Y = act(X) */
 #define FASTNN_STAGE_DROPOUT 2    /* Y = X * mask(seed, step) */
 
-#define FASTNN_LOSS_MSE 0
-#define FASTNN_LOSS_BCE 1
-#define FASTNN_LOSS_XENT_LABELS 2 /* targets: int64 class labels */
-#define FASTNN_LOSS_XENT_PROBS 3  /* targets: probabilities */
-
-#define FASTNN_OPT_SGD 0
-#define FASTNN_OPT_ADAM 1
-
 typedef struct fastnn_stage {
     int kind;                   /* FASTNN_STAGE_* */
     int64_t width_in, width_out;
@@ -199,17 +258,17 @@ typedef struct fastnn_stage {
     double alpha;
     void *W, *b;                /* dense: parameters (b may be NULL) */
     void *dW, *db;              /* dense: gradients of the last batch */
-    void *state_W[2], *state_b[2]; /* SGD: velocity in [0] (NULL without
-                                      momentum); Adam: m in [0], v in [1] */
+    /* the optimizer's state arrays, FASTNN_OPTIMIZERS' n_state of them
+       (SGD: velocity, NULL without momentum; Adam: m, v) */
+    void *state_W[FASTNN_OPT_MAX_STATE], *state_b[FASTNN_OPT_MAX_STATE];
     double p;                   /* dropout probability */
     uint64_t seed, step;        /* dropout stream; step advances per batch */
 } fastnn_stage;
 
 typedef struct fastnn_train_spec {
-    int loss, reduction, optimizer;
-    double lr, momentum, weight_decay, beta1, beta2, eps;
-    int nesterov;
-    int64_t step;               /* Adam's step count; advances per batch */
+    int loss, reduction, optimizer; /* FASTNN_LOSS_*, _REDUCTION_*, _OPT_* */
+    double hyper[FASTNN_OPT_MAX_HYPER]; /* in the order of the optimizer's row */
+    int64_t step;               /* the update count; advances per batch */
 } fastnn_train_spec;
 
 typedef struct fastnn_trainer fastnn_trainer;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 
 #ifdef FASTNN_HAVE_X86_KERNELS
 
@@ -25,58 +26,6 @@
 #endif
 #define AVX2_NV 2
 
-#define DEFINE_AVX2_KERNEL(NAME, T, VT, VL, MR, NV, SETZERO, LOADU, SET1,      \
-                           FMADD, STOREU)                                      \
-    static TGT void NAME(int64_t kc, const T *restrict A, const T *restrict B, \
-                         T *restrict C, int64_t ldc, int64_t mr_eff,           \
-                         int64_t nr_eff, T beta)                               \
-    {                                                                          \
-        VT acc[MR][NV];                                                        \
-        for (int i = 0; i < MR; i++)                                           \
-            for (int v = 0; v < NV; v++)                                       \
-                acc[i][v] = SETZERO();                                         \
-        for (int64_t p = 0; p < kc; p++) {                                     \
-            VT b[NV];                                                          \
-            for (int v = 0; v < NV; v++)                                       \
-                b[v] = LOADU(B + v * VL);                                      \
-            for (int i = 0; i < MR; i++) {                                     \
-                const VT a = SET1(A[i]);                                       \
-                for (int v = 0; v < NV; v++)                                   \
-                    acc[i][v] = FMADD(a, b[v], acc[i][v]);                     \
-            }                                                                  \
-            A += MR;                                                           \
-            B += NV * VL;                                                      \
-        }                                                                      \
-        const VT vbeta = SET1(beta);                                           \
-        if (mr_eff == MR && nr_eff == NV * VL) {                               \
-            if (beta == (T)0) {                                                \
-                for (int i = 0; i < MR; i++)                                   \
-                    for (int v = 0; v < NV; v++)                               \
-                        STOREU(C + i * ldc + v * VL, acc[i][v]);               \
-            } else {                                                           \
-                for (int i = 0; i < MR; i++)                                   \
-                    for (int v = 0; v < NV; v++) {                             \
-                        T *c = C + i * ldc + v * VL;                           \
-                        STOREU(c, FMADD(vbeta, LOADU(c), acc[i][v]));          \
-                    }                                                          \
-            }                                                                  \
-            return;                                                            \
-        }                                                                      \
-        T tile[MR][NV * VL];                                                   \
-        for (int i = 0; i < MR; i++)                                           \
-            for (int v = 0; v < NV; v++)                                       \
-                STOREU(&tile[i][v * VL], acc[i][v]);                           \
-        for (int64_t i = 0; i < mr_eff; i++) {                                 \
-            T *c = C + i * ldc;                                                \
-            if (beta == (T)0)                                                  \
-                for (int64_t j = 0; j < nr_eff; j++)                           \
-                    c[j] = tile[i][j];                                         \
-            else /* same single rounding as the vector path */                 \
-                for (int64_t j = 0; j < nr_eff; j++)                           \
-                    c[j] = FMA_SCALAR(beta, c[j], tile[i][j]);                 \
-        }                                                                      \
-    }
-
 static TGT inline float fma_f32(float a, float b, float c)
 {
     return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
@@ -86,16 +35,6 @@ static TGT inline double fma_f64(double a, double b, double c)
     return _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)));
 }
 
-#define FMA_SCALAR fma_f32
-DEFINE_AVX2_KERNEL(kern_avx2_f32, float, __m256, 8, AVX2_MR_F32, AVX2_NV,
-                   _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps,
-                   _mm256_fmadd_ps, _mm256_storeu_ps)
-#undef FMA_SCALAR
-#define FMA_SCALAR fma_f64
-DEFINE_AVX2_KERNEL(kern_avx2_f64, double, __m256d, 4, AVX2_MR_F64, AVX2_NV,
-                   _mm256_setzero_pd, _mm256_loadu_pd, _mm256_set1_pd,
-                   _mm256_fmadd_pd, _mm256_storeu_pd)
-#undef FMA_SCALAR
 
 /* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
 
@@ -223,7 +162,9 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
-/* ---- direct small-product kernels (template in gemm_impl.h) ------------ */
+/* ---- the micro-kernel (gemm_avx2_impl.h) and the direct small-product
+ * kernels (gemm_impl.h), written once over T, with the vector operations
+ * SK_* of the dtype defined for both ---------------------------------------- */
 
 #define FASTNN_GEMM_SMALL_TEMPLATE 1
 #define ISFX avx2
@@ -245,7 +186,12 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_STOREM(p, mk, v) _mm256_maskstore_ps(p, mk, v)
 #define SK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define SK_PACKT packt_avx2_f32
+#define MR AVX2_MR_F32
+#define FMA_SCALAR fma_f32
+#include "gemm_avx2_impl.h"
 #include "gemm_impl.h"
+#undef MR
+#undef FMA_SCALAR
 #undef T
 #undef SFX
 #undef VT
@@ -273,7 +219,12 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_STOREM(p, mk, v) _mm256_maskstore_pd(p, mk, v)
 #define SK_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define SK_PACKT packt_avx2_f64
+#define MR AVX2_MR_F64
+#define FMA_SCALAR fma_f64
+#include "gemm_avx2_impl.h"
 #include "gemm_impl.h"
+#undef MR
+#undef FMA_SCALAR
 
 void fastnn_gemm_cfg_avx2_f32(fastnn_gemm_cfg_f32 *cfg)
 {

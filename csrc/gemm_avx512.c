@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 
 #ifdef FASTNN_HAVE_X86_KERNELS
 
@@ -24,122 +25,6 @@
 #define NV_F32 2
 #define MR_F64 12
 #define NV_F64 2
-
-/* Body computing ROWS rows x NV vectors of a tile whose packed panels have
- * strides MR (A) and NR (B). */
-#define DEFINE_AVX512_BODY(NAME, T, VT, MT, VL, MR, NR, ROWS, NV, SETZERO,     \
-                           LOADU, SET1, FMADD, STOREU, MASKZ_LOADU,            \
-                           MASK_STOREU)                                        \
-    static TGT __attribute__((noinline)) void NAME(                            \
-        int64_t kc, const T *restrict A, const T *restrict B, T *restrict C,   \
-        int64_t ldc, int64_t mr_eff, int64_t nr_eff, T beta)                   \
-    {                                                                          \
-        VT acc[ROWS][NV];                                                      \
-        for (int i = 0; i < ROWS; i++)                                         \
-            for (int v = 0; v < NV; v++)                                       \
-                acc[i][v] = SETZERO();                                         \
-        for (int64_t p = 0; p < kc; p++) {                                     \
-            VT b[NV];                                                          \
-            for (int v = 0; v < NV; v++)                                       \
-                b[v] = LOADU(B + v * VL);                                      \
-            for (int i = 0; i < ROWS; i++) {                                   \
-                const VT a = SET1(A[i]);                                       \
-                for (int v = 0; v < NV; v++)                                   \
-                    acc[i][v] = FMADD(a, b[v], acc[i][v]);                     \
-            }                                                                  \
-            A += MR;                                                           \
-            B += NR;                                                           \
-        }                                                                      \
-        const VT vbeta = SET1(beta);                                           \
-        if (mr_eff == ROWS && nr_eff == NV * VL) {                             \
-            if (beta == (T)0) {                                                \
-                for (int i = 0; i < ROWS; i++)                                 \
-                    for (int v = 0; v < NV; v++)                               \
-                        STOREU(C + i * ldc + v * VL, acc[i][v]);               \
-            } else {                                                           \
-                for (int i = 0; i < ROWS; i++)                                 \
-                    for (int v = 0; v < NV; v++) {                             \
-                        T *c = C + i * ldc + v * VL;                           \
-                        STOREU(c, FMADD(vbeta, LOADU(c), acc[i][v]));          \
-                    }                                                          \
-            }                                                                  \
-            return;                                                            \
-        }                                                                      \
-        MT mask[NV];                                                           \
-        for (int v = 0; v < NV; v++) {                                         \
-            int64_t rem = nr_eff - (int64_t)v * VL;                            \
-            mask[v] = rem >= VL ? (MT)((1u << VL) - 1u)                        \
-                                : (rem <= 0 ? (MT)0 : (MT)((1u << rem) - 1u)); \
-        }                                                                      \
-        for (int i = 0; i < ROWS; i++) {                                       \
-            if (i >= mr_eff)                                                   \
-                break;                                                         \
-            for (int v = 0; v < NV; v++) {                                     \
-                T *c = C + i * ldc + v * VL;                                   \
-                if (beta == (T)0)                                              \
-                    MASK_STOREU(c, mask[v], acc[i][v]);                        \
-                else                                                           \
-                    MASK_STOREU(c, mask[v],                                    \
-                                FMADD(vbeta, MASKZ_LOADU(mask[v], c),          \
-                                      acc[i][v]));                             \
-            }                                                                  \
-        }                                                                      \
-    }
-
-#define F32_OPS                                                                \
-    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps,       \
-        _mm512_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps
-#define F64_OPS                                                                \
-    _mm512_setzero_pd, _mm512_loadu_pd, _mm512_set1_pd, _mm512_fmadd_pd,       \
-        _mm512_storeu_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd
-
-#define DEFINE_AVX512_BODY_(...) DEFINE_AVX512_BODY(__VA_ARGS__)
-#define DEFINE_BODY_F32(NAME, ROWS, NV)                                        \
-    DEFINE_AVX512_BODY_(NAME, float, __m512, __mmask16, 16, MR_F32,             \
-                       16 * NV_F32, ROWS, NV, F32_OPS)
-#define DEFINE_BODY_F64(NAME, ROWS, NV)                                        \
-    DEFINE_AVX512_BODY_(NAME, double, __m512d, __mmask8, 8, MR_F64,             \
-                       8 * NV_F64, ROWS, NV, F64_OPS)
-
-DEFINE_BODY_F32(body_f32_12x2, 12, 2)
-DEFINE_BODY_F32(body_f32_8x2, 8, 2)
-DEFINE_BODY_F32(body_f32_4x2, 4, 2)
-DEFINE_BODY_F32(body_f32_12x1, 12, 1)
-DEFINE_BODY_F32(body_f32_8x1, 8, 1)
-DEFINE_BODY_F32(body_f32_4x1, 4, 1)
-DEFINE_BODY_F64(body_f64_12x2, 12, 2)
-DEFINE_BODY_F64(body_f64_8x2, 8, 2)
-DEFINE_BODY_F64(body_f64_4x2, 4, 2)
-DEFINE_BODY_F64(body_f64_12x1, 12, 1)
-DEFINE_BODY_F64(body_f64_8x1, 8, 1)
-DEFINE_BODY_F64(body_f64_4x1, 4, 1)
-
-/* Pick the smallest body covering mr_eff rows (4/8/12) and nr_eff columns
- * (1 or 2 vectors); rows are handled in chunks of the chosen body. */
-#define DEFINE_AVX512_KERNEL(NAME, T, VL, MR, P)                               \
-    static TGT void NAME(int64_t kc, const T *restrict A, const T *restrict B, \
-                         T *restrict C, int64_t ldc, int64_t mr_eff,           \
-                         int64_t nr_eff, T beta)                               \
-    {                                                                          \
-        if (nr_eff > VL) {                                                     \
-            if (mr_eff > 8)                                                    \
-                P##_12x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);              \
-            else if (mr_eff > 4)                                               \
-                P##_8x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
-            else                                                               \
-                P##_4x2(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
-        } else {                                                               \
-            if (mr_eff > 8)                                                    \
-                P##_12x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);              \
-            else if (mr_eff > 4)                                               \
-                P##_8x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
-            else                                                               \
-                P##_4x1(kc, A, B, C, ldc, mr_eff, nr_eff, beta);               \
-        }                                                                      \
-    }
-
-DEFINE_AVX512_KERNEL(kern_avx512_f32, float, 16, MR_F32, body_f32)
-DEFINE_AVX512_KERNEL(kern_avx512_f64, double, 8, MR_F64, body_f64)
 
 /* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
 
@@ -268,7 +153,9 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
-/* ---- direct small-product kernels (template in gemm_impl.h) ------------ */
+/* ---- the micro-kernel (gemm_avx512_impl.h) and the direct small-product
+ * kernels (gemm_impl.h), written once over T, with the vector operations
+ * SK_* of the dtype defined for both ---------------------------------------- */
 
 #define FASTNN_GEMM_SMALL_TEMPLATE 1
 #define ISFX avx512
@@ -290,6 +177,41 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_STOREM(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
 #define SK_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define SK_PACKT packt_avx512_f32
+#define MR MR_F32
+#define NR (16 * NV_F32)
+#define ROWS 12
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 12
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 8
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 8
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 4
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 4
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#include "gemm_avx512_impl.h" /* the kernel: ROWS undefined */
+#undef MR
+#undef NR
 #include "gemm_impl.h"
 #undef T
 #undef SFX
@@ -318,6 +240,41 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_STOREM(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
 #define SK_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define SK_PACKT packt_avx512_f64
+#define MR MR_F64
+#define NR (8 * NV_F64)
+#define ROWS 12
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 12
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 8
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 8
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 4
+#define COLV 2
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#define ROWS 4
+#define COLV 1
+#include "gemm_avx512_impl.h"
+#undef ROWS
+#undef COLV
+#include "gemm_avx512_impl.h" /* the kernel: ROWS undefined */
+#undef MR
+#undef NR
 #include "gemm_impl.h"
 
 void fastnn_gemm_cfg_avx512_f32(fastnn_gemm_cfg_f32 *cfg)

@@ -6,41 +6,33 @@
 #include <stdint.h>
 
 #include "gemm_internal.h"
+#include "internal.h"
 
 #define GEN_MR_F32 4
 #define GEN_NR_F32 8
 #define GEN_MR_F64 4
 #define GEN_NR_F64 4
 
-#define DEFINE_GENERIC_KERNEL(NAME, T, MR, NR)                                 \
-    static void NAME(int64_t kc, const T *restrict Ap, const T *restrict Bp,   \
-                     T *restrict C, int64_t ldc, int64_t mr_eff,               \
-                     int64_t nr_eff, T beta)                                   \
-    {                                                                          \
-        T acc[MR][NR];                                                         \
-        for (int i = 0; i < MR; i++)                                           \
-            for (int j = 0; j < NR; j++)                                       \
-                acc[i][j] = (T)0;                                              \
-        for (int64_t p = 0; p < kc; p++) {                                     \
-            const T *a = Ap + p * MR;                                          \
-            const T *b = Bp + p * NR;                                          \
-            for (int i = 0; i < MR; i++)                                       \
-                for (int j = 0; j < NR; j++)                                   \
-                    acc[i][j] += a[i] * b[j];                                  \
-        }                                                                      \
-        if (beta == (T)0) {                                                    \
-            for (int64_t i = 0; i < mr_eff; i++)                               \
-                for (int64_t j = 0; j < nr_eff; j++)                           \
-                    C[i * ldc + j] = acc[i][j];                                \
-        } else {                                                               \
-            for (int64_t i = 0; i < mr_eff; i++)                               \
-                for (int64_t j = 0; j < nr_eff; j++)                           \
-                    C[i * ldc + j] = acc[i][j] + beta * C[i * ldc + j];        \
-        }                                                                      \
-    }
+/* the micro-kernel, written once over T in gemm_generic_impl.h */
+#define T float
+#define SFX f32
+#define MR GEN_MR_F32
+#define NR GEN_NR_F32
+#include "gemm_generic_impl.h"
+#undef T
+#undef SFX
+#undef MR
+#undef NR
 
-DEFINE_GENERIC_KERNEL(kern_generic_f32, float, GEN_MR_F32, GEN_NR_F32)
-DEFINE_GENERIC_KERNEL(kern_generic_f64, double, GEN_MR_F64, GEN_NR_F64)
+#define T double
+#define SFX f64
+#define MR GEN_MR_F64
+#define NR GEN_NR_F64
+#include "gemm_generic_impl.h"
+#undef T
+#undef SFX
+#undef MR
+#undef NR
 
 void fastnn_gemm_cfg_generic_f32(fastnn_gemm_cfg_f32 *cfg)
 {
@@ -93,10 +85,8 @@ typedef double fastnn_v2d __attribute__((vector_size(16), aligned(8)));
 #define SK_SET1(x) (SK_ZERO() + (x))
 #define SK_LOAD(p) (*(const VT *)(p))
 #define SK_STORE(p, v) (*(VT *)(p) = (v))
-#define SK_LOADM(p, mk) GCAT3(sk_loadm, SFX)(p, mk)
-#define SK_STOREM(p, mk, v) GCAT3(sk_storem, SFX)(p, mk, v)
-#define GCAT3_(a, b) a##_##b
-#define GCAT3(a, b) GCAT3_(a, b)
+#define SK_LOADM(p, mk) F(sk_loadm)(p, mk)
+#define SK_STOREM(p, mk, v) F(sk_storem)(p, mk, v)
 
 static inline fastnn_v4f sk_loadm_f32(const float *p, int cnt)
 {

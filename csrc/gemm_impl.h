@@ -43,9 +43,7 @@
  * combined as acc + beta*C with SK_FMA, so the bits depend only on the
  * shape, the dtype and the ISA -- never on the block that computed them.
  */
-#define SKC3_(a, b, c) a##_##b##_##c
-#define SKC3(a, b, c) SKC3_(a, b, c)
-#define SK(name) SKC3(name, ISFX, SFX)
+#define SK(name) F(FASTNN_CAT(name, ISFX)) /* name_<isa>_<dtype> */
 
 static inline __attribute__((always_inline)) TGT void
 SK(sk_body)(const int ROWS, const int NVV, const int TA, const int FULL,
@@ -203,8 +201,6 @@ TGT int SK(fastnn_gemm_small)(int trans_a, int trans_b, int64_t m, int64_t n,
 }
 
 #undef SK_BUFN
-#undef SKC3_
-#undef SKC3
 #undef SK
 
 #else /* ==== packed GEMM driver ============================================ */
@@ -213,17 +209,14 @@ TGT int SK(fastnn_gemm_small)(int trans_a, int trans_b, int64_t m, int64_t n,
 #error "define T and SFX before including gemm_impl.h"
 #endif
 
-#define GCAT_(a, b) a##_##b
-#define GCAT(a, b) GCAT_(a, b)
-#define GF(name) GCAT(name, SFX)
-#define CFG_T GCAT(fastnn_gemm_cfg, SFX)
-#define UKERN_T GCAT(fastnn_ukern, SFX)
+#define CFG_T FASTNN_CAT(fastnn_gemm_cfg, SFX)
+#define UKERN_T FASTNN_CAT(fastnn_ukern, SFX)
 
 /* ---- packing ----------------------------------------------------------- */
 
 /* mc x kc block of op(A) starting at (i0, p0) -> micro-panels of MR rows */
 static inline __attribute__((always_inline)) void
-GF(pack_a_body)(int trans_a, const T *restrict A, int64_t lda, int64_t i0,
+F(pack_a_body)(int trans_a, const T *restrict A, int64_t lda, int64_t i0,
                 int64_t mc, int64_t p0, int64_t kc, const int MR,
                 T *restrict Ap)
 {
@@ -266,7 +259,7 @@ GF(pack_a_body)(int trans_a, const T *restrict A, int64_t lda, int64_t i0,
 
 /* kc x nc panel of op(B) starting at (p0, j0) -> micro-panels of NR columns */
 static inline __attribute__((always_inline)) void
-GF(pack_b_body)(int trans_b, const T *restrict B, int64_t ldb, int64_t j0,
+F(pack_b_body)(int trans_b, const T *restrict B, int64_t ldb, int64_t j0,
                 int64_t nc, int64_t p0, int64_t kc, const int NR,
                 T *restrict Bp)
 {
@@ -307,10 +300,10 @@ GF(pack_b_body)(int trans_b, const T *restrict B, int64_t ldb, int64_t j0,
     }
 }
 
-#define PACKT_T GCAT(fastnn_packt, SFX)
-#define PACKN_T GCAT(fastnn_packn, SFX)
+#define PACKT_T FASTNN_CAT(fastnn_packt, SFX)
+#define PACKN_T FASTNN_CAT(fastnn_packn, SFX)
 
-static void GF(pack_a)(int trans_a, const T *A, int64_t lda, int64_t i0,
+static void F(pack_a)(int trans_a, const T *A, int64_t lda, int64_t i0,
                        int64_t mc, int64_t p0, int64_t kc, int mr, T *Ap,
                        PACKT_T pack_t, PACKN_T pack_n)
 {
@@ -326,17 +319,19 @@ static void GF(pack_a)(int trans_a, const T *A, int64_t lda, int64_t i0,
                    (mc - ir < mr) ? mc - ir : mr, kc, mr, Ap + ir * kc);
         return;
     }
-    switch (mr) { /* constant MR lets the compiler unroll the inner loop */
-    case 4: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 4, Ap); break;
-    case 6: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 6, Ap); break;
-    case 8: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 8, Ap); break;
-    case 12: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 12, Ap); break;
-    case 16: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 16, Ap); break;
-    default: GF(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, mr, Ap); break;
+    /* a constant MR lets the compiler unroll the inner loop; any other
+       panel height (not a code: a size) takes the same body unrolled less */
+    switch (mr) {
+    case 4: F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 4, Ap); return;
+    case 6: F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 6, Ap); return;
+    case 8: F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 8, Ap); return;
+    case 12: F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 12, Ap); return;
+    case 16: F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, 16, Ap); return;
     }
+    F(pack_a_body)(trans_a, A, lda, i0, mc, p0, kc, mr, Ap);
 }
 
-static void GF(pack_b)(int trans_b, const T *B, int64_t ldb, int64_t j0,
+static void F(pack_b)(int trans_b, const T *B, int64_t ldb, int64_t j0,
                        int64_t nc, int64_t p0, int64_t kc, int nr, T *Bp,
                        PACKT_T pack_t, PACKN_T pack_n)
 {
@@ -352,15 +347,15 @@ static void GF(pack_b)(int trans_b, const T *B, int64_t ldb, int64_t j0,
                    (nc - jr < nr) ? nc - jr : nr, kc, nr, Bp + jr * kc);
         return;
     }
-    switch (nr) {
-    case 4: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 4, Bp); break;
-    case 8: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 8, Bp); break;
-    case 16: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 16, Bp); break;
-    case 24: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 24, Bp); break;
-    case 32: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 32, Bp); break;
-    case 48: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 48, Bp); break;
-    default: GF(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, nr, Bp); break;
+    switch (nr) { /* as in pack_a */
+    case 4: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 4, Bp); return;
+    case 8: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 8, Bp); return;
+    case 16: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 16, Bp); return;
+    case 24: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 24, Bp); return;
+    case 32: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 32, Bp); return;
+    case 48: F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, 48, Bp); return;
     }
+    F(pack_b_body)(trans_b, B, ldb, j0, nc, p0, kc, nr, Bp);
 }
 
 /* ---- driver ------------------------------------------------------------ */
@@ -392,12 +387,12 @@ typedef struct {
     int cache_a, cache_b; /* keep full-k packed blocks between units */
     int64_t aslice, bslice; /* elements per packed k slice (aligned) */
     int64_t boff;         /* elements from buffer start to the B region */
-} GF(gemm_job);
+} F(gemm_job);
 
-static void GF(gemm_unit)(const void *ctx, int64_t u, void *buf,
+static void F(gemm_unit)(const void *ctx, int64_t u, void *buf,
                           gemm_ustate *st)
 {
-    const GF(gemm_job) *J = (const GF(gemm_job) *)ctx;
+    const F(gemm_job) *J = (const F(gemm_job) *)ctx;
     const int64_t mr = J->cfg.mr, nr = J->cfg.nr;
     const int64_t ldc = J->ldc, k = J->k;
     const UKERN_T kern = J->cfg.kern;
@@ -429,10 +424,10 @@ static void GF(gemm_unit)(const void *ctx, int64_t u, void *buf,
         T *const Ap = abuf + (J->cache_a ? kb * J->aslice : 0);
         T *const Bp = bbuf + (J->cache_b ? kb * J->bslice : 0);
         if (!have_a)
-            GF(pack_a)(J->trans_a, J->A, J->lda, i0, mc, p0, kc, (int)mr, Ap,
+            F(pack_a)(J->trans_a, J->A, J->lda, i0, mc, p0, kc, (int)mr, Ap,
                        J->cfg.pack_t, J->cfg.pack_n);
         if (!have_b)
-            GF(pack_b)(J->trans_b, J->B, J->ldb, j0, nc, p0, kc, (int)nr, Bp,
+            F(pack_b)(J->trans_b, J->B, J->ldb, j0, nc, p0, kc, (int)nr, Bp,
                        J->cfg.pack_t, J->cfg.pack_n);
         for (int64_t jr = 0; jr < nc; jr += nr) {
             const T *bp = Bp + jr * kc;
@@ -452,32 +447,30 @@ static void GF(gemm_unit)(const void *ctx, int64_t u, void *buf,
 
 /* ---- direct path for small products ------------------------------------ */
 
-#define SMALL_T GCAT(fastnn_small, SFX)
-static const SMALL_T GF(small_tab)[3] = {
-    GF(fastnn_gemm_small_generic),
+#define SMALL_T FASTNN_CAT(fastnn_small, SFX)
+/* by ISA code; NULL for an ISA this build has no kernels for (never selected) */
+static const SMALL_T F(small_tab)[FASTNN_N_ISA] = {
+    [FASTNN_ISA_GENERIC] = F(fastnn_gemm_small_generic),
 #ifdef FASTNN_HAVE_X86_KERNELS
-    GF(fastnn_gemm_small_avx2),
-    GF(fastnn_gemm_small_avx512),
-#else
-    GF(fastnn_gemm_small_generic),
-    GF(fastnn_gemm_small_generic),
+    [FASTNN_ISA_AVX2] = F(fastnn_gemm_small_avx2),
+    [FASTNN_ISA_AVX512] = F(fastnn_gemm_small_avx512),
 #endif
 };
 
 #ifdef FASTNN_GEMM_SMALL_TEST
 /* test builds only: 0 = by shape, 1 = direct whenever possible, 2 = never */
-int GF(fastnn_gemm_small_mode) = 0;
+int F(fastnn_gemm_small_mode) = 0;
 #endif
 
 /* A function of the shape and the ISA only (limits: gemm_internal.h). */
-static inline int GF(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
+static inline int F(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
                                int trans_b)
 {
     if (trans_b && k > FASTNN_GEMM_SMALL_KMAX_T)
         return 0;
 #ifdef FASTNN_GEMM_SMALL_TEST
-    if (GF(fastnn_gemm_small_mode) != 0)
-        return GF(fastnn_gemm_small_mode) == 1;
+    if (F(fastnn_gemm_small_mode) != 0)
+        return F(fastnn_gemm_small_mode) == 1;
 #endif
     const int64_t lim = isa == FASTNN_ISA_GENERIC
                             ? (int64_t)FASTNN_GEMM_SMALL_MNK_GENERIC
@@ -487,23 +480,27 @@ static inline int GF(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
     return m * n * k <= lim;
 }
 
-static void GF(gemm_cfg)(int isa, CFG_T *cfg)
+/* the blocking of ISA isa; FASTNN_EINVAL for an unknown code */
+static int F(gemm_cfg)(int isa, CFG_T *cfg)
 {
+    switch (isa) {
+    case FASTNN_ISA_GENERIC:
+        F(fastnn_gemm_cfg_generic)(cfg);
+        return FASTNN_OK;
 #ifdef FASTNN_HAVE_X86_KERNELS
-    if (isa == FASTNN_ISA_AVX512) {
-        GF(fastnn_gemm_cfg_avx512)(cfg);
-        return;
-    }
-    if (isa == FASTNN_ISA_AVX2) {
-        GF(fastnn_gemm_cfg_avx2)(cfg);
-        return;
-    }
+    case FASTNN_ISA_AVX2:
+        F(fastnn_gemm_cfg_avx2)(cfg);
+        return FASTNN_OK;
+    case FASTNN_ISA_AVX512:
+        F(fastnn_gemm_cfg_avx512)(cfg);
+        return FASTNN_OK;
 #endif
-    (void)isa;
-    GF(fastnn_gemm_cfg_generic)(cfg);
+    default:
+        return FASTNN_EINVAL; /* (without x86 kernels only generic is ever selected) */
+    }
 }
 
-int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                     const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
                     T *C, int64_t ldc, const fastnn_epilogue *epilogue)
 {
@@ -538,8 +535,10 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     }
 
     const int isa = fastnn_internal_get_isa();
-    if (GF(small_ok)(isa, m, n, k, trans_b != 0) &&
-        GF(small_tab)[isa](trans_a != 0, trans_b != 0, m, n, k, A, lda, B, ldb,
+    if (isa < 0 || isa >= FASTNN_N_ISA || F(small_tab)[isa] == NULL)
+        return FASTNN_EINVAL;
+    if (F(small_ok)(isa, m, n, k, trans_b != 0) &&
+        F(small_tab)[isa](trans_a != 0, trans_b != 0, m, n, k, A, lda, B, ldb,
                            beta, C, ldc) == 0) {
         /* one block: all of C */
         if (epilogue != NULL && epilogue->fn != NULL)
@@ -547,7 +546,7 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         return FASTNN_OK;
     }
 
-    GF(gemm_job) J;
+    F(gemm_job) J;
     J.trans_a = trans_a != 0;
     J.trans_b = trans_b != 0;
     J.m = m;
@@ -562,7 +561,8 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     J.ldc = ldc;
     J.ep = epilogue;
     J.cancel = fastnn_internal_cancel;
-    GF(gemm_cfg)(isa, &J.cfg);
+    if (F(gemm_cfg)(isa, &J.cfg) != FASTNN_OK)
+        return FASTNN_EINVAL;
 
     const int64_t mr = J.cfg.mr, nr = J.cfg.nr;
     /* the rounding depends on these two only (k and the ISA's kc) */
@@ -637,15 +637,12 @@ int GF(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     void *buf = gemm_thread_buffer(bytes, &priv);
     if (buf == NULL)
         return FASTNN_ENOMEM;
-    gemm_run_units(GF(gemm_unit), &J, nunits, nt, buf, bytes);
+    gemm_run_units(F(gemm_unit), &J, nunits, nt, buf, bytes);
     gemm_thread_buffer_done(buf, priv);
     /* cancelled: blocks of C may be missing (the trainer drops the batch) */
     return J.cancel != NULL && *J.cancel ? FASTNN_EINTERRUPTED : FASTNN_OK;
 }
 
-#undef GCAT_
-#undef GCAT
-#undef GF
 #undef CFG_T
 #undef UKERN_T
 #undef PACKT_T

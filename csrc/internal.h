@@ -27,11 +27,41 @@
 #define FASTNN_ELEMENTWISE
 #endif
 
+/* The one template idiom of csrc/: a body written over a type T lives in a
+   *_impl.h header, which its .c file includes once per dtype with T (float |
+   double) and SFX (f32 | f64) defined; F(name) gives the name its dtype
+   suffix (name_f32), and FASTNN_CAT is the one token-pasting macro (a_b). */
+#define FASTNN_CAT_(a, b) a##_##b
+#define FASTNN_CAT(a, b) FASTNN_CAT_(a, b)
+#define F(name) FASTNN_CAT(name, SFX)
+
+/* the activation table's properties, inline for the kernels (tables.c
+   exports the same answers); FASTNN_EINVAL for an unknown code */
+static inline int fastnn_internal_act_needs_z(int act)
+{
+    switch (act) {
+#define FASTNN_X_(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return needs_z;
+    FASTNN_ACTIVATIONS(FASTNN_X_)
+#undef FASTNN_X_
+    default: return FASTNN_EINVAL;
+    }
+}
+
+static inline int fastnn_internal_act_rowwise(int act)
+{
+    switch (act) {
+#define FASTNN_X_(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return rowwise;
+    FASTNN_ACTIVATIONS(FASTNN_X_)
+#undef FASTNN_X_
+    default: return FASTNN_EINVAL;
+    }
+}
+
 /* activations whose derivative reads the pre-activation z (the others need
-   only the output y): the reference's NEEDS_PREACTIVATION */
+   only the output y): the reference's NEEDS_PREACTIVATION, from the table */
 static inline int fastnn_needs_preactivation(int act)
 {
-    return act == FASTNN_ACT_LEAKY_RELU || act == FASTNN_ACT_SILU;
+    return fastnn_internal_act_needs_z(act) == 1;
 }
 
 /* gemm.c: fn(ctx, lo, hi) over contiguous ranges of [0, n) that together
@@ -88,23 +118,33 @@ int fastnn_internal_xent_probs_f64(int64_t n, int64_t c, const double *logits,
                                    const double *probs, int reduction, double *loss,
                                    double *grad, double *work);
 
-/* optim.c: fastnn_sgd / fastnn_adam with the caller's arguments trusted and a
-   mode.  write = 1 is the update in place (returns FASTNN_OK).  write = 0 is
-   its dry run: the same arithmetic, nothing written; FASTNN_EDIVERGED if any
-   new parameter or state value (velocity; m, v) would be inf or NaN, else
-   FASTNN_OK.  (A non-finite gradient always gives one: the training loop's
-   only check before it applies an update.) */
-int fastnn_internal_sgd_f32(int write, int64_t size, float *param, const float *grad,
-                            float *velocity, double lr, double momentum,
-                            double weight_decay, int nesterov);
-int fastnn_internal_sgd_f64(int write, int64_t size, double *param, const double *grad,
-                            double *velocity, double lr, double momentum,
-                            double weight_decay, int nesterov);
-int fastnn_internal_adam_f32(int write, int64_t size, float *param, const float *grad,
-                             float *m, float *v, int64_t step, double lr, double beta1,
-                             double beta2, double eps, double weight_decay);
-int fastnn_internal_adam_f64(int write, int64_t size, double *param, const double *grad,
-                             double *m, double *v, int64_t step, double lr, double beta1,
-                             double beta2, double eps, double weight_decay);
+/* losses.c: the trainer's losses, one per row of FASTNN_LOSSES, with one
+   signature: pred and grad rows x width; targets rows int64 labels (a row
+   with labels = 1) or rows x width T values; work 2 * rows doubles */
+#define FASTNN_X_LOSS_DECL(ID, name, python_name, labels)                            \
+    int fastnn_internal_loss_##name##_f32(int64_t rows, int64_t width, const float *pred, \
+                                          const void *targets, int reduction,         \
+                                          double *loss, float *grad, double *work);   \
+    int fastnn_internal_loss_##name##_f64(int64_t rows, int64_t width, const double *pred,\
+                                          const void *targets, int reduction,         \
+                                          double *loss, double *grad, double *work);
+FASTNN_LOSSES(FASTNN_X_LOSS_DECL)
+#undef FASTNN_X_LOSS_DECL
+
+/* optim.c: the update of optimizer opt (FASTNN_OPT_*) of one parameter, its
+   n_state state arrays and hyper-parameters (the row's hypers, in order),
+   step counting from 1, with the caller's arguments trusted and a mode.
+   write = 1 is the update in place (returns FASTNN_OK).  write = 0 is its
+   dry run: the same arithmetic, nothing written; FASTNN_EDIVERGED if any new
+   parameter or state value would be inf or NaN, else FASTNN_OK.  (A
+   non-finite gradient always gives one: the training loop's only check
+   before it applies an update.)  FASTNN_EINVAL for an unknown optimizer, a
+   missing state array or a step below 1, before anything is written. */
+int fastnn_internal_opt_update_f32(int opt, int write, int64_t size, float *param,
+                                   const float *grad, float *const *state, int64_t step,
+                                   const double *hyper);
+int fastnn_internal_opt_update_f64(int opt, int write, int64_t size, double *param,
+                                   const double *grad, double *const *state, int64_t step,
+                                   const double *hyper);
 
 #endif /* FASTNN_INTERNAL_H */

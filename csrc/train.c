@@ -97,6 +97,25 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     *out = NULL;
     if (stages == NULL || spec == NULL || n_stages < 1 || n_features < 1 || batch < 1)
         return FASTNN_EINVAL;
+    /* every code names a row of its table (fastnn.h) */
+    if (spec->loss < 0 || spec->loss >= FASTNN_N_LOSS || spec->optimizer < 0 ||
+        spec->optimizer >= FASTNN_N_OPT || spec->reduction < 0 ||
+        spec->reduction >= FASTNN_N_REDUCTION)
+        return FASTNN_EINVAL;
+    for (int64_t s = 0; s < n_stages; s++) {
+        const fastnn_stage *st = &stages[s];
+        switch (st->kind) {
+        case FASTNN_STAGE_DENSE:
+        case FASTNN_STAGE_ACTIVATION:
+            if (st->act < 0 || st->act >= FASTNN_N_ACT)
+                return FASTNN_EINVAL;
+            break;
+        case FASTNN_STAGE_DROPOUT:
+            break;
+        default:
+            return FASTNN_EINVAL;
+        }
+    }
     fastnn_trainer *t = calloc(1, sizeof *t);
     if (t == NULL)
         return FASTNN_ENOMEM;

@@ -1,17 +1,13 @@
 /*
- * train_impl.h -- templated body of the training loop (see train.c).
- * Included once per dtype with T (float|double) and SFX (f32|f64) defined.
- * No include guard on purpose.
+ * train_impl.h -- the templated body of train.c, included once per dtype
+ * with T (float|double) and SFX (f32|f64) defined (see the note in
+ * train.c).  No include guard on purpose.
  */
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including train_impl.h"
 #endif
 
-#define TCAT_(a, b) a##_##b
-#define TCAT(a, b) TCAT_(a, b)
-#define TF(name) TCAT(name, SFX)
-
-int TF(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
+int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
                            int64_t n_stages, fastnn_train_spec *spec,
                            int64_t n_features, int64_t batch)
 {
@@ -20,7 +16,7 @@ int TF(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
 
 /* every parameter's update, in layer order (W, then b), or its dry run
  * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN) */
-static int TF(update_all)(fastnn_trainer *t, int64_t step, int write)
+static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
 {
     const fastnn_train_spec *spec = t->spec;
     for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
@@ -34,14 +30,11 @@ static int TF(update_all)(fastnn_trainer *t, int64_t step, int write)
             const T *g = (const T *)(which ? st->db : st->dW);
             void **state = which ? st->state_b : st->state_W;
             const int64_t size = which ? st->width_out : st->width_in * st->width_out;
-            const int status =
-                spec->optimizer == FASTNN_OPT_SGD
-                    ? TF(fastnn_internal_sgd)(write, size, p, g, (T *)state[0], spec->lr,
-                                              spec->momentum, spec->weight_decay,
-                                              spec->nesterov)
-                    : TF(fastnn_internal_adam)(write, size, p, g, (T *)state[0],
-                                               (T *)state[1], step, spec->lr, spec->beta1,
-                                               spec->beta2, spec->eps, spec->weight_decay);
+            T *st_t[FASTNN_OPT_MAX_STATE];
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+                st_t[q] = (T *)state[q];
+            const int status = F(fastnn_internal_opt_update)(spec->optimizer, write, size, p,
+                                                             g, st_t, step, spec->hyper);
             if (status != FASTNN_OK)
                 return status;
         }
@@ -50,7 +43,7 @@ static int TF(update_all)(fastnn_trainer *t, int64_t step, int write)
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
-static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
+static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                            int64_t rows, double *loss)
 {
     fastnn_stage *stages = t->stages;
@@ -67,22 +60,25 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         const int64_t size = rows * st->width_out;
         switch (st->kind) {
         case FASTNN_STAGE_DENSE:
-            status = TF(fastnn_dense_forward)(rows, st->width_in, st->width_out, in,
+            status = F(fastnn_dense_forward)(rows, st->width_in, st->width_out, in,
                                               (const T *)st->W, (const T *)st->b,
                                               st->act, st->alpha, (T *)t->z[s], y);
             break;
         case FASTNN_STAGE_ACTIVATION:
-            status = TF(fastnn_act_forward)(st->act, st->alpha, rows, st->width_out, in, y);
+            status = F(fastnn_act_forward)(st->act, st->alpha, rows, st->width_out, in, y);
             break;
-        default: /* dropout; p == 0 is the identity and draws nothing */
+        case FASTNN_STAGE_DROPOUT: /* p == 0 is the identity and draws nothing */
             if (st->p == 0.0) {
                 y = (T *)in;
                 status = FASTNN_OK;
             } else {
-                status = TF(fastnn_dropout)(size, st->p, st->seed, st->step, in,
+                status = F(fastnn_dropout)(size, st->p, st->seed, st->step, in,
                                             (T *)t->mask[s], y);
                 st->step++;
             }
+            break;
+        default:
+            return FASTNN_EINVAL;
         }
         if (status == FASTNN_EINTERRUPTED || cancelled(t))
             return batch_interrupted(t, s + 1);
@@ -97,19 +93,16 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     const int64_t width = last->width_out;
     T *cur = (T *)t->grad[0], *other = (T *)t->grad[1];
     switch (spec->loss) {
-    case FASTNN_LOSS_MSE:
-        status = TF(fastnn_mse)(rows * width, in, (const T *)targets, spec->reduction, loss, cur);
+#define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
+    case FASTNN_LOSS_##ID:                                                              \
+        status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, in, targets,    \
+                                                           spec->reduction, loss, cur,  \
+                                                           t->loss_work);               \
         break;
-    case FASTNN_LOSS_BCE:
-        status = TF(fastnn_bce)(rows * width, in, (const T *)targets, spec->reduction, loss, cur);
-        break;
-    case FASTNN_LOSS_XENT_LABELS:
-        status = TF(fastnn_internal_xent_labels)(rows, width, in, (const int64_t *)targets,
-                                                 spec->reduction, loss, cur, t->loss_work);
-        break;
+    FASTNN_LOSSES(LOSS_DISPATCH)
+#undef LOSS_DISPATCH
     default:
-        status = TF(fastnn_internal_xent_probs)(rows, width, in, (const T *)targets,
-                                                spec->reduction, loss, cur, t->loss_work);
+        return FASTNN_EINVAL;
     }
     if (status != FASTNN_OK)
         return status;
@@ -124,7 +117,7 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         switch (st->kind) {
         case FASTNN_STAGE_DENSE: {
             const int need_dx = s > t->first_param_stage;
-            status = TF(fastnn_dense_backward)(rows, st->width_in, st->width_out, input,
+            status = F(fastnn_dense_backward)(rows, st->width_in, st->width_out, input,
                                                (const T *)st->W, (const T *)t->z[s], ys[s],
                                                cur, st->act, st->alpha, cur,
                                                need_dx ? other : NULL, (T *)st->dW,
@@ -137,13 +130,16 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
             break;
         }
         case FASTNN_STAGE_ACTIVATION:
-            status = TF(fastnn_act_backward)(st->act, st->alpha, rows, st->width_out, input,
+            status = F(fastnn_act_backward)(st->act, st->alpha, rows, st->width_out, input,
                                              ys[s], cur, cur);
             break;
-        default:
+        case FASTNN_STAGE_DROPOUT:
             status = st->p == 0.0 ? FASTNN_OK
-                                  : TF(fastnn_dropout_backward)(size, cur, (const T *)t->mask[s],
-                                                                cur);
+                                  : F(fastnn_dropout_backward)(size, cur, (const T *)t->mask[s],
+                                                               cur);
+            break;
+        default:
+            return FASTNN_EINVAL;
         }
         if (status == FASTNN_EINTERRUPTED || cancelled(t))
             return batch_interrupted(t, ns);
@@ -155,18 +151,18 @@ static int TF(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
      * value is finite (a non-finite gradient makes one of them non-finite):
      * a dry run checks first, so a diverging batch changes nothing */
     const int64_t step = spec->step + 1;
-    status = TF(update_all)(t, step, 0);
+    status = F(update_all)(t, step, 0);
     if (status == FASTNN_OK && cancelled(t))
         return batch_interrupted(t, ns);  /* the last point to drop the batch */
     if (status == FASTNN_OK)
-        status = TF(update_all)(t, step, 1);
+        status = F(update_all)(t, step, 1);
     if (status != FASTNN_OK)
         return status;
     t->spec->step = step;
     return FASTNN_OK;
 }
 
-int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int64_t n,
+int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int64_t n,
                          int64_t t_width, const int64_t *orders, int64_t n_epochs,
                          int64_t *epoch, int64_t *start, int64_t max_batches,
                          double *losses)
@@ -174,9 +170,16 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
     if (t == NULL || t->elem != sizeof(T) || n < 1 || t_width < 1 || *epoch < 0 ||
         *start < 0 || *start >= n)
         return FASTNN_EINVAL;
-    const int labels = t->spec->loss == FASTNN_LOSS_XENT_LABELS;
+    const int labels = fastnn_loss_labels(t->spec->loss);
+    if (labels < 0)
+        return FASTNN_EINVAL;
     const int64_t nf = t->n_features;
-    const int mean = t->spec->reduction == FASTNN_REDUCTION_MEAN;
+    int mean;
+    switch (t->spec->reduction) {
+    case FASTNN_REDUCTION_MEAN: mean = 1; break;
+    case FASTNN_REDUCTION_SUM: mean = 0; break;
+    default: return FASTNN_EINVAL;
+    }
     int64_t e = *epoch, pos = *start, done = 0;
     int status = FASTNN_OK;
     /* the GEMMs this thread starts read the cancel flag too */
@@ -217,7 +220,7 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
             tg = t->tb;
         }
         double value;
-        status = TF(train_batch)(t, x, tg, rows, &value);
+        status = F(train_batch)(t, x, tg, rows, &value);
         if (status != FASTNN_OK)
             break;              /* the position stays at the failed batch */
         losses[e] += mean ? value * (double)rows : value;
@@ -234,6 +237,3 @@ int TF(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int
     return status;
 }
 
-#undef TF
-#undef TCAT
-#undef TCAT_

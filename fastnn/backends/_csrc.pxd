@@ -1,4 +1,13 @@
-"""Declarations of csrc/fastnn.h for Cython (kept in step with the header by hand)."""
+"""Declarations of csrc/fastnn.h for Cython.
+
+Why it is built this way: Cython needs the functions' and structs'
+signatures, which are declared here as they are in the header.  The tables
+(activations, losses, optimizers, reductions, ISAs: fastnn.h's X-macros) are
+not listed here: only their counts and the functions that read them at run
+time (``fastnn_activation_name`` ...), plus the few codes the wrapper names
+itself.  tests/test_tables.py checks the run-time tables against the Python
+reference's.
+"""
 
 from libc.stdint cimport int64_t, uint64_t
 
@@ -9,19 +18,27 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_EUNSUPPORTED
     enum: FASTNN_EINTERRUPTED
     enum: FASTNN_EDIVERGED
-    enum: FASTNN_ACT_IDENTITY
-    enum: FASTNN_ACT_SIGMOID
-    enum: FASTNN_ACT_TANH
-    enum: FASTNN_ACT_RELU
-    enum: FASTNN_ACT_LEAKY_RELU
-    enum: FASTNN_ACT_SILU
-    enum: FASTNN_ACT_SOFTMAX
+    # the tables (fastnn.h's X-macros): counts, and the codes the wrapper names
     enum: FASTNN_N_ACT
-    enum: FASTNN_REDUCTION_MEAN
-    enum: FASTNN_REDUCTION_SUM
-    enum: FASTNN_ISA_GENERIC
-    enum: FASTNN_ISA_AVX2
-    enum: FASTNN_ISA_AVX512
+    enum: FASTNN_N_LOSS
+    enum: FASTNN_N_OPT
+    enum: FASTNN_N_REDUCTION
+    enum: FASTNN_N_ISA
+    enum: FASTNN_OPT_MAX_STATE
+    enum: FASTNN_OPT_MAX_HYPER
+    enum: FASTNN_ACT_IDENTITY
+    enum: FASTNN_ACT_LEAKY_RELU
+    const char *fastnn_activation_name(int act)
+    int fastnn_activation_needs_z(int act)
+    int fastnn_activation_rowwise(int act)
+    const char *fastnn_loss_name(int loss)
+    const char *fastnn_loss_python_name(int loss)
+    int fastnn_loss_labels(int loss)
+    const char *fastnn_optimizer_name(int opt)
+    int fastnn_optimizer_n_state(int opt)
+    int fastnn_optimizer_n_hyper(int opt)
+    const char *fastnn_optimizer_hypers(int opt)
+    const char *fastnn_reduction_name(int reduction)
 
     ctypedef struct fastnn_epilogue:
         void (*fn)(const void *ctx, int64_t row0, int64_t col0, int64_t rows, int64_t cols, void *C, int64_t ldc) noexcept nogil
@@ -65,12 +82,6 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_STAGE_DENSE
     enum: FASTNN_STAGE_ACTIVATION
     enum: FASTNN_STAGE_DROPOUT
-    enum: FASTNN_LOSS_MSE
-    enum: FASTNN_LOSS_BCE
-    enum: FASTNN_LOSS_XENT_LABELS
-    enum: FASTNN_LOSS_XENT_PROBS
-    enum: FASTNN_OPT_SGD
-    enum: FASTNN_OPT_ADAM
 
     ctypedef struct fastnn_stage:
         int kind
@@ -81,15 +92,14 @@ cdef extern from "fastnn.h" nogil:
         void *b
         void *dW
         void *db
-        void *state_W[2]
-        void *state_b[2]
+        void *state_W[FASTNN_OPT_MAX_STATE]
+        void *state_b[FASTNN_OPT_MAX_STATE]
         double p
         uint64_t seed, step
 
     ctypedef struct fastnn_train_spec:
         int loss, reduction, optimizer
-        double lr, momentum, weight_decay, beta1, beta2, eps
-        int nesterov
+        double hyper[FASTNN_OPT_MAX_HYPER]
         int64_t step
 
     ctypedef struct fastnn_trainer:

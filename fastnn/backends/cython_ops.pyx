@@ -29,11 +29,11 @@ from cython cimport floating
 from libc.errno cimport errno
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 cimport numpy as cnp
 
 from fastnn.backends._csrc cimport *
-from fastnn.backends.numpy_ops import (ACTIVATIONS, NEEDS_PREACTIVATION, NumpyOps,
-                                       _check_activation, _reduction_scale)
+from fastnn.backends.numpy_ops import NumpyOps, _check_activation, _reduction_scale
 
 cnp.import_array()
 
@@ -162,8 +162,52 @@ cdef int _check_status(int status, str what) except -1:
     raise ValueError(f"{what}: invalid argument (status {status})")
 
 
+# ------------------------------------------------------------------ tables
+# The C side's tables (csrc/fastnn.h's X-macros), read once at import: the
+# wrapper keeps no list of codes of its own.  tests/test_tables.py checks them
+# against the reference's (numpy_ops.ACTIVATIONS, NEEDS_PREACTIVATION, ...).
+cdef str _text(const char *s):
+    return None if s == NULL else s.decode("ascii")
+
+
+def _c_tables():
+    """The C tables of activations, losses, optimizers, reductions and ISAs.
+
+    Returns
+    -------
+    dict
+        ``"activations"``: one dict per code (``name``, ``needs_z``,
+        ``rowwise``); ``"losses"``: (``name``, ``python_name``, ``labels``);
+        ``"optimizers"``: (``name``, ``n_state``, ``hypers``, a tuple of
+        names); ``"reductions"`` and ``"isas"``: the names, by code.
+    """
+    return {
+        "activations": [{"name": _text(fastnn_activation_name(i)),
+                         "needs_z": fastnn_activation_needs_z(i) == 1,
+                         "rowwise": fastnn_activation_rowwise(i) == 1}
+                        for i in range(FASTNN_N_ACT)],
+        "losses": [{"name": _text(fastnn_loss_name(i)),
+                    "python_name": _text(fastnn_loss_python_name(i)),
+                    "labels": fastnn_loss_labels(i) == 1} for i in range(FASTNN_N_LOSS)],
+        "optimizers": [{"name": _text(fastnn_optimizer_name(i)),
+                        "n_state": fastnn_optimizer_n_state(i),
+                        "n_hyper": fastnn_optimizer_n_hyper(i),
+                        "hypers": tuple(_text(fastnn_optimizer_hypers(i)).split())}
+                       for i in range(FASTNN_N_OPT)],
+        "reductions": [_text(fastnn_reduction_name(i)) for i in range(FASTNN_N_REDUCTION)],
+        "isas": [_text(fastnn_isa_name(i)) for i in range(FASTNN_N_ISA)],
+    }
+
+
+_TABLES = _c_tables()
+_ACT_CODES = {row["name"]: i for i, row in enumerate(_TABLES["activations"])}
+_LOSS_CODES = {(row["python_name"], row["labels"]): i for i, row in enumerate(_TABLES["losses"])}
+_OPT_CODES = {row["name"]: i for i, row in enumerate(_TABLES["optimizers"])}
+_REDUCTION_CODES = {name: i for i, name in enumerate(_TABLES["reductions"])}
+_ISA_NAMES = tuple(_TABLES["isas"])
+
+
 # -------------------------------------------------------------- ISA, threads
-_ISA_NAMES = ("generic", "avx2", "avx512")
 
 
 def cpu_isa():
@@ -272,13 +316,29 @@ def _writable(a, str name):
 
 
 cdef int _act_code(kind) except -1:
-    _check_activation(kind)
-    return ACTIVATIONS.index(kind)
+    _check_activation(kind)              # the reference's checks and errors
+    if kind not in _ACT_CODES:
+        raise ValueError(f"activation {kind!r} has no compiled kernel "
+                         f"(the C table has {sorted(_ACT_CODES)})")
+    return _ACT_CODES[kind]
+
+
+cdef bint _needs_z(int act):
+    """Whether activation ``act``'s derivative reads Z (the C table's needs_z)."""
+    return fastnn_activation_needs_z(act) == 1
+
+
+cdef bint _rowwise(int act):
+    """Whether activation ``act`` works on whole rows (the C table's rowwise)."""
+    return fastnn_activation_rowwise(act) == 1
 
 
 cdef int _reduction_code(reduction, count) except -1:
     _reduction_scale(reduction, count)   # the reference's checks and errors
-    return FASTNN_REDUCTION_MEAN if reduction == "mean" else FASTNN_REDUCTION_SUM
+    if reduction not in _REDUCTION_CODES:
+        raise ValueError(f"reduction {reduction!r} has no compiled kernel "
+                         f"(the C table has {sorted(_REDUCTION_CODES)})")
+    return _REDUCTION_CODES[reduction]
 
 
 cdef inline bint _f32(a):
@@ -634,6 +694,12 @@ cdef class Trainer:
         self._stages = <fastnn_stage *>calloc(self._n_stages, sizeof(fastnn_stage))
         if self._stages == NULL:
             raise MemoryError("trainer: out of memory")
+        opt_name = spec["optimizer"]
+        if opt_name not in _OPT_CODES:
+            raise ValueError(f"unknown optimizer {opt_name!r}; the C table has "
+                             f"{sorted(_OPT_CODES)}")
+        cdef int opt = _OPT_CODES[opt_name]
+        cdef int n_state = _TABLES["optimizers"][opt]["n_state"]
         keep = []
         for i, desc in enumerate(stages):
             st = &self._stages[i]
@@ -649,7 +715,7 @@ cdef class Trainer:
                 st.b = _data(desc["b"], f"stage {i} b", (n_out,), dt, True, True)
                 st.dW = _data(desc["dW"], f"stage {i} dW", (width, n_out), dt, True, False)
                 st.db = _data(desc["db"], f"stage {i} db", (n_out,), dt, True, st.b == NULL)
-                for j in range(2):
+                for j in range(n_state):    # the optimizer's state arrays
                     st.state_W[j] = _data(desc["state_W"][j], f"stage {i} state_W[{j}]",
                                           (width, n_out), dt, True, True)
                     st.state_b[j] = _data(desc["state_b"][j], f"stage {i} state_b[{j}]",
@@ -669,34 +735,28 @@ cdef class Trainer:
                 st.step = desc["step"]
             st.width_out = width
         self._n = n
-        if loss == "cross_entropy" and isinstance(T, np.ndarray) and T.ndim == 1:
+        labels = (loss, True) in _LOSS_CODES and isinstance(T, np.ndarray) and T.ndim == 1
+        if (loss, labels) not in _LOSS_CODES:
+            raise ValueError(f"the native trainer has no loss {loss!r}; the C table has "
+                             f"{sorted({name for name, _ in _LOSS_CODES})}")
+        self._spec.loss = _LOSS_CODES[(loss, labels)]
+        if labels:
             if T.dtype != np.int64 or not T.flags.c_contiguous or T.shape != (n,):
                 raise ValueError(f"labels must be a C-contiguous int64 array of shape ({n},), "
                                  f"got {T.dtype} of shape {T.shape}")
             if n and (T.min() < 0 or T.max() >= width):
                 raise ValueError(f"class labels must lie in [0, {width}), got labels from "
                                  f"{T.min()} to {T.max()}")
-            self._spec.loss = FASTNN_LOSS_XENT_LABELS
             self._t_width = 1
         else:
             _data(T, "targets", (n, width), dt, False, False)
-            self._spec.loss = {"mse": FASTNN_LOSS_MSE, "bce": FASTNN_LOSS_BCE,
-                               "cross_entropy": FASTNN_LOSS_XENT_PROBS}[loss]
             self._t_width = width
         self._spec.reduction = _reduction_code(reduction, 1)
-        if spec["optimizer"] == "sgd":
-            self._spec.optimizer = FASTNN_OPT_SGD
-            self._spec.momentum = spec["momentum"]
-            self._spec.nesterov = spec["nesterov"]
-        elif spec["optimizer"] == "adam":
-            self._spec.optimizer = FASTNN_OPT_ADAM
-            self._spec.beta1 = spec["beta1"]
-            self._spec.beta2 = spec["beta2"]
-            self._spec.eps = spec["eps"]
-        else:
-            raise ValueError(f"unknown optimizer {spec['optimizer']!r}")
-        self._spec.lr = spec["lr"]
-        self._spec.weight_decay = spec["weight_decay"]
+        self._spec.optimizer = opt
+        for j, name in enumerate(_TABLES["optimizers"][opt]["hypers"]):
+            if name not in spec:
+                raise ValueError(f"the {opt_name} spec lacks {name!r} (it has {sorted(spec)})")
+            self._spec.hyper[j] = float(spec[name])
         self._spec.step = spec["step"]
         self._X, self._T, self._keep = X, T, keep
         if self._single:
@@ -851,12 +911,12 @@ class CythonOps(NumpyOps):
         cdef int act = _act_code(kind)
         _float_array(X, "X")
         cdef int64_t rows = 1, cols = X.size
-        if act == FASTNN_ACT_SOFTMAX:
+        if _rowwise(act):
             if X.ndim != 2:
-                raise ValueError(f"softmax needs a 2-D X, got shape {X.shape}")
+                raise ValueError(f"{kind} needs a 2-D X, got shape {X.shape}")
             rows, cols = X.shape
             if cols == 0 and rows > 0:
-                raise ValueError(f"softmax of rows with no columns (X has shape {X.shape})")
+                raise ValueError(f"{kind} of rows with no columns (X has shape {X.shape})")
         cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
         Y = np.empty(X.shape, dtype=X.dtype)
         if _f32(X):
@@ -870,11 +930,11 @@ class CythonOps(NumpyOps):
         cdef int act = _act_code(kind)
         _float_array(dY, "dY")
         cdef int64_t rows = 1, cols = dY.size
-        if act == FASTNN_ACT_SOFTMAX:
+        if _rowwise(act):
             if dY.ndim != 2:
-                raise ValueError(f"softmax needs a 2-D dY, got shape {dY.shape}")
+                raise ValueError(f"{kind} needs a 2-D dY, got shape {dY.shape}")
             rows, cols = dY.shape
-        if kind in NEEDS_PREACTIVATION:
+        if _needs_z(act):
             if Z is None:
                 raise ValueError(f"activation_backward: {kind!r} needs Z "
                                  f"(dY has shape {dY.shape})")
@@ -900,7 +960,8 @@ class CythonOps(NumpyOps):
     def dense_forward(self, X, W, b, kind="identity", alpha=0.01):
         """Z = X @ W + b; Y = f(Z), bias and f fused into the GEMM's store.
 
-        Returns (Z, Y); Z is None unless f needs it (``NEEDS_PREACTIVATION``).
+        Returns (Z, Y); Z is None unless f' needs it (the C table's needs_z, the
+        reference's ``NEEDS_PREACTIVATION``).
         """
         cdef int act = _act_code(kind)
         _matrix(X, "X")
@@ -916,9 +977,9 @@ class CythonOps(NumpyOps):
                 raise ValueError(f"b has shape {b.shape} but W has shape {W.shape} "
                                  f"(b must have shape ({n_out},))")
             _same_dtype(W, "W", b, "b")
-        if act == FASTNN_ACT_SOFTMAX and n_out == 0 and n > 0:
-            raise ValueError(f"softmax of rows with no columns (W has shape {W.shape})")
-        cdef bint keep_z = kind in NEEDS_PREACTIVATION
+        if _rowwise(act) and n_out == 0 and n > 0:
+            raise ValueError(f"{kind} of rows with no columns (W has shape {W.shape})")
+        cdef bint keep_z = _needs_z(act)
         cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
         Y = np.empty((n, n_out), dtype=X.dtype)
         Z = np.empty((n, n_out), dtype=X.dtype) if keep_z else None
@@ -949,7 +1010,7 @@ class CythonOps(NumpyOps):
         if dY.shape != (n, n_out):
             raise ValueError(f"dY has shape {dY.shape} but X has shape {X.shape} and W has "
                              f"shape {W.shape} (dY must have shape ({n}, {n_out}))")
-        if kind in NEEDS_PREACTIVATION:
+        if _needs_z(act):
             if Z is None:
                 raise ValueError(f"dense_backward: {kind!r} needs Z (dY has shape {dY.shape})")
             _same(dY, "dY", Z, "Z")
@@ -1121,3 +1182,110 @@ class CythonOps(NumpyOps):
     def make_trainer(self, stages, loss, reduction, spec, X, T, batch):
         """A Trainer running whole batches of a fit in C (see Network._epochs_native)."""
         return Trainer(stages, loss, reduction, spec, X, T, batch)
+
+
+# ------------------------------------------------------------ test hook
+_PROBE_ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward",
+                  "mse", "bce", "xent_labels", "xent_probs", "set_isa",
+                  "trainer_new_loss", "trainer_new_optimizer", "trainer_new_reduction",
+                  "trainer_new_stage", "trainer_new_act", "train_run_loss",
+                  "train_run_optimizer", "train_run_reduction", "train_run_stage",
+                  "train_run_act")
+
+
+def _probe_code(str entry, int code):
+    """Call one C entry point with ``code`` in place of its table code (tests only).
+
+    The arguments are otherwise valid (2 x 2 float64 arrays, a one-stage dense
+    network trained by SGD on MSE): ``entry`` names the function and which
+    code it gets -- an activation, a reduction, an ISA, or the trainer's loss,
+    optimizer, reduction, stage kind or activation, given to
+    ``fastnn_trainer_new`` or set after it, so that ``fastnn_train_run``'s own
+    dispatch sees it.  Returns the status after ``_check_status`` (so an
+    unknown code raises ValueError); ``set_isa`` leaves the ISA as it was.
+    """
+    if entry not in _PROBE_ENTRIES:
+        raise ValueError(f"unknown entry {entry!r}; expected one of {_PROBE_ENTRIES}")
+    cdef double[4] x, y, z, dy, w, dw, tg
+    cdef double[2] b, db
+    cdef double[4] sw0, sw1
+    cdef double[2] sb0, sb1
+    cdef double[2] losses
+    cdef int64_t[2] labels
+    cdef double loss = 0
+    cdef int status = FASTNN_OK, isa
+    cdef fastnn_stage stage
+    cdef fastnn_train_spec spec
+    cdef fastnn_trainer *trainer = NULL
+    cdef int64_t epoch = 0, start = 0
+    for i in range(4):
+        x[i] = y[i] = z[i] = dy[i] = w[i] = tg[i] = 0.25 * i
+        dw[i] = sw0[i] = sw1[i] = 0
+    sb0[0] = sb0[1] = sb1[0] = sb1[1] = 0
+    b[0] = b[1] = db[0] = db[1] = losses[0] = losses[1] = 0
+    labels[0] = 0
+    labels[1] = 1
+    if entry == "act_forward":
+        status = fastnn_act_forward_f64(code, 0.01, 2, 2, x, y)
+    elif entry == "act_backward":
+        status = fastnn_act_backward_f64(code, 0.01, 2, 2, z, y, dy, x)
+    elif entry == "dense_forward":
+        status = fastnn_dense_forward_f64(2, 2, 2, x, w, b, code, 0.01, z, y)
+    elif entry == "dense_backward":
+        status = fastnn_dense_backward_f64(2, 2, 2, x, w, z, y, dy, code, 0.01, z, NULL,
+                                           dw, db)
+    elif entry == "mse":
+        status = fastnn_mse_f64(4, x, tg, code, &loss, y)
+    elif entry == "bce":
+        status = fastnn_bce_f64(4, x, tg, code, &loss, y)
+    elif entry == "xent_labels":
+        status = fastnn_xent_labels_f64(2, 2, x, labels, code, &loss, y)
+    elif entry == "xent_probs":
+        status = fastnn_xent_probs_f64(2, 2, x, tg, code, &loss, y)
+    elif entry == "set_isa":
+        isa = fastnn_get_isa()
+        status = fastnn_set_isa(code)
+        fastnn_set_isa(isa)
+        if status == FASTNN_EUNSUPPORTED:
+            status = FASTNN_OK       # a real ISA this CPU lacks: not what is probed
+    else:
+        memset(&stage, 0, sizeof(stage))
+        memset(&spec, 0, sizeof(spec))
+        stage.kind = FASTNN_STAGE_DENSE
+        stage.width_in = stage.width_out = 2
+        stage.W = <void *>w
+        stage.b = <void *>b
+        stage.dW = <void *>dw
+        stage.db = <void *>db
+        stage.state_W[0] = <void *>sw0
+        stage.state_W[1] = <void *>sw1
+        stage.state_b[0] = <void *>sb0
+        stage.state_b[1] = <void *>sb1
+        spec.hyper[0] = 0.1      # lr; every other hyper-parameter 0.5
+        for i in range(1, FASTNN_OPT_MAX_HYPER):
+            spec.hyper[i] = 0.5
+        spec.step = 0
+        field = entry.rsplit("_", 1)[1]
+        if entry.startswith("trainer_new"):
+            _probe_set(&stage, &spec, field, code)
+        status = fastnn_trainer_new_f64(&trainer, &stage, 1, &spec, 2, 2)
+        if status == FASTNN_OK and entry.startswith("train_run"):
+            _probe_set(&stage, &spec, field, code)
+            status = fastnn_train_run_f64(trainer, x, tg, 2, 2, NULL, 1, &epoch, &start, 1,
+                                          losses)
+        fastnn_trainer_free(trainer)
+    _check_status(status, f"{entry} with code {code}")
+    return status
+
+
+cdef void _probe_set(fastnn_stage *stage, fastnn_train_spec *spec, str field, int code):
+    if field == "loss":
+        spec.loss = code
+    elif field == "optimizer":
+        spec.optimizer = code
+    elif field == "reduction":
+        spec.reduction = code
+    elif field == "stage":
+        stage.kind = code
+    else:
+        stage.act = code

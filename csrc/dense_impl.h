@@ -1,0 +1,120 @@
+/*
+ * dense_impl.h -- the templated body of dense.c, included once per dtype with T
+ * (float|double) and SFX (f32|f64) defined (see the note in dense.c).
+ * No include guard on purpose.
+ */
+#if !defined(T) || !defined(SFX)
+#error "define T and SFX before including dense_impl.h"
+#endif
+typedef struct {
+    const T *b;     /* bias (n_out) or NULL */
+    T *Z;           /* GEMM output (Z, or Y when Z is not stored) */
+    T *Y;           /* activation output */
+    int64_t n_out;  /* row stride of Z and Y */
+    int act, rowwise;   /* rowwise: fastnn_internal_act_rowwise(act) */
+    double alpha;
+    atomic_int *rowwise_pending; /* set when a softmax block missed columns */
+} F(dense_ep);
+
+/* bias + activation of one finished block of the GEMM (any thread) */
+static void F(dense_epilogue)(const void *ctx, int64_t row0, int64_t col0,
+                              int64_t rows, int64_t cols, void *Cv,
+                              int64_t ldc)
+{
+    const F(dense_ep) *e = (const F(dense_ep) *)ctx;
+    T *C = (T *)Cv;
+    if (e->b != NULL) {
+        const T *b = e->b + col0;
+        for (int64_t i = 0; i < rows; i++) {
+            T *c = C + i * ldc;
+            for (int64_t j = 0; j < cols; j++)
+                c[j] = c[j] + b[j];
+        }
+    }
+    if (e->rowwise && cols != e->n_out) {
+        /* the block does not hold whole rows: a rowwise activation
+         * (softmax) runs after the GEMM.  The GEMM cuts columns the same way
+         * for every row block, so either every block spans all columns (all
+         * fused here) or none does (all done by the row pass): no row is
+         * ever transformed twice. */
+        atomic_store_explicit(e->rowwise_pending, 1, memory_order_relaxed);
+        return;
+    }
+    T *Y = e->Y + row0 * e->n_out + col0;
+    if (e->act == FASTNN_ACT_IDENTITY && Y == C)
+        return;
+    F(fastnn_internal_act_forward)(e->act, e->alpha, rows, cols, C, ldc, Y,
+                                   e->n_out);
+}
+
+int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
+                            const T *X, const T *W, const T *b, int act,
+                            double alpha, T *Z, T *Y)
+{
+    if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
+        return FASTNN_EINVAL;
+    if (n == 0 || n_out == 0)
+        return FASTNN_OK;
+    if (Y == NULL || (n_in > 0 && (X == NULL || W == NULL)))
+        return FASTNN_EINVAL;
+    atomic_int pending;
+    atomic_init(&pending, 0);
+    T *C = Z != NULL ? Z : Y;
+    F(dense_ep) ctx = {b, C, Y, n_out, act, fastnn_internal_act_rowwise(act) == 1, alpha,
+                       &pending};
+    fastnn_epilogue ep = {F(dense_epilogue), &ctx};
+    int status = F(fastnn_gemm)(0, 0, n, n_out, n_in, X, n_in, W, n_out, (T)0,
+                                C, n_out, &ep);
+    if (status != FASTNN_OK)
+        return status;
+    if (atomic_load(&pending))
+        status = F(fastnn_internal_act_forward)(act, alpha, n, n_out, C, n_out,
+                                                Y, n_out);
+    return status;
+}
+
+int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
+                             const T *X, const T *W, const T *Z, const T *Y,
+                             const T *dY, int act, double alpha, T *dZ, T *dX,
+                             T *dW, T *db)
+{
+    if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
+        return FASTNN_EINVAL;
+    if (n > 0 && n_out > 0 && (dY == NULL || dZ == NULL))
+        return FASTNN_EINVAL;
+    if (n_in > 0 && n_out > 0 && dW == NULL)
+        return FASTNN_EINVAL;
+
+    /* dZ = act'(dY) over the whole block, then db summed row by row */
+    const int pairwise_db = (n_out == 1); /* NumPy sums a lone column pairwise */
+    if (db != NULL)
+        for (int64_t j = 0; j < n_out; j++)
+            db[j] = (T)0;
+    if (n > 0 && n_out > 0) {
+        int status = F(fastnn_internal_act_backward)(act, alpha, n, n_out, Z, Y, dY, dZ,
+                                                     n_out);
+        if (status != FASTNN_OK)
+            return status;
+        if (db != NULL && pairwise_db) {
+            db[0] = F(fastnn_internal_sum)(dZ, n);
+        } else if (db != NULL) {
+            for (int64_t i = 0; i < n; i++) {
+                const T *d = dZ + i * n_out;
+                for (int64_t j = 0; j < n_out; j++)
+                    db[j] = db[j] + d[j];
+            }
+        }
+    }
+
+    /* dW = X^T @ dZ  (n_in x n_out, k = n) */
+    int status = F(fastnn_gemm)(1, 0, n_in, n_out, n, X, n_in, dZ, n_out, (T)0,
+                                dW, n_out, NULL);
+    if (status != FASTNN_OK)
+        return status;
+    /* dX = dZ @ W^T  (n x n_in, k = n_out) */
+    if (dX != NULL)
+        status = F(fastnn_gemm)(0, 1, n, n_in, n_out, dZ, n_out, W, n_out, (T)0,
+                                dX, n_in, NULL);
+    return status;
+}
+

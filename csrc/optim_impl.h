@@ -1,0 +1,287 @@
+/*
+ * optim_impl.h -- the templated body of optim.c, included once per dtype
+ * with T (float|double), SFX (f32|f64), SQRT and TINY defined (see the note
+ * in optim.c).  No include guard on purpose.
+ *
+ * An optimizer here is its row of FASTNN_OPTIMIZERS (fastnn.h) and three
+ * pieces, named after the row:
+ *   name_k        its per-step constants, rounded to T;
+ *   name_modes    how many variants of its formula it has (at most
+ *                 OPT_MODES; each compiles its own loop);
+ *   name_prepare  fills the constants from the hyper-parameters and the
+ *                 step, picks the mode (the variant, fixed for the whole
+ *                 pass, 0 <= mode < name_modes) and checks the state arrays
+ *                 it needs (FASTNN_EINVAL otherwise);
+ *   name_elem     the update of element i: computes the new parameter and
+ *                 state values, writes them when `write`, else returns
+ *                 whether any is inf or NaN.
+ * Everything else -- the loops compiled per mode and per instruction set,
+ * the split across threads, the dry run (write = 0) and the update
+ * (write = 1), the dispatch on the code -- is written once below and
+ * expands from the table.
+ */
+#if !defined(T) || !defined(SFX) || !defined(SQRT) || !defined(TINY)
+#error "define T, SFX, SQRT and TINY before including optim_impl.h"
+#endif
+
+/* the reference's _flush_subnormal: state entries below the smallest normal
+   number become 0 (so a decaying moment does not crawl through subnormals) */
+static inline T F(flush)(T x)
+{
+    return (x < TINY && x > -TINY) ? (T)0 : x;
+}
+
+/* x is inf or NaN: x - x is 0 exactly for finite x (branch-free, vectorizes) */
+#define NOT_FINITE(x) (((x) - (x)) != (T)0)
+
+/* ---- SGD ----------------------------------------------------------------
+ * g = grad + wd*p (if wd != 0);  v = flush(mu*v + g);  step = g + mu*v
+ * (nesterov) or v;  (step = g if mu == 0);  p -= lr*step.
+ * hyper: lr, momentum, weight_decay, nesterov.  Modes: 0 no momentum (no
+ * state), 1 Nesterov, 2 heavy ball.
+ */
+typedef struct {
+    T lr, mu, wd;
+    int use_wd;
+} F(sgd_k);
+enum { F(sgd_modes) = 3 };
+
+static int F(sgd_prepare)(const double *h, int64_t step, T *const *state, F(sgd_k) *k,
+                          int *mode)
+{
+    (void)step;
+    k->lr = (T)h[0];
+    k->mu = (T)h[1];
+    k->wd = (T)h[2];
+    k->use_wd = h[2] != 0.0;
+    *mode = h[1] == 0.0 ? 0 : h[3] != 0.0 ? 1 : 2;
+    return *mode != 0 && state[0] == NULL ? FASTNN_EINVAL : FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(sgd_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+            T *const *s, const F(sgd_k) *k)
+{
+    const T g = k->use_wd ? grad[i] + k->wd * param[i] : grad[i];
+    if (mode == 0) {
+        const T p = param[i] - k->lr * g;
+        if (write)
+            param[i] = p;
+        return write ? 0 : NOT_FINITE(p);
+    }
+    const T sum = s[0][i] * k->mu + g;
+    const T v = F(flush)(sum);
+    const T p = mode == 1 ? param[i] - k->lr * (g + k->mu * v) : param[i] - k->lr * v;
+    if (write) {
+        s[0][i] = v;
+        param[i] = p;
+    }
+    return write ? 0 : NOT_FINITE(sum) | NOT_FINITE(p);    /* v is finite iff sum is */
+}
+
+/* ---- Adam ---------------------------------------------------------------
+ * g = grad + wd*p (if wd != 0);  m = flush(b1*m + (1-b1)*g);
+ * v = flush(b2*v + (1-b2)*g^2);
+ * p -= step_size * m / (sqrt(v)/bc2 + eps), step_size = lr/(1-b1^t) and
+ * bc2 = (1-b2^t)^0.5 computed in double, then rounded to T.
+ * hyper: lr, beta1, beta2, eps, weight_decay.  One mode.
+ */
+typedef struct {
+    T b1, b2, omb1, omb2, ss, bc, ep, wd;
+    int use_wd;
+} F(adam_k);
+enum { F(adam_modes) = 1 };
+
+static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(adam_k) *k,
+                           int *mode)
+{
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], weight_decay = h[4];
+    if (step < 1 || state[0] == NULL || state[1] == NULL)
+        return FASTNN_EINVAL;
+    const double step_size = lr / (1.0 - pow(beta1, (double)step));
+    const double bc2 = pow(1.0 - pow(beta2, (double)step), 0.5);
+    k->wd = (T)weight_decay;
+    k->b1 = (T)beta1;
+    k->b2 = (T)beta2;
+    k->omb1 = (T)(1.0 - beta1);
+    k->omb2 = (T)(1.0 - beta2);
+    k->ss = (T)step_size;
+    k->bc = (T)bc2;
+    k->ep = (T)eps;
+    k->use_wd = weight_decay != 0.0;
+    *mode = 0;
+    return FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(adam_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+             T *const *s, const F(adam_k) *k)
+{
+    (void)mode;
+    /* param read once, and the moments checked before their flush (the
+     * same finiteness): so written, the dry run vectorizes too */
+    T *m = s[0], *v = s[1];
+    const T pi = param[i];
+    const T g = k->use_wd ? grad[i] + k->wd * pi : grad[i];
+    const T m_raw = m[i] * k->b1 + k->omb1 * g, v_raw = v[i] * k->b2 + k->omb2 * (g * g);
+    const T mi = F(flush)(m_raw), vi = F(flush)(v_raw);
+    const T denom = SQRT(vi) / k->bc + k->ep;
+    const T p = pi - k->ss * (mi / denom);
+    if (write) {
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = p;
+    }
+    return write ? 0 : NOT_FINITE(m_raw) | NOT_FINITE(v_raw) | NOT_FINITE(p);
+}
+
+/* ---- the shared machinery ----------------------------------------------- */
+
+/* one pass of an update over [lo, hi), split across threads: bad is NULL for
+ * the update, else the dry run's flag, set by any range that finds a
+ * non-finite value (a relaxed store: the flag is read after the pass) */
+typedef struct {
+    T *param;
+    const T *grad;
+    T *state[FASTNN_OPT_MAX_STATE];
+    int mode;
+    atomic_int *bad;
+    union {
+#define OPT_K_MEMBER(ID, name, n_state, n_hyper, hypers) F(FASTNN_CAT(name, k)) name;
+        FASTNN_OPTIMIZERS(OPT_K_MEMBER)
+#undef OPT_K_MEMBER
+    } k;
+} F(opt_job);
+
+/* the most modes an optimizer may have */
+#define OPT_MODES 3
+
+/* For each optimizer: its loop over a span (inlined with constant write and
+ * mode, so each pass is a plain loop the compiler vectorizes), the update and
+ * the dry run of a span as instruction-set clones, and the thread range. */
+#define OPT_PASSES(ID, name, n_state, n_hyper, hypers)                                 \
+    static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
+        const int write, const int mode, int64_t n, T *param, const T *grad,          \
+        T *const *state, const F(FASTNN_CAT(name, k)) *kp)                            \
+    {                                                                                 \
+        const F(FASTNN_CAT(name, k)) k = *kp;                                         \
+        T *s[FASTNN_OPT_MAX_STATE];                                                   \
+        for (int j = 0; j < FASTNN_OPT_MAX_STATE; j++)                                \
+            s[j] = state[j];                                                          \
+        int bad = 0;                                                                  \
+        for (int64_t i = 0; i < n; i++)                                               \
+            bad |= F(FASTNN_CAT(name, elem))(write, mode, i, param, grad, s, &k);     \
+        return bad;                                                                   \
+    }                                                                                 \
+    FASTNN_ELEMENTWISE static int F(FASTNN_CAT(name, span))(                          \
+        int write, int mode, int64_t n, T *param, const T *grad, T *const *state,     \
+        const F(FASTNN_CAT(name, k)) *k)                                              \
+    {                                                                                 \
+        _Static_assert(F(FASTNN_CAT(name, modes)) >= 1 &&                             \
+                       F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 3,     \
+                       #name ": one case per mode below");                            \
+        /* (a case past the optimizer's modes is never taken: compiled out) */        \
+        switch (write * OPT_MODES + mode) {                                           \
+        case 0: return F(FASTNN_CAT(name, loop))(0, 0, n, param, grad, state, k);     \
+        case 1: if (1 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        case 2: if (2 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        case 3: return F(FASTNN_CAT(name, loop))(1, 0, n, param, grad, state, k);     \
+        case 4: if (1 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        case 5: if (2 < F(FASTNN_CAT(name, modes)))                                   \
+                    return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k); \
+                return FASTNN_EINVAL;                                                 \
+        default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
+        }                                                                             \
+    }                                                                                 \
+    static void F(FASTNN_CAT(name, range))(const void *ctx, int64_t lo, int64_t hi)   \
+    {                                                                                 \
+        const F(opt_job) *j = (const F(opt_job) *)ctx;                                \
+        T *s[FASTNN_OPT_MAX_STATE];                                                   \
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
+            s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
+        if (F(FASTNN_CAT(name, span))(j->bad != NULL ? 0 : 1, j->mode, hi - lo,       \
+                                      j->param + lo, j->grad + lo, s, &j->k.name) &&  \
+            j->bad != NULL)                                                           \
+            atomic_store_explicit(j->bad, 1, memory_order_relaxed);                   \
+    }
+FASTNN_OPTIMIZERS(OPT_PASSES)
+#undef OPT_PASSES
+
+/* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
+int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, const T *grad,
+                                  T *const *state, int64_t step, const double *hyper)
+{
+    atomic_int bad;
+    atomic_init(&bad, 0);
+    F(opt_job) job;     /* field by field: the union of constants is not zeroed */
+    job.param = param;
+    job.grad = grad;
+    job.mode = 0;
+    job.bad = write ? NULL : &bad;
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        job.state[q] = NULL;
+    fastnn_range_fn range;
+    int status;
+    switch (opt) {
+#define OPT_DISPATCH(ID, name, n_state, n_hyper, hypers)                               \
+    case FASTNN_OPT_##ID:                                                              \
+        for (int q = 0; q < (n_state); q++)                                            \
+            job.state[q] = state[q];                                                   \
+        status = F(FASTNN_CAT(name, prepare))(hyper, step, job.state, &job.k.name,     \
+                                              &job.mode);                              \
+        range = F(FASTNN_CAT(name, range));                                            \
+        if (job.mode < 0 || job.mode >= F(FASTNN_CAT(name, modes)))                    \
+            return FASTNN_EINVAL;                                                      \
+        break;
+    FASTNN_OPTIMIZERS(OPT_DISPATCH)
+#undef OPT_DISPATCH
+    default:
+        return FASTNN_EINVAL;
+    }
+    if (status != FASTNN_OK)
+        return status;
+    if (size > 0)
+        fastnn_internal_parallel_ranges(range, &job, size, size);
+    return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
+}
+
+/* the public kernels: their arguments checked, then one update */
+int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
+                  double lr, double momentum, double weight_decay, int nesterov)
+{
+    if (size < 0)
+        return FASTNN_EINVAL;
+    if (size == 0)
+        return FASTNN_OK;
+    if (param == NULL || grad == NULL || (momentum != 0.0 && velocity == NULL))
+        return FASTNN_EINVAL;
+    const double hyper[] = {lr, momentum, weight_decay, nesterov ? 1.0 : 0.0};
+    T *state[FASTNN_OPT_MAX_STATE] = {velocity};
+    return F(fastnn_internal_opt_update)(FASTNN_OPT_SGD, 1, size, param, grad, state, 1,
+                                         hyper);
+}
+
+int F(fastnn_adam)(int64_t size, T *param, const T *grad, T *m, T *v,
+                   int64_t step, double lr, double beta1, double beta2,
+                   double eps, double weight_decay)
+{
+    if (size < 0 || step < 1)
+        return FASTNN_EINVAL;
+    if (size == 0)
+        return FASTNN_OK;
+    if (param == NULL || grad == NULL || m == NULL || v == NULL)
+        return FASTNN_EINVAL;
+    const double hyper[] = {lr, beta1, beta2, eps, weight_decay};
+    T *state[FASTNN_OPT_MAX_STATE] = {m, v};
+    return F(fastnn_internal_opt_update)(FASTNN_OPT_ADAM, 1, size, param, grad, state, step,
+                                         hyper);
+}
+
+#undef OPT_MODES
+#undef NOT_FINITE
