@@ -19,6 +19,7 @@ no backend: a layer computes only through the ops object it is handed.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,6 +52,10 @@ class Layer:
 
     #: trainable parameter names, in order (e.g. ``("W", "b")``)
     param_names: tuple[str, ...] = ()
+
+    #: the ``torch.nn`` module this layer equals (built from ``torch_config()``),
+    #: or None: ``Network.to_torch`` / ``from_torch`` read it
+    torch_module: str | None = None
 
     #: set by the Network built from this layer: one network per layer (see ``Network``)
     _in_network: bool = False
@@ -110,6 +115,17 @@ class Layer:
     def config(self) -> dict[str, Any]:
         """Constructor arguments, for save/load (``type(layer)(**layer.config())``)."""
         return {}
+
+    def torch_config(self) -> dict[str, Any]:
+        """Arguments of the ``torch.nn`` module ``torch_module`` (default: ``config()``)."""
+        return self.config()
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """The layer equal to a ``torch.nn`` module of type ``torch_module``: each
+        constructor argument read from the module's attribute of that name."""
+        names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        return cls(**{name: getattr(module, name) for name in names})
 
     def _require_built(self) -> None:
         if self.ops is None:
@@ -343,26 +359,31 @@ class Activation(Layer):
 class Identity(Activation):
     """f(x) = x."""
     kind = "identity"
+    torch_module = "Identity"
 
 
 class Sigmoid(Activation):
     """f(x) = 1 / (1 + exp(-x)), computed without overflow."""
     kind = "sigmoid"
+    torch_module = "Sigmoid"
 
 
 class Tanh(Activation):
     """f(x) = tanh(x)."""
     kind = "tanh"
+    torch_module = "Tanh"
 
 
 class ReLU(Activation):
     """f(x) = max(0, x); f'(0) = 0."""
     kind = "relu"
+    torch_module = "ReLU"
 
 
 class LeakyReLU(Activation):
     """f(x) = x if x > 0 else negative_slope * x."""
     kind = "leaky_relu"
+    torch_module = "LeakyReLU"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -380,11 +401,25 @@ class LeakyReLU(Activation):
 class SiLU(Activation):
     """f(x) = x * sigmoid(x)."""
     kind = "silu"
+    torch_module = "SiLU"
 
 
 class Softmax(Activation):
     """f(x)_i = exp(x_i) / sum_j exp(x_j) along each row."""
     kind = "softmax"
+    torch_module = "Softmax"
+
+    def torch_config(self) -> dict[str, Any]:
+        """``nn.Softmax``'s arguments: ``dim=1``, the features of each sample."""
+        return {"dim": 1}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """A Softmax from ``nn.Softmax`` over dim 1 (or -1); another dim is a ValueError."""
+        if module.dim not in (1, -1):
+            raise ValueError(f"nn.Softmax(dim={module.dim}): fastnn's Softmax works over "
+                             "dim 1 (the features of each sample)")
+        return cls()
 
 
 # ---------------------------------------------------------------- Dropout
@@ -400,6 +435,8 @@ class Dropout(Layer):
     p : float in [0, 1], default 0.5
         Probability of zeroing an element.
     """
+
+    torch_module = "Dropout"
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -440,7 +477,8 @@ class Dropout(Layer):
         return self.ops.dropout_backward(dY, self._mask)
 
 
+#: The layers ``load`` builds by name: every public one (``__all__``) but the bases.
 LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, SiLU, Softmax,
-                                  Dropout)}
+    name: cls for name, cls in ((name, globals()[name]) for name in __all__)
+    if isinstance(cls, type) and issubclass(cls, Layer) and cls not in (Layer, Activation)}
 

@@ -186,3 +186,36 @@ def test_training_matches_pytorch(backend, optimizer, loss, batch_size):
                                    rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(layer.b, linear.bias.detach().numpy(),
                                    rtol=1e-10, atol=1e-12)
+
+
+def _declared_torch_layers():
+    from fastnn.layers import LAYER_TYPES
+    return [cls for cls in LAYER_TYPES.values() if cls.torch_module is not None]
+
+
+@pytest.mark.parametrize("cls", _declared_torch_layers(), ids=lambda c: c.__name__)
+def test_every_layer_that_declares_a_torch_module_round_trips(cls, backend, rng):
+    # the mapping is the layer class's own declaration (torch_module, torch_config,
+    # from_torch_module): a new layer brings it, nothing else lists it
+    assert {c.__name__ for c in _declared_torch_layers()} >= {
+        "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "SiLU", "Softmax", "Dropout"}
+    layer = cls()
+    net = Network([Dense(4, 3), layer], backend=backend, seed=1)
+    model = net.to_torch()
+    assert type(model[1]) is getattr(nn, cls.torch_module)
+    X = rng.standard_normal((6, 4))
+    np.testing.assert_allclose(model(torch.from_numpy(X)).detach().numpy(), net.predict(X),
+                               rtol=1e-12, atol=1e-14)
+    back = Network.from_torch(model, backend=backend)
+    assert type(back.layers[1]) is cls and back.layers[1].config() == layer.config()
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+
+
+def test_a_user_subclass_of_an_activation_is_not_exported_as_its_base(backend):
+    class Halved(Sigmoid):                      # user code: not nn.Sigmoid any more
+        def forward(self, X, *, training=False, keep=True):
+            return super().forward(X, training=training, keep=keep) / 2
+
+    net = Network([Dense(2, 2), Halved()], backend=backend, seed=0)
+    with pytest.raises(TypeError, match="no PyTorch counterpart"):
+        net.to_torch()

@@ -2,8 +2,9 @@
 
 Why it is built this way: PyTorch is an optional dependency, imported only
 inside these functions, so ``import fastnn`` never needs it.  The map between
-fastnn's activations and torch's modules is one table (``_TO_TORCH``), read in
-both directions.  The network class is handed in (``Network.from_torch``
+fastnn's layers and torch's modules is declared by each layer class
+(``torch_module``, ``torch_config``, ``from_torch_module``) and read here in
+both directions, so a new layer brings its own mapping.  The network class is handed in (``Network.from_torch``
 passes itself), so this module does not import the network module.
 """
 
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import numpy as np
 
 from ..backends.numpy_ops import NumpyOps
-from ..layers import Dense, Dropout, Identity, Layer, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .._custom import user_methods
+from ..layers import LAYER_TYPES, Dense, Layer
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -22,11 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["to_torch", "from_torch"]
 
 
-#: fastnn activation -> the name of its torch.nn module (LeakyReLU, Softmax apart)
-_TO_TORCH: dict[type, str] = {Sigmoid: "Sigmoid", ReLU: "ReLU", Tanh: "Tanh", SiLU: "SiLU",
-                              Identity: "Identity"}
-#: torch.nn module name -> the fastnn activation
-_FROM_TORCH: dict[str, type[Layer]] = {name: cls for cls, name in _TO_TORCH.items()}
+#: torch.nn module name -> the fastnn layer equal to it (nn.Linear is Dense, apart)
+_FROM_TORCH: dict[str, type[Layer]] = {
+    cls.torch_module: cls for cls in LAYER_TYPES.values() if cls.torch_module is not None}
 
 
 def _import_torch(what: str) -> Any:
@@ -65,14 +65,8 @@ def to_torch(network: Network) -> Any:
                 if layer.bias:
                     linear.bias.copy_(torch.from_numpy(layer.b.copy()))  # type: ignore[union-attr]
             modules.append(linear)
-        elif isinstance(layer, LeakyReLU):
-            modules.append(nn.LeakyReLU(layer.negative_slope))
-        elif isinstance(layer, Softmax):
-            modules.append(nn.Softmax(dim=1))
-        elif type(layer) in _TO_TORCH:
-            modules.append(getattr(nn, _TO_TORCH[type(layer)])())
-        elif isinstance(layer, Dropout):
-            modules.append(nn.Dropout(layer.p))
+        elif layer.torch_module is not None and not user_methods(layer, "Layer"):
+            modules.append(getattr(nn, layer.torch_module)(**layer.torch_config()))
         else:
             raise TypeError(f"layer {i} ({layer!r}) has no PyTorch counterpart")
     return nn.Sequential(*modules).eval()
@@ -120,23 +114,16 @@ def from_torch(cls: type[Network], module: Any, *,
             dtypes.add(m.weight.dtype)
             if m.bias is not None:
                 dtypes.add(m.bias.dtype)
-        elif kind is nn.LeakyReLU:
-            layer = LeakyReLU(float(m.negative_slope))
-        elif kind is nn.Softmax:
-            if m.dim not in (1, -1):
-                raise ValueError(f"module {where} is nn.Softmax(dim={m.dim}); fastnn's "
-                                 "Softmax works over dim 1 (the features of each sample)")
-            layer = Softmax()
-        elif kind is nn.Dropout:
-            layer = Dropout(float(m.p))
         elif isinstance(m, nn.Module) and kind.__name__ in _FROM_TORCH \
                 and kind is getattr(nn, kind.__name__):
-            layer = _FROM_TORCH[kind.__name__]()
+            try:
+                layer = _FROM_TORCH[kind.__name__].from_torch_module(m)
+            except ValueError as exc:
+                raise ValueError(f"module {where}: {exc}") from None
         else:
+            known = ", ".join(f"nn.{name}" for name in ["Linear", *_FROM_TORCH])
             raise TypeError(f"module {where} ({type(m).__module__}.{type(m).__qualname__}: "
-                            f"{m!r}) is not supported by Network.from_torch; it reads "
-                            "nn.Linear, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.SiLU, nn.LeakyReLU, "
-                            "nn.Softmax, nn.Identity and nn.Dropout")
+                            f"{m!r}) is not supported by Network.from_torch; it reads {known}")
         layers.append(layer)
     if len(dtypes) > 1:
         raise ValueError(f"the weights have different dtypes {sorted(map(str, dtypes))}; "
