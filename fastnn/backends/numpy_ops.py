@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -41,13 +41,6 @@ from .._validation import REDUCTIONS as REDUCTIONS  # re-exported: the backends 
 
 #: a C-contiguous float32/float64 (labels: int64) ndarray
 Array = NDArray[Any]
-
-#: Activation names, in the order of the C enum ``FASTNN_ACT_*``.
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "silu", "softmax")
-
-#: Activations whose derivative needs the pre-activation ``Z``; the others
-#: derive it from the output ``Y`` alone, so ``Z`` need not be kept.
-NEEDS_PREACTIVATION = frozenset({"leaky_relu", "silu"})
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -143,6 +136,57 @@ def _reduction_scale(reduction: str, count: int) -> float:
     raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
 
 
+def _softmax_forward(X: Array, alpha: float) -> Array:
+    _check_softmax_2d(X, "X")
+    _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
+    if X.size == 0:
+        return X.copy()
+    e = np.exp(X - X.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_backward(dY: Array, Z: Any, Y: Any, alpha: float) -> Array:
+    _check_softmax_2d(dY, "dY")
+    return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
+
+
+def _silu_backward(dY: Array, Z: Any, Y: Any, alpha: float) -> Array:
+    s = _sigmoid(Z)
+    return dY * (s * (1 + Z * (1 - s)))
+
+
+class _Activation(NamedTuple):
+    """One activation of the reference: its kernels and what its derivative reads."""
+
+    forward: Callable[[Array, float], Array]            # (X, alpha) -> Y
+    backward: Callable[[Array, Any, Any, float], Array]  # (dY, Z, Y, alpha) -> dZ
+    needs_z: bool = False   # the derivative reads the pre-activation Z, not only Y
+
+
+#: The activations, one row each, in the order of C's table (``FASTNN_ACTIVATIONS``
+#: in csrc/fastnn.h; tests/test_tables.py checks the two agree).  The formulas
+#: are in ``NumpyOps.activation_forward`` / ``activation_backward``.
+ACTIVATION_TABLE: dict[str, _Activation] = {
+    "identity": _Activation(lambda X, a: X.copy(), lambda dY, Z, Y, a: dY.copy()),
+    "sigmoid": _Activation(lambda X, a: _sigmoid(X), lambda dY, Z, Y, a: dY * (Y * (1 - Y))),
+    "tanh": _Activation(lambda X, a: np.tanh(X), lambda dY, Z, Y, a: dY * (1 - Y * Y)),
+    "relu": _Activation(lambda X, a: np.where(X <= 0, X.dtype.type(0), X),
+                        lambda dY, Z, Y, a: np.where(Y > 0, dY, dY.dtype.type(0))),
+    "leaky_relu": _Activation(lambda X, a: np.where(X > 0, X, X.dtype.type(a) * X),
+                              lambda dY, Z, Y, a: np.where(Z > 0, dY, dY.dtype.type(a) * dY),
+                              needs_z=True),
+    "silu": _Activation(lambda X, a: X * _sigmoid(X), _silu_backward, needs_z=True),
+    "softmax": _Activation(_softmax_forward, _softmax_backward),
+}
+
+#: Activation names, in C's order.
+ACTIVATIONS = tuple(ACTIVATION_TABLE)
+
+#: Activations whose derivative needs the pre-activation ``Z``; the others
+#: derive it from the output ``Y`` alone, so ``Z`` need not be kept.
+NEEDS_PREACTIVATION = frozenset(k for k, row in ACTIVATION_TABLE.items() if row.needs_z)
+
+
 class NumpyOps:
     """Reference kernels in plain NumPy (float32 or float64).
 
@@ -181,25 +225,7 @@ class NumpyOps:
         softmax needs a 2-D X with columns, unless it has no rows.
         """
         _check_activation(kind)
-        dt = X.dtype.type
-        if kind == "identity":
-            return X.copy()
-        if kind == "sigmoid":
-            return _sigmoid(X)
-        if kind == "tanh":
-            return np.tanh(X)
-        if kind == "relu":
-            return np.where(X <= 0, dt(0), X)
-        if kind == "leaky_relu":
-            return np.where(X > 0, X, dt(alpha) * X)
-        if kind == "silu":
-            return X * _sigmoid(X)
-        _check_softmax_2d(X, "X")
-        _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
-        if X.size == 0:
-            return X.copy()
-        e = np.exp(X - X.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return ACTIVATION_TABLE[kind].forward(X, alpha)
 
     @_ieee
     def activation_backward(self, dY: Array, Z: Any, Y: Any, kind: str,
@@ -213,22 +239,7 @@ class NumpyOps:
         dY, Z, Y: (n, d) -> dZ: (n, d).
         """
         _check_activation(kind)
-        dt = dY.dtype.type
-        if kind == "identity":
-            return dY.copy()
-        if kind == "sigmoid":
-            return dY * (Y * (1 - Y))
-        if kind == "tanh":
-            return dY * (1 - Y * Y)
-        if kind == "relu":
-            return np.where(Y > 0, dY, dt(0))
-        if kind == "leaky_relu":
-            return np.where(Z > 0, dY, dt(alpha) * dY)
-        if kind == "silu":
-            s = _sigmoid(Z)
-            return dY * (s * (1 + Z * (1 - s)))
-        _check_softmax_2d(dY, "dY")
-        return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
+        return ACTIVATION_TABLE[kind].backward(dY, Z, Y, alpha)
 
     # ------------------------------------------------------------ dense
     @_ieee
