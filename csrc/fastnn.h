@@ -212,20 +212,17 @@ int fastnn_xent_probs_f64(int64_t n, int64_t c, const double *logits,
                           double *grad);
 
 /* ---- optimizers (optim.c), in place, one pass, no temporaries ---------- */
-/* velocity may be NULL when momentum == 0 */
-int fastnn_sgd_f32(int64_t size, float *param, const float *grad,
-                   float *velocity, double lr, double momentum,
-                   double weight_decay, int nesterov);
-int fastnn_sgd_f64(int64_t size, double *param, const double *grad,
-                   double *velocity, double lr, double momentum,
-                   double weight_decay, int nesterov);
-/* step counts from 1 */
-int fastnn_adam_f32(int64_t size, float *param, const float *grad, float *m,
-                    float *v, int64_t step, double lr, double beta1,
-                    double beta2, double eps, double weight_decay);
-int fastnn_adam_f64(int64_t size, double *param, const double *grad, double *m,
-                    double *v, int64_t step, double lr, double beta1,
-                    double beta2, double eps, double weight_decay);
+/* One update of optimizer `opt` (FASTNN_OPT_*), the same for every row of
+ * FASTNN_OPTIMIZERS: state holds the row's n_state arrays of `size` elements
+ * (an entry may be NULL where the hyper-parameters need none, e.g. SGD
+ * without momentum), hyper its n_hyper values in the row's order, step
+ * counts from 1.  FASTNN_EINVAL for an unknown code or a missing array. */
+int fastnn_optimizer_update_f32(int opt, int64_t size, float *param,
+                                const float *grad, float *const *state,
+                                const double *hyper, int64_t step);
+int fastnn_optimizer_update_f64(int opt, int64_t size, double *param,
+                                const double *grad, double *const *state,
+                                const double *hyper, int64_t step);
 
 /* ---- counter-based randomness and dropout (rng.c) ---------------------- */
 uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index);

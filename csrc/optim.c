@@ -1,8 +1,8 @@
 /*
  * optim.c -- SGD (momentum, Nesterov, weight decay) and Adam, in place.
  *
- * Why it is built this way: the NumPy reference (NumpyOps.sgd_update and
- * adam_update) makes several whole-array passes with temporaries; here each
+ * Why it is built this way: the NumPy reference (numpy_ops.OPTIMIZERS, one
+ * function per optimizer) makes several whole-array passes with temporaries; here each
  * element is read and written once, but the arithmetic per element is the
  * reference's, in the same order and in the array's dtype T, with every
  * scalar rounded to T exactly where the reference writes ``dt(...)``.  The

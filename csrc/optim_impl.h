@@ -251,36 +251,17 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
 }
 
-/* the public kernels: their arguments checked, then one update */
-int F(fastnn_sgd)(int64_t size, T *param, const T *grad, T *velocity,
-                  double lr, double momentum, double weight_decay, int nesterov)
+/* the public kernel: its arguments checked, then one update (see fastnn.h) */
+int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
+                               T *const *state, const double *hyper, int64_t step)
 {
-    if (size < 0)
+    if (opt < 0 || opt >= FASTNN_N_OPT || size < 0 || step < 1)
         return FASTNN_EINVAL;
     if (size == 0)
         return FASTNN_OK;
-    if (param == NULL || grad == NULL || (momentum != 0.0 && velocity == NULL))
+    if (param == NULL || grad == NULL || hyper == NULL || state == NULL)
         return FASTNN_EINVAL;
-    const double hyper[] = {lr, momentum, weight_decay, nesterov ? 1.0 : 0.0};
-    T *state[FASTNN_OPT_MAX_STATE] = {velocity};
-    return F(fastnn_internal_opt_update)(FASTNN_OPT_SGD, 1, size, param, grad, state, 1,
-                                         hyper);
-}
-
-int F(fastnn_adam)(int64_t size, T *param, const T *grad, T *m, T *v,
-                   int64_t step, double lr, double beta1, double beta2,
-                   double eps, double weight_decay)
-{
-    if (size < 0 || step < 1)
-        return FASTNN_EINVAL;
-    if (size == 0)
-        return FASTNN_OK;
-    if (param == NULL || grad == NULL || m == NULL || v == NULL)
-        return FASTNN_EINVAL;
-    const double hyper[] = {lr, beta1, beta2, eps, weight_decay};
-    T *state[FASTNN_OPT_MAX_STATE] = {m, v};
-    return F(fastnn_internal_opt_update)(FASTNN_OPT_ADAM, 1, size, param, grad, state, step,
-                                         hyper);
+    return F(fastnn_internal_opt_update)(opt, 1, size, param, grad, state, step, hyper);
 }
 
 #undef OPT_MODES

@@ -72,7 +72,14 @@ class Optimizer:
         It belongs to one network at a time; once that network is gone it
         carries over to the next network stepped (e.g. an unpickled copy),
         converted to that network's dtype.
+    kernel : str
+        Class attribute: the optimizer's row in the backends' optimizer table
+        (C's FASTNN_OPTIMIZERS, the reference's ``numpy_ops.OPTIMIZERS``),
+        whose update ``ops.optimizer_update`` applies; "" for an optimizer
+        written from scratch (its own ``step`` or ``update``).
     """
+
+    kernel: str = ""
 
     def __init__(self, lr: float) -> None:
         self.lr = check_float(lr, "lr", minimum=0.0)
@@ -328,13 +335,24 @@ class Optimizer:
         """
         return [None, None]
 
-    def _spec(self) -> dict[str, Any]:
+    def _hypers(self) -> dict[str, Any]:
+        """The hyper-parameters by the names of the ``kernel`` row of the table."""
         raise NotImplementedError
+
+    def _spec(self) -> dict[str, Any]:
+        return {"optimizer": self.kernel, **self._hypers(), "step": 0}
+
+    def _step_number(self, key: str) -> int:
+        """The number, from 1, of the next update of ``key`` (Adam's bias correction)."""
+        return 1
 
     def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
                 state: list[NDArray[Any] | None]) -> None:
         """Update ``param`` and ``state`` in place (``step`` hands in copies of the real ones)."""
-        raise NotImplementedError
+        if not self.kernel:
+            raise NotImplementedError
+        ops.optimizer_update(self.kernel, param, grad, state, self._hypers(),
+                             self._step_number(key))
 
     def _advance(self, key: str) -> None:
         """Count one committed update of ``key`` (Adam's step)."""
@@ -359,6 +377,8 @@ class SGD(Optimizer):
         L2 penalty: g = grad + weight_decay * p.
     """
 
+    kernel = "sgd"
+
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr)
@@ -380,14 +400,9 @@ class SGD(Optimizer):
             self.state[key] = ops.zeros_like(param)
         return [self.state[key], None]
 
-    def _spec(self) -> dict[str, Any]:
-        return {"optimizer": "sgd", "lr": self.lr, "momentum": self.momentum,
-                "weight_decay": self.weight_decay, "nesterov": self.nesterov, "step": 0}
-
-    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
-                state: list[NDArray[Any] | None]) -> None:
-        ops.sgd_update(param, grad, state[0], self.lr, self.momentum, self.weight_decay,
-                       self.nesterov)
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "nesterov": self.nesterov}
 
 
 class Adam(Optimizer):
@@ -401,6 +416,8 @@ class Adam(Optimizer):
     weight_decay : float, default 0.0
         L2 penalty added to the gradient (not AdamW's decoupled decay).
     """
+
+    kernel = "adam"
 
     def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -429,9 +446,11 @@ class Adam(Optimizer):
         if len(steps) > 1:
             raise RuntimeError(f"Adam's parameters are at different steps {sorted(steps)}; "
                                "the native loop needs them in step")
-        return {"optimizer": "adam", "lr": self.lr, "beta1": self.betas[0],
-                "beta2": self.betas[1], "eps": self.eps, "weight_decay": self.weight_decay,
-                "step": steps.pop() if steps else 0}
+        return {**super()._spec(), "step": steps.pop() if steps else 0}
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def native_done(self, step: int) -> None:
         for st in self.state.values():
@@ -455,10 +474,8 @@ class Adam(Optimizer):
                 f"{float(finfo.max):.3g} (the default 1e-8 is usual)")
         self._eps_checked = (self.eps, dtype)
 
-    def _update(self, ops: Any, key: str, param: NDArray[Any], grad: NDArray[Any],
-                state: list[NDArray[Any] | None]) -> None:
-        ops.adam_update(param, grad, state[0], state[1], self.state[key]["step"] + 1, self.lr,
-                        self.betas[0], self.betas[1], self.eps, self.weight_decay)
+    def _step_number(self, key: str) -> int:
+        return int(self.state[key]["step"]) + 1
 
     def _advance(self, key: str) -> None:
         self.state[key]["step"] += 1

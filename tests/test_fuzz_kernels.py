@@ -38,7 +38,7 @@ DTYPES = (np.float64, np.float32)
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 #: kernels fuzzed below; the test at the end checks this is every override
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
-          "dense_backward", "mse", "bce", "cross_entropy", "sgd_update", "adam_update",
+          "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
           "rng_bits", "dropout_forward", "dropout_backward"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes

@@ -445,8 +445,8 @@ def test_a_diverging_update_is_never_visible_in_the_weights():
     seen = []
 
     class Watching(fastnn.backends.numpy_ops.NumpyOps):
-        def sgd_update(self, *args, **kwargs):
-            super().sgd_update(*args, **kwargs)
+        def optimizer_update(self, *args, **kwargs):
+            super().optimizer_update(*args, **kwargs)
             seen.append(all(np.isfinite(p).all() for _, p, _ in net.parameters()))
 
     net = Network([Dense(2, 3), Tanh(), Dense(3, 1)], backend=Watching(), seed=0)

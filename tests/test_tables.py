@@ -109,7 +109,7 @@ def test_isa_names_come_from_the_c_table(co, tables):
 
 # ------------------------------------------------------- unknown codes refused
 ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward", "mse", "bce",
-           "xent_labels", "xent_probs", "set_isa", "trainer_new_loss",
+           "xent_labels", "xent_probs", "set_isa", "optimizer_update", "trainer_new_loss",
            "trainer_new_optimizer", "trainer_new_reduction", "trainer_new_stage",
            "trainer_new_act", "train_run_loss", "train_run_optimizer", "train_run_reduction",
            "train_run_stage", "train_run_act")
@@ -118,7 +118,8 @@ ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward", "ms
 TABLE_OF = {"act": "activations", "forward": "activations", "backward": "activations",
             "mse": "reductions", "bce": "reductions", "labels": "reductions",
             "probs": "reductions", "reduction": "reductions", "isa": "isas",
-            "loss": "losses", "optimizer": "optimizers", "stage": None}
+            "loss": "losses", "optimizer": "optimizers", "update": "optimizers",
+            "stage": None}
 
 
 def _count(tables, entry):

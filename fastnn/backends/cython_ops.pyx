@@ -33,7 +33,9 @@ from libc.string cimport memset
 cimport numpy as cnp
 
 from fastnn.backends._csrc cimport *
-from fastnn.backends.numpy_ops import NumpyOps, _check_activation, _reduction_scale
+from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
+                                       _unknown_optimizer, check_optimizer_call,
+                                       missing_state)
 
 cnp.import_array()
 
@@ -522,39 +524,6 @@ cdef double _xent_probs(int64_t n, int64_t c, const floating[::1] z, const float
             status = fastnn_xent_probs_f64(n, c, pz, pt, red, &loss, pg)
     _check_status(status, "cross_entropy")
     return loss
-
-
-cdef int _sgd(int64_t size, floating[::1] param, const floating[::1] grad,
-              floating[::1] velocity, double lr, double momentum, double wd,
-              bint nesterov) except -1:
-    cdef int status
-    cdef floating *pp = _mp(param)
-    cdef const floating *pg = _cp(grad)
-    cdef floating *pv = NULL
-    if velocity is not None:
-        pv = _mp(velocity)
-    with nogil:
-        if floating is float:
-            status = fastnn_sgd_f32(size, pp, pg, pv, lr, momentum, wd, nesterov)
-        else:
-            status = fastnn_sgd_f64(size, pp, pg, pv, lr, momentum, wd, nesterov)
-    return _check_status(status, "sgd_update")
-
-
-cdef int _adam(int64_t size, floating[::1] param, const floating[::1] grad,
-               floating[::1] m, floating[::1] v, int64_t step, double lr, double beta1,
-               double beta2, double eps, double wd) except -1:
-    cdef int status
-    cdef floating *pp = _mp(param)
-    cdef const floating *pg = _cp(grad)
-    cdef floating *pm = _mp(m)
-    cdef floating *pv = _mp(v)
-    with nogil:
-        if floating is float:
-            status = fastnn_adam_f32(size, pp, pg, pm, pv, step, lr, beta1, beta2, eps, wd)
-        else:
-            status = fastnn_adam_f64(size, pp, pg, pm, pv, step, lr, beta1, beta2, eps, wd)
-    return _check_status(status, "adam_update")
 
 
 cdef int _dropout(const floating[::1] x, floating[::1] mask, floating[::1] y, double p,
@@ -1097,53 +1066,55 @@ class CythonOps(NumpyOps):
         return loss, grad
 
     # ------------------------------------------------------- optimizers
-    def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0,
-                   nesterov=False):
-        """In place (PyTorch's SGD): g = grad + wd*p; v = mu*v + g;
+    def optimizer_update(self, name, param, grad, states, hypers, step=1):
+        """One update of optimizer ``name``, in place (see NumpyOps.optimizer_update).
 
-        step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
-        ``velocity`` (same shape) is updated in place; None when mu == 0.
+        One wrapper for every row of C's optimizer table: the arrays checked
+        here with the GIL, then fastnn_optimizer_update_* without it.
         """
+        cdef int code, j, status
+        cdef int64_t c_step, size
+        cdef double hyper[FASTNN_OPT_MAX_HYPER]
+        cdef void *state[FASTNN_OPT_MAX_STATE]
+        cdef void *pp
+        cdef const void *pg
+        cdef bint f32
+        code = _OPT_CODES.get(name, -1) if isinstance(name, str) else -1
+        if code < 0:
+            raise _unknown_optimizer(name, _OPT_CODES)
+        row = _TABLES["optimizers"][code]
+        state_list, h = check_optimizer_call(name, states, hypers, step, row["n_state"],
+                                             row["hypers"])
         _float_array(param, "param")
         _writable(param, "param")
         _same(param, "param", grad, "grad")
-        if momentum != 0:
-            if velocity is None:
-                raise ValueError(f"sgd_update: momentum {momentum} needs a velocity array "
-                                 f"of shape {param.shape}")
-            _same(param, "param", velocity, "velocity")
-            _writable(velocity, "velocity")
-        else:
-            velocity = None
-        if _f32(param):
-            _sgd[float](param.size, _flat(param), _flat(grad), _flat(velocity), lr, momentum,
-                        weight_decay, bool(nesterov))
-        else:
-            _sgd[double](param.size, _flat(param), _flat(grad), _flat(velocity), lr, momentum,
-                         weight_decay, bool(nesterov))
-
-    def adam_update(self, param, grad, m, v, step, lr, beta1=0.9, beta2=0.999,
-                    eps=1e-8, weight_decay=0.0):
-        """In place (PyTorch's Adam), step counted from 1: g = grad + wd*p;
-
-        m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
-        p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-        """
-        _float_array(param, "param")
-        _writable(param, "param")
-        _same(param, "param", grad, "grad")
-        _same(param, "param", m, "m")
-        _same(param, "param", v, "v")
-        _writable(m, "m")
-        _writable(v, "v")
-        if step < 1:
-            raise ValueError(f"adam_update: step counts from 1, got {step}")
-        if _f32(param):
-            _adam[float](param.size, _flat(param), _flat(grad), _flat(m), _flat(v), step, lr,
-                         beta1, beta2, eps, weight_decay)
-        else:
-            _adam[double](param.size, _flat(param), _flat(grad), _flat(m), _flat(v), step, lr,
-                          beta1, beta2, eps, weight_decay)
+        for j in range(FASTNN_OPT_MAX_STATE):
+            state[j] = NULL
+        for j, s in enumerate(state_list):
+            if s is not None:
+                _same(param, "param", s, f"{name} state array {j}")
+                _writable(s, f"{name} state array {j}")
+                state[j] = cnp.PyArray_DATA(<cnp.ndarray>s)
+        for j, hname in enumerate(row["hypers"]):
+            hyper[j] = h[hname]
+        c_step = step
+        size = param.size
+        pp = cnp.PyArray_DATA(<cnp.ndarray>param)
+        pg = cnp.PyArray_DATA(<cnp.ndarray>grad)
+        f32 = _f32(param)
+        with nogil:
+            if f32:
+                status = fastnn_optimizer_update_f32(code, size, <float *>pp, <const float *>pg,
+                                                     <float **>state, hyper, c_step)
+            else:
+                status = fastnn_optimizer_update_f64(code, size, <double *>pp,
+                                                     <const double *>pg, <double **>state,
+                                                     hyper, c_step)
+        if status == FASTNN_EINVAL:
+            missing = [j for j, s in enumerate(state_list) if s is None]
+            if missing:
+                raise missing_state(name, missing[0], param.shape, h)
+        _check_status(status, name)
 
     # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed, step, index):
@@ -1187,6 +1158,7 @@ class CythonOps(NumpyOps):
 # ------------------------------------------------------------ test hook
 _PROBE_ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward",
                   "mse", "bce", "xent_labels", "xent_probs", "set_isa",
+                  "optimizer_update",
                   "trainer_new_loss", "trainer_new_optimizer", "trainer_new_reduction",
                   "trainer_new_stage", "trainer_new_act", "train_run_loss",
                   "train_run_optimizer", "train_run_reduction", "train_run_stage",
@@ -1211,6 +1183,8 @@ def _probe_code(str entry, int code):
     cdef double[4] sw0, sw1
     cdef double[2] sb0, sb1
     cdef double[2] losses
+    cdef double *opt_state[FASTNN_OPT_MAX_STATE]
+    cdef double[FASTNN_OPT_MAX_HYPER] opt_hyper
     cdef int64_t[2] labels
     cdef double loss = 0
     cdef int status = FASTNN_OK, isa
@@ -1242,6 +1216,13 @@ def _probe_code(str entry, int code):
         status = fastnn_xent_labels_f64(2, 2, x, labels, code, &loss, y)
     elif entry == "xent_probs":
         status = fastnn_xent_probs_f64(2, 2, x, tg, code, &loss, y)
+    elif entry == "optimizer_update":
+        for i in range(FASTNN_OPT_MAX_STATE):
+            opt_state[i] = &sw0[0] if i % 2 == 0 else &sw1[0]
+        opt_hyper[0] = 0.1       # lr; every other hyper-parameter 0.5
+        for i in range(1, FASTNN_OPT_MAX_HYPER):
+            opt_hyper[i] = 0.5
+        status = fastnn_optimizer_update_f64(code, 4, y, x, opt_state, opt_hyper, 1)
     elif entry == "set_isa":
         isa = fastnn_get_isa()
         status = fastnn_set_isa(code)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from typing import Any, Callable, Iterator, NamedTuple, TypeVar
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -185,6 +185,143 @@ ACTIVATIONS = tuple(ACTIVATION_TABLE)
 #: Activations whose derivative needs the pre-activation ``Z``; the others
 #: derive it from the output ``Y`` alone, so ``Z`` need not be kept.
 NEEDS_PREACTIVATION = frozenset(k for k, row in ACTIVATION_TABLE.items() if row.needs_z)
+
+
+# ----------------------------------------------------------------- optimizers
+# One reference update per row of C's optimizer table (FASTNN_OPTIMIZERS in
+# csrc/fastnn.h), under the same name: ``update(param, grad, states, h, step)``
+# updates ``param`` and the state arrays in place, with ``states`` the row's
+# n_state arrays in order and ``h`` the hyper-parameters by the row's names.
+# tests/test_tables.py checks this table against C's.
+
+def _sgd_update(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
+                step: int) -> None:
+    """PyTorch's SGD: g = grad + wd*p; v = flush(mu*v + g);
+
+    step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
+    states: [velocity] (None when mu == 0).
+    """
+    lr, momentum, weight_decay, nesterov = (h["lr"], h["momentum"], h["weight_decay"],
+                                            h["nesterov"])
+    velocity = states[0]
+    if momentum != 0 and velocity is None:
+        raise missing_state("sgd", 0, param.shape, h)
+    dt = param.dtype.type
+    g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+    if momentum != 0:
+        assert velocity is not None
+        velocity *= dt(momentum)
+        velocity += g
+        _flush_subnormal(velocity)
+        g = g + dt(momentum) * velocity if nesterov else velocity
+    param -= dt(lr) * g
+
+
+def _adam_update(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
+                 step: int) -> None:
+    """PyTorch's Adam, step counted from 1: g = grad + wd*p;
+
+    m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
+    p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+    states: [m, v].
+    """
+    lr, beta1, beta2, eps, weight_decay = (h["lr"], h["beta1"], h["beta2"], h["eps"],
+                                           h["weight_decay"])
+    m, v = states
+    for j, s in enumerate(states):
+        if s is None:
+            raise missing_state("adam", j, param.shape, h)
+    assert m is not None and v is not None
+    dt = param.dtype.type
+    g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+    m *= dt(beta1)
+    m += dt(1 - beta1) * g
+    _flush_subnormal(m)
+    v *= dt(beta2)
+    v += dt(1 - beta2) * (g * g)
+    _flush_subnormal(v)
+    step_size = lr / (1 - beta1 ** step)
+    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+    denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
+    param -= dt(step_size) * (m / denom)
+
+
+class OptimizerRef(NamedTuple):
+    """A row of the reference optimizer table (as C's row: n_state, hyper names)."""
+
+    n_state: int
+    hypers: tuple[str, ...]
+    update: Callable[[Array, Array, list[Array | None], dict[str, float], int], None]
+
+
+#: The reference optimizers, by the names of C's table (see the note above).
+OPTIMIZERS: dict[str, OptimizerRef] = {
+    "sgd": OptimizerRef(1, ("lr", "momentum", "weight_decay", "nesterov"), _sgd_update),
+    "adam": OptimizerRef(2, ("lr", "beta1", "beta2", "eps", "weight_decay"), _adam_update),
+}
+
+
+def check_optimizer_call(name: str, states: Any, hypers: Any, step: int, n_state: int,
+                         hyper_names: tuple[str, ...]) -> tuple[list[Any], dict[str, float]]:
+    """The checks of ``optimizer_update`` both backends share (the same messages).
+
+    Parameters
+    ----------
+    name : str
+        The optimizer's name (already known to the caller's table).
+    states : sequence
+        Its ``n_state`` state arrays (or None), then possibly more entries,
+        all None (an optimizer's fixed-length list, as ``native_spec`` gives).
+    hypers : mapping
+        Its hyper-parameters, exactly the names ``hyper_names``.
+    step : int
+        The number of this update, counted from 1.
+    n_state, hyper_names
+        The optimizer's row of the table.
+
+    Returns
+    -------
+    (list, dict)
+        The state list and the hyper-parameters as Python floats.
+    """
+    states = list(states)
+    if len(states) < n_state or any(s is not None for s in states[n_state:]):
+        raise ValueError(f"optimizer {name!r} keeps {n_state} state array(s) (then only "
+                         f"None), got {['None' if s is None else type(s).__name__ for s in states]}")
+    if not isinstance(hypers, Mapping) or set(hypers) != set(hyper_names):
+        got = sorted(hypers) if isinstance(hypers, Mapping) else type(hypers).__name__
+        raise ValueError(f"optimizer {name!r} takes the hyper-parameters {hyper_names} "
+                         f"(a dict by name), got {got}")
+    if step < 1:
+        raise ValueError(f"{name}: step counts from 1, got {step}")
+    return states[:n_state], {k: float(hypers[k]) for k in hyper_names}
+
+
+def missing_state(name: str, j: int, shape: tuple[int, ...], h: dict[str, float]) -> ValueError:
+    """The error for state array ``j`` of optimizer ``name`` given as None but needed.
+
+    Parameters
+    ----------
+    name : str
+        The optimizer.
+    j : int
+        The index of the state array in the table's order.
+    shape : tuple of int
+        The parameter's shape (the state array's).
+    h : dict
+        The hyper-parameters that need it.
+
+    Returns
+    -------
+    ValueError
+        The same message on both backends.
+    """
+    return ValueError(f"{name}: the hyper-parameters {h} need state array {j} of shape "
+                      f"{shape}, got None")
+
+
+def _unknown_optimizer(name: Any, known: Any) -> ValueError:
+    return ValueError(f"unknown optimizer {name!r}; expected one of {sorted(known)}")
 
 
 class NumpyOps:
@@ -352,6 +489,34 @@ class NumpyOps:
 
     # ------------------------------------------------------- optimizers
     @_ieee
+    def optimizer_update(self, name: str, param: Array, grad: Array,
+                         states: Sequence[Array | None], hypers: Mapping[str, float],
+                         step: int = 1) -> None:
+        """One update of optimizer ``name``, in place: ``param`` and ``states``.
+
+        Parameters
+        ----------
+        name : str
+            A row of the optimizer table (``OPTIMIZERS``, C's FASTNN_OPTIMIZERS).
+        param, grad : ndarray
+            Same shape and dtype; ``grad`` is not written.
+        states : sequence of ndarray or None
+            The optimizer's state arrays in the table's order (shape of
+            ``param``), updated in place; None where the hyper-parameters need
+            none (SGD's velocity without momentum).  Entries past the
+            table's count must be None.
+        hypers : dict
+            The hyper-parameters by the table's names, all of them.
+        step : int, default 1
+            The number of this update, counted from 1 (Adam's bias correction).
+        """
+        row = OPTIMIZERS.get(name)
+        if row is None:
+            raise _unknown_optimizer(name, OPTIMIZERS)
+        state_list, h = check_optimizer_call(name, states, hypers, step, row.n_state,
+                                             row.hypers)
+        row.update(param, grad, state_list, h, step)
+
     def sgd_update(self, param: Array, grad: Array, velocity: Array | None, lr: float,
                    momentum: float = 0.0, weight_decay: float = 0.0,
                    nesterov: bool = False) -> None:
@@ -360,17 +525,12 @@ class NumpyOps:
         step = g + mu*v if nesterov else v (g if mu == 0); p -= lr*step.
         ``velocity`` (same shape) is updated in place; None when mu == 0.
         flush() zeroes subnormal entries (see ``_flush_subnormal``).
+        ``optimizer_update("sgd", ...)`` under its own arguments.
         """
-        dt = param.dtype.type
-        g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
-        if momentum != 0:
-            velocity *= dt(momentum)
-            velocity += g
-            _flush_subnormal(velocity)
-            g = g + dt(momentum) * velocity if nesterov else velocity
-        param -= dt(lr) * g
+        self.optimizer_update("sgd", param, grad, [velocity if momentum != 0 else None],
+                              {"lr": lr, "momentum": momentum,
+                               "weight_decay": weight_decay, "nesterov": float(bool(nesterov))})
 
-    @_ieee
     def adam_update(self, param: Array, grad: Array, m: Array, v: Array, step: int, lr: float,
                     beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                     weight_decay: float = 0.0) -> None:
@@ -380,21 +540,11 @@ class NumpyOps:
         p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
         flush() zeroes subnormal entries (see ``_flush_subnormal``).
         param, grad, m, v: same shape; m and v are updated in place.
+        ``optimizer_update("adam", ...)`` under its own arguments.
         """
-        if step < 1:
-            raise ValueError(f"adam_update: step counts from 1, got {step}")
-        dt = param.dtype.type
-        g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
-        m *= dt(beta1)
-        m += dt(1 - beta1) * g
-        _flush_subnormal(m)
-        v *= dt(beta2)
-        v += dt(1 - beta2) * (g * g)
-        _flush_subnormal(v)
-        step_size = lr / (1 - beta1 ** step)
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-        denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
-        param -= dt(step_size) * (m / denom)
+        self.optimizer_update("adam", param, grad, [m, v],
+                              {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+                               "weight_decay": weight_decay}, step)
 
     # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed: int, step: int, index: ArrayLike) -> Any:
