@@ -183,7 +183,7 @@ class NetworkArchive:
     def _read_data(self, key: str, fp: Any, dtype: np.dtype[Any],
                    shape: tuple[int, ...], nbytes: int) -> NDArray[Any]:
         out = np.empty(shape, dtype=dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
         done = 0
         while done < nbytes:
             chunk = fp.read(min(nbytes - done, _CHUNK))

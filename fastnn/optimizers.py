@@ -210,6 +210,7 @@ class Optimizer:
                 raise RuntimeError(f"no gradient for {key}: call backward before step")
         commits = []
         for key, param, grad, state in staged:       # compute aside, check
+            assert grad is not None                   # (refused above)
             targets = [param]
             targets += [a for a in state if a is not None]
             copies = self._copies_aside(key, targets)

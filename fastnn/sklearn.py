@@ -236,7 +236,7 @@ class _BaseMLP(BaseEstimator):
         old = self.network_
         net = self._build_network(old.n_inputs, old.n_outputs, old.seed)
         for layer, fitted in zip(net.layers, old.layers):
-            if isinstance(layer, _layers.Dense):
+            if isinstance(layer, _layers.Dense) and isinstance(fitted, _layers.Dense):
                 layer.W = fitted.W
                 layer.b = fitted.b
         net._shuffle_rng = old._shuffle_rng      # the batch order goes on as it would have

@@ -18,7 +18,7 @@ import pytest
 import fastnn
 from fastnn.backends import numpy_ops
 from fastnn.backends.numpy_ops import OPTIMIZERS
-from fastnn.optimizers import SGD, Adam, Optimizer
+from fastnn.optimizers import Adam, Optimizer
 from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
 
 
