@@ -24,14 +24,5 @@
 #include "internal.h"
 #include "vexp.h"
 
-#define T float
-#define SFX f32
-#include "activations_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "activations_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "activations_impl.h"
+#include "per_dtype.h"

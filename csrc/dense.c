@@ -28,14 +28,5 @@
 #include "fastnn.h"
 #include "internal.h"
 
-#define T float
-#define SFX f32
-#include "dense_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "dense_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "dense_impl.h"
+#include "per_dtype.h"

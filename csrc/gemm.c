@@ -492,14 +492,5 @@ void fastnn_internal_parallel_ranges(fastnn_range_fn fn, const void *ctx, int64_
     gemm_run_units(range_unit, &job, parts, (int)parts, NULL, 0);
 }
 
-#define T float
-#define SFX f32
-#include "gemm_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "gemm_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "gemm_impl.h"
+#include "per_dtype.h"

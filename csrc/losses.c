@@ -60,14 +60,5 @@ typedef struct {
 #define PW_ELEM(c, i) ((c)->x[i])
 #include "pairwise_impl.h"
 
-#define T float
-#define SFX f32
-#include "losses_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "losses_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "losses_impl.h"
+#include "per_dtype.h"

@@ -34,14 +34,5 @@ uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
 /* u in [0, 1) from the top 53 bits, exactly as the reference does it */
 #define UNIFORM(bits) ((double)((bits) >> 11) * (1.0 / 9007199254740992.0))
 
-#define T float
-#define SFX f32
-#include "rng_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "rng_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "rng_impl.h"
+#include "per_dtype.h"

@@ -173,14 +173,5 @@ invalid:
     return FASTNN_EINVAL;
 }
 
-#define T float
-#define SFX f32
-#include "train_impl.h"
-#undef T
-#undef SFX
-
-#define T double
-#define SFX f64
-#include "train_impl.h"
-#undef T
-#undef SFX
+#define FASTNN_TEMPLATE "train_impl.h"
+#include "per_dtype.h"
