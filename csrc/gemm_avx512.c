@@ -179,37 +179,7 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_PACKT packt_avx512_f32
 #define MR MR_F32
 #define NR (16 * NV_F32)
-#define ROWS 12
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 12
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 8
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 8
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 4
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 4
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#include "gemm_avx512_impl.h" /* the kernel: ROWS undefined */
+#include "gemm_avx512_tiles.h"
 #undef MR
 #undef NR
 #include "gemm_impl.h"
@@ -242,37 +212,7 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_PACKT packt_avx512_f64
 #define MR MR_F64
 #define NR (8 * NV_F64)
-#define ROWS 12
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 12
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 8
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 8
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 4
-#define COLV 2
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#define ROWS 4
-#define COLV 1
-#include "gemm_avx512_impl.h"
-#undef ROWS
-#undef COLV
-#include "gemm_avx512_impl.h" /* the kernel: ROWS undefined */
+#include "gemm_avx512_tiles.h"
 #undef MR
 #undef NR
 #include "gemm_impl.h"

@@ -682,6 +682,16 @@ class _BatchInterrupted(Exception):
     """Raised inside a batch of the reference loop once Ctrl-C is requested."""
 
 
+def _take_sigint(handler: Any) -> Any:
+    """Install ``handler`` for SIGINT if this is the main thread and Python's default
+    handler is in place; return the handler it replaced, or None when left alone
+    (a custom handler, or another thread)."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        return signal.signal(signal.SIGINT, handler)
+    return None
+
+
 class _StopOnInterrupt:
     """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
 
@@ -714,9 +724,7 @@ class _StopOnInterrupt:
         self._handle(signal.SIGINT, None)
 
     def __enter__(self) -> _StopOnInterrupt:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = _take_sigint(self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -745,9 +753,7 @@ class _DeferInterrupt:
         self._received = False
 
     def __enter__(self) -> _DeferInterrupt:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = _take_sigint(self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
