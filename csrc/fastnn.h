@@ -223,6 +223,17 @@ int fastnn_optimizer_update_f32(int opt, int64_t size, float *param,
 int fastnn_optimizer_update_f64(int opt, int64_t size, double *param,
                                 const double *grad, double *const *state,
                                 const double *hyper, int64_t step);
+/* The proof the trainer uses to skip the dry run of an update, on these
+ * arrays (nothing is written): 1 when every new value of the update above
+ * is proved finite from the largest magnitudes of param, grad and state
+ * (and the state's signs), bounding each operation of the formula with a
+ * margin for rounding; 0 when it cannot tell; FASTNN_EINVAL as above. */
+int fastnn_optimizer_update_proof_f32(int opt, int64_t size, const float *param,
+                                      const float *grad, float *const *state,
+                                      const double *hyper, int64_t step);
+int fastnn_optimizer_update_proof_f64(int opt, int64_t size, const double *param,
+                                      const double *grad, double *const *state,
+                                      const double *hyper, int64_t step);
 
 /* ---- counter-based randomness and dropout (rng.c) ---------------------- */
 uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index);
@@ -290,6 +301,15 @@ void fastnn_trainer_free(fastnn_trainer *t);
  * partial values.  The flag is only read, so a signal handler may set it.
  */
 void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *flag);
+
+/* How many batches so far needed the dry run of their update.  A batch's
+ * update is applied only when every new value is finite: proved, for the
+ * price of a few operations per parameter array, from the magnitudes the
+ * previous update wrote and the batch's largest gradients, or, when the
+ * proof fails (the first batch of each fastnn_train_run call, values near
+ * overflow, a non-finite gradient), checked by a dry run of the update.
+ * -1 for NULL. */
+int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 
 /* Train from batch position (*epoch, *start) on: X is n x n_features,
  * targets n x t_width (float; t_width 1 for labels, given as int64), orders

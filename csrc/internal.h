@@ -10,7 +10,9 @@
 #define FASTNN_INTERNAL_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fastnn.h"
 
@@ -131,20 +133,76 @@ int fastnn_internal_xent_probs_f64(int64_t n, int64_t c, const double *logits,
 FASTNN_LOSSES(FASTNN_X_LOSS_DECL)
 #undef FASTNN_X_LOSS_DECL
 
+/* optim.c: what is known of one parameter's values and its optimizer state
+   after an update: the largest magnitudes and whether a state value has its
+   sign bit set (known = 0: nothing is known) */
+typedef struct {
+    int known;
+    double param;                       /* max |p| */
+    double state[FASTNN_OPT_MAX_STATE]; /* max |s_j| (0 for unused states) */
+    int negative[FASTNN_OPT_MAX_STATE]; /* some s_j is negative (or -0) */
+} fastnn_opt_bounds;
+
 /* optim.c: the update of optimizer opt (FASTNN_OPT_*) of one parameter, its
    n_state state arrays and hyper-parameters (the row's hypers, in order),
    step counting from 1, with the caller's arguments trusted and a mode.
-   write = 1 is the update in place (returns FASTNN_OK).  write = 0 is its
-   dry run: the same arithmetic, nothing written; FASTNN_EDIVERGED if any new
-   parameter or state value would be inf or NaN, else FASTNN_OK.  (A
-   non-finite gradient always gives one: the training loop's only check
-   before it applies an update.)  FASTNN_EINVAL for an unknown optimizer, a
-   missing state array or a step below 1, before anything is written. */
+   write = 1 is the update in place (returns FASTNN_OK); with bounds not
+   NULL it records there what it wrote.  write = 0 is its dry run: the same
+   arithmetic, nothing written; FASTNN_EDIVERGED if any new parameter or
+   state value would be inf or NaN, else FASTNN_OK.  (A non-finite gradient
+   always gives one.)  FASTNN_EINVAL for an unknown optimizer, a missing
+   state array or a step below 1, before anything is written. */
 int fastnn_internal_opt_update_f32(int opt, int write, int64_t size, float *param,
                                    const float *grad, float *const *state, int64_t step,
-                                   const double *hyper);
+                                   const double *hyper, fastnn_opt_bounds *bounds);
 int fastnn_internal_opt_update_f64(int opt, int write, int64_t size, double *param,
                                    const double *grad, double *const *state, int64_t step,
-                                   const double *hyper);
+                                   const double *hyper, fastnn_opt_bounds *bounds);
+
+/* optim.c: 1 when the update would give only finite values for every
+   parameter, gradient and state within the bounds (known) and every
+   |grad| <= grad_max, proved by bounding each operation of the formula in
+   double with a margin for T's rounding; 0 when it cannot tell (unknown
+   bounds, a non-finite grad_max, values near T's overflow, an invalid
+   optimizer).  The training loop's dry run is needed only when it says 0:
+   a proof costs a few operations, the dry run a pass over every array. */
+int fastnn_internal_opt_safe_f32(int opt, float *const *state, int64_t step,
+                                 const double *hyper, const fastnn_opt_bounds *bounds,
+                                 double grad_max);
+int fastnn_internal_opt_safe_f64(int opt, double *const *state, int64_t step,
+                                 const double *hyper, const fastnn_opt_bounds *bounds,
+                                 double grad_max);
+
+/* optim.c: max |x| over a rows x cols block of row stride ld, as a double;
+   +inf when some element is inf or NaN */
+double fastnn_internal_max_abs_f32(const float *x, int64_t rows, int64_t cols, int64_t ld);
+double fastnn_internal_max_abs_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
+
+/* *a = max(*a, x) for x >= 0 or +inf held as the bits of a double (which
+   order as the values do), from any thread */
+static inline void fastnn_internal_atomic_max(_Atomic uint64_t *a, double x)
+{
+    uint64_t bits, seen = atomic_load_explicit(a, memory_order_relaxed);
+    memcpy(&bits, &x, sizeof bits);
+    while (bits > seen &&
+           !atomic_compare_exchange_weak_explicit(a, &seen, bits, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* dense.c: fastnn_dense_backward, and with grad_max not NULL also
+   grad_max[0] = max |dW|, grad_max[1] = max |db| (0 without db), +inf for a
+   non-finite gradient: dW's is taken block by block in the GEMM's epilogue,
+   while the block is in cache */
+int fastnn_internal_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out,
+                                       const float *X, const float *W, const float *Z,
+                                       const float *Y, const float *dY, int act,
+                                       double alpha, float *dZ, float *dX, float *dW,
+                                       float *db, double *grad_max);
+int fastnn_internal_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
+                                       const double *X, const double *W, const double *Z,
+                                       const double *Y, const double *dY, int act,
+                                       double alpha, double *dZ, double *dX, double *dW,
+                                       double *db, double *grad_max);
 
 #endif /* FASTNN_INTERNAL_H */

@@ -10,7 +10,8 @@
  * (``beta ** step`` is C's pow, ``x ** 0.5`` is pow(x, 0.5), not sqrt).
  *
  * The body is written once over T in optim_impl.h, included once per dtype
- * (with SQRT and TINY, T's sqrt and smallest normal number, defined too).
+ * (with SQRT, TINY and T_MAX, T's sqrt, smallest normal and largest
+ * number, and UT, the unsigned integer of T's width, defined too).
  */
 
 #include <float.h>
@@ -18,6 +19,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fastnn.h"
 #include "internal.h"
@@ -26,18 +28,26 @@
 #define SFX f32
 #define SQRT sqrtf
 #define TINY FLT_MIN
+#define UT uint32_t
+#define T_MAX FLT_MAX
 #include "optim_impl.h"
 #undef T
 #undef SFX
 #undef SQRT
 #undef TINY
+#undef UT
+#undef T_MAX
 
 #define T double
 #define SFX f64
 #define SQRT sqrt
 #define TINY DBL_MIN
+#define UT uint64_t
+#define T_MAX DBL_MAX
 #include "optim_impl.h"
 #undef T
 #undef SFX
 #undef SQRT
 #undef TINY
+#undef UT
+#undef T_MAX

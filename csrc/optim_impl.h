@@ -14,14 +14,20 @@
  *                 it needs (FASTNN_EINVAL otherwise);
  *   name_elem     the update of element i: computes the new parameter and
  *                 state values, writes them when `write`, else returns
- *                 whether any is inf or NaN.
+ *                 whether any is inf or NaN;
+ *   name_states   how many state arrays a mode reads and writes;
+ *   name_safe     whether, for every |param| <= P, |grad| <= G and state
+ *                 values within the bounds b, every new value is provably
+ *                 finite (0 when it cannot tell): the trainer's shortcut
+ *                 past the dry run (see fastnn_internal_opt_safe).
  * Everything else -- the loops compiled per mode and per instruction set,
  * the split across threads, the dry run (write = 0) and the update
  * (write = 1), the dispatch on the code -- is written once below and
  * expands from the table.
  */
-#if !defined(T) || !defined(SFX) || !defined(SQRT) || !defined(TINY)
-#error "define T, SFX, SQRT and TINY before including optim_impl.h"
+#if !defined(T) || !defined(SFX) || !defined(SQRT) || !defined(TINY) || !defined(UT) || \
+    !defined(T_MAX)
+#error "define T, SFX, SQRT, TINY, UT and T_MAX before including optim_impl.h"
 #endif
 
 /* the reference's _flush_subnormal: state entries below the smallest normal
@@ -33,6 +39,54 @@ static inline T F(flush)(T x)
 
 /* x is inf or NaN: x - x is 0 exactly for finite x (branch-free, vectorizes) */
 #define NOT_FINITE(x) (((x) - (x)) != (T)0)
+
+/* The bits of |x| as an unsigned integer (UT, T's width): for finite x and
+   inf they order as |x| does, and NaN is above them all, so a running
+   maximum of them is an integer max, which vectorizes (a float max with
+   NaN semantics does not, without -ffast-math).  SIGN_OF: x's sign bit. */
+#define SIGN_SHIFT (8 * (int)sizeof(UT) - 1)
+static inline UT F(mag_bits)(T x)
+{
+    UT u;
+    memcpy(&u, &x, sizeof u);
+    return u & ~((UT)1 << SIGN_SHIFT);
+}
+static inline UT F(sign_of)(T x)
+{
+    UT u;
+    memcpy(&u, &x, sizeof u);
+    return u >> SIGN_SHIFT;
+}
+/* the largest magnitude as a double; +inf when it is inf or NaN */
+static inline double F(mag_value)(UT bits)
+{
+    T x;
+    memcpy(&x, &bits, sizeof x);
+    return x <= T_MAX ? (double)x : INFINITY;
+}
+
+/* A bound proves finiteness only below a quarter of T's largest value: the
+   bounds are exact sums and products of the inputs' maxima, while each
+   operation in T may round up by a factor (1 + 2^-24) at most, a handful of
+   times; a factor of 4 covers that with room to spare, and a NaN or
+   infinite bound never passes. */
+#define WITHIN(x) ((x) <= (double)T_MAX / 4.0)
+
+/* max |x| over a rows x cols block of row stride ld, as a double; +inf if
+   any element is inf or NaN (see internal.h) */
+FASTNN_ELEMENTWISE double F(fastnn_internal_max_abs)(const T *x, int64_t rows, int64_t cols,
+                                                     int64_t ld)
+{
+    UT m = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        const T *r = x + i * ld;
+        for (int64_t j = 0; j < cols; j++) {
+            const UT b = F(mag_bits)(r[j]);
+            m = b > m ? b : m;
+        }
+    }
+    return F(mag_value)(m);
+}
 
 /* ---- SGD ----------------------------------------------------------------
  * g = grad + wd*p (if wd != 0);  v = flush(mu*v + g);  step = g + mu*v
@@ -77,6 +131,26 @@ F(sgd_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
         param[i] = p;
     }
     return write ? 0 : NOT_FINITE(sum) | NOT_FINITE(p);    /* v is finite iff sum is */
+}
+
+static inline int F(sgd_states)(int mode)
+{
+    return mode == 0 ? 0 : 1;
+}
+
+/* |g| <= G + |wd| P;  |v| <= |mu| |v_old| + |g|;  |p'| <= P + |lr| |step| */
+static int F(sgd_safe)(const F(sgd_k) *k, int mode, const fastnn_opt_bounds *b, double G)
+{
+    const double lr = fabs((double)k->lr), mu = fabs((double)k->mu);
+    const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
+    double step = g;
+    if (mode != 0) {
+        const double v = mu * b->state[0] + g;
+        if (!WITHIN(v))
+            return 0;
+        step = mode == 1 ? g + mu * v : v;
+    }
+    return WITHIN(g) && WITHIN(step) && WITHIN(lr * step) && WITHIN(b->param + lr * step);
 }
 
 /* ---- Adam ---------------------------------------------------------------
@@ -135,17 +209,45 @@ F(adam_elem)(const int write, const int mode, int64_t i, T *param, const T *grad
     return write ? 0 : NOT_FINITE(m_raw) | NOT_FINITE(v_raw) | NOT_FINITE(p);
 }
 
+static inline int F(adam_states)(int mode)
+{
+    (void)mode;
+    return 2;
+}
+
+/* With v >= 0 (no sign bit in the state), b2 >= 0, 1 - b2 >= 0, bc > 0 and
+ * eps > 0, the denominator is at least eps:  |g| <= G + |wd| P;
+ * |m| <= |b1| M + |1-b1| |g|;  v <= b2 V + (1-b2) g^2;
+ * |p'| <= P + |ss| |m| / eps. */
+static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b, double G)
+{
+    (void)mode;
+    if (b->negative[1] || !(k->b2 >= 0) || !(k->omb2 >= 0) || !(k->bc > 0) || !(k->ep > 0))
+        return 0;
+    const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
+    const double m = fabs((double)k->b1) * b->state[0] + fabs((double)k->omb1) * g;
+    const double v = (double)k->b2 * b->state[1] + (double)k->omb2 * (g * g);
+    const double ratio = m / (double)k->ep, step = fabs((double)k->ss) * ratio;
+    return WITHIN(g) && WITHIN(g * g) && WITHIN(m) && WITHIN(v) &&
+           WITHIN(sqrt(v) / (double)k->bc + (double)k->ep) && WITHIN(ratio) &&
+           WITHIN(step) && WITHIN(b->param + step);
+}
+
 /* ---- the shared machinery ----------------------------------------------- */
 
 /* one pass of an update over [lo, hi), split across threads: bad is NULL for
  * the update, else the dry run's flag, set by any range that finds a
- * non-finite value (a relaxed store: the flag is read after the pass) */
+ * non-finite value (a relaxed store: the flag is read after the pass); the
+ * update's ranges merge the magnitudes of what they wrote into mags (the
+ * parameter's, then each state's) and the state's sign bits into signs */
 typedef struct {
     T *param;
     const T *grad;
     T *state[FASTNN_OPT_MAX_STATE];
     int mode;
     atomic_int *bad;
+    _Atomic UT mags[1 + FASTNN_OPT_MAX_STATE];
+    _Atomic UT signs[FASTNN_OPT_MAX_STATE];
     union {
 #define OPT_K_MEMBER(ID, name, n_state, n_hyper, hypers) F(FASTNN_CAT(name, k)) name;
         FASTNN_OPTIMIZERS(OPT_K_MEMBER)
@@ -153,90 +255,149 @@ typedef struct {
     } k;
 } F(opt_job);
 
+static void F(atomic_max_bits)(_Atomic UT *a, UT x)
+{
+    UT seen = atomic_load_explicit(a, memory_order_relaxed);
+    while (x > seen &&
+           !atomic_compare_exchange_weak_explicit(a, &seen, x, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
 /* the most modes an optimizer may have */
 #define OPT_MODES 3
 
 /* For each optimizer: its loop over a span (inlined with constant write and
- * mode, so each pass is a plain loop the compiler vectorizes), the update and
- * the dry run of a span as instruction-set clones, and the thread range. */
+ * mode, so each pass is a plain loop the compiler vectorizes; the update
+ * also keeps the largest magnitude it writes per array, an integer max),
+ * the update and the dry run of a span as instruction-set clones, and the
+ * thread range. */
 #define OPT_PASSES(ID, name, n_state, n_hyper, hypers)                                 \
     static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
         const int write, const int mode, int64_t n, T *param, const T *grad,          \
-        T *const *state, const F(FASTNN_CAT(name, k)) *kp)                            \
+        T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
     {                                                                                 \
         const F(FASTNN_CAT(name, k)) k = *kp;                                         \
+        const int used = F(FASTNN_CAT(name, states))(mode);                           \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
+        UT m[1 + FASTNN_OPT_MAX_STATE] = {0}, sg[FASTNN_OPT_MAX_STATE] = {0};          \
         for (int j = 0; j < FASTNN_OPT_MAX_STATE; j++)                                \
             s[j] = state[j];                                                          \
         int bad = 0;                                                                  \
-        for (int64_t i = 0; i < n; i++)                                               \
+        for (int64_t i = 0; i < n; i++) {                                             \
             bad |= F(FASTNN_CAT(name, elem))(write, mode, i, param, grad, s, &k);     \
+            if (write) {                                                              \
+                const UT pb = F(mag_bits)(param[i]);                                  \
+                m[0] = pb > m[0] ? pb : m[0];                                         \
+                for (int j = 0; j < used; j++) {                                      \
+                    const UT sb = F(mag_bits)(s[j][i]);                               \
+                    m[1 + j] = sb > m[1 + j] ? sb : m[1 + j];                         \
+                    sg[j] |= F(sign_of)(s[j][i]);                                     \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+        if (write) {                                                                  \
+            for (int j = 0; j < 1 + FASTNN_OPT_MAX_STATE; j++)                        \
+                mags[j] = m[j];                                                       \
+            for (int j = 0; j < FASTNN_OPT_MAX_STATE; j++)                            \
+                signs[j] = sg[j];                                                     \
+        }                                                                             \
         return bad;                                                                   \
     }                                                                                 \
     FASTNN_ELEMENTWISE static int F(FASTNN_CAT(name, span))(                          \
         int write, int mode, int64_t n, T *param, const T *grad, T *const *state,     \
-        const F(FASTNN_CAT(name, k)) *k)                                              \
+        const F(FASTNN_CAT(name, k)) *k, UT *mags, UT *signs)                         \
     {                                                                                 \
         _Static_assert(F(FASTNN_CAT(name, modes)) >= 1 &&                             \
                        F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 3,     \
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (write * OPT_MODES + mode) {                                           \
-        case 0: return F(FASTNN_CAT(name, loop))(0, 0, n, param, grad, state, k);     \
+        case 0: return F(FASTNN_CAT(name, loop))(0, 0, n, param, grad, state, k,      \
+                                                 mags, signs);                        \
         case 1: if (1 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k); \
+                    return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k,  \
+                                                     mags, signs);                    \
                 return FASTNN_EINVAL;                                                 \
         case 2: if (2 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k); \
+                    return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k,  \
+                                                     mags, signs);                    \
                 return FASTNN_EINVAL;                                                 \
-        case 3: return F(FASTNN_CAT(name, loop))(1, 0, n, param, grad, state, k);     \
+        case 3: return F(FASTNN_CAT(name, loop))(1, 0, n, param, grad, state, k,      \
+                                                 mags, signs);                        \
         case 4: if (1 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k); \
+                    return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k,  \
+                                                     mags, signs);                    \
                 return FASTNN_EINVAL;                                                 \
         case 5: if (2 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k); \
+                    return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k,  \
+                                                     mags, signs);                    \
                 return FASTNN_EINVAL;                                                 \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
     static void F(FASTNN_CAT(name, range))(const void *ctx, int64_t lo, int64_t hi)   \
     {                                                                                 \
-        const F(opt_job) *j = (const F(opt_job) *)ctx;                                \
+        F(opt_job) *j = (F(opt_job) *)ctx;                                            \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
+        UT mags[1 + FASTNN_OPT_MAX_STATE] = {0}, signs[FASTNN_OPT_MAX_STATE] = {0};    \
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
             s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
         if (F(FASTNN_CAT(name, span))(j->bad != NULL ? 0 : 1, j->mode, hi - lo,       \
-                                      j->param + lo, j->grad + lo, s, &j->k.name) &&  \
+                                      j->param + lo, j->grad + lo, s, &j->k.name,     \
+                                      mags, signs) &&                                 \
             j->bad != NULL)                                                           \
             atomic_store_explicit(j->bad, 1, memory_order_relaxed);                   \
+        if (j->bad == NULL) {                                                         \
+            for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)                        \
+                F(atomic_max_bits)(&j->mags[q], mags[q]);                             \
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                            \
+                atomic_fetch_or_explicit(&j->signs[q], signs[q], memory_order_relaxed); \
+        }                                                                             \
+    }                                                                                 \
+    static int F(FASTNN_CAT(name, safe_of))(const F(opt_job) *j,                      \
+                                            const fastnn_opt_bounds *b, double G)     \
+    {                                                                                 \
+        return F(FASTNN_CAT(name, safe))(&j->k.name, j->mode, b, G);                  \
+    }                                                                                 \
+    static int F(FASTNN_CAT(name, used_of))(const F(opt_job) *j)                      \
+    {                                                                                 \
+        return F(FASTNN_CAT(name, states))(j->mode);                                  \
     }
 FASTNN_OPTIMIZERS(OPT_PASSES)
 #undef OPT_PASSES
 
-/* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
-int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, const T *grad,
-                                  T *const *state, int64_t step, const double *hyper)
+/* the job of one parameter's update: its constants prepared and its mode
+ * picked (FASTNN_EINVAL for an unknown optimizer or a missing state), with
+ * the optimizer's range, bound and state count */
+static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
+                           T *const *state, int64_t step, const double *hyper,
+                           fastnn_range_fn *range,
+                           int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double),
+                           int (**used)(const F(opt_job) *))
 {
-    atomic_int bad;
-    atomic_init(&bad, 0);
-    F(opt_job) job;     /* field by field: the union of constants is not zeroed */
-    job.param = param;
-    job.grad = grad;
-    job.mode = 0;
-    job.bad = write ? NULL : &bad;
-    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
-        job.state[q] = NULL;
-    fastnn_range_fn range;
+    job->param = param;     /* field by field: the union of constants is not zeroed */
+    job->grad = grad;
+    job->mode = 0;
+    job->bad = NULL;
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+        job->state[q] = NULL;
+        atomic_init(&job->signs[q], 0);
+    }
+    for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+        atomic_init(&job->mags[q], 0);
     int status;
     switch (opt) {
 #define OPT_DISPATCH(ID, name, n_state, n_hyper, hypers)                               \
     case FASTNN_OPT_##ID:                                                              \
         for (int q = 0; q < (n_state); q++)                                            \
-            job.state[q] = state[q];                                                   \
-        status = F(FASTNN_CAT(name, prepare))(hyper, step, job.state, &job.k.name,     \
-                                              &job.mode);                              \
-        range = F(FASTNN_CAT(name, range));                                            \
-        if (job.mode < 0 || job.mode >= F(FASTNN_CAT(name, modes)))                    \
+            job->state[q] = state[q];                                                  \
+        status = F(FASTNN_CAT(name, prepare))(hyper, step, job->state, &job->k.name,   \
+                                              &job->mode);                             \
+        *range = F(FASTNN_CAT(name, range));                                           \
+        *safe = F(FASTNN_CAT(name, safe_of));                                          \
+        *used = F(FASTNN_CAT(name, used_of));                                          \
+        if (job->mode < 0 || job->mode >= F(FASTNN_CAT(name, modes)))                  \
             return FASTNN_EINVAL;                                                      \
         break;
     FASTNN_OPTIMIZERS(OPT_DISPATCH)
@@ -244,11 +405,79 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
     default:
         return FASTNN_EINVAL;
     }
+    return status;
+}
+
+/* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
+int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, const T *grad,
+                                  T *const *state, int64_t step, const double *hyper,
+                                  fastnn_opt_bounds *bounds)
+{
+    atomic_int bad;
+    atomic_init(&bad, 0);
+    F(opt_job) job;
+    fastnn_range_fn range;
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*used)(const F(opt_job) *);
+    const int status = F(opt_job_init)(&job, opt, param, grad, state, step, hyper, &range,
+                                       &safe, &used);
     if (status != FASTNN_OK)
         return status;
+    job.bad = write ? NULL : &bad;
     if (size > 0)
         fastnn_internal_parallel_ranges(range, &job, size, size);
+    if (write && bounds != NULL) {
+        const int n_used = used(&job);
+        bounds->known = 1;
+        bounds->param = F(mag_value)(atomic_load(&job.mags[0]));
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+            bounds->state[q] = q < n_used ? F(mag_value)(atomic_load(&job.mags[1 + q])) : 0.0;
+            bounds->negative[q] = q < n_used && atomic_load(&job.signs[q]) != 0;
+        }
+    }
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
+}
+
+/* whether the update is provably finite (see internal.h) */
+int F(fastnn_internal_opt_safe)(int opt, T *const *state, int64_t step, const double *hyper,
+                                const fastnn_opt_bounds *bounds, double grad_max)
+{
+    if (bounds == NULL || !bounds->known)
+        return 0;
+    F(opt_job) job;
+    fastnn_range_fn range;
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*used)(const F(opt_job) *);
+    if (F(opt_job_init)(&job, opt, NULL, NULL, state, step, hyper, &range, &safe, &used) !=
+        FASTNN_OK)
+        return 0;
+    return safe(&job, bounds, grad_max);
+}
+
+/* the trainer's proof on given arrays (see fastnn.h) */
+int F(fastnn_optimizer_update_proof)(int opt, int64_t size, const T *param, const T *grad,
+                                     T *const *state, const double *hyper, int64_t step)
+{
+    if (opt < 0 || opt >= FASTNN_N_OPT || size < 0 || step < 1 || param == NULL ||
+        grad == NULL || hyper == NULL || state == NULL)
+        return FASTNN_EINVAL;
+    F(opt_job) job;
+    fastnn_range_fn range;
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*used)(const F(opt_job) *);
+    const int status = F(opt_job_init)(&job, opt, NULL, NULL, state, step, hyper, &range,
+                                       &safe, &used);
+    if (status != FASTNN_OK)
+        return status;
+    fastnn_opt_bounds b = {1, F(fastnn_internal_max_abs)(param, 1, size, size), {0}, {0}};
+    for (int q = 0; q < used(&job); q++) {
+        UT sign = 0;
+        for (int64_t i = 0; i < size; i++)
+            sign |= F(sign_of)(state[q][i]);
+        b.state[q] = F(fastnn_internal_max_abs)(state[q], 1, size, size);
+        b.negative[q] = sign != 0;
+    }
+    return safe(&job, &b, F(fastnn_internal_max_abs)(grad, 1, size, size));
 }
 
 /* the public kernel: its arguments checked, then one update (see fastnn.h) */
@@ -261,8 +490,11 @@ int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
         return FASTNN_OK;
     if (param == NULL || grad == NULL || hyper == NULL || state == NULL)
         return FASTNN_EINVAL;
-    return F(fastnn_internal_opt_update)(opt, 1, size, param, grad, state, step, hyper);
+    return F(fastnn_internal_opt_update)(opt, 1, size, param, grad, state, step, hyper,
+                                          NULL);
 }
 
 #undef OPT_MODES
 #undef NOT_FINITE
+#undef SIGN_SHIFT
+#undef WITHIN

@@ -37,6 +37,11 @@ struct fastnn_trainer {
     void **ys;       /* per stage: output of the current batch (may alias) */
     void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
     double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
+    /* per stage, W then b: what the last update wrote (see update_all) and
+       the largest |gradient| of the current batch */
+    fastnn_opt_bounds *bounds;
+    double *grad_max;
+    int64_t exact_checks; /* batches whose update needed the dry run */
     const volatile sig_atomic_t *cancel; /* stop when non-zero; NULL: never */
 };
 
@@ -44,6 +49,11 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
 {
     if (t != NULL)
         t->cancel = flag;
+}
+
+int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t)
+{
+    return t != NULL ? t->exact_checks : -1;
 }
 
 static inline int cancelled(const fastnn_trainer *t)
@@ -87,6 +97,8 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->grad[0]);
     free(t->grad[1]);
     free(t->loss_work);
+    free(t->bounds);
+    free(t->grad_max);
     free(t);
 }
 
@@ -130,7 +142,9 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->z = calloc((size_t)n_stages, sizeof(void *));
     t->mask = calloc((size_t)n_stages, sizeof(void *));
     t->ys = calloc((size_t)n_stages, sizeof(void *));
-    if (!t->out || !t->z || !t->mask || !t->ys)
+    t->bounds = calloc(2 * (size_t)n_stages, sizeof(fastnn_opt_bounds));
+    t->grad_max = calloc(2 * (size_t)n_stages, sizeof(double));
+    if (!t->out || !t->z || !t->mask || !t->ys || !t->bounds || !t->grad_max)
         goto nomem;
     int64_t widest = n_features;
     for (int64_t s = 0; s < n_stages; s++) {

@@ -14,8 +14,9 @@ int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
     return trainer_new(out, stages, n_stages, spec, n_features, batch, sizeof(T));
 }
 
-/* every parameter's update, in layer order (W, then b), or its dry run
- * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN) */
+/* Every parameter's update, in layer order (W, then b), or its dry run
+ * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN).  The
+ * update records in t->bounds the magnitudes it wrote, for safe_all. */
 static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
 {
     const fastnn_train_spec *spec = t->spec;
@@ -33,13 +34,43 @@ static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
             T *st_t[FASTNN_OPT_MAX_STATE];
             for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
                 st_t[q] = (T *)state[q];
-            const int status = F(fastnn_internal_opt_update)(spec->optimizer, write, size, p,
-                                                             g, st_t, step, spec->hyper);
+            const int status = F(fastnn_internal_opt_update)(
+                spec->optimizer, write, size, p, g, st_t, step, spec->hyper,
+                write ? &t->bounds[2 * s + which] : NULL);
             if (status != FASTNN_OK)
                 return status;
         }
     }
     return FASTNN_OK;
+}
+
+/* 1 when every update of this batch is proved finite from the magnitudes
+ * the last update wrote and this batch's largest gradients (see
+ * fastnn_internal_opt_safe), so the dry run can be skipped: the same
+ * guarantee for the price of a few operations per array instead of a pass
+ * over all of them.  Bounds are unknown at the start of each run (the
+ * caller may have changed the parameters in between). */
+static int F(safe_all)(fastnn_trainer *t, int64_t step)
+{
+    const fastnn_train_spec *spec = t->spec;
+    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
+        fastnn_stage *st = &t->stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        for (int which = 0; which < 2; which++) {
+            if ((which ? st->b : st->W) == NULL)
+                continue;
+            void **state = which ? st->state_b : st->state_W;
+            T *st_t[FASTNN_OPT_MAX_STATE];
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+                st_t[q] = (T *)state[q];
+            if (!F(fastnn_internal_opt_safe)(spec->optimizer, st_t, step, spec->hyper,
+                                             &t->bounds[2 * s + which],
+                                             t->grad_max[2 * s + which]))
+                return 0;
+        }
+    }
+    return 1;
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
@@ -117,11 +148,10 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         switch (st->kind) {
         case FASTNN_STAGE_DENSE: {
             const int need_dx = s > t->first_param_stage;
-            status = F(fastnn_dense_backward)(rows, st->width_in, st->width_out, input,
-                                               (const T *)st->W, (const T *)t->z[s], ys[s],
-                                               cur, st->act, st->alpha, cur,
-                                               need_dx ? other : NULL, (T *)st->dW,
-                                               (T *)st->db);
+            status = F(fastnn_internal_dense_backward)(
+                rows, st->width_in, st->width_out, input, (const T *)st->W,
+                (const T *)t->z[s], ys[s], cur, st->act, st->alpha, cur,
+                need_dx ? other : NULL, (T *)st->dW, (T *)st->db, &t->grad_max[2 * s]);
             if (need_dx) {
                 T *tmp = cur;
                 cur = other;
@@ -149,13 +179,18 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
 
     /* the update is applied only if every new parameter and optimizer state
      * value is finite (a non-finite gradient makes one of them non-finite):
-     * a dry run checks first, so a diverging batch changes nothing */
+     * proved from bounds, or else checked by a dry run, so a diverging batch
+     * changes nothing */
     const int64_t step = spec->step + 1;
-    status = F(update_all)(t, step, 0);
-    if (status == FASTNN_OK && cancelled(t))
+    if (!F(safe_all)(t, step)) {
+        t->exact_checks++;
+        status = F(update_all)(t, step, 0);
+        if (status != FASTNN_OK)
+            return status;
+    }
+    if (cancelled(t))
         return batch_interrupted(t, ns);  /* the last point to drop the batch */
-    if (status == FASTNN_OK)
-        status = F(update_all)(t, step, 1);
+    status = F(update_all)(t, step, 1);
     if (status != FASTNN_OK)
         return status;
     t->spec->step = step;
@@ -181,6 +216,8 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     default: return FASTNN_EINVAL;
     }
     int64_t e = *epoch, pos = *start, done = 0;
+    for (int64_t s = 0; s < 2 * t->n_stages; s++)
+        t->bounds[s].known = 0;   /* the parameters may have changed since */
     int status = FASTNN_OK;
     /* the GEMMs this thread starts read the cancel flag too */
     const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;

@@ -630,6 +630,10 @@ cdef class Trainer:
     ----------
     interrupted : bool
         Whether the last ``run`` was stopped by a SIGINT it caught (see ``run``).
+    exact_checks : int
+        How many batches so far needed the dry run of their update: the
+        others' updates were proved finite from bounds (csrc/fastnn.h,
+        ``fastnn_trainer_exact_checks``).
     """
 
     cdef readonly bint interrupted
@@ -810,6 +814,12 @@ cdef class Trainer:
                 "training diverged: the loss or an update became NaN or infinite", epoch)
         _check_status(status, "train")
         return epoch, start
+
+    @property
+    def exact_checks(self):
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        return fastnn_trainer_exact_checks(self._trainer)
 
     def close(self):
         """Free the workspace; returns the dropout steps per stage and the optimizer step."""
@@ -1072,6 +1082,15 @@ class CythonOps(NumpyOps):
         One wrapper for every row of C's optimizer table: the arrays checked
         here with the GIL, then fastnn_optimizer_update_* without it.
         """
+        self._optimizer_call(name, param, grad, states, hypers, step, False)
+
+    def _update_proved(self, name, param, grad, states, hypers, step=1):
+        """Whether the native trainer's bound proves this update finite, so it
+        would skip the update's dry run (fastnn_optimizer_update_proof_*);
+        nothing is written.  For tests of that proof."""
+        return self._optimizer_call(name, param, grad, states, hypers, step, True)
+
+    def _optimizer_call(self, name, param, grad, states, hypers, step, bint proof):
         cdef int code, j, status
         cdef int64_t c_step, size
         cdef double hyper[FASTNN_OPT_MAX_HYPER]
@@ -1086,14 +1105,16 @@ class CythonOps(NumpyOps):
         state_list, h = check_optimizer_call(name, states, hypers, step, row["n_state"],
                                              row["hypers"])
         _float_array(param, "param")
-        _writable(param, "param")
+        if not proof:
+            _writable(param, "param")
         _same(param, "param", grad, "grad")
         for j in range(FASTNN_OPT_MAX_STATE):
             state[j] = NULL
         for j, s in enumerate(state_list):
             if s is not None:
                 _same(param, "param", s, f"{name} state array {j}")
-                _writable(s, f"{name} state array {j}")
+                if not proof:
+                    _writable(s, f"{name} state array {j}")
                 state[j] = cnp.PyArray_DATA(<cnp.ndarray>s)
         for j, hname in enumerate(row["hypers"]):
             hyper[j] = h[hname]
@@ -1103,7 +1124,15 @@ class CythonOps(NumpyOps):
         pg = cnp.PyArray_DATA(<cnp.ndarray>grad)
         f32 = _f32(param)
         with nogil:
-            if f32:
+            if proof and f32:
+                status = fastnn_optimizer_update_proof_f32(code, size, <const float *>pp,
+                                                           <const float *>pg, <float **>state,
+                                                           hyper, c_step)
+            elif proof:
+                status = fastnn_optimizer_update_proof_f64(code, size, <const double *>pp,
+                                                           <const double *>pg,
+                                                           <double **>state, hyper, c_step)
+            elif f32:
                 status = fastnn_optimizer_update_f32(code, size, <float *>pp, <const float *>pg,
                                                      <float **>state, hyper, c_step)
             else:
@@ -1114,6 +1143,8 @@ class CythonOps(NumpyOps):
             missing = [j for j, s in enumerate(state_list) if s is None]
             if missing:
                 raise missing_state(name, missing[0], param.shape, h)
+        if proof and status >= 0:
+            return status == 1
         _check_status(status, name)
 
     # ---------------------------------------------- randomness, dropout

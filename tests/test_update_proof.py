@@ -1,0 +1,179 @@
+"""The native trainer's proof that an update stays finite, which lets it skip the dry run.
+
+Why it is built this way: a batch's update is applied only when every new
+parameter and optimizer state value is finite.  The native trainer used to
+check that with a dry run of every update (a second pass over all the
+parameters, gradients and state, each batch); now it first tries to prove it
+from a few numbers -- the largest magnitudes the previous update wrote and
+the batch's largest gradients (csrc/optim_impl.h, ``*_safe``) -- and runs
+the dry run only when the proof fails.  A wrong proof would let a
+non-finite value in, so the proof is tested on its own, against the
+reference's arithmetic, over values from tiny to the edge of overflow; and
+the trainer is tested to use it (``Trainer.exact_checks``), and to fall back
+to the dry run where it must, with the reference's results either way.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import training
+from fastnn.backends import numpy_ops
+
+co = pytest.importorskip("fastnn.backends.cython_ops",
+                         reason="the compiled backend is not built")
+
+DTYPES = (np.float32, np.float64)
+
+
+def _hypers(name, lr, beta1, beta2, eps, weight_decay, momentum, nesterov):
+    if name == "sgd":
+        return {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+                "nesterov": float(nesterov)}
+    return {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay}
+
+
+def _arrays(rng, dtype, size, exponent, n_state, name):
+    """param, grad and state arrays of magnitudes about 10**exponent (per array);
+    beyond the dtype's range some values are infinite."""
+    def draw(e):
+        with np.errstate(over="ignore"):
+            return (rng.standard_normal(size) * 10.0 ** e).astype(dtype)
+    param, grad = draw(exponent[0]), draw(exponent[1])
+    states = [draw(exponent[2 + j]) for j in range(n_state)]
+    if name == "adam":
+        states[1] = np.abs(states[1])          # a second moment the optimizer wrote
+    return param, grad, states
+
+
+def _reference_is_finite(name, param, grad, states, hypers, step):
+    p, s = param.copy(), [None if x is None else x.copy() for x in states]
+    with np.errstate(all="ignore"):
+        numpy_ops.NumpyOps().optimizer_update(name, p, grad, s, hypers, step)
+    return bool(np.isfinite(p).all() and all(np.isfinite(x).all() for x in s if x is not None))
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(["sgd", "adam"]), dtype=st.sampled_from(DTYPES),
+       exps=st.lists(st.integers(-45, 308), min_size=4, max_size=4),
+       lr_exp=st.integers(-8, 40), momentum=st.sampled_from([0.0, 0.9, -0.5, 1.5]),
+       nesterov=st.booleans(), wd=st.sampled_from([0.0, 1e-4, 10.0, 1e30]),
+       beta1=st.sampled_from([0.9, 0.0, 1.0]), beta2=st.sampled_from([0.999, 0.0, 1.0]),
+       eps=st.sampled_from([1e-8, 1e-30, 0.0, 1e-300]), step=st.integers(1, 10_000),
+       seed=st.integers(0, 2**32 - 1))
+def test_a_proved_update_is_finite_in_the_reference(name, dtype, exps, lr_exp, momentum,
+                                                     nesterov, wd, beta1, beta2, eps, step,
+                                                     seed):
+    """Whenever the proof says an update stays finite, the reference's update of the
+    same arrays gives only finite values (the proof may say no when unsure)."""
+    top = 38 if dtype == np.float32 else 308
+    exps = [min(e, top) for e in exps]
+    n_state = 1 if name == "sgd" else 2
+    param, grad, states = _arrays(np.random.default_rng(seed), dtype, 64, exps, n_state, name)
+    if name == "sgd" and momentum == 0.0:
+        states = [None]
+    hypers = _hypers(name, 10.0 ** lr_exp, beta1, beta2, eps, wd, momentum, nesterov)
+    proved = co.CythonOps()._update_proved(name, param, grad, states, hypers, step)
+    if proved:
+        assert _reference_is_finite(name, param, grad, states, hypers, step)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_ordinary_updates_are_proved(name, dtype):
+    """Weights, gradients and moments of everyday sizes: the proof holds, so the trainer
+    skips the dry run."""
+    rng = np.random.default_rng(0)
+    param, grad, states = _arrays(rng, dtype, 1000, [0, -2, -2, -4], 1 if name == "sgd" else 2,
+                                  name)
+    hypers = _hypers(name, 1e-3, 0.9, 0.999, 1e-8, 1e-4, 0.9, False)
+    assert co.CythonOps()._update_proved(name, param, grad, states, hypers, 1)
+
+
+@pytest.mark.parametrize("case", ["huge param", "inf grad", "nan grad", "negative v",
+                                  "zero eps"])
+def test_the_proof_refuses_what_it_cannot_bound(case):
+    rng = np.random.default_rng(1)
+    param, grad, states = _arrays(rng, np.float32, 100, [0, -2, -2, -4], 2, "adam")
+    hypers = _hypers("adam", 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, False)
+    if case == "huge param":
+        param[7] = 1e38
+    elif case == "inf grad":
+        grad[3] = np.inf
+    elif case == "nan grad":
+        grad[3] = np.nan
+    elif case == "negative v":
+        states[1][5] = -1e-3
+    else:
+        hypers["eps"] = 0.0
+    assert not co.CythonOps()._update_proved("adam", param, grad, states, hypers, 1)
+
+
+def test_the_proof_checks_its_arguments():
+    param = np.zeros(4)
+    with pytest.raises(ValueError, match="momentum"):
+        co.CythonOps()._update_proved("sgd", param, param, [None],
+                                      _hypers("sgd", 0.1, 0, 0, 0, 0.0, 0.9, False))
+    with pytest.raises(ValueError, match="unknown optimizer|not an optimizer|no optimizer"):
+        co.CythonOps()._update_proved("lion", param, param, [None], {})
+
+
+# ------------------------------------------------------------ the trainer
+def _network(backend, dtype, logit):
+    """A small classifier whose last bias starts at (logit, 0, 0)."""
+    net = fastnn.Network([fastnn.Dense(5, 7), fastnn.ReLU(), fastnn.Dense(7, 3)],
+                         backend=backend, dtype=dtype, seed=0)
+    net.layers[2].b[0] = logit
+    return net
+
+
+def _data(dtype, n=64):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 5)).astype(dtype), rng.integers(0, 3, n)
+
+
+OPTIMIZERS = {"sgd-momentum": lambda: fastnn.SGD(lr=0.05, momentum=0.9),
+              "adam": lambda: fastnn.Adam(lr=1e-3)}
+
+
+def _native_run(dtype, logit, optimizer, epochs=3, batch=8):
+    """One native trainer call over ``epochs`` epochs; the trainer's dry-run count."""
+    X, y = _data(dtype)
+    net = _network("cython", dtype, logit)
+    loss = fastnn.CrossEntropyLoss()
+    Xc, T = net._check_data(X, y, loss)
+    trainer = training._make_trainer(net, Xc, T, loss, optimizer, batch, None)
+    assert isinstance(trainer, training._NativeTrainer)
+    losses = np.zeros(epochs)
+    assert trainer.run(None, 0, 0, 10**6, losses) == (epochs, 0)
+    checks = trainer.trainer.exact_checks
+    trainer.close()
+    return net, checks
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_the_trainer_runs_one_dry_run_per_call_on_ordinary_weights(optimizer, dtype):
+    """24 batches in one call: only the first needs the dry run (nothing is known of
+    the weights when a call starts); the proof covers the other 23."""
+    _, checks = _native_run(dtype, 0.0, OPTIMIZERS[optimizer]())
+    assert checks == 1
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_near_overflow_every_batch_is_checked_and_matches_the_reference(optimizer):
+    """A bias of 1e38 in float32 (a logit whose gradient is ordinary) is beyond what
+    the proof accepts, so every batch runs the dry run; the updates are finite and
+    equal the reference's bit for bit."""
+    dtype, logit = np.float32, 1e38
+    net, checks = _native_run(dtype, logit, OPTIMIZERS[optimizer]())
+    assert checks == 24
+    X, y = _data(dtype)
+    ref = _network("numpy", dtype, logit)
+    ref.fit(X, y, loss="cross_entropy", optimizer=OPTIMIZERS[optimizer](), epochs=3,
+            batch_size=8, shuffle=False)
+    for (key, p, _), (_, q, _) in zip(net.parameters(), ref.parameters()):
+        assert np.isfinite(p).all(), key
+        np.testing.assert_array_equal(p, q, err_msg=key)
