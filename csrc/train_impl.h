@@ -197,6 +197,22 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     return FASTNN_OK;
 }
 
+/* the shuffled batch's rows, copied on the pool: a copy of scattered rows
+ * is bound by memory latency, which two cores overlap */
+typedef struct {
+    const T *X;
+    const int64_t *order;
+    int64_t nf;
+    T *xb;
+} F(gather_job);
+
+static void F(gather_rows)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(gather_job) *g = (const F(gather_job) *)ctx;
+    for (int64_t i = lo; i < hi; i++)
+        memcpy(g->xb + i * g->nf, g->X + g->order[i] * g->nf, (size_t)g->nf * sizeof(T));
+}
+
 int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int64_t n,
                          int64_t t_width, const int64_t *orders, int64_t n_epochs,
                          int64_t *epoch, int64_t *start, int64_t max_batches,
@@ -236,13 +252,9 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
                         : (const void *)((const T *)targets + pos * t_width);
         } else {
             const int64_t *order = orders + e * n + pos;
-            T *xb = (T *)t->xb;
-            for (int64_t i = 0; i < rows; i++) {
-                const T *src = X + order[i] * nf;
-                T *dst = xb + i * nf;
-                for (int64_t j = 0; j < nf; j++)
-                    dst[j] = src[j];
-            }
+            const F(gather_job) gather = {X, order, nf, (T *)t->xb};
+            /* work: the elements read and written */
+            fastnn_internal_parallel_ranges(F(gather_rows), &gather, rows, 2 * rows * nf);
             if (labels) {
                 int64_t *tb = (int64_t *)t->tb;
                 for (int64_t i = 0; i < rows; i++)
@@ -253,7 +265,7 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
                     for (int64_t j = 0; j < t_width; j++)
                         tb[i * t_width + j] = ((const T *)targets)[order[i] * t_width + j];
             }
-            x = xb;
+            x = (const T *)t->xb;
             tg = t->tb;
         }
         double value;
