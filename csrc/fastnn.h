@@ -307,8 +307,9 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
  * price of a few operations per parameter array, from the magnitudes the
  * previous update wrote and the batch's largest gradients, or, when the
  * proof fails (the first batch of each fastnn_train_run call, values near
- * overflow, a non-finite gradient), checked by a dry run of the update.
- * -1 for NULL. */
+ * overflow, a non-finite gradient; every batch of a network of fewer than
+ * a few thousand parameters, for which the dry run is cheaper), checked by a
+ * dry run of the update.  -1 for NULL. */
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 
 /* Train from batch position (*epoch, *start) on: X is n x n_features,

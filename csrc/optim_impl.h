@@ -237,15 +237,17 @@ static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b
 
 /* one pass of an update over [lo, hi), split across threads: bad is NULL for
  * the update, else the dry run's flag, set by any range that finds a
- * non-finite value (a relaxed store: the flag is read after the pass); the
- * update's ranges merge the magnitudes of what they wrote into mags (the
- * parameter's, then each state's) and the state's sign bits into signs */
+ * non-finite value (a relaxed store: the flag is read after the pass); with
+ * track, the update's ranges merge the magnitudes of what they wrote into
+ * mags (the parameter's, then each state's) and the states' sign bits into
+ * signs */
 typedef struct {
     T *param;
     const T *grad;
     T *state[FASTNN_OPT_MAX_STATE];
     int mode;
     atomic_int *bad;
+    int track;          /* the update merges its magnitudes (bounds wanted) */
     _Atomic UT mags[1 + FASTNN_OPT_MAX_STATE];
     _Atomic UT signs[FASTNN_OPT_MAX_STATE];
     union {
@@ -348,7 +350,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                                       mags, signs) &&                                 \
             j->bad != NULL)                                                           \
             atomic_store_explicit(j->bad, 1, memory_order_relaxed);                   \
-        if (j->bad == NULL) {                                                         \
+        if (j->track) {                                                               \
             for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)                        \
                 F(atomic_max_bits)(&j->mags[q], mags[q]);                             \
             for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                            \
@@ -380,6 +382,7 @@ static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
     job->grad = grad;
     job->mode = 0;
     job->bad = NULL;
+    job->track = 0;
     for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
         job->state[q] = NULL;
         atomic_init(&job->signs[q], 0);
@@ -424,6 +427,7 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
     if (status != FASTNN_OK)
         return status;
     job.bad = write ? NULL : &bad;
+    job.track = write && bounds != NULL;
     if (size > 0)
         fastnn_internal_parallel_ranges(range, &job, size, size);
     if (write && bounds != NULL) {

@@ -23,6 +23,15 @@
 #include "fastnn.h"
 #include "internal.h"
 
+/* Networks with fewer parameters than this check every update with its dry
+ * run instead of proving it finite (see safe_all in train_impl.h): the
+ * proof's fixed costs per array and its maxima (measured on XOR, 17
+ * parameters: a fifth of the time per batch) are more than a dry run over
+ * a few thousand values in L1. */
+#ifndef FASTNN_TRAIN_PROOF_MIN
+#define FASTNN_TRAIN_PROOF_MIN 4096
+#endif
+
 struct fastnn_trainer {
     fastnn_stage *stages;
     int64_t n_stages;
@@ -42,6 +51,7 @@ struct fastnn_trainer {
     fastnn_opt_bounds *bounds;
     double *grad_max;
     int64_t exact_checks; /* batches whose update needed the dry run */
+    int use_proof;        /* prove updates finite (see safe_all) */
     const volatile sig_atomic_t *cancel; /* stop when non-zero; NULL: never */
 };
 
@@ -166,6 +176,11 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     }
     if (t->first_param_stage == n_stages)
         goto invalid;
+    int64_t n_params = 0;
+    for (int64_t s = 0; s < n_stages; s++)
+        if (stages[s].kind == FASTNN_STAGE_DENSE)
+            n_params += stages[s].width_in * stages[s].width_out + stages[s].width_out;
+    t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN;
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
                            (elem > sizeof(int64_t) ? elem : sizeof(int64_t));

@@ -36,7 +36,7 @@ static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
                 st_t[q] = (T *)state[q];
             const int status = F(fastnn_internal_opt_update)(
                 spec->optimizer, write, size, p, g, st_t, step, spec->hyper,
-                write ? &t->bounds[2 * s + which] : NULL);
+                write && t->use_proof ? &t->bounds[2 * s + which] : NULL);
             if (status != FASTNN_OK)
                 return status;
         }
@@ -49,10 +49,14 @@ static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
  * fastnn_internal_opt_safe), so the dry run can be skipped: the same
  * guarantee for the price of a few operations per array instead of a pass
  * over all of them.  Bounds are unknown at the start of each run (the
- * caller may have changed the parameters in between). */
+ * caller may have changed the parameters in between).  Small networks
+ * (t->use_proof = 0) always take the dry run: over a few thousand values in
+ * L1 it costs less than the proof's bookkeeping. */
 static int F(safe_all)(fastnn_trainer *t, int64_t step)
 {
     const fastnn_train_spec *spec = t->spec;
+    if (!t->use_proof)
+        return 0;
     for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
         fastnn_stage *st = &t->stages[s];
         if (st->kind != FASTNN_STAGE_DENSE)
@@ -151,7 +155,8 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
             status = F(fastnn_internal_dense_backward)(
                 rows, st->width_in, st->width_out, input, (const T *)st->W,
                 (const T *)t->z[s], ys[s], cur, st->act, st->alpha, cur,
-                need_dx ? other : NULL, (T *)st->dW, (T *)st->db, &t->grad_max[2 * s]);
+                need_dx ? other : NULL, (T *)st->dW, (T *)st->db,
+                t->use_proof ? &t->grad_max[2 * s] : NULL);
             if (need_dx) {
                 T *tmp = cur;
                 cur = other;
