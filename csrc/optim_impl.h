@@ -269,17 +269,28 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
 /* the most modes an optimizer may have */
 #define OPT_MODES 3
 
-/* For each optimizer: its loop over a span (inlined with constant write and
- * mode, so each pass is a plain loop the compiler vectorizes; the update
- * also keeps the largest magnitude it writes per array, an integer max),
- * the update and the dry run of a span as instruction-set clones, and the
- * thread range. */
+/* The passes over a span: the dry run, the update, and the update that
+ * also keeps the largest magnitude it writes per array (an integer max). */
+#define OPT_DRY 0
+#define OPT_WRITE 1
+#define OPT_WRITE_TRACK 2
+
+/* For each optimizer: its loop over a span (inlined with constant pass and
+ * mode, so each is a plain loop the compiler vectorizes), the passes of a
+ * span as instruction-set clones, and the thread range. */
+#define OPT_CASE(name, pass, mode)                                                     \
+    case (pass) * OPT_MODES + (mode):                                                  \
+        if ((mode) < F(FASTNN_CAT(name, modes)))                                       \
+            return F(FASTNN_CAT(name, loop))(pass, mode, n, param, grad, state, k,     \
+                                             mags, signs);                             \
+        return FASTNN_EINVAL;
 #define OPT_PASSES(ID, name, n_state, n_hyper, hypers)                                 \
     static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
-        const int write, const int mode, int64_t n, T *param, const T *grad,          \
+        const int pass, const int mode, int64_t n, T *param, const T *grad,           \
         T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
     {                                                                                 \
         const F(FASTNN_CAT(name, k)) k = *kp;                                         \
+        const int write = pass != OPT_DRY, track = pass == OPT_WRITE_TRACK;           \
         const int used = F(FASTNN_CAT(name, states))(mode);                           \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
         UT m[1 + FASTNN_OPT_MAX_STATE] = {0}, sg[FASTNN_OPT_MAX_STATE] = {0};          \
@@ -288,7 +299,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         int bad = 0;                                                                  \
         for (int64_t i = 0; i < n; i++) {                                             \
             bad |= F(FASTNN_CAT(name, elem))(write, mode, i, param, grad, s, &k);     \
-            if (write) {                                                              \
+            if (track) {                                                              \
                 const UT pb = F(mag_bits)(param[i]);                                  \
                 m[0] = pb > m[0] ? pb : m[0];                                         \
                 for (int j = 0; j < used; j++) {                                      \
@@ -298,7 +309,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                 }                                                                     \
             }                                                                         \
         }                                                                             \
-        if (write) {                                                                  \
+        if (track) {                                                                  \
             for (int j = 0; j < 1 + FASTNN_OPT_MAX_STATE; j++)                        \
                 mags[j] = m[j];                                                       \
             for (int j = 0; j < FASTNN_OPT_MAX_STATE; j++)                            \
@@ -307,34 +318,19 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         return bad;                                                                   \
     }                                                                                 \
     FASTNN_ELEMENTWISE static int F(FASTNN_CAT(name, span))(                          \
-        int write, int mode, int64_t n, T *param, const T *grad, T *const *state,     \
+        int pass, int mode, int64_t n, T *param, const T *grad, T *const *state,      \
         const F(FASTNN_CAT(name, k)) *k, UT *mags, UT *signs)                         \
     {                                                                                 \
         _Static_assert(F(FASTNN_CAT(name, modes)) >= 1 &&                             \
                        F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 3,     \
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
-        switch (write * OPT_MODES + mode) {                                           \
-        case 0: return F(FASTNN_CAT(name, loop))(0, 0, n, param, grad, state, k,      \
-                                                 mags, signs);                        \
-        case 1: if (1 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(0, 1, n, param, grad, state, k,  \
-                                                     mags, signs);                    \
-                return FASTNN_EINVAL;                                                 \
-        case 2: if (2 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(0, 2, n, param, grad, state, k,  \
-                                                     mags, signs);                    \
-                return FASTNN_EINVAL;                                                 \
-        case 3: return F(FASTNN_CAT(name, loop))(1, 0, n, param, grad, state, k,      \
-                                                 mags, signs);                        \
-        case 4: if (1 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(1, 1, n, param, grad, state, k,  \
-                                                     mags, signs);                    \
-                return FASTNN_EINVAL;                                                 \
-        case 5: if (2 < F(FASTNN_CAT(name, modes)))                                   \
-                    return F(FASTNN_CAT(name, loop))(1, 2, n, param, grad, state, k,  \
-                                                     mags, signs);                    \
-                return FASTNN_EINVAL;                                                 \
+        switch (pass * OPT_MODES + mode) {                                            \
+        OPT_CASE(name, OPT_DRY, 0) OPT_CASE(name, OPT_DRY, 1) OPT_CASE(name, OPT_DRY, 2) \
+        OPT_CASE(name, OPT_WRITE, 0) OPT_CASE(name, OPT_WRITE, 1)                     \
+        OPT_CASE(name, OPT_WRITE, 2)                                                  \
+        OPT_CASE(name, OPT_WRITE_TRACK, 0) OPT_CASE(name, OPT_WRITE_TRACK, 1)         \
+        OPT_CASE(name, OPT_WRITE_TRACK, 2)                                            \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -345,7 +341,8 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         UT mags[1 + FASTNN_OPT_MAX_STATE] = {0}, signs[FASTNN_OPT_MAX_STATE] = {0};    \
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
             s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
-        if (F(FASTNN_CAT(name, span))(j->bad != NULL ? 0 : 1, j->mode, hi - lo,       \
+        const int pass = j->bad != NULL ? OPT_DRY : j->track ? OPT_WRITE_TRACK : OPT_WRITE; \
+        if (F(FASTNN_CAT(name, span))(pass, j->mode, hi - lo,                         \
                                       j->param + lo, j->grad + lo, s, &j->k.name,     \
                                       mags, signs) &&                                 \
             j->bad != NULL)                                                           \
@@ -368,6 +365,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
     }
 FASTNN_OPTIMIZERS(OPT_PASSES)
 #undef OPT_PASSES
+#undef OPT_CASE
 
 /* the job of one parameter's update: its constants prepared and its mode
  * picked (FASTNN_EINVAL for an unknown optimizer or a missing state), with
@@ -499,6 +497,9 @@ int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
 }
 
 #undef OPT_MODES
+#undef OPT_DRY
+#undef OPT_WRITE
+#undef OPT_WRITE_TRACK
 #undef NOT_FINITE
 #undef SIGN_SHIFT
 #undef WITHIN
