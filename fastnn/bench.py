@@ -54,7 +54,7 @@ def _workload(sizes, activation, loss, optimizer, lr, batch, rows, dtype, title,
 WORKLOADS = {
     "xor": _workload((2, 4, 1), "sigmoid", "mse", "sgd", 0.5, None, 4, "float64",
                      "XOR 2-4-1 sigmoid, MSE, SGD, full batch, float64", tiny=True),
-    # seed 002 (the weight/height tutorial): every weight and bias ~ N(0, 1),
+    # the weight/height tutorial: every weight and bias ~ N(0, 1),
     # one sample at a time, in the table's order
     "weight_height": _workload((2, 2, 1), "sigmoid", "mse", "sgd", 0.1, 1, 4, "float64",
                                "weight/height 2-2-1 sigmoid, MSE, per-sample SGD, float64",
@@ -695,6 +695,28 @@ def format_table(results, gemm=None, peak=None):
     return "\n".join(lines)
 
 
+def format_scaling(per_row, threads):
+    """The tables of ``--scaling``: ``per_row`` of ``bench_scaling`` (with the
+    per-row time of the most rows over the fewest) and ``threads`` of
+    ``bench_threads`` (with the ratio of the last thread count to the first)."""
+    small, large = min(per_row), max(per_row)
+    lines = ["| MNIST-shaped float32, cython | ms per epoch | us per row |", "|---|---:|---:|"]
+    lines += [f"| {rows:,} rows | {s * rows * 1e3:,.1f} | {s * 1e6:.2f} |"
+              for rows, s in per_row.items()]
+    lines += ["", f"per-row time, {large:,} rows / {small:,} rows: "
+              f"{per_row[large] / per_row[small]:.2f}x"]
+    counts = list(next(iter(threads.values())))
+    first, last = counts[0], counts[-1]
+    lines += ["", "| threads, cython | " + " | ".join(
+        f"{n} thread{'s' * (n > 1)} samples/s" for n in counts) + f" | {last} / {first} |",
+        "|---" + "|---:" * (len(counts) + 1) + "|"]
+    for name, rates in threads.items():
+        lines.append(f"| {WORKLOADS[name]['title']} | "
+                     + " | ".join(f"{rates[n]:,.0f}" for n in counts)
+                     + f" | {rates[last] / rates[first]:.2f}x |")
+    return "\n".join(lines)
+
+
 def _format_peak(peak):
     return ", ".join(f"{dtype} {gflops:.0f}" for dtype, gflops in peak.items()) + " GFLOP/s"
 
@@ -734,15 +756,11 @@ def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memor
         if line:
             print("\n" + line, file=out)
     if scaling:
-        print("\ngrowth with the data (cython, alternating, medians):", file=out, flush=True)
+        print("\ngrowth with the data and the threads (cython, alternating, medians):",
+              file=out, flush=True)
         per_row = bench_scaling(rounds, target, out=out)
-        small, large = min(per_row), max(per_row)
-        print(f"per-row time, {large:,} rows / {small:,} rows: "
-              f"{per_row[large] / per_row[small]:.2f}x", file=out)
-        print("\nthreads (cython, alternating, medians):", file=out, flush=True)
-        for name, r in bench_threads(rounds=rounds, target=target, out=out).items():
-            (n1, v1), (n2, v2) = list(r.items())[:2]
-            print(f"{WORKLOADS[name]['title']}: {n2} threads / {n1}: {v2 / v1:.2f}x", file=out)
+        threads = bench_threads(rounds=rounds, target=target, out=out)
+        print("\n" + format_scaling(per_row, threads), file=out)
         if memory:
             line = memory_report("wide")
             if line:

@@ -204,3 +204,15 @@ def test_scaling_and_threads_measure_and_restore_the_thread_count(co):
         assert fastnn.get_num_threads() == 2
     finally:
         fastnn.set_num_threads(before)
+
+
+def test_format_scaling_reports_the_ratios():
+    per_row = {1_000: 2e-6, 10_000: 2.2e-6, 100_000: 3e-6}
+    threads = {"mnist32": {1: 100.0, 2: 150.0}, "wide": {1: 10.0, 2: 19.0}}
+    lines = bench.format_scaling(per_row, threads).splitlines()
+    assert lines[2] == "| 1,000 rows | 2.0 | 2.00 |"
+    assert lines[4] == "| 100,000 rows | 300.0 | 3.00 |"
+    assert lines[6] == f"per-row time, 100,000 rows / 1,000 rows: {3e-6 / 2e-6:.2f}x"
+    assert lines[8] == "| threads, cython | 1 thread samples/s | 2 threads samples/s | 2 / 1 |"
+    assert lines[10] == f"| {bench.WORKLOADS['mnist32']['title']} | 100 | 150 | 1.50x |"
+    assert lines[11].endswith(" | 10 | 19 | 1.90x |")
