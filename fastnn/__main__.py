@@ -111,7 +111,7 @@ def main(argv=None):
     p_bench.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
     p_bench.add_argument("--scaling", action="store_true",
                          help="also: time per row at 1,000 / 10,000 / 100,000 rows, 1 thread "
-                              "against 2, and the wide network's memory (about a minute more)")
+                              "against 2, and the wide network's memory (~20 s more)")
     sub.add_parser("info", help="show the version, backends, ISA, threads and build flags")
     args = parser.parse_args(argv)
     if args.command == "demo":

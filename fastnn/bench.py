@@ -18,11 +18,11 @@ run, the best counting (a neighbour's burst on a shared core only ever
 lowers it).  The workloads are defined once
 here and also used by ``benchmarks/``.
 
-The default run takes about a minute and a half on the project's 2-core
-machines: three rounds of each training workload and of each GEMM shape
-(whose blocks wait for the other library's threads to go idle, so a round
-costs more).  ``--scaling`` adds the growth with the data size, one thread
-against two, and the memory of the wide network (a minute more).  It
+The default run takes about a minute on the project's 2-core machines
+(63 s with PyTorch): three rounds of each training workload and of each
+GEMM shape (whose blocks wait for the other library's threads to go idle,
+so a round costs more).  ``--scaling`` adds the growth with the data size,
+one thread against two, and the memory of the wide network (~20 s more).  It
 compares the compiled backend with the reference, so when the compiled one
 cannot be loaded it stops and says why (never a column of NaN).
 """
