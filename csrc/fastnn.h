@@ -120,6 +120,17 @@ const char *fastnn_isa_name(int isa);  /* "generic", "avx2", "avx512" or "unknow
 int fastnn_set_num_threads(int n);     /* n >= 1; FASTNN_EINVAL otherwise */
 int fastnn_get_num_threads(void);
 
+/* ---- the machine's FMA peak (peak.c) ------------------------------------
+ * *gflops = the multiply-add throughput (GFLOP/s, an FMA counted as 2 flops)
+ * of the ISA in use (fastnn_get_isa) on fastnn_get_num_threads() threads at
+ * once: independent FMA chains in registers, timed, the best of a few runs
+ * (~0.1 s in all).  The generic ISA measures the compiler-vectorized C of
+ * the portable kernels (a multiply and an add per element).  FASTNN_EINVAL
+ * for a NULL gflops, FASTNN_ENOMEM.
+ */
+int fastnn_fma_peak_f32(double *gflops);
+int fastnn_fma_peak_f64(double *gflops);
+
 /* ---- GEMM (gemm.c) ------------------------------------------------------
  * C[m, n] = op(A) @ op(B)              (beta == 0, C is overwritten)
  * C[m, n] = op(A) @ op(B) + beta * C   (beta != 0)

@@ -101,14 +101,17 @@ def main(argv=None):
     p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
     p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
                          help="run only this workload (repeatable); default: all")
-    p_bench.add_argument("--rounds", type=_positive_int, default=5,
+    p_bench.add_argument("--rounds", type=_positive_int, default=3,
                          help="alternating rounds per training workload (median)")
     p_bench.add_argument("--gemm-rounds", type=_positive_int, default=3,
-                         help="alternating rounds per GEMM shape (median; 5 for the full run)")
+                         help="alternating rounds per GEMM shape (median)")
     p_bench.add_argument("--seconds", type=float, default=0.25,
-                         help="time per backend per round")
+                         help="time per trainer per round")
     p_bench.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     p_bench.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison")
+    p_bench.add_argument("--scaling", action="store_true",
+                         help="also: time per row at 1,000 / 10,000 / 100,000 rows, 1 thread "
+                              "against 2, and the wide network's memory (~20 s more)")
     sub.add_parser("info", help="show the version, backends, ISA, threads and build flags")
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -116,7 +119,7 @@ def main(argv=None):
     if args.command == "bench":
         return bench.main(args.workload, args.rounds, args.seconds,
                           False if args.no_torch else None, gemm=not args.no_gemm,
-                          gemm_rounds=args.gemm_rounds)
+                          gemm_rounds=args.gemm_rounds, scaling=args.scaling)
     return info()
 
 

@@ -1,20 +1,30 @@
 """Benchmarks of the training loop: ``python -m fastnn bench``.
 
 Why it is built this way: this machine is shared and noisy, so a speed claim
-is a *ratio measured in one run*: every round times each backend once, in
-alternation (numpy, cython, torch, numpy, ...), and the table reports medians
-over rounds.  Each backend trains for a number of epochs calibrated to take
-about the same wall time, and throughput is samples per second.  PyTorch, when
-installed, runs in a child process (so its threads and allocator do not
-disturb ours) that takes one command per round over a pipe.  The workloads
-are defined once here and also used by ``benchmarks/``.
+is a *ratio measured in one run*: every round times each trainer once, in
+alternation (tutorial, numpy, cython, torch, tutorial, ...), and the table
+reports medians over rounds.  Each trainer trains for a number of epochs
+calibrated to take about the same wall time, and throughput is samples per
+second.  The baseline a user migrates from is the "tutorial" column: the
+plain NumPy loop of the tutorials (``TutorialMLP``, no checks), the same
+network, data and formulas, so ``cython / tutorial`` is the speed-up a user
+of the tutorials gets.  PyTorch, when installed, runs in a child process (so
+its threads and allocator do not disturb ours) that takes one command per
+round over a pipe.  How close the compiled backend runs to the machine is
+the "% of peak" column: its FLOPs per second over the FMA peak that
+``cython_ops.fma_peak`` measures (same instruction set, all of fastnn's
+threads), measured at the start, after each workload and at the end of the
+run, the best counting (a neighbour's burst on a shared core only ever
+lowers it).  The workloads are defined once
+here and also used by ``benchmarks/``.
 
-The default run fits in about a minute on the project's 2-core machines:
-five rounds of each training workload, three of each GEMM shape (whose
-blocks wait for the other library's threads to go idle, so a round costs
-more); ``--gemm-rounds 5`` gives the GEMM the training's five.  It compares
-the compiled backend with the reference, so when the compiled one cannot be
-loaded it stops and says why (never a column of NaN).
+The default run takes about a minute on the project's 2-core machines
+(63 s with PyTorch): three rounds of each training workload and of each
+GEMM shape (whose blocks wait for the other library's threads to go idle,
+so a round costs more).  ``--scaling`` adds the growth with the data size,
+one thread against two, and the memory of the wide network (~20 s more).  It
+compares the compiled backend with the reference, so when the compiled one
+cannot be loaded it stops and says why (never a column of NaN).
 """
 
 import json
@@ -26,61 +36,251 @@ import time
 
 import numpy as np
 
+
+def _workload(sizes, activation, loss, optimizer, lr, batch, rows, dtype, title, *,
+              momentum=0.0, shuffle=None, init="auto", tiny=False):
+    """One workload: the network (``sizes``: input width, then each layer's output
+    width; ``activation`` after every layer but a cross-entropy's logits), its
+    loss and optimizer (``"sgd"`` with ``momentum``, or ``"adam"``), batches
+    (None: the whole set), data rows and dtype.  ``shuffle`` defaults to
+    "when there are batches"; ``tiny``: too small for "% of peak" to mean
+    anything (all call overhead)."""
+    return dict(sizes=sizes, activation=activation, loss=loss, optimizer=optimizer, lr=lr,
+                momentum=momentum, batch=batch, rows=rows, dtype=dtype, title=title,
+                shuffle=batch is not None if shuffle is None else shuffle, init=init,
+                tiny=tiny)
+
+
 WORKLOADS = {
-    # name: sizes, activation, loss, optimizer, batch size, rows, dtype
-    "xor": dict(sizes=(2, 4, 1), activation="sigmoid", loss="mse", optimizer="sgd",
-                batch=None, rows=4, dtype="float64",
-                title="XOR 2-4-1 sigmoid, MSE, SGD, full batch, float64"),
-    "digits": dict(sizes=(64, 32, 10), activation="relu", loss="cross_entropy",
-                   optimizer="adam", batch=32, rows=1797, dtype="float32",
-                   title="digits 64-32-10 relu, cross-entropy, Adam, batch 32, float32"),
-    "mnist32": dict(sizes=(784, 256, 128, 10), activation="relu", loss="cross_entropy",
-                    optimizer="momentum", batch=64, rows=6400, dtype="float32",
-                    title="MNIST-shaped 784-256-128-10 relu, SGD momentum, batch 64, float32"),
-    "mnist64": dict(sizes=(784, 256, 128, 10), activation="relu", loss="cross_entropy",
-                    optimizer="momentum", batch=64, rows=6400, dtype="float64",
-                    title="MNIST-shaped 784-256-128-10 relu, SGD momentum, batch 64, float64"),
+    "xor": _workload((2, 4, 1), "sigmoid", "mse", "sgd", 0.5, None, 4, "float64",
+                     "XOR 2-4-1 sigmoid, MSE, SGD, full batch, float64", tiny=True),
+    # the weight/height tutorial: every weight and bias ~ N(0, 1),
+    # one sample at a time, in the table's order
+    "weight_height": _workload((2, 2, 1), "sigmoid", "mse", "sgd", 0.1, 1, 4, "float64",
+                               "weight/height 2-2-1 sigmoid, MSE, per-sample SGD, float64",
+                               shuffle=False, init="normal", tiny=True),
+    "digits": _workload((64, 32, 10), "relu", "cross_entropy", "adam", 1e-3, 32, 1797,
+                        "float32",
+                        "digits 64-32-10 relu, cross-entropy, Adam, batch 32, float32"),
+    "mnist32": _workload((784, 256, 128, 10), "relu", "cross_entropy", "sgd", 0.01, 64, 6400,
+                         "float32", "MNIST-shaped 784-256-128-10 relu, SGD momentum, "
+                         "batch 64, float32", momentum=0.9),
+    "mnist64": _workload((784, 256, 128, 10), "relu", "cross_entropy", "sgd", 0.01, 64, 6400,
+                         "float64", "MNIST-shaped 784-256-128-10 relu, SGD momentum, "
+                         "batch 64, float64", momentum=0.9),
+    "wide": _workload((784, 1024, 1024, 10), "relu", "cross_entropy", "adam", 1e-3, 256, 2048,
+                      "float32", "wide 784-1024-1024-10 relu, cross-entropy, Adam, "
+                      "batch 256, float32"),
 }
 
 
-def workload_data(name):
-    """Seeded synthetic data of the workload's shape: X (rows, n_in), y."""
+def workload_data(name, rows=None):
+    """Data of the workload: its own table (XOR, weight/height) or seeded synthetic
+    data of its shape, ``rows`` rows (default the workload's).
+
+    Returns X (rows, n_in) of the workload's dtype and y: (rows, 1) floats for
+    MSE, int64 class labels (rows,) for cross-entropy.
+    """
+    from fastnn import datasets
     w = WORKLOADS[name]
     if name == "xor":
-        return (np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64),
-                np.array([[0], [1], [1], [0]], dtype=np.float64))
+        X, y = datasets.xor()
+        return X, y.reshape(-1, 1)
+    if name == "weight_height":
+        X, y = datasets.gender()                   # Alice, Bob, Charlie, Diana
+        return X, y.reshape(-1, 1)
+    rows = w["rows"] if rows is None else rows
     rng = np.random.default_rng(0)
-    X = rng.random((w["rows"], w["sizes"][0])).astype(w["dtype"])
-    return X, rng.integers(0, w["sizes"][-1], w["rows"])
+    X = rng.random((rows, w["sizes"][0])).astype(w["dtype"])
+    return X, rng.integers(0, w["sizes"][-1], rows)
 
 
-def fastnn_network(name, backend):
-    """The workload's network, loss and optimizer on a fastnn backend."""
+def fastnn_network(name, backend, dtype=None):
+    """The workload's network (seed 0), loss and optimizer on a fastnn backend
+    (``dtype``: another dtype than the workload's, for tests)."""
     import fastnn
     w = WORKLOADS[name]
     act = {"sigmoid": fastnn.Sigmoid, "relu": fastnn.ReLU}[w["activation"]]
     layers = []
     for n_in, n_out in zip(w["sizes"][:-1], w["sizes"][1:]):
-        layers += [fastnn.Dense(n_in, n_out), act()]
+        layers += [fastnn.Dense(n_in, n_out, init=w["init"]), act()]
     if w["loss"] == "cross_entropy":
         layers.pop()                       # logits out
-    net = fastnn.Network(layers, backend=backend, dtype=w["dtype"], seed=0)
-    optimizer = {"sgd": lambda: fastnn.SGD(lr=0.5),
-                 "adam": lambda: fastnn.Adam(lr=1e-3),
-                 "momentum": lambda: fastnn.SGD(lr=0.01, momentum=0.9)}[w["optimizer"]]()
+    net = fastnn.Network(layers, backend=backend, dtype=dtype or w["dtype"], seed=0)
+    optimizer = (fastnn.Adam(lr=w["lr"]) if w["optimizer"] == "adam"
+                 else fastnn.SGD(lr=w["lr"], momentum=w["momentum"]))
     return net, w["loss"], optimizer
 
 
-def _fastnn_trainer(name, backend):
-    """A function training ``epochs`` epochs of the workload on a fastnn backend."""
-    X, y = workload_data(name)
+def _fastnn_trainer(name, backend, data=None):
+    """A function training ``epochs`` epochs of the workload on a fastnn backend
+    (on ``data`` = (X, y), default the workload's)."""
+    X, y = workload_data(name) if data is None else data
     net, loss, optimizer = fastnn_network(name, backend)
-    batch = WORKLOADS[name]["batch"]
-    shuffle = batch is not None            # full-batch XOR: order is irrelevant
+    w = WORKLOADS[name]
 
     def train(epochs):
-        net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch,
-                shuffle=shuffle, seed=0)
+        net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=w["batch"],
+                shuffle=w["shuffle"], seed=0)
+    return train
+
+
+class TutorialMLP:
+    """The NumPy training loop a reader of the tutorials writes by hand: the baseline.
+
+    Plain ``X @ W + b``, ``np.maximum`` or ``1 / (1 + np.exp(-z))``, a
+    max-shifted softmax, ``A.T @ dZ``, and the optimizer formulas of fastnn
+    (PyTorch's): SGD ``v = mu*v + g; p -= lr*v``; Adam with its bias
+    corrections and ``eps`` after the square root.  Losses take the mean (MSE
+    over all elements, cross-entropy on logits over the rows).  No finiteness
+    checks, no validation; buffers are updated in place where a tutorial
+    could (optimizer state, parameters, the incoming gradient), so the
+    baseline is not handicapped by needless copies.  Each epoch's loss is
+    kept, as the tutorials print it (it costs a few operations on the output).
+
+    Parameters
+    ----------
+    weights : list of ndarray, each (n_in, n_out)
+        Copied; the layers' weights, ``X @ W`` layout.
+    biases : list of ndarray, each (n_out,)
+        Copied.
+    activation : {"sigmoid", "relu"}
+        After every layer, but the last one when ``loss`` is cross-entropy.
+    loss : {"mse", "cross_entropy"}
+        MSE against targets (n, n_out); cross-entropy on the logits against
+        integer labels (n,).
+    optimizer : {"sgd", "adam"}
+    lr : float
+    momentum : float, default 0
+        SGD only.
+    betas, eps
+        Adam only: PyTorch's defaults.
+    """
+
+    def __init__(self, weights, biases, activation, loss, optimizer, lr, *, momentum=0.0,
+                 betas=(0.9, 0.999), eps=1e-8):
+        if activation not in ("sigmoid", "relu") or loss not in ("mse", "cross_entropy") \
+                or optimizer not in ("sgd", "adam"):
+            raise ValueError(f"TutorialMLP: unknown activation, loss or optimizer: "
+                             f"{activation!r}, {loss!r}, {optimizer!r}")
+        self.W = [np.array(W) for W in weights]
+        self.b = [np.array(b) for b in biases]
+        self.activation, self.loss, self.optimizer = activation, loss, optimizer
+        self.lr, self.momentum, self.betas, self.eps = lr, momentum, betas, eps
+        params = self.W + self.b
+        n_state = 2 if optimizer == "adam" else (1 if momentum else 0)
+        self.state = [[np.zeros_like(p) for _ in range(n_state)] for p in params]
+        self.t = 0                          # updates done (Adam's step count)
+
+    def fit(self, X, y, epochs, batch_size=None, rng=None):
+        """Train ``epochs`` epochs; returns the mean loss of each epoch.
+
+        X : (n, n_in); y : (n, n_out) targets or (n,) labels.  ``batch_size``
+        None: the whole set per step.  ``rng`` (a numpy Generator): shuffle
+        each epoch with ``rng.permutation(n)``; None: the rows in order.
+        """
+        n = len(X)
+        batch = n if batch_size is None else batch_size
+        losses = []
+        for _ in range(epochs):
+            if rng is not None:
+                order = rng.permutation(n)
+                Xs, ys = X[order], y[order]
+            else:
+                Xs, ys = X, y
+            total = 0.0
+            for start in range(0, n, batch):
+                xb, yb = Xs[start:start + batch], ys[start:start + batch]
+                total += self.step(xb, yb) * len(xb)
+            losses.append(total / n)
+        return losses
+
+    def step(self, xb, yb):
+        """One batch: forward, loss, backward and update; returns the batch's loss."""
+        last = len(self.W) - 1
+        # forward, keeping each layer's output for the backward pass
+        A = [xb]
+        for l, (W, b) in enumerate(zip(self.W, self.b)):
+            Z = A[-1] @ W + b
+            if l == last and self.loss == "cross_entropy":
+                A.append(Z)                                     # logits
+            elif self.activation == "relu":
+                A.append(np.maximum(Z, 0))
+            else:
+                A.append(1 / (1 + np.exp(-Z)))
+        out = A[-1]
+        # the loss and its gradient with respect to the output (mean reduction)
+        if self.loss == "mse":
+            diff = out - yb
+            loss = float(np.mean(diff * diff))
+            dA = diff * (2 / diff.size)
+        else:
+            rows = np.arange(len(yb))
+            shifted = out - out.max(axis=1, keepdims=True)
+            E = np.exp(shifted)
+            S = E.sum(axis=1, keepdims=True)
+            loss = float(np.mean(np.log(S[:, 0]) - shifted[rows, yb]))
+            dZ = E / S                                          # softmax
+            dZ[rows, yb] -= 1
+            dZ *= 1 / len(yb)
+        # backward, last layer first: each layer's dX uses its W before the update
+        self.t += 1
+        for l in range(last, -1, -1):
+            if l < last or self.loss == "mse":
+                if self.activation == "relu":
+                    dA *= A[l + 1] > 0
+                else:
+                    dA *= A[l + 1] * (1 - A[l + 1])
+                dZ = dA
+            dW = A[l].T @ dZ
+            db = dZ.sum(axis=0)
+            if l > 0:
+                dA = dZ @ self.W[l].T
+            self._update(self.W[l], dW, self.state[l])
+            self._update(self.b[l], db, self.state[len(self.W) + l])
+        return loss
+
+    def _update(self, p, g, state):
+        """The optimizer's update of one parameter, in place."""
+        if self.optimizer == "sgd":
+            if state:
+                v, = state
+                v *= self.momentum
+                v += g
+                g = v
+            p -= self.lr * g
+            return
+        m, v = state
+        beta1, beta2 = self.betas
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        step_size = self.lr / (1 - beta1 ** self.t)
+        denom = np.sqrt(v) / (1 - beta2 ** self.t) ** 0.5 + self.eps
+        p -= step_size * (m / denom)
+
+
+def tutorial_network(name, dtype=None, net=None):
+    """The workload as a ``TutorialMLP`` from the initial weights of its fastnn
+    network (``net``, default the workload's on the reference backend, seed 0)."""
+    w = WORKLOADS[name]
+    if net is None:
+        net, _, _ = fastnn_network(name, "numpy", dtype)
+    dense = [layer for layer in net.layers if hasattr(layer, "W")]
+    return TutorialMLP([d.W for d in dense], [d.b for d in dense], w["activation"], w["loss"],
+                       w["optimizer"], w["lr"], momentum=w["momentum"])
+
+
+def _tutorial_trainer(name, data=None):
+    """A function training ``epochs`` epochs of the workload with ``TutorialMLP``."""
+    X, y = workload_data(name) if data is None else data
+    w = WORKLOADS[name]
+    mlp = tutorial_network(name)
+    rng = np.random.default_rng(0) if w["shuffle"] else None
+
+    def train(epochs):
+        mlp.fit(X, y, epochs, w["batch"], rng)
     return train
 
 
@@ -100,17 +300,15 @@ def _torch_trainer(name):
         layers.pop()
     model = torch.nn.Sequential(*layers).to(dtype)
     loss_fn = torch.nn.MSELoss() if w["loss"] == "mse" else torch.nn.CrossEntropyLoss()
-    optimizer = {"sgd": lambda p: torch.optim.SGD(p, lr=0.5),
-                 "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
-                 "momentum": lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)}[
-                     w["optimizer"]](model.parameters())
+    optimizer = (torch.optim.Adam(model.parameters(), lr=w["lr"]) if w["optimizer"] == "adam"
+                 else torch.optim.SGD(model.parameters(), lr=w["lr"], momentum=w["momentum"]))
     n = len(Xt)
     batch = w["batch"] or n
     generator = torch.Generator().manual_seed(0)
 
     def train(epochs):
         for _ in range(epochs):
-            order = torch.randperm(n, generator=generator) if w["batch"] else None
+            order = torch.randperm(n, generator=generator) if w["shuffle"] else None
             for start in range(0, n, batch):
                 if order is None:
                     xb, yb = Xt[start:start + batch], yt[start:start + batch]
@@ -143,6 +341,26 @@ def _time(train, epochs):
     return time.perf_counter() - t
 
 
+def _alternate(entries, rounds, target):
+    """Median seconds per epoch of each entry, timed in alternating rounds.
+
+    ``entries`` maps a label to ``(calibrate, time)``: ``calibrate(target)``
+    gives the epochs that take about ``target`` seconds, ``time(epochs)`` the
+    seconds they take.  Every round times each entry once, in order.
+    """
+    epochs = {label: calibrate(target) for label, (calibrate, _) in entries.items()}
+    seconds = {label: [] for label in entries}
+    for _ in range(rounds):
+        for label, (_, timer) in entries.items():
+            seconds[label].append(timer(epochs[label]) / epochs[label])
+    return {label: statistics.median(v) for label, v in seconds.items()}
+
+
+def _local(train):
+    """``(calibrate, time)`` of a trainer running in this process."""
+    return (lambda target: _calibrate(train, target)), (lambda epochs: _time(train, epochs))
+
+
 class _TorchWorker:
     """A child process running the PyTorch side, one command per line."""
 
@@ -157,6 +375,11 @@ class _TorchWorker:
         if "error" in reply:
             raise RuntimeError(f"torch worker: {reply['error']}")
         return reply
+
+    def entry(self, name):
+        """``(calibrate, time)`` of workload ``name`` in the child."""
+        return ((lambda target: self.ask(workload=name, target=target)["epochs"]),
+                (lambda epochs: self.ask(workload=name, epochs=epochs)["seconds"]))
 
     def close(self):
         self.proc.stdin.close()
@@ -191,11 +414,17 @@ def torch_available():
         return False
 
 
-def bench_training(names, rounds=5, target=0.25, use_torch=None, out=sys.stdout):
-    """Samples/s per backend and workload, medians of alternating rounds.
+def bench_training(names, rounds=3, target=0.25, use_torch=None, out=None, peak=None):
+    """Samples/s per trainer and workload, medians of alternating rounds.
 
-    Returns {workload: {backend: median samples/s}}.
+    The trainers, in each round's order: ``tutorial`` (``TutorialMLP``), the
+    fastnn backends ``numpy`` and ``cython``, and ``torch`` when installed.
+    ``peak``: a dict that ``measure_peak`` updates (the best so far) after
+    each workload.
+
+    Returns {workload: {trainer: median samples/s}}.
     """
+    out = sys.stdout if out is None else out
     from fastnn.backends import available_backends
     backends = [b for b in ("numpy", "cython") if b in available_backends()]
     use_torch = torch_available() if use_torch is None else use_torch
@@ -203,24 +432,50 @@ def bench_training(names, rounds=5, target=0.25, use_torch=None, out=sys.stdout)
     results = {}
     try:
         for name in names:
-            rows = WORKLOADS[name]["rows"]
-            trainers = {b: _fastnn_trainer(name, b) for b in backends}
-            epochs = {b: _calibrate(t, target) for b, t in trainers.items()}
+            data = workload_data(name)
+            rows = len(data[0])
+            entries = {"tutorial": _local(_tutorial_trainer(name, data))}
+            entries.update((b, _local(_fastnn_trainer(name, b, data))) for b in backends)
             if worker:
-                epochs["torch"] = worker.ask(workload=name, target=target)["epochs"]
-            speeds = {b: [] for b in epochs}
-            for _ in range(rounds):
-                for b in epochs:
-                    seconds = (worker.ask(workload=name, epochs=epochs[b])["seconds"]
-                               if b == "torch" else _time(trainers[b], epochs[b]))
-                    speeds[b].append(rows * epochs[b] / seconds)
-            results[name] = {b: statistics.median(v) for b, v in speeds.items()}
+                entries["torch"] = worker.entry(name)
+            per_epoch = _alternate(entries, rounds, target)
+            results[name] = {label: rows / s for label, s in per_epoch.items()}
             print(f"  {WORKLOADS[name]['title']}: " + ", ".join(
                 f"{b} {v:,.0f}/s" for b, v in results[name].items()), file=out, flush=True)
+            if peak is not None:
+                peak.update(measure_peak(peak))
     finally:
         if worker:
             worker.close()
     return results
+
+
+# ----------------------------------------------------------------- the peak
+def flops_per_sample(name):
+    """Training FLOPs per sample of the workload's dense layers: 2 x (3 x sum of
+    n_in * n_out - the first layer's n_in * n_out): forward ``X @ W``, ``dW``
+    and ``dX`` per layer, but no ``dX`` for the first."""
+    sizes = WORKLOADS[name]["sizes"]
+    products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    return 2 * (3 * sum(products) - products[0])
+
+
+def measure_peak(best=None):
+    """The FMA peak, GFLOP/s, per dtype name: ``cython_ops.fma_peak`` (the ISA in
+    use, all of fastnn's threads), or the larger of it and ``best`` (an earlier
+    measurement: a neighbour's burst on a shared core only ever lowers one)."""
+    from fastnn.backends import cython_ops
+    peak = {dtype: cython_ops.fma_peak(dtype) for dtype in ("float32", "float64")}
+    return peak if best is None else {dtype: max(peak[dtype], best[dtype]) for dtype in peak}
+
+
+def percent_of_peak(name, samples_per_s, peak):
+    """``samples_per_s`` x ``flops_per_sample`` as a percentage of ``peak``
+    (GFLOP/s per dtype name); None for a tiny workload."""
+    w = WORKLOADS[name]
+    if w["tiny"]:
+        return None
+    return 100.0 * samples_per_s * flops_per_sample(name) / (peak[w["dtype"]] * 1e9)
 
 
 #: GEMM shapes (m, k, n, transposition) timed against NumPy's ``@``: the large
@@ -244,15 +499,16 @@ def _repeat(f, count):
         f()
 
 
-def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.stdout):
+def bench_gemm(shapes=GEMM_SHAPES, rounds=3, target=0.05, settle=0.3, out=None):
     """GFLOP/s of fastnn's GEMM and NumPy's ``@`` per shape, alternating, medians.
 
     Each timed block starts ``settle`` seconds after the other library's, with
     one untimed call, so neither pays for the other's spinning threads (and
     fastnn's pool is out of the one-thread backoff that a busy core triggers).
 
-    Returns a list of (label, fastnn GFLOP/s, numpy GFLOP/s).
+    Returns a list of (label, dtype, fastnn GFLOP/s, numpy GFLOP/s).
     """
+    out = sys.stdout if out is None else out
     from fastnn.backends import get_backend
     ops = get_backend("cython")
     rng = np.random.default_rng(0)
@@ -275,29 +531,89 @@ def bench_gemm(shapes=GEMM_SHAPES, rounds=5, target=0.05, settle=0.3, out=sys.st
                 seconds = _time(lambda e, f=f: _repeat(f, e), count)
                 rates[f].append(2.0 * m * n * k * count / seconds / 1e9)
         label = f"{kind} {m}x{k}x{n} {dtype}"
-        row = (label, statistics.median(rates[ours]), statistics.median(rates[theirs]))
+        row = (label, dtype, statistics.median(rates[ours]), statistics.median(rates[theirs]))
         rows.append(row)
-        print(f"  gemm {label}: fastnn {row[1]:.0f} GFLOP/s, numpy {row[2]:.0f} GFLOP/s",
+        print(f"  gemm {label}: fastnn {row[2]:.0f} GFLOP/s, numpy {row[3]:.0f} GFLOP/s",
               file=out, flush=True)
     return rows
 
 
-def peak_memory(name, backend, epochs=1):
-    """Peak resident memory (MiB) that ``fit`` adds, measured in a child process.
+# ------------------------------------------------- growth, threads, memory
+#: rows of the MNIST-shaped float32 data for the growth measurement
+SCALING_ROWS = (1_000, 10_000, 100_000)
 
-    The child builds the data, resets the kernel's high-water mark
-    (``/proc/self/clear_refs``), fits, and reports VmHWM minus the resident
-    size just before ``fit``.  Linux only; returns None elsewhere.
+
+def bench_scaling(rounds=3, target=0.25, rows=SCALING_ROWS, out=None):
+    """Seconds per epoch per row of the compiled backend on the MNIST-shaped
+    float32 workload at each of ``rows`` rows, alternating, medians.
+
+    Returns {rows: seconds per epoch per row}.
+    """
+    out = sys.stdout if out is None else out
+    entries = {r: _local(_fastnn_trainer("mnist32", "cython", workload_data("mnist32", r)))
+               for r in rows}
+    per_epoch = _alternate(entries, rounds, target)
+    result = {r: s / r for r, s in per_epoch.items()}
+    for r, s in result.items():
+        print(f"  MNIST-shaped float32, {r:,} rows: {per_epoch[r] * 1e3:,.1f} ms per epoch, "
+              f"{s * 1e6:.2f} us per row", file=out, flush=True)
+    return result
+
+
+def bench_threads(names=("mnist32", "wide"), threads=(1, 2), rounds=3, target=0.25,
+                  out=None):
+    """Samples/s of the compiled backend with each of ``threads`` threads
+    (``fastnn.set_num_threads``), alternating, medians; the thread count is
+    restored afterwards.
+
+    Returns {workload: {threads: samples/s}}.
+    """
+    out = sys.stdout if out is None else out
+    import fastnn
+    before = fastnn.get_num_threads()
+    results = {}
+    try:
+        for name in names:
+            data = workload_data(name)
+            rows = len(data[0])
+            entries = {}
+            for n in threads:
+                train = _fastnn_trainer(name, "cython", data)
+
+                def on_threads(epochs, train=train, n=n):
+                    fastnn.set_num_threads(n)
+                    train(epochs)
+                entries[n] = _local(on_threads)
+            results[name] = {n: rows / s for n, s in _alternate(entries, rounds, target).items()}
+            print(f"  {WORKLOADS[name]['title']}: " + ", ".join(
+                f"{n} thread{'s' * (n > 1)} {v:,.0f}/s" for n, v in results[name].items()),
+                file=out, flush=True)
+    finally:
+        fastnn.set_num_threads(before)
+    return results
+
+
+def peak_memory(name, backend, epochs=1):
+    """Peak resident memory (MiB) of building the workload's network and
+    ``epochs`` epochs of its ``fit``, measured in a child process.
+
+    The child imports fastnn, loads the backend and builds the data, resets
+    the kernel's high-water mark (``/proc/self/clear_refs``), builds the
+    network and fits, and reports VmHWM minus the resident size just before.
+    Linux only; returns None elsewhere.
     """
     code = (
         "import re\n"
-        "from fastnn.bench import _fastnn_trainer\n"
-        f"train = _fastnn_trainer({name!r}, {backend!r})\n"
+        "import fastnn\n"
+        "from fastnn.bench import _fastnn_trainer, workload_data\n"
+        f"fastnn.get_backend({backend!r})\n"
+        f"data = workload_data({name!r})\n"
         "def status(key):\n"
         "    text = open('/proc/self/status').read()\n"
         "    return int(re.search(key + r':\\s+(\\d+)', text).group(1))\n"
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "before = status('VmRSS')\n"
+        f"train = _fastnn_trainer({name!r}, {backend!r}, data)\n"
         f"train({epochs})\n"
         "print(status('VmHWM') - before)\n")
     try:
@@ -308,35 +624,113 @@ def peak_memory(name, backend, epochs=1):
     return int(out) / 1024.0
 
 
-def format_table(results, gemm=None):
-    """The markdown table printed by ``python -m fastnn bench``."""
+def memory_budget(name):
+    """The memory (MiB) training the workload cannot do without: weights P,
+    optimizer state k P (SGD with momentum 1, Adam 2), and one batch's
+    activations, batch x (sum of the layers' output widths) x 2 (Z and A)."""
+    w = WORKLOADS[name]
+    sizes = w["sizes"]
+    params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    k = 2 if w["optimizer"] == "adam" else (1 if w["momentum"] else 0)
+    batch = w["batch"] or w["rows"]
+    activations = batch * sum(sizes[1:]) * 2
+    return ((1 + k) * params + activations) * np.dtype(w["dtype"]).itemsize / 2**20
+
+
+def memory_report(name):
+    """One line: the peak memory of each fastnn backend against the budget, or None."""
+    mem = {b: peak_memory(name, b) for b in ("numpy", "cython")}
+    if None in mem.values():
+        return None
+    budget = memory_budget(name)
+    state = {"adam": "Adam's 2 moments", "sgd": "momentum"}[WORKLOADS[name]["optimizer"]]
+    return (f"peak memory of building the network and one epoch of fit, "
+            f"{WORKLOADS[name]['title']}: numpy {mem['numpy']:.1f} MiB, cython "
+            f"{mem['cython']:.1f} MiB; budget (weights + {state} + one batch's Z and A) "
+            f"{budget:.1f} MiB: numpy {mem['numpy'] / budget:.1f}x, cython "
+            f"{mem['cython'] / budget:.1f}x the budget")
+
+
+# -------------------------------------------------------------- the report
+def _ratio(a, b):
+    return f"{a / b:.1f}x" if a is not None and b else "—"
+
+
+def format_table(results, gemm=None, peak=None):
+    """The markdown tables printed by ``python -m fastnn bench``.
+
+    ``results``: {workload: {trainer: samples/s}} (``bench_training``);
+    ``gemm``: rows of ``bench_gemm``; ``peak``: GFLOP/s per dtype name, for
+    the "% of peak" columns (omitted when None).
+    """
     has_torch = any("torch" in r for r in results.values())
-    head = "| workload | numpy samples/s | cython samples/s | cython / numpy |"
-    rule = "|---|---:|---:|---:|"
-    if has_torch:
-        head += " torch samples/s | cython / torch |"
-        rule += "---:|---:|"
-    lines = [head, rule]
+    head = ["workload", "tutorial samples/s", "numpy samples/s", "cython samples/s"]
+    head += ["torch samples/s"] * has_torch + ["cython / tutorial"]
+    head += ["cython / torch"] * has_torch + ["% of peak"] * (peak is not None)
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for name, r in results.items():
-        row = (f"| {WORKLOADS[name]['title']} | {r.get('numpy', float('nan')):,.0f} | "
-               f"{r.get('cython', float('nan')):,.0f} | "
-               f"{r.get('cython', float('nan')) / r.get('numpy', float('nan')):.1f}x |")
+        cython = r.get("cython")
+        cells = [WORKLOADS[name]["title"]]
+        cells += [f"{r[t]:,.0f}" if t in r else "—"
+                  for t in ("tutorial", "numpy", "cython") + ("torch",) * has_torch]
+        cells.append(_ratio(cython, r.get("tutorial")))
         if has_torch:
-            row += (f" {r.get('torch', float('nan')):,.0f} | "
-                    f"{r.get('cython', float('nan')) / r.get('torch', float('nan')):.1f}x |")
-        lines.append(row)
+            cells.append(_ratio(cython, r.get("torch")))
+        if peak is not None:
+            pct = percent_of_peak(name, cython, peak) if cython is not None else None
+            cells.append("—" if pct is None else f"{pct:.1f}%")
+        lines.append("| " + " | ".join(cells) + " |")
     if gemm:
-        lines += ["", "| GEMM (same run) | fastnn GFLOP/s | numpy @ GFLOP/s | fastnn / numpy |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| {label} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |"
-                  for label, ours, theirs in gemm]
+        head = "| GEMM (same run) | fastnn GFLOP/s | numpy @ GFLOP/s | fastnn / numpy |"
+        rule = "|---|---:|---:|---:|"
+        if peak is not None:
+            head += " fastnn % of peak |"
+            rule += "---:|"
+        lines += ["", head, rule]
+        for label, dtype, ours, theirs in gemm:
+            row = f"| {label} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |"
+            if peak is not None:
+                row += f" {100 * ours / peak[dtype]:.0f}% |"
+            lines.append(row)
     return "\n".join(lines)
 
 
-def main(workloads=None, rounds=5, target=0.25, use_torch=None, gemm=True, memory=True,
-         out=sys.stdout, gemm_rounds=3, err=sys.stderr):
-    """Run the benchmarks and print the table; 1 (and the reason, on ``err``) when the
-    compiled backend cannot be loaded, else 0."""
+def format_scaling(per_row, threads):
+    """The tables of ``--scaling``: ``per_row`` of ``bench_scaling`` (with the
+    per-row time of the most rows over the fewest) and ``threads`` of
+    ``bench_threads`` (with the ratio of the last thread count to the first)."""
+    small, large = min(per_row), max(per_row)
+    lines = ["| MNIST-shaped float32, cython | ms per epoch | us per row |", "|---|---:|---:|"]
+    lines += [f"| {rows:,} rows | {s * rows * 1e3:,.1f} | {s * 1e6:.2f} |"
+              for rows, s in per_row.items()]
+    lines += ["", f"per-row time, {large:,} rows / {small:,} rows: "
+              f"{per_row[large] / per_row[small]:.2f}x"]
+    counts = list(next(iter(threads.values())))
+    first, last = counts[0], counts[-1]
+    lines += ["", "| threads, cython | " + " | ".join(
+        f"{n} thread{'s' * (n > 1)} samples/s" for n in counts) + f" | {last} / {first} |",
+        "|---" + "|---:" * (len(counts) + 1) + "|"]
+    for name, rates in threads.items():
+        lines.append(f"| {WORKLOADS[name]['title']} | "
+                     + " | ".join(f"{rates[n]:,.0f}" for n in counts)
+                     + f" | {rates[last] / rates[first]:.2f}x |")
+    return "\n".join(lines)
+
+
+def _format_peak(peak):
+    return ", ".join(f"{dtype} {gflops:.0f}" for dtype, gflops in peak.items()) + " GFLOP/s"
+
+
+def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memory=True,
+         out=None, gemm_rounds=3, err=None, scaling=False):
+    """Run the benchmarks and print the tables; 1 (and the reason, on ``err``) when the
+    compiled backend cannot be loaded, else 0.
+
+    ``scaling``: also the growth with the data size, one thread against two,
+    and the memory of the wide network (``bench_scaling``, ``bench_threads``).
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     import fastnn
     from fastnn.backends import _compiled_status
     module, problem = _compiled_status()
@@ -346,17 +740,31 @@ def main(workloads=None, rounds=5, target=0.25, use_torch=None, gemm=True, memor
         return 1
     start = time.perf_counter()
     names = workloads or list(WORKLOADS)
+    peak = measure_peak()
     print(f"fastnn {fastnn.__version__} bench: {rounds} alternating rounds, ~{target}s "
-          f"per backend per round ({gemm_rounds} rounds per GEMM shape), {os.cpu_count()} "
-          f"cores, {fastnn.get_num_threads()} threads", file=out, flush=True)
-    results = bench_training(names, rounds, target, use_torch, out)
+          f"per trainer per round ({gemm_rounds} rounds per GEMM shape), {os.cpu_count()} "
+          f"cores, {fastnn.get_num_threads()} threads; FMA peak ({module.get_isa()}, "
+          f"{fastnn.get_num_threads()} threads): {_format_peak(peak)}", file=out, flush=True)
+    results = bench_training(names, rounds, target, use_torch, out, peak)
     g = bench_gemm(rounds=gemm_rounds, out=out) if gemm else None
-    print("\n" + format_table(results, g), file=out)
+    peak = measure_peak(peak)
+    print(f"  FMA peak, the best of {len(names) + 2} measurements (at the start, after each "
+          f"workload and at the end): {_format_peak(peak)}", file=out, flush=True)
+    print("\n" + format_table(results, g, peak), file=out)
     if memory and "mnist32" in names:
-        mem = {b: peak_memory("mnist32", b) for b in ("numpy", "cython")}
-        if None not in mem.values():
-            print(f"\npeak memory added by one epoch of fit, MNIST-shaped float32: numpy "
-                  f"{mem['numpy']:.1f} MiB, cython {mem['cython']:.1f} MiB", file=out)
+        line = memory_report("mnist32")
+        if line:
+            print("\n" + line, file=out)
+    if scaling:
+        print("\ngrowth with the data and the threads (cython, alternating, medians):",
+              file=out, flush=True)
+        per_row = bench_scaling(rounds, target, out=out)
+        threads = bench_threads(rounds=rounds, target=target, out=out)
+        print("\n" + format_scaling(per_row, threads), file=out)
+        if memory:
+            line = memory_report("wide")
+            if line:
+                print("\n" + line, file=out)
     print(f"\n(bench run in {time.perf_counter() - start:.0f} s)", file=out)
     return 0
 

@@ -50,6 +50,8 @@ cdef extern from "fastnn.h" nogil:
     const char *fastnn_isa_name(int isa)
     int fastnn_set_num_threads(int n)
     int fastnn_get_num_threads()
+    int fastnn_fma_peak_f32(double *gflops)
+    int fastnn_fma_peak_f64(double *gflops)
     int fastnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const fastnn_epilogue *epilogue)
     int fastnn_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc, const fastnn_epilogue *epilogue)
     int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols, const float *x, float *y)

@@ -12,7 +12,8 @@ memoryviews so read-only arrays work, and a size-0 view gives a NULL pointer
 
 The module also exposes the instruction-set and thread controls of the C
 side: ``cpu_isa``, ``get_isa``, ``set_isa``, ``supported_isas``,
-``get_num_threads``, ``set_num_threads``, ``build_flags``, and
+``get_num_threads``, ``set_num_threads``, ``fma_peak`` (the machine's
+multiply-add peak, for benchmarks), ``build_flags``, and
 ``source_hash`` (the fingerprint of the sources it was built from, which
 fastnn compares with a source tree's; see fastnn/backends/_source_hash.py).
 The environment variable ``FASTNN_ISA`` (generic|avx2|avx512), when set, is
@@ -40,7 +41,7 @@ from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_s
 cnp.import_array()
 
 __all__ = ["CythonOps", "Trainer", "cpu_isa", "get_isa", "set_isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "build_flags", "source_hash"]
+           "get_num_threads", "set_num_threads", "fma_peak", "build_flags", "source_hash"]
 
 cdef extern from *:
     """
@@ -253,6 +254,48 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"the number of threads must be an integer >= 1, got {n!r}")
     _check_status(fastnn_set_num_threads(min(n, 1 << 20)), "set_num_threads")
+
+
+def fma_peak(dtype):
+    """The machine's multiply-add peak, in GFLOP/s, for ``dtype`` on fastnn's threads.
+
+    Independent FMA chains in registers, with the instruction set the GEMM
+    uses (``get_isa()``: ``FASTNN_ISA`` or the best the CPU has), run on all
+    ``get_num_threads()`` threads at once and timed, the best of a few runs
+    (about 0.1 s in all).  An FMA counts as 2 flops.  With the ``generic``
+    ISA it is the compiler-vectorized C of the portable kernels (a multiply
+    and an add per element, no FMA instruction).
+
+    Parameters
+    ----------
+    dtype : str or numpy dtype
+        ``float32`` or ``float64``.
+
+    Returns
+    -------
+    float
+        GFLOP/s.
+
+    Raises
+    ------
+    TypeError
+        For any other dtype.
+    """
+    dt = None
+    if dtype is not None:           # np.dtype(None) would be float64: no silent default
+        try:
+            dt = np.dtype(dtype)
+        except (TypeError, ValueError):
+            pass
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"fma_peak: dtype must be float32 or float64, got {dtype!r}")
+    cdef double gflops = 0.0
+    cdef int status
+    cdef bint f64 = dt == np.float64
+    with nogil:
+        status = fastnn_fma_peak_f64(&gflops) if f64 else fastnn_fma_peak_f32(&gflops)
+    _check_status(status, "fma_peak")
+    return gflops
 
 
 def build_flags():

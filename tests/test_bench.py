@@ -1,0 +1,218 @@
+"""The benchmark's own pieces: the tutorial baseline, the FMA peak, the tables.
+
+Why it is built this way: a speed-up is only as honest as its baseline, so
+the "tutorial" loop (``fastnn.bench.TutorialMLP``) is checked to do the same
+computation as fastnn's reference backend -- same initial weights, same
+batch order, the same weights after a few batches to float64 tolerance, on
+every workload's network.  The FMA peak and the report are checked for what
+they must be (positive, finite, float32 above float64 on SIMD; the columns
+and the "% of peak" computed from the counts), never for a speed.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import bench
+from fastnn.__main__ import main as cli
+from tests_conftest import compiled_problem, tol
+
+
+@pytest.fixture
+def co():
+    """The compiled module; fails (naming the cause) when it cannot be tested."""
+    if compiled_problem() is not None:
+        pytest.fail(f"the compiled backend cannot be tested: {compiled_problem()}",
+                    pytrace=False)
+    from fastnn.backends import cython_ops
+    return cython_ops
+
+
+# ------------------------------------------------------------- the baseline
+def _few_batches(name):
+    """The workload's data, cut to two full batches and a partial one, in float64."""
+    w = bench.WORKLOADS[name]
+    X, y = bench.workload_data(name)
+    if w["batch"] is not None:
+        rows = min(len(X), 2 * w["batch"] + max(1, w["batch"] // 2))
+        X, y = X[:rows], y[:rows]
+    return X.astype(np.float64), y
+
+
+@pytest.mark.parametrize("name", list(bench.WORKLOADS))
+def test_tutorial_loop_trains_as_the_reference(name):
+    w = bench.WORKLOADS[name]
+    X, y = _few_batches(name)
+    net, loss, optimizer = bench.fastnn_network(name, "numpy", dtype="float64")
+    mlp = bench.tutorial_network(name, net=net)             # the same initial weights
+    initial = [W.copy() for W in mlp.W]
+    # the same order: fit's seeded permutation per epoch, or the rows in order
+    history = net.fit(X, y, loss=loss, optimizer=optimizer, epochs=2, batch_size=w["batch"],
+                      shuffle=w["shuffle"], seed=0)
+    losses = mlp.fit(X, y, 2, w["batch"], np.random.default_rng(0) if w["shuffle"] else None)
+    dense = [layer for layer in net.layers if hasattr(layer, "W")]
+    assert len(dense) == len(mlp.W) == len(w["sizes"]) - 1
+    for layer, W, b, W0 in zip(dense, mlp.W, mlp.b, initial):
+        assert not np.allclose(W, W0)                           # it did train
+        np.testing.assert_allclose(W, layer.W, **tol(np.float64))
+        np.testing.assert_allclose(b, layer.b, **tol(np.float64))
+    np.testing.assert_allclose(losses, history.loss, rtol=1e-10)
+
+
+def test_tutorial_loop_differs_from_another_computation():
+    # the comparison above can fail: the same loop with momentum 0.5 instead of
+    # 0.9 leaves other weights after the same batches
+    X, y = _few_batches("mnist64")
+    net, loss, optimizer = bench.fastnn_network("mnist64", "numpy")
+    mlp = bench.tutorial_network("mnist64", net=net)
+    mlp.momentum = 0.5
+    net.fit(X, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=64, shuffle=False)
+    mlp.fit(X, y, 1, 64)
+    assert not np.allclose(mlp.W[0], net.layers[0].W, **tol(np.float64))
+
+
+def test_tutorial_loop_refuses_what_it_does_not_know():
+    with pytest.raises(ValueError, match="unknown activation, loss or optimizer"):
+        bench.TutorialMLP([np.ones((2, 1))], [np.zeros(1)], "tanh", "mse", "sgd", 0.1)
+
+
+# ------------------------------------------------------------------ the peak
+def test_fma_peak_is_a_positive_finite_rate_on_every_isa(co):
+    previous = co.get_isa()
+    try:
+        for isa in co.supported_isas():
+            co.set_isa(isa)
+            for dtype in ("float32", np.float64):
+                gflops = co.fma_peak(dtype)
+                assert isinstance(gflops, float) and math.isfinite(gflops) and gflops > 0, \
+                    (isa, dtype, gflops)
+    finally:
+        co.set_isa(previous)
+
+
+def test_fma_peak_float32_at_least_float64_on_simd(co):
+    # twice the lanes per register: ~2x on AVX2 / AVX-512.  One thread, and the
+    # best of three each, so a neighbour's burst on the shared cores cannot
+    # turn the comparison around
+    simd = [isa for isa in co.supported_isas() if isa != "generic"]
+    if not simd:
+        pytest.skip("this CPU has no AVX2 or AVX-512")
+    previous_isa, previous_threads = co.get_isa(), co.get_num_threads()
+    try:
+        co.set_num_threads(1)
+        for isa in simd:
+            co.set_isa(isa)
+            best = {dt: max(co.fma_peak(dt) for _ in range(3)) for dt in ("float64", "float32")}
+            assert best["float32"] >= best["float64"], (isa, best)
+    finally:
+        co.set_isa(previous_isa)
+        co.set_num_threads(previous_threads)
+
+
+@pytest.mark.parametrize("dtype", ["int32", np.float16, "complex128", None, "nonsense", 3])
+def test_fma_peak_refuses_other_dtypes(co, dtype):
+    with pytest.raises(TypeError, match=r"fma_peak: dtype must be float32 or float64, got"):
+        co.fma_peak(dtype)
+
+
+# ------------------------------------------------------------------ the report
+def test_flops_per_sample_counts_forward_dw_and_dx_but_the_first_dx():
+    for name, w in bench.WORKLOADS.items():
+        sizes = w["sizes"]
+        forward = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        first_dx = 2 * sizes[0] * sizes[1]
+        assert bench.flops_per_sample(name) == 3 * forward - first_dx, name
+
+
+def test_format_table_columns_ratios_and_percent_of_peak():
+    results = {name: {"tutorial": 1000.0 * (i + 1), "numpy": 500.0 * (i + 1),
+                      "cython": 4000.0 * (i + 1), "torch": 2000.0 * (i + 1)}
+               for i, name in enumerate(bench.WORKLOADS)}
+    peak = {"float32": 300.0, "float64": 150.0}
+    gemm = [("AB 64x784x256 float32", "float32", 120.0, 60.0)]
+    lines = bench.format_table(results, gemm, peak).splitlines()
+    assert lines[0] == ("| workload | tutorial samples/s | numpy samples/s | cython samples/s | "
+                        "torch samples/s | cython / tutorial | cython / torch | % of peak |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[2:2 + len(results)]}
+    for name, r in results.items():
+        w = bench.WORKLOADS[name]
+        cells = [c.strip() for c in rows[w["title"]].strip("|").split("|")]
+        assert cells[1:5] == [f"{r[t]:,.0f}" for t in ("tutorial", "numpy", "cython", "torch")]
+        assert cells[5] == f"{r['cython'] / r['tutorial']:.1f}x"
+        assert cells[6] == f"{r['cython'] / r['torch']:.1f}x"
+        if name in ("xor", "weight_height"):
+            assert cells[7] == "—"
+        else:
+            pct = 100 * r["cython"] * bench.flops_per_sample(name) / (peak[w["dtype"]] * 1e9)
+            assert cells[7] == f"{pct:.1f}%"
+    assert lines[-3] == ("| GEMM (same run) | fastnn GFLOP/s | numpy @ GFLOP/s | fastnn / numpy "
+                         "| fastnn % of peak |")
+    assert lines[-1] == "| AB 64x784x256 float32 | 120 | 60 | 2.00 | 40% |"
+
+
+def test_format_table_without_torch_or_peak():
+    lines = bench.format_table({"xor": {"tutorial": 10.0, "numpy": 5.0, "cython": 50.0}})
+    assert lines.splitlines() == [
+        "| workload | tutorial samples/s | numpy samples/s | cython samples/s | "
+        "cython / tutorial |", "|---|---:|---:|---:|---:|",
+        f"| {bench.WORKLOADS['xor']['title']} | 10 | 5 | 50 | 5.0x |"]
+
+
+def test_memory_budget_is_weights_optimizer_state_and_one_batch():
+    # MNIST-shaped float32 with momentum: weights and velocity, 64 rows of Z and A
+    params = (784 * 256 + 256) + (256 * 128 + 128) + (128 * 10 + 10)
+    expected = (2 * params + 64 * (256 + 128 + 10) * 2) * 4 / 2**20
+    assert bench.memory_budget("mnist32") == pytest.approx(expected)
+    wide = (784 * 1024 + 1024) + (1024 * 1024 + 1024) + (1024 * 10 + 10)     # Adam: m and v
+    assert bench.memory_budget("wide") == pytest.approx(
+        (3 * wide + 256 * (1024 + 1024 + 10) * 2) * 4 / 2**20)
+
+
+def test_weight_height_is_the_tutorials_table():
+    X, y = bench.workload_data("weight_height")
+    np.testing.assert_array_equal(X, [[-2, -1], [25, 6], [17, 4], [-15, -6]])
+    np.testing.assert_array_equal(y, [[1], [0], [0], [1]])
+    w = bench.WORKLOADS["weight_height"]
+    assert (w["sizes"], w["batch"], w["shuffle"], w["lr"]) == ((2, 2, 1), 1, False, 0.1)
+
+
+# ------------------------------------------------------------- the command
+def test_bench_command_prints_the_peak_and_the_table(co, capfd):
+    assert cli(["bench", "--workload", "xor", "--workload", "digits", "--rounds", "1",
+                "--seconds", "0.01", "--no-torch", "--no-gemm"]) == 0
+    out = capfd.readouterr().out
+    assert f"FMA peak ({co.get_isa()}, {fastnn.get_num_threads()} threads): float32 " in out
+    lines = out.splitlines()
+    head = lines.index("| workload | tutorial samples/s | numpy samples/s | cython samples/s | "
+                       "cython / tutorial | % of peak |")
+    assert lines[head + 2].startswith(f"| {bench.WORKLOADS['xor']['title']} |")
+    assert lines[head + 2].endswith("| — |")
+    assert lines[head + 3].startswith(f"| {bench.WORKLOADS['digits']['title']} |")
+    assert lines[head + 3].endswith("% |")
+
+
+def test_scaling_and_threads_measure_and_restore_the_thread_count(co):
+    before = fastnn.get_num_threads()
+    per_row = bench.bench_scaling(rounds=1, target=0.01, rows=(100, 300))
+    assert set(per_row) == {100, 300} and all(v > 0 for v in per_row.values())
+    fastnn.set_num_threads(2)
+    try:
+        rates = bench.bench_threads(names=("digits",), rounds=1, target=0.01)
+        assert set(rates["digits"]) == {1, 2} and all(v > 0 for v in rates["digits"].values())
+        assert fastnn.get_num_threads() == 2
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_format_scaling_reports_the_ratios():
+    per_row = {1_000: 2e-6, 10_000: 2.2e-6, 100_000: 3e-6}
+    threads = {"mnist32": {1: 100.0, 2: 150.0}, "wide": {1: 10.0, 2: 19.0}}
+    lines = bench.format_scaling(per_row, threads).splitlines()
+    assert lines[2] == "| 1,000 rows | 2.0 | 2.00 |"
+    assert lines[4] == "| 100,000 rows | 300.0 | 3.00 |"
+    assert lines[6] == f"per-row time, 100,000 rows / 1,000 rows: {3e-6 / 2e-6:.2f}x"
+    assert lines[8] == "| threads, cython | 1 thread samples/s | 2 threads samples/s | 2 / 1 |"
+    assert lines[10] == f"| {bench.WORKLOADS['mnist32']['title']} | 100 | 150 | 1.50x |"
+    assert lines[11].endswith(" | 10 | 19 | 1.90x |")
