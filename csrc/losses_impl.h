@@ -89,21 +89,33 @@ typedef struct {
 #define PW_ELEM(c, i) (F(fastnn_exp)((c)->x[i] - (c)->m))
 #include "pairwise_impl.h"
 
-/*
- * One row's shift m and sum_e = sum(exp(x - m)) (in T).  When g is not
- * NULL, e = exp(x - m) is stored in g and summed from there (same values).
- */
-static inline T F(row_sum_exp)(const T *x, int64_t c, T *g, T *m_out)
+/* One row's shift m and sum_e = sum(exp(x - m)) (in T), without storing e. */
+static inline T F(row_sum_exp)(const T *x, int64_t c, T *m_out)
 {
     const T m = F(fastnn_internal_row_max)(x, c);
     *m_out = m;
-    if (g != NULL) {
-        for (int64_t j = 0; j < c; j++)
-            g[j] = F(fastnn_exp)(x[j] - m);
-        return F(fastnn_internal_sum)(g, c);
-    }
     F(sumexp_ctx) v = {x, m};
     return (T)0 + F(pw_sumexp)(&v, 0, c);
+}
+
+/* e = exp(x - m) of a whole n x c block into g, each row shifted by its max
+ * (stored in m[i]): the shifts row by row, then one exp loop over all n*c
+ * values, which vectorizes at full width even for narrow rows (the same
+ * values as row by row: exp is elementwise).  The rows' sums are then
+ * fastnn_internal_sum(g + i*c, c). */
+static inline __attribute__((always_inline)) void F(block_exp)(int64_t n, int64_t c, const T *x,
+                                                              T *g, T *m)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const T *xr = x + i * c;
+        T *gr = g + i * c;
+        const T mi = F(fastnn_internal_row_max)(xr, c);
+        m[i] = mi;
+        for (int64_t j = 0; j < c; j++)
+            gr[j] = xr[j] - mi;
+    }
+    for (int64_t k = 0; k < n * c; k++)
+        g[k] = F(fastnn_exp)(g[k]);
 }
 
 /* cross-entropy with labels; work holds n doubles (see fastnn_xent_labels) */
@@ -126,19 +138,31 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, cons
     /* per-row terms log(sum_e) - (z_label - max), summed pairwise after */
     double *terms = work;
     const T s = (T)scale;
-    for (int64_t i = 0; i < n; i++) {
-        const T *x = logits + i * c;
-        T *g = grad != NULL ? grad + i * c : NULL;
-        T m;
-        const T sum_e = F(row_sum_exp)(x, c, g, &m);
-        const int64_t lab = labels[i];
-        terms[i] = log((double)sum_e) - ((double)x[lab] - (double)m);
-        if (g != NULL) {
+    if (grad != NULL) {
+        /* the row maxima wait in terms (a T is exact as a double) */
+        T *m = (T *)terms;
+        _Static_assert(sizeof(T) <= sizeof(double), "T fits a double's slot");
+        F(block_exp)(n, c, logits, grad, m);
+        /* from the end: terms[i] overlaps m[i] (double) or m[2i], m[2i + 1]
+         * (float), which are all read by the time it is written */
+        for (int64_t i = n - 1; i >= 0; i--) {
+            const T *x = logits + i * c;
+            T *g = grad + i * c;
+            const T mi = m[i], sum_e = F(fastnn_internal_sum)(g, c);
+            const int64_t lab = labels[i];
+            terms[i] = log((double)sum_e) - ((double)x[lab] - (double)mi);
             for (int64_t j = 0; j < c; j++)
                 g[j] = g[j] / sum_e;
             g[lab] = g[lab] - (T)1;
             for (int64_t j = 0; j < c; j++)
                 g[j] = g[j] * s;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            const T *x = logits + i * c;
+            T m;
+            const T sum_e = F(row_sum_exp)(x, c, &m);
+            terms[i] = log((double)sum_e) - ((double)x[labels[i]] - (double)m);
         }
     }
     dvec_ctx v = {terms};
@@ -197,11 +221,14 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const
     double *log_sum = work;
     T *mrow = (T *)(work + n);
     const T s = (T)scale;
+    if (grad != NULL)
+        F(block_exp)(n, c, logits, grad, mrow);
     for (int64_t i = 0; i < n; i++) {
         const T *x = logits + i * c;
         const T *t = probs + i * c;
         T *g = grad != NULL ? grad + i * c : NULL;
-        const T sum_e = F(row_sum_exp)(x, c, g, &mrow[i]);
+        const T sum_e = g != NULL ? F(fastnn_internal_sum)(g, c)
+                                  : F(row_sum_exp)(x, c, &mrow[i]);
         log_sum[i] = log((double)sum_e);
         if (g != NULL) {
             /* (softmax * sum_c t_c - t) * scale */
