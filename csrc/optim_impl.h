@@ -441,10 +441,13 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
         return status;
     job.bad = write ? NULL : &bad;
     job.track = write && bounds != NULL;
+    /* work: the elements read and written (param, grad and each state read,
+       param and each state written by the update) */
+    const int n_used = used(&job);
     if (size > 0)
-        fastnn_internal_parallel_ranges(range, &job, size, size);
+        fastnn_internal_parallel_ranges(range, &job, size,
+                                        size * (write ? 2 + 2 * n_used : 2 + n_used));
     if (write && bounds != NULL) {
-        const int n_used = used(&job);
         bounds->known = 1;
         bounds->param = F(mag_value)(atomic_load(&job.mags[0]));
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
