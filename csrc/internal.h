@@ -143,35 +143,49 @@ typedef struct {
     int negative[FASTNN_OPT_MAX_STATE]; /* some s_j is negative (or -0) */
 } fastnn_opt_bounds;
 
-/* optim.c: the update of optimizer opt (FASTNN_OPT_*) of one parameter, its
-   n_state state arrays and hyper-parameters (the row's hypers, in order),
-   step counting from 1, with the caller's arguments trusted and a mode.
-   write = 1 is the update in place (returns FASTNN_OK); with bounds not
-   NULL it records there what it wrote.  write = 0 is its dry run: the same
-   arithmetic, nothing written; FASTNN_EDIVERGED if any new parameter or
-   state value would be inf or NaN, else FASTNN_OK.  (A non-finite gradient
-   always gives one.)  FASTNN_EINVAL for an unknown optimizer, a missing
-   state array or a step below 1, before anything is written. */
-int fastnn_internal_opt_update_f32(int opt, int write, int64_t size, float *param,
-                                   const float *grad, float *const *state, int64_t step,
-                                   const double *hyper, fastnn_opt_bounds *bounds);
-int fastnn_internal_opt_update_f64(int opt, int write, int64_t size, double *param,
-                                   const double *grad, double *const *state, int64_t step,
-                                   const double *hyper, fastnn_opt_bounds *bounds);
+/* optim.c: the parameter arrays one update covers: count arrays, the i-th
+   of sizes[i] elements at params[i] (T), its gradient grads[i] and its
+   optimizer state arrays states[i * FASTNN_OPT_MAX_STATE + q] (NULL where
+   the optimizer keeps none, e.g. SGD without momentum) */
+typedef struct {
+    int64_t count;
+    const int64_t *sizes;
+    void *const *params;
+    const void *const *grads;
+    void *const *states;
+} fastnn_opt_arrays;
 
-/* optim.c: 1 when the update would give only finite values for every
-   parameter, gradient and state within the bounds (known) and every
-   |grad| <= grad_max, proved by bounding each operation of the formula in
-   double with a margin for T's rounding; 0 when it cannot tell (unknown
-   bounds, a non-finite grad_max, values near T's overflow, an invalid
-   optimizer).  The training loop's dry run is needed only when it says 0:
-   a proof costs a few operations, the dry run a pass over every array. */
-int fastnn_internal_opt_safe_f32(int opt, float *const *state, int64_t step,
+/* optim.c: the update of optimizer opt (FASTNN_OPT_*) of every array of a
+   (its constants prepared once: the same hyper-parameters, the row's hypers
+   in order, and step, counting from 1, for all), with the caller's arguments
+   trusted.  write = 1 is the update in place (returns FASTNN_OK); with
+   bounds not NULL (a->count entries) it records there what it wrote.
+   write = 0 is its dry run: the same arithmetic, nothing written;
+   FASTNN_EDIVERGED if any new parameter or state value would be inf or NaN,
+   else FASTNN_OK.  (A non-finite gradient always gives one.)
+   FASTNN_EINVAL for an unknown optimizer, a missing state array or a step
+   below 1, before anything is written. */
+int fastnn_internal_opt_update_f32(int opt, int write, const fastnn_opt_arrays *a,
+                                   int64_t step, const double *hyper,
+                                   fastnn_opt_bounds *bounds);
+int fastnn_internal_opt_update_f64(int opt, int write, const fastnn_opt_arrays *a,
+                                   int64_t step, const double *hyper,
+                                   fastnn_opt_bounds *bounds);
+
+/* optim.c: 1 when the update of every array of a would give only finite
+   values, for every parameter and state within its bounds[i] (known) and
+   every |grad| <= grad_max[i], proved by bounding each operation of the
+   formula in double with a margin for T's rounding; 0 when it cannot tell
+   (unknown bounds, a non-finite grad_max, values near T's overflow, an
+   invalid optimizer).  The training loop's dry run is needed only when it
+   says 0: a proof costs a few operations, the dry run a pass over every
+   array. */
+int fastnn_internal_opt_safe_f32(int opt, const fastnn_opt_arrays *a, int64_t step,
                                  const double *hyper, const fastnn_opt_bounds *bounds,
-                                 double grad_max);
-int fastnn_internal_opt_safe_f64(int opt, double *const *state, int64_t step,
+                                 const double *grad_max);
+int fastnn_internal_opt_safe_f64(int opt, const fastnn_opt_arrays *a, int64_t step,
                                  const double *hyper, const fastnn_opt_bounds *bounds,
-                                 double grad_max);
+                                 const double *grad_max);
 
 /* optim.c: max |x| over a rows x cols block of row stride ld, as a double;
    +inf when some element is inf or NaN */

@@ -424,9 +424,48 @@ static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
     return status;
 }
 
+/* array i's state arrays, as the job wants them (NULL past the used ones);
+ * FASTNN_EINVAL when one the optimizer needs is missing */
+static int F(opt_job_arrays)(F(opt_job) *job, const fastnn_opt_arrays *a, int64_t i,
+                             int n_used)
+{
+    job->param = (T *)a->params[i];
+    job->grad = (const T *)a->grads[i];
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+        job->state[q] = q < n_used ? (T *)a->states[i * FASTNN_OPT_MAX_STATE + q] : NULL;
+        if (q < n_used && job->state[q] == NULL)
+            return FASTNN_EINVAL;
+    }
+    return FASTNN_OK;
+}
+
+/* the job of a set of arrays: the constants prepared once (the step and the
+ * hyper-parameters are the same for all), every array's states checked */
+static int F(opt_job_all)(F(opt_job) *job, int opt, const fastnn_opt_arrays *a, int64_t step,
+                          const double *hyper, fastnn_range_fn *range,
+                          int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double),
+                          int *n_used)
+{
+    if (a->count < 1)
+        return FASTNN_EINVAL;
+    int (*used)(const F(opt_job) *);
+    T *first[FASTNN_OPT_MAX_STATE];
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        first[q] = (T *)a->states[q];
+    const int status = F(opt_job_init)(job, opt, NULL, NULL, first, step, hyper, range, safe,
+                                       &used);
+    if (status != FASTNN_OK)
+        return status;
+    *n_used = used(job);
+    for (int64_t i = 0; i < a->count; i++)
+        if (F(opt_job_arrays)(job, a, i, *n_used) != FASTNN_OK)
+            return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
 /* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
-int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, const T *grad,
-                                  T *const *state, int64_t step, const double *hyper,
+int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a,
+                                  int64_t step, const double *hyper,
                                   fastnn_opt_bounds *bounds)
 {
     atomic_int bad;
@@ -434,44 +473,54 @@ int F(fastnn_internal_opt_update)(int opt, int write, int64_t size, T *param, co
     F(opt_job) job;
     fastnn_range_fn range;
     int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
-    int (*used)(const F(opt_job) *);
-    const int status = F(opt_job_init)(&job, opt, param, grad, state, step, hyper, &range,
-                                       &safe, &used);
+    int n_used;
+    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used);
     if (status != FASTNN_OK)
         return status;
     job.bad = write ? NULL : &bad;
     job.track = write && bounds != NULL;
     /* work: the elements read and written (param, grad and each state read,
        param and each state written by the update) */
-    const int n_used = used(&job);
-    if (size > 0)
-        fastnn_internal_parallel_ranges(range, &job, size,
-                                        size * (write ? 2 + 2 * n_used : 2 + n_used));
-    if (write && bounds != NULL) {
-        bounds->known = 1;
-        bounds->param = F(mag_value)(atomic_load(&job.mags[0]));
-        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
-            bounds->state[q] = q < n_used ? F(mag_value)(atomic_load(&job.mags[1 + q])) : 0.0;
-            bounds->negative[q] = q < n_used && atomic_load(&job.signs[q]) != 0;
+    const int per = write ? 2 + 2 * n_used : 2 + n_used;
+    for (int64_t i = 0; i < a->count; i++) {
+        const int64_t size = a->sizes[i];
+        F(opt_job_arrays)(&job, a, i, n_used);  /* checked above */
+        if (job.track) {
+            for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+                atomic_store_explicit(&job.mags[q], 0, memory_order_relaxed);
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+                atomic_store_explicit(&job.signs[q], 0, memory_order_relaxed);
+        }
+        if (size > 0)
+            fastnn_internal_parallel_ranges(range, &job, size, size * per);
+        if (job.track) {
+            fastnn_opt_bounds *b = &bounds[i];
+            b->known = 1;
+            b->param = F(mag_value)(atomic_load(&job.mags[0]));
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+                b->state[q] = q < n_used ? F(mag_value)(atomic_load(&job.mags[1 + q])) : 0.0;
+                b->negative[q] = q < n_used && atomic_load(&job.signs[q]) != 0;
+            }
         }
     }
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
 }
 
-/* whether the update is provably finite (see internal.h) */
-int F(fastnn_internal_opt_safe)(int opt, T *const *state, int64_t step, const double *hyper,
-                                const fastnn_opt_bounds *bounds, double grad_max)
+/* whether every update is provably finite (see internal.h) */
+int F(fastnn_internal_opt_safe)(int opt, const fastnn_opt_arrays *a, int64_t step,
+                                const double *hyper, const fastnn_opt_bounds *bounds,
+                                const double *grad_max)
 {
-    if (bounds == NULL || !bounds->known)
-        return 0;
     F(opt_job) job;
     fastnn_range_fn range;
     int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
-    int (*used)(const F(opt_job) *);
-    if (F(opt_job_init)(&job, opt, NULL, NULL, state, step, hyper, &range, &safe, &used) !=
-        FASTNN_OK)
+    int n_used;
+    if (F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used) != FASTNN_OK)
         return 0;
-    return safe(&job, bounds, grad_max);
+    for (int64_t i = 0; i < a->count; i++)
+        if (!bounds[i].known || !safe(&job, &bounds[i], grad_max[i]))
+            return 0;
+    return 1;
 }
 
 /* the trainer's proof on given arrays (see fastnn.h) */
@@ -510,8 +559,14 @@ int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
         return FASTNN_OK;
     if (param == NULL || grad == NULL || hyper == NULL || state == NULL)
         return FASTNN_EINVAL;
-    return F(fastnn_internal_opt_update)(opt, 1, size, param, grad, state, step, hyper,
-                                          NULL);
+    const int64_t sizes[1] = {size};
+    void *params[1] = {param};
+    const void *grads[1] = {grad};
+    void *states[FASTNN_OPT_MAX_STATE];
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        states[q] = state[q];
+    const fastnn_opt_arrays a = {1, sizes, params, grads, states};
+    return F(fastnn_internal_opt_update)(opt, 1, &a, step, hyper, NULL);
 }
 
 #undef OPT_MODES

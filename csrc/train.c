@@ -46,8 +46,14 @@ struct fastnn_trainer {
     void **ys;       /* per stage: output of the current batch (may alias) */
     void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
     double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
-    /* per stage, W then b: what the last update wrote (see update_all) and
-       the largest |gradient| of the current batch */
+    /* every parameter array in layer order (W, then b), as the optimizer
+       takes them; per stage, the index of its W there (-1: none); per array,
+       what the last update wrote (see update_all) and the largest |gradient|
+       of the current batch */
+    fastnn_opt_arrays params;
+    int64_t *param_sizes, *first_param;
+    void **param_ptrs, **state_ptrs;
+    const void **grad_ptrs;
     fastnn_opt_bounds *bounds;
     double *grad_max;
     int64_t exact_checks; /* batches whose update needed the dry run */
@@ -109,6 +115,11 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->loss_work);
     free(t->bounds);
     free(t->grad_max);
+    free(t->param_sizes);
+    free(t->first_param);
+    free(t->param_ptrs);
+    free(t->state_ptrs);
+    free(t->grad_ptrs);
     free(t);
 }
 
@@ -152,9 +163,18 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->z = calloc((size_t)n_stages, sizeof(void *));
     t->mask = calloc((size_t)n_stages, sizeof(void *));
     t->ys = calloc((size_t)n_stages, sizeof(void *));
-    t->bounds = calloc(2 * (size_t)n_stages, sizeof(fastnn_opt_bounds));
-    t->grad_max = calloc(2 * (size_t)n_stages, sizeof(double));
-    if (!t->out || !t->z || !t->mask || !t->ys || !t->bounds || !t->grad_max)
+    /* at most two parameter arrays per stage */
+    const size_t most = 2 * (size_t)n_stages;
+    t->bounds = calloc(most, sizeof(fastnn_opt_bounds));
+    t->grad_max = calloc(most, sizeof(double));
+    t->param_sizes = calloc(most, sizeof(int64_t));
+    t->first_param = calloc((size_t)n_stages, sizeof(int64_t));
+    t->param_ptrs = calloc(most, sizeof(void *));
+    t->grad_ptrs = calloc(most, sizeof(void *));
+    t->state_ptrs = calloc(most * FASTNN_OPT_MAX_STATE, sizeof(void *));
+    if (!t->out || !t->z || !t->mask || !t->ys || !t->bounds || !t->grad_max ||
+        !t->param_sizes || !t->first_param || !t->param_ptrs || !t->grad_ptrs ||
+        !t->state_ptrs)
         goto nomem;
     int64_t widest = n_features;
     for (int64_t s = 0; s < n_stages; s++) {
@@ -176,10 +196,29 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     }
     if (t->first_param_stage == n_stages)
         goto invalid;
-    int64_t n_params = 0;
-    for (int64_t s = 0; s < n_stages; s++)
-        if (stages[s].kind == FASTNN_STAGE_DENSE)
-            n_params += stages[s].width_in * stages[s].width_out + stages[s].width_out;
+    int64_t n_params = 0, count = 0;
+    for (int64_t s = 0; s < n_stages; s++) {
+        fastnn_stage *st = &stages[s];
+        t->first_param[s] = -1;
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        t->first_param[s] = count;
+        for (int which = 0; which < 2; which++) {
+            void *p = which ? st->b : st->W;
+            if (p == NULL)
+                continue;
+            t->param_sizes[count] = which ? st->width_out : st->width_in * st->width_out;
+            t->param_ptrs[count] = p;
+            t->grad_ptrs[count] = which ? st->db : st->dW;
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+                t->state_ptrs[count * FASTNN_OPT_MAX_STATE + q] =
+                    which ? st->state_b[q] : st->state_W[q];
+            n_params += t->param_sizes[count];
+            count++;
+        }
+    }
+    t->params = (fastnn_opt_arrays){count, t->param_sizes, t->param_ptrs, t->grad_ptrs,
+                                    t->state_ptrs};
     t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN;
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *

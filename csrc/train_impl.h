@@ -15,33 +15,14 @@ int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
 }
 
 /* Every parameter's update, in layer order (W, then b), or its dry run
- * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN).  The
+ * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN): one
+ * call for all the arrays, the optimizer's constants prepared once.  The
  * update records in t->bounds the magnitudes it wrote, for safe_all. */
 static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
 {
-    const fastnn_train_spec *spec = t->spec;
-    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
-        fastnn_stage *st = &t->stages[s];
-        if (st->kind != FASTNN_STAGE_DENSE)
-            continue;
-        for (int which = 0; which < 2; which++) {
-            T *p = (T *)(which ? st->b : st->W);
-            if (p == NULL)
-                continue;
-            const T *g = (const T *)(which ? st->db : st->dW);
-            void **state = which ? st->state_b : st->state_W;
-            const int64_t size = which ? st->width_out : st->width_in * st->width_out;
-            T *st_t[FASTNN_OPT_MAX_STATE];
-            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
-                st_t[q] = (T *)state[q];
-            const int status = F(fastnn_internal_opt_update)(
-                spec->optimizer, write, size, p, g, st_t, step, spec->hyper,
-                write && t->use_proof ? &t->bounds[2 * s + which] : NULL);
-            if (status != FASTNN_OK)
-                return status;
-        }
-    }
-    return FASTNN_OK;
+    return F(fastnn_internal_opt_update)(t->spec->optimizer, write, &t->params, step,
+                                         t->spec->hyper,
+                                         write && t->use_proof ? t->bounds : NULL);
 }
 
 /* 1 when every update of this batch is proved finite from the magnitudes
@@ -54,27 +35,9 @@ static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
  * L1 it costs less than the proof's bookkeeping. */
 static int F(safe_all)(fastnn_trainer *t, int64_t step)
 {
-    const fastnn_train_spec *spec = t->spec;
-    if (!t->use_proof)
-        return 0;
-    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
-        fastnn_stage *st = &t->stages[s];
-        if (st->kind != FASTNN_STAGE_DENSE)
-            continue;
-        for (int which = 0; which < 2; which++) {
-            if ((which ? st->b : st->W) == NULL)
-                continue;
-            void **state = which ? st->state_b : st->state_W;
-            T *st_t[FASTNN_OPT_MAX_STATE];
-            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
-                st_t[q] = (T *)state[q];
-            if (!F(fastnn_internal_opt_safe)(spec->optimizer, st_t, step, spec->hyper,
-                                             &t->bounds[2 * s + which],
-                                             t->grad_max[2 * s + which]))
-                return 0;
-        }
-    }
-    return 1;
+    return t->use_proof &&
+           F(fastnn_internal_opt_safe)(t->spec->optimizer, &t->params, step, t->spec->hyper,
+                                       t->bounds, t->grad_max);
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
@@ -152,11 +115,17 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         switch (st->kind) {
         case FASTNN_STAGE_DENSE: {
             const int need_dx = s > t->first_param_stage;
+            double grad_max[2];   /* dW's, db's */
             status = F(fastnn_internal_dense_backward)(
                 rows, st->width_in, st->width_out, input, (const T *)st->W,
                 (const T *)t->z[s], ys[s], cur, st->act, st->alpha, cur,
                 need_dx ? other : NULL, (T *)st->dW, (T *)st->db,
-                t->use_proof ? &t->grad_max[2 * s] : NULL);
+                t->use_proof ? grad_max : NULL);
+            if (t->use_proof) {
+                t->grad_max[t->first_param[s]] = grad_max[0];
+                if (st->b != NULL)
+                    t->grad_max[t->first_param[s] + 1] = grad_max[1];
+            }
             if (need_dx) {
                 T *tmp = cur;
                 cur = other;
@@ -237,8 +206,8 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     default: return FASTNN_EINVAL;
     }
     int64_t e = *epoch, pos = *start, done = 0;
-    for (int64_t s = 0; s < 2 * t->n_stages; s++)
-        t->bounds[s].known = 0;   /* the parameters may have changed since */
+    for (int64_t i = 0; i < t->params.count; i++)
+        t->bounds[i].known = 0;   /* the parameters may have changed since */
     int status = FASTNN_OK;
     /* the GEMMs this thread starts read the cancel flag too */
     const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;
