@@ -78,6 +78,10 @@ FASTNN_ELEMENTWISE double F(fastnn_internal_max_abs)(const T *x, int64_t rows, i
                                                      int64_t ld)
 {
     UT m = 0;
+    if (ld == cols) {   /* contiguous rows: one long row */
+        cols *= rows;
+        rows = 1;
+    }
     for (int64_t i = 0; i < rows; i++) {
         const T *r = x + i * ld;
         for (int64_t j = 0; j < cols; j++) {
