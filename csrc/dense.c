@@ -11,9 +11,12 @@
  * block (one call: per-row calls cost more than the work on small layers),
  * then the bias gradient db in one sequential pass over the rows (db[j]
  * accumulated row by row, NumPy's order for sum(axis=0); pairwise for a
- * single column, again NumPy's order), then two GEMMs: dW = X^T dZ and
- * dX = dZ W^T.  No reduction is ever split across threads, so results do not
- * depend on the thread count.
+ * single column, again NumPy's order), then two GEMMs: dX = dZ W^T and
+ * dW = X^T dZ.  The two halves (dZ, db, dX; then dW) are also entry points of
+ * their own: the trainer runs the first half of every layer before the
+ * second of any, so that the update can run in dW's epilogue.  No reduction
+ * is ever split across threads, so results do not depend on the thread
+ * count.
  *
  * The arithmetic per element is the reference's (NumpyOps.dense_forward /
  * dense_backward): only the GEMM's summation order differs from NumPy's.

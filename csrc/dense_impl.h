@@ -73,35 +73,13 @@ int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
     return status;
 }
 
-/* the largest |dW| of one finished block, merged into the GEMM's maximum */
-static void F(grad_max_epilogue)(const void *ctx, int64_t row0, int64_t col0,
-                                 int64_t rows, int64_t cols, void *Cv, int64_t ldc)
-{
-    (void)row0;
-    (void)col0;
-    fastnn_internal_atomic_max((_Atomic uint64_t *)ctx,
-                               F(fastnn_internal_max_abs)((const T *)Cv, rows, cols, ldc));
-}
-
-int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
-                             const T *X, const T *W, const T *Z, const T *Y,
-                             const T *dY, int act, double alpha, T *dZ, T *dX,
-                             T *dW, T *db)
-{
-    return F(fastnn_internal_dense_backward)(n, n_in, n_out, X, W, Z, Y, dY, act, alpha,
-                                             dZ, dX, dW, db, NULL);
-}
-
-int F(fastnn_internal_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
-                                      const T *X, const T *W, const T *Z, const T *Y,
-                                      const T *dY, int act, double alpha, T *dZ, T *dX,
-                                      T *dW, T *db, double *grad_max)
+int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
+                                         const T *W, const T *Z, const T *Y, const T *dY,
+                                         int act, double alpha, T *dZ, T *dX, T *db)
 {
     if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
         return FASTNN_EINVAL;
     if (n > 0 && n_out > 0 && (dY == NULL || dZ == NULL))
-        return FASTNN_EINVAL;
-    if (n_in > 0 && n_out > 0 && dW == NULL)
         return FASTNN_EINVAL;
 
     /* dZ = act'(dY) over the whole block, then db summed row by row */
@@ -124,24 +102,33 @@ int F(fastnn_internal_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
             }
         }
     }
-
-    /* dW = X^T @ dZ  (n_in x n_out, k = n), its largest |dW| on request */
-    _Atomic uint64_t dw_max;
-    atomic_init(&dw_max, 0);    /* the bits of +0.0 */
-    fastnn_epilogue max_ep = {F(grad_max_epilogue), &dw_max};
-    int status = F(fastnn_gemm)(1, 0, n_in, n_out, n, X, n_in, dZ, n_out, (T)0,
-                                dW, n_out, grad_max != NULL ? &max_ep : NULL);
-    if (status != FASTNN_OK)
-        return status;
-    if (grad_max != NULL) {
-        const uint64_t bits = atomic_load(&dw_max);
-        memcpy(&grad_max[0], &bits, sizeof bits);
-        grad_max[1] = db != NULL ? F(fastnn_internal_max_abs)(db, 1, n_out, n_out) : 0.0;
-    }
     /* dX = dZ @ W^T  (n x n_in, k = n_out) */
-    if (dX != NULL)
-        status = F(fastnn_gemm)(0, 1, n, n_in, n_out, dZ, n_out, W, n_out, (T)0,
-                                dX, n_in, NULL);
-    return status;
+    if (dX == NULL)
+        return FASTNN_OK;
+    return F(fastnn_gemm)(0, 1, n, n_in, n_out, dZ, n_out, W, n_out, (T)0, dX, n_in, NULL);
 }
 
+int F(fastnn_internal_dense_backward_dw)(int64_t n, int64_t n_in, int64_t n_out, const T *X,
+                                         const T *dZ, T *dW, const fastnn_epilogue *epilogue)
+{
+    if (n < 0 || n_in < 0 || n_out < 0)
+        return FASTNN_EINVAL;
+    if (n_in > 0 && n_out > 0 && dW == NULL)
+        return FASTNN_EINVAL;
+    /* dW = X^T @ dZ  (n_in x n_out, k = n) */
+    return F(fastnn_gemm)(1, 0, n_in, n_out, n, X, n_in, dZ, n_out, (T)0, dW, n_out, epilogue);
+}
+
+int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
+                             const T *X, const T *W, const T *Z, const T *Y,
+                             const T *dY, int act, double alpha, T *dZ, T *dX,
+                             T *dW, T *db)
+{
+    if (n_in > 0 && n_out > 0 && dW == NULL)
+        return FASTNN_EINVAL;
+    const int status = F(fastnn_internal_dense_backward_dx)(n, n_in, n_out, W, Z, Y, dY, act,
+                                                            alpha, dZ, dX, db);
+    if (status != FASTNN_OK)
+        return status;
+    return F(fastnn_internal_dense_backward_dw)(n, n_in, n_out, X, dZ, dW, NULL);
+}

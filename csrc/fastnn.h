@@ -238,13 +238,17 @@ int fastnn_optimizer_update_f64(int opt, int64_t size, double *param,
  * arrays (nothing is written): 1 when every new value of the update above
  * is proved finite from the largest magnitudes of param, grad and state
  * (and the state's signs), bounding each operation of the formula with a
- * margin for rounding; 0 when it cannot tell; FASTNN_EINVAL as above. */
+ * margin for rounding; 0 when it cannot tell; FASTNN_EINVAL as above.  When
+ * it proves and next is not NULL, next gets the bounds the trainer carries
+ * to the following batch: |new param| <= next[0], |new state j| <=
+ * next[1 + j], and next[1 + FASTNN_OPT_MAX_STATE + j] is 0 when state j is
+ * proved non-negative (1 + 2 * FASTNN_OPT_MAX_STATE doubles). */
 int fastnn_optimizer_update_proof_f32(int opt, int64_t size, const float *param,
                                       const float *grad, float *const *state,
-                                      const double *hyper, int64_t step);
+                                      const double *hyper, int64_t step, double *next);
 int fastnn_optimizer_update_proof_f64(int opt, int64_t size, const double *param,
                                       const double *grad, double *const *state,
-                                      const double *hyper, int64_t step);
+                                      const double *hyper, int64_t step, double *next);
 
 /* ---- counter-based randomness and dropout (rng.c) ---------------------- */
 uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index);
@@ -315,12 +319,14 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
 
 /* How many batches so far needed the dry run of their update.  A batch's
  * update is applied only when every new value is finite: proved, for the
- * price of a few operations per parameter array, from the magnitudes the
- * previous update wrote and the batch's largest gradients, or, when the
- * proof fails (the first batch of each fastnn_train_run call, values near
- * overflow, a non-finite gradient; every batch of a network of fewer than
- * a few thousand parameters, for which the dry run is cheaper), checked by a
- * dry run of the update.  -1 for NULL. */
+ * price of a few operations per parameter array, from bounds on the
+ * parameters and optimizer state (measured by the last update that needed
+ * the dry run, carried forward by each proof) and on the batch's gradients
+ * (from its layers' inputs and dZ), or, when the proof fails (the first
+ * batch of each fastnn_train_run call, values near overflow, a non-finite
+ * gradient; every batch of a network of fewer than a few thousand
+ * parameters, for which the dry run is cheaper), checked by a dry run of
+ * the update.  -1 for NULL. */
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 
 /* Train from batch position (*epoch, *start) on: X is n x n_features,

@@ -134,13 +134,14 @@ FASTNN_LOSSES(FASTNN_X_LOSS_DECL)
 #undef FASTNN_X_LOSS_DECL
 
 /* optim.c: what is known of one parameter's values and its optimizer state
-   after an update: the largest magnitudes and whether a state value has its
-   sign bit set (known = 0: nothing is known) */
+   after an update: bounds on their magnitudes (measured by a tracking
+   update, or proved) and whether a state value may have its sign bit set
+   (known = 0: nothing is known) */
 typedef struct {
     int known;
-    double param;                       /* max |p| */
-    double state[FASTNN_OPT_MAX_STATE]; /* max |s_j| (0 for unused states) */
-    int negative[FASTNN_OPT_MAX_STATE]; /* some s_j is negative (or -0) */
+    double param;                       /* |p| <= param */
+    double state[FASTNN_OPT_MAX_STATE]; /* |s_j| <= state[j] (0: unused) */
+    int negative[FASTNN_OPT_MAX_STATE]; /* some s_j may be negative (or -0) */
 } fastnn_opt_bounds;
 
 /* optim.c: the parameter arrays one update covers: count arrays, the i-th
@@ -175,48 +176,43 @@ int fastnn_internal_opt_update_f64(int opt, int write, const fastnn_opt_arrays *
 /* optim.c: 1 when the update of every array of a would give only finite
    values, for every parameter and state within its bounds[i] (known) and
    every |grad| <= grad_max[i], proved by bounding each operation of the
-   formula in double with a margin for T's rounding; 0 when it cannot tell
+   formula in double with a margin for T's rounding; next[i] then gets
+   bounds on what the update will write (the proof's own, so the next batch
+   can be proved without a look at the arrays).  0 when it cannot tell
    (unknown bounds, a non-finite grad_max, values near T's overflow, an
    invalid optimizer).  The training loop's dry run is needed only when it
    says 0: a proof costs a few operations, the dry run a pass over every
    array. */
 int fastnn_internal_opt_safe_f32(int opt, const fastnn_opt_arrays *a, int64_t step,
                                  const double *hyper, const fastnn_opt_bounds *bounds,
-                                 const double *grad_max);
+                                 const double *grad_max, fastnn_opt_bounds *next);
 int fastnn_internal_opt_safe_f64(int opt, const fastnn_opt_arrays *a, int64_t step,
                                  const double *hyper, const fastnn_opt_bounds *bounds,
-                                 const double *grad_max);
+                                 const double *grad_max, fastnn_opt_bounds *next);
 
 /* optim.c: max |x| over a rows x cols block of row stride ld, as a double;
    +inf when some element is inf or NaN */
 double fastnn_internal_max_abs_f32(const float *x, int64_t rows, int64_t cols, int64_t ld);
 double fastnn_internal_max_abs_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
 
-/* *a = max(*a, x) for x >= 0 or +inf held as the bits of a double (which
-   order as the values do), from any thread */
-static inline void fastnn_internal_atomic_max(_Atomic uint64_t *a, double x)
-{
-    uint64_t bits, seen = atomic_load_explicit(a, memory_order_relaxed);
-    memcpy(&bits, &x, sizeof bits);
-    while (bits > seen &&
-           !atomic_compare_exchange_weak_explicit(a, &seen, bits, memory_order_relaxed,
-                                                  memory_order_relaxed))
-        ;
-}
-
-/* dense.c: fastnn_dense_backward, and with grad_max not NULL also
-   grad_max[0] = max |dW|, grad_max[1] = max |db| (0 without db), +inf for a
-   non-finite gradient: dW's is taken block by block in the GEMM's epilogue,
-   while the block is in cache */
-int fastnn_internal_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out,
-                                       const float *X, const float *W, const float *Z,
-                                       const float *Y, const float *dY, int act,
-                                       double alpha, float *dZ, float *dX, float *dW,
-                                       float *db, double *grad_max);
-int fastnn_internal_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
-                                       const double *X, const double *W, const double *Z,
-                                       const double *Y, const double *dY, int act,
-                                       double alpha, double *dZ, double *dX, double *dW,
-                                       double *db, double *grad_max);
+/* dense.c: fastnn_dense_backward in its two halves, for the trainer, which
+   runs the first of every layer before the second of any: dx computes
+   dZ = act'(dY) (dZ may alias dY), db (may be NULL) and dX = dZ W^T (dX may
+   be NULL); dw computes dW = X^T dZ with an epilogue on its finished blocks
+   (may be NULL). */
+int fastnn_internal_dense_backward_dx_f32(int64_t n, int64_t n_in, int64_t n_out,
+                                          const float *W, const float *Z, const float *Y,
+                                          const float *dY, int act, double alpha, float *dZ,
+                                          float *dX, float *db);
+int fastnn_internal_dense_backward_dx_f64(int64_t n, int64_t n_in, int64_t n_out,
+                                          const double *W, const double *Z, const double *Y,
+                                          const double *dY, int act, double alpha, double *dZ,
+                                          double *dX, double *db);
+int fastnn_internal_dense_backward_dw_f32(int64_t n, int64_t n_in, int64_t n_out,
+                                          const float *X, const float *dZ, float *dW,
+                                          const fastnn_epilogue *epilogue);
+int fastnn_internal_dense_backward_dw_f64(int64_t n, int64_t n_in, int64_t n_out,
+                                          const double *X, const double *dZ, double *dW,
+                                          const fastnn_epilogue *epilogue);
 
 #endif /* FASTNN_INTERNAL_H */

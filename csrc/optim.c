@@ -10,8 +10,9 @@
  * (``beta ** step`` is C's pow, ``x ** 0.5`` is pow(x, 0.5), not sqrt).
  *
  * The body is written once over T in optim_impl.h, included once per dtype
- * (with SQRT, TINY and T_MAX, T's sqrt, smallest normal and largest
- * number, and UT, the unsigned integer of T's width, defined too).
+ * (with SQRT, TINY, T_MAX and T_EPS, T's sqrt, smallest normal and
+ * largest number and epsilon, and UT, the unsigned integer of T's width,
+ * defined too).
  */
 
 #include <float.h>
@@ -30,6 +31,7 @@
 #define TINY FLT_MIN
 #define UT uint32_t
 #define T_MAX FLT_MAX
+#define T_EPS FLT_EPSILON
 #include "optim_impl.h"
 #undef T
 #undef SFX
@@ -37,6 +39,7 @@
 #undef TINY
 #undef UT
 #undef T_MAX
+#undef T_EPS
 
 #define T double
 #define SFX f64
@@ -44,6 +47,7 @@
 #define TINY DBL_MIN
 #define UT uint64_t
 #define T_MAX DBL_MAX
+#define T_EPS DBL_EPSILON
 #include "optim_impl.h"
 #undef T
 #undef SFX
@@ -51,3 +55,4 @@
 #undef TINY
 #undef UT
 #undef T_MAX
+#undef T_EPS

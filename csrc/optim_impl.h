@@ -18,16 +18,17 @@
  *   name_states   how many state arrays a mode reads and writes;
  *   name_safe     whether, for every |param| <= P, |grad| <= G and state
  *                 values within the bounds b, every new value is provably
- *                 finite (0 when it cannot tell): the trainer's shortcut
- *                 past the dry run (see fastnn_internal_opt_safe).
+ *                 finite (0 when it cannot tell), and if so, bounds on
+ *                 the values it writes: the trainer's shortcut past the
+ *                 dry run (see fastnn_internal_opt_safe).
  * Everything else -- the loops compiled per mode and per instruction set,
  * the split across threads, the dry run (write = 0) and the update
  * (write = 1), the dispatch on the code -- is written once below and
  * expands from the table.
  */
 #if !defined(T) || !defined(SFX) || !defined(SQRT) || !defined(TINY) || !defined(UT) || \
-    !defined(T_MAX)
-#error "define T, SFX, SQRT, TINY, UT and T_MAX before including optim_impl.h"
+    !defined(T_MAX) || !defined(T_EPS)
+#error "define T, SFX, SQRT, TINY, UT, T_MAX and T_EPS before including optim_impl.h"
 #endif
 
 /* the reference's _flush_subnormal: state entries below the smallest normal
@@ -71,6 +72,13 @@ static inline double F(mag_value)(UT bits)
    times; a factor of 4 covers that with room to spare, and a NaN or
    infinite bound never passes. */
 #define WITHIN(x) ((x) <= (double)T_MAX / 4.0)
+
+/* The bounds a proof hands on, on what the update writes, are carried from
+ * batch to batch, so they must hold as they are: each value the update
+ * writes is its exact bound's arithmetic on values within their bounds,
+ * rounded a few times in T, each rounding at most a factor (1 + T_EPS / 2);
+ * the bounds are widened by (1 + 16 T_EPS), which covers that. */
+#define NEXT(x) ((x) * (1.0 + 16.0 * (double)T_EPS))
 
 /* max |x| over a rows x cols block of row stride ld, as a double; +inf if
    any element is inf or NaN (see internal.h) */
@@ -142,19 +150,24 @@ static inline int F(sgd_states)(int mode)
     return mode == 0 ? 0 : 1;
 }
 
-/* |g| <= G + |wd| P;  |v| <= |mu| |v_old| + |g|;  |p'| <= P + |lr| |step| */
-static int F(sgd_safe)(const F(sgd_k) *k, int mode, const fastnn_opt_bounds *b, double G)
+/* |g| <= G + |wd| P;  |v| <= |mu| |v_old| + |g|;  |p'| <= P + |lr| |step|;
+ * next: those bounds, on the values the update writes */
+static int F(sgd_safe)(const F(sgd_k) *k, int mode, const fastnn_opt_bounds *b, double G,
+                       fastnn_opt_bounds *next)
 {
     const double lr = fabs((double)k->lr), mu = fabs((double)k->mu);
     const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
-    double step = g;
+    double step = g, v = 0.0;
     if (mode != 0) {
-        const double v = mu * b->state[0] + g;
+        v = mu * b->state[0] + g;
         if (!WITHIN(v))
             return 0;
         step = mode == 1 ? g + mu * v : v;
     }
-    return WITHIN(g) && WITHIN(step) && WITHIN(lr * step) && WITHIN(b->param + lr * step);
+    if (!(WITHIN(g) && WITHIN(step) && WITHIN(lr * step) && WITHIN(b->param + lr * step)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + lr * step), {NEXT(v), 0.0}, {mode != 0, 0}};
+    return 1;
 }
 
 /* ---- Adam ---------------------------------------------------------------
@@ -236,9 +249,10 @@ static inline int F(adam_states)(int mode)
 
 /* With v >= 0 (no sign bit in the state), b2 >= 0, 1 - b2 >= 0, bc > 0 and
  * eps > 0, the denominator is at least eps:  |g| <= G + |wd| P;
- * |m| <= |b1| M + |1-b1| |g|;  v <= b2 V + (1-b2) g^2;
- * |p'| <= P + |ss| |m| / eps. */
-static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b, double G)
+ * |m| <= |b1| M + |1-b1| |g|;  v <= b2 V + (1-b2) g^2 (and v >= 0);
+ * |p'| <= P + |ss| |m| / eps;  next: those bounds. */
+static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b, double G,
+                        fastnn_opt_bounds *next)
 {
     (void)mode;
     if (b->negative[1] || !(k->b2 >= 0) || !(k->omb2 >= 0) || !(k->bc > 0) || !(k->ep > 0))
@@ -247,9 +261,12 @@ static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b
     const double m = fabs((double)k->b1) * b->state[0] + fabs((double)k->omb1) * g;
     const double v = (double)k->b2 * b->state[1] + (double)k->omb2 * (g * g);
     const double ratio = m / (double)k->ep, step = fabs((double)k->ss) * ratio;
-    return WITHIN(g) && WITHIN(g * g) && WITHIN(m) && WITHIN(v) &&
-           WITHIN(sqrt(v) / (double)k->bc + (double)k->ep) && WITHIN(ratio) &&
-           WITHIN(step) && WITHIN(b->param + step);
+    if (!(WITHIN(g) && WITHIN(g * g) && WITHIN(m) && WITHIN(v) &&
+          WITHIN(sqrt(v) / (double)k->bc + (double)k->ep) && WITHIN(ratio) &&
+          WITHIN(step) && WITHIN(b->param + step)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + step), {NEXT(m), NEXT(v)}, {1, 0}};
+    return 1;
 }
 
 /* ---- the shared machinery ----------------------------------------------- */
@@ -374,9 +391,10 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         }                                                                             \
     }                                                                                 \
     static int F(FASTNN_CAT(name, safe_of))(const F(opt_job) *j,                      \
-                                            const fastnn_opt_bounds *b, double G)     \
+                                            const fastnn_opt_bounds *b, double G,     \
+                                            fastnn_opt_bounds *next)                  \
     {                                                                                 \
-        return F(FASTNN_CAT(name, safe))(&j->k.name, j->mode, b, G);                  \
+        return F(FASTNN_CAT(name, safe))(&j->k.name, j->mode, b, G, next);            \
     }                                                                                 \
     static int F(FASTNN_CAT(name, used_of))(const F(opt_job) *j)                      \
     {                                                                                 \
@@ -392,7 +410,8 @@ FASTNN_OPTIMIZERS(OPT_PASSES)
 static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
                            T *const *state, int64_t step, const double *hyper,
                            fastnn_range_fn *range,
-                           int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double),
+                           int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double,
+                                       fastnn_opt_bounds *),
                            int (**used)(const F(opt_job) *))
 {
     job->param = param;     /* field by field: the union of constants is not zeroed */
@@ -447,7 +466,8 @@ static int F(opt_job_arrays)(F(opt_job) *job, const fastnn_opt_arrays *a, int64_
  * hyper-parameters are the same for all), every array's states checked */
 static int F(opt_job_all)(F(opt_job) *job, int opt, const fastnn_opt_arrays *a, int64_t step,
                           const double *hyper, fastnn_range_fn *range,
-                          int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double),
+                          int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double,
+                                       fastnn_opt_bounds *),
                           int *n_used)
 {
     if (a->count < 1)
@@ -467,6 +487,26 @@ static int F(opt_job_all)(F(opt_job) *job, int opt, const fastnn_opt_arrays *a, 
     return FASTNN_OK;
 }
 
+/* the magnitudes a tracking update merges, back to nothing */
+static void F(job_reset)(F(opt_job) *job)
+{
+    for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+        atomic_store_explicit(&job->mags[q], 0, memory_order_relaxed);
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        atomic_store_explicit(&job->signs[q], 0, memory_order_relaxed);
+}
+
+/* what a tracking update wrote, as bounds */
+static void F(job_bounds)(F(opt_job) *job, int n_used, fastnn_opt_bounds *b)
+{
+    b->known = 1;
+    b->param = F(mag_value)(atomic_load(&job->mags[0]));
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+        b->state[q] = q < n_used ? F(mag_value)(atomic_load(&job->mags[1 + q])) : 0.0;
+        b->negative[q] = q < n_used && atomic_load(&job->signs[q]) != 0;
+    }
+}
+
 /* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
 int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a,
                                   int64_t step, const double *hyper,
@@ -476,7 +516,7 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
     atomic_init(&bad, 0);
     F(opt_job) job;
     fastnn_range_fn range;
-    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
     int n_used;
     const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used);
     if (status != FASTNN_OK)
@@ -489,23 +529,12 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
     for (int64_t i = 0; i < a->count; i++) {
         const int64_t size = a->sizes[i];
         F(opt_job_arrays)(&job, a, i, n_used);  /* checked above */
-        if (job.track) {
-            for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
-                atomic_store_explicit(&job.mags[q], 0, memory_order_relaxed);
-            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
-                atomic_store_explicit(&job.signs[q], 0, memory_order_relaxed);
-        }
+        if (job.track)
+            F(job_reset)(&job);
         if (size > 0)
             fastnn_internal_parallel_ranges(range, &job, size, size * per);
-        if (job.track) {
-            fastnn_opt_bounds *b = &bounds[i];
-            b->known = 1;
-            b->param = F(mag_value)(atomic_load(&job.mags[0]));
-            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
-                b->state[q] = q < n_used ? F(mag_value)(atomic_load(&job.mags[1 + q])) : 0.0;
-                b->negative[q] = q < n_used && atomic_load(&job.signs[q]) != 0;
-            }
-        }
+        if (job.track)
+            F(job_bounds)(&job, n_used, &bounds[i]);
     }
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
 }
@@ -513,30 +542,31 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
 /* whether every update is provably finite (see internal.h) */
 int F(fastnn_internal_opt_safe)(int opt, const fastnn_opt_arrays *a, int64_t step,
                                 const double *hyper, const fastnn_opt_bounds *bounds,
-                                const double *grad_max)
+                                const double *grad_max, fastnn_opt_bounds *next)
 {
     F(opt_job) job;
     fastnn_range_fn range;
-    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
     int n_used;
     if (F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used) != FASTNN_OK)
         return 0;
     for (int64_t i = 0; i < a->count; i++)
-        if (!bounds[i].known || !safe(&job, &bounds[i], grad_max[i]))
+        if (!bounds[i].known || !safe(&job, &bounds[i], grad_max[i], &next[i]))
             return 0;
     return 1;
 }
 
 /* the trainer's proof on given arrays (see fastnn.h) */
 int F(fastnn_optimizer_update_proof)(int opt, int64_t size, const T *param, const T *grad,
-                                     T *const *state, const double *hyper, int64_t step)
+                                     T *const *state, const double *hyper, int64_t step,
+                                     double *next)
 {
     if (opt < 0 || opt >= FASTNN_N_OPT || size < 0 || step < 1 || param == NULL ||
         grad == NULL || hyper == NULL || state == NULL)
         return FASTNN_EINVAL;
     F(opt_job) job;
     fastnn_range_fn range;
-    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double);
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
     int (*used)(const F(opt_job) *);
     const int status = F(opt_job_init)(&job, opt, NULL, NULL, state, step, hyper, &range,
                                        &safe, &used);
@@ -550,7 +580,16 @@ int F(fastnn_optimizer_update_proof)(int opt, int64_t size, const T *param, cons
         b.state[q] = F(fastnn_internal_max_abs)(state[q], 1, size, size);
         b.negative[q] = sign != 0;
     }
-    return safe(&job, &b, F(fastnn_internal_max_abs)(grad, 1, size, size));
+    fastnn_opt_bounds after;
+    const int proved = safe(&job, &b, F(fastnn_internal_max_abs)(grad, 1, size, size), &after);
+    if (proved && next != NULL) {
+        next[0] = after.param;
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+            next[1 + q] = after.state[q];
+            next[1 + FASTNN_OPT_MAX_STATE + q] = after.negative[q];
+        }
+    }
+    return proved;
 }
 
 /* the public kernel: its arguments checked, then one update (see fastnn.h) */
@@ -580,3 +619,4 @@ int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
 #undef NOT_FINITE
 #undef SIGN_SHIFT
 #undef WITHIN
+#undef NEXT

@@ -16,6 +16,7 @@
  * (nothing is written to the parameters or optimizer state before its
  * update, which is the last thing a batch does).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,17 +45,19 @@ struct fastnn_trainer {
     void **z;        /* per stage: pre-activation, or NULL */
     void **mask;     /* per stage: dropout mask, or NULL */
     void **ys;       /* per stage: output of the current batch (may alias) */
-    void *grad[2];   /* ping-pong gradient buffers (batch x widest) */
+    void *grad;      /* the gradient flowing down (batch x widest) */
+    void **dz;       /* per dense stage: its dZ, kept for the second phase */
     double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
     /* every parameter array in layer order (W, then b), as the optimizer
        takes them; per stage, the index of its W there (-1: none); per array,
-       what the last update wrote (see update_all) and the largest |gradient|
-       of the current batch */
+       bounds on its values and state (measured or proved, see safe_all), the
+       proof's bounds on what the update will write, and a bound on the
+       current batch's |gradient| */
     fastnn_opt_arrays params;
     int64_t *param_sizes, *first_param;
     void **param_ptrs, **state_ptrs;
     const void **grad_ptrs;
-    fastnn_opt_bounds *bounds;
+    fastnn_opt_bounds *bounds, *next_bounds;
     double *grad_max;
     int64_t exact_checks; /* batches whose update needed the dry run */
     int use_proof;        /* prove updates finite (see safe_all) */
@@ -110,8 +113,12 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->ys);
     free(t->xb);
     free(t->tb);
-    free(t->grad[0]);
-    free(t->grad[1]);
+    free(t->grad);
+    if (t->dz)
+        for (int64_t s = 0; s < t->n_stages; s++)
+            free(t->dz[s]);
+    free(t->dz);
+    free(t->next_bounds);
     free(t->loss_work);
     free(t->bounds);
     free(t->grad_max);
@@ -163,16 +170,19 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->z = calloc((size_t)n_stages, sizeof(void *));
     t->mask = calloc((size_t)n_stages, sizeof(void *));
     t->ys = calloc((size_t)n_stages, sizeof(void *));
+    t->dz = calloc((size_t)n_stages, sizeof(void *));
     /* at most two parameter arrays per stage */
     const size_t most = 2 * (size_t)n_stages;
     t->bounds = calloc(most, sizeof(fastnn_opt_bounds));
+    t->next_bounds = calloc(most, sizeof(fastnn_opt_bounds));
     t->grad_max = calloc(most, sizeof(double));
     t->param_sizes = calloc(most, sizeof(int64_t));
     t->first_param = calloc((size_t)n_stages, sizeof(int64_t));
     t->param_ptrs = calloc(most, sizeof(void *));
     t->grad_ptrs = calloc(most, sizeof(void *));
     t->state_ptrs = calloc(most * FASTNN_OPT_MAX_STATE, sizeof(void *));
-    if (!t->out || !t->z || !t->mask || !t->ys || !t->bounds || !t->grad_max ||
+    if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->bounds || !t->next_bounds ||
+        !t->grad_max ||
         !t->param_sizes || !t->first_param || !t->param_ptrs || !t->grad_ptrs ||
         !t->state_ptrs)
         goto nomem;
@@ -190,6 +200,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             goto nomem;
         if (st->kind == FASTNN_STAGE_DENSE && fastnn_needs_preactivation(st->act) &&
             !(t->z[s] = wmalloc(bytes)))
+            goto nomem;
+        if (st->kind == FASTNN_STAGE_DENSE && !(t->dz[s] = wmalloc(bytes)))
             goto nomem;
         if (st->kind == FASTNN_STAGE_DROPOUT && !(t->mask[s] = wmalloc(bytes)))
             goto nomem;
@@ -226,10 +238,9 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     const size_t g_bytes = (size_t)batch * (size_t)widest * elem;
     t->xb = wmalloc((size_t)batch * (size_t)n_features * elem);
     t->tb = wmalloc(t_bytes);
-    t->grad[0] = wmalloc(g_bytes);
-    t->grad[1] = wmalloc(g_bytes);
+    t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
-    if (!t->xb || !t->tb || !t->grad[0] || !t->grad[1] || !t->loss_work)
+    if (!t->xb || !t->tb || !t->grad || !t->loss_work)
         goto nomem;
     *out = t;
     return FASTNN_OK;

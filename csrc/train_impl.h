@@ -16,20 +16,21 @@ int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
 
 /* Every parameter's update, in layer order (W, then b), or its dry run
  * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN): one
- * call for all the arrays, the optimizer's constants prepared once.  The
- * update records in t->bounds the magnitudes it wrote, for safe_all. */
-static int F(update_all)(fastnn_trainer *t, int64_t step, int write)
+ * call for all the arrays, the optimizer's constants prepared once.  With
+ * measure, the update records in t->bounds the magnitudes it wrote. */
+static int F(update_all)(fastnn_trainer *t, int64_t step, int write, int measure)
 {
     return F(fastnn_internal_opt_update)(t->spec->optimizer, write, &t->params, step,
-                                         t->spec->hyper,
-                                         write && t->use_proof ? t->bounds : NULL);
+                                         t->spec->hyper, measure ? t->bounds : NULL);
 }
 
-/* 1 when every update of this batch is proved finite from the magnitudes
- * the last update wrote and this batch's largest gradients (see
- * fastnn_internal_opt_safe), so the dry run can be skipped: the same
- * guarantee for the price of a few operations per array instead of a pass
- * over all of them.  Bounds are unknown at the start of each run (the
+/* 1 when every update of this batch is proved finite from the bounds on the
+ * parameters and state (measured by the update of a batch that needed the
+ * dry run, or proved by the previous proof) and on this batch's gradients
+ * (bound_gradients), see fastnn_internal_opt_safe; t->next_bounds then
+ * bounds what the update will write.  The dry run can then be skipped: the
+ * same guarantee for the price of a few operations per array instead of a
+ * pass over all of them.  Bounds are unknown at the start of each run (the
  * caller may have changed the parameters in between).  Small networks
  * (t->use_proof = 0) always take the dry run: over a few thousand values in
  * L1 it costs less than the proof's bookkeeping. */
@@ -37,7 +38,38 @@ static int F(safe_all)(fastnn_trainer *t, int64_t step)
 {
     return t->use_proof &&
            F(fastnn_internal_opt_safe)(t->spec->optimizer, &t->params, step, t->spec->hyper,
-                                       t->bounds, t->grad_max);
+                                       t->bounds, t->grad_max, t->next_bounds);
+}
+
+/* Bounds on this batch's gradients before they exist, for safe_all: each
+ * |dW_ij| = |sum_p X_pi dZ_pj| <= rows * max|X| * max|dZ| (X the stage's
+ * input, dZ from phase 1), widened for the rounding of the sum, and |db|
+ * exactly (db is computed).  0 when
+ * the trainer does not prove (a small network). */
+static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
+{
+    if (!t->use_proof)
+        return 0;
+    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
+        const fastnn_stage *st = &t->stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        const T *input = s > 0 ? (const T *)t->ys[s - 1] : x;
+        const double in_max = F(fastnn_internal_max_abs)(input, 1, rows * st->width_in,
+                                                         rows * st->width_in);
+        const double dz_max = F(fastnn_internal_max_abs)((const T *)t->dz[s], 1,
+                                                         rows * st->width_out,
+                                                         rows * st->width_out);
+        const int64_t i = t->first_param[s];
+        /* the computed sum of rows products exceeds the exact one by at most
+           a factor (1 + rows eps), eps T's epsilon (or inf or NaN: no proof) */
+        const double eps = sizeof(T) == sizeof(float) ? (double)FLT_EPSILON : DBL_EPSILON;
+        t->grad_max[i] = (double)rows * in_max * dz_max * (1.0 + (double)(rows + 2) * eps);
+        if (st->b != NULL)
+            t->grad_max[i + 1] = F(fastnn_internal_max_abs)((const T *)st->db, 1,
+                                                            st->width_out, st->width_out);
+    }
+    return 1;
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
@@ -89,7 +121,7 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     /* loss and its gradient */
     const fastnn_stage *last = &stages[ns - 1];
     const int64_t width = last->width_out;
-    T *cur = (T *)t->grad[0], *other = (T *)t->grad[1];
+    T *cur = (T *)t->grad;
     switch (spec->loss) {
 #define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
     case FASTNN_LOSS_##ID:                                                              \
@@ -107,32 +139,20 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (!isfinite(*loss))
         return FASTNN_EDIVERGED;   /* before any update: the weights stay finite */
 
-    /* backward, down to the first stage with parameters */
+    /* backward, phase 1, down to the first stage with parameters: each dense
+     * stage's dZ (kept in t->dz), db and dX; the gradient flowing down stays
+     * in cur (a dense stage's dX overwrites its dY, read by then) */
     for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
         fastnn_stage *st = &stages[s];
         const T *input = s > 0 ? ys[s - 1] : x;
         const int64_t size = rows * st->width_out;
         switch (st->kind) {
-        case FASTNN_STAGE_DENSE: {
-            const int need_dx = s > t->first_param_stage;
-            double grad_max[2];   /* dW's, db's */
-            status = F(fastnn_internal_dense_backward)(
-                rows, st->width_in, st->width_out, input, (const T *)st->W,
-                (const T *)t->z[s], ys[s], cur, st->act, st->alpha, cur,
-                need_dx ? other : NULL, (T *)st->dW, (T *)st->db,
-                t->use_proof ? grad_max : NULL);
-            if (t->use_proof) {
-                t->grad_max[t->first_param[s]] = grad_max[0];
-                if (st->b != NULL)
-                    t->grad_max[t->first_param[s] + 1] = grad_max[1];
-            }
-            if (need_dx) {
-                T *tmp = cur;
-                cur = other;
-                other = tmp;
-            }
+        case FASTNN_STAGE_DENSE:
+            status = F(fastnn_internal_dense_backward_dx)(
+                rows, st->width_in, st->width_out, (const T *)st->W, (const T *)t->z[s],
+                ys[s], cur, st->act, st->alpha, (T *)t->dz[s],
+                s > t->first_param_stage ? cur : NULL, (T *)st->db);
             break;
-        }
         case FASTNN_STAGE_ACTIVATION:
             status = F(fastnn_act_backward)(st->act, st->alpha, rows, st->width_out, input,
                                              ys[s], cur, cur);
@@ -151,22 +171,40 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
             return status;
     }
 
-    /* the update is applied only if every new parameter and optimizer state
-     * value is finite (a non-finite gradient makes one of them non-finite):
-     * proved from bounds, or else checked by a dry run, so a diverging batch
-     * changes nothing */
+    /* phase 2: dW = X^T dZ of each dense stage, then the update, applied only
+     * if every new parameter and optimizer state value is finite (a
+     * non-finite gradient makes one of them non-finite): proved from bounds,
+     * or else checked by a dry run, so a diverging batch changes nothing */
+    for (int64_t s = t->first_param_stage; s < ns; s++) {
+        const fastnn_stage *st = &stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        status = F(fastnn_internal_dense_backward_dw)(rows, st->width_in, st->width_out,
+                                                      s > 0 ? ys[s - 1] : x,
+                                                      (const T *)t->dz[s], (T *)st->dW, NULL);
+        if (status == FASTNN_EINTERRUPTED || cancelled(t))
+            return batch_interrupted(t, ns);
+        if (status != FASTNN_OK)
+            return status;
+    }
     const int64_t step = spec->step + 1;
-    if (!F(safe_all)(t, step)) {
+    const int proved = F(bound_gradients)(t, x, rows) && F(safe_all)(t, step);
+    if (!proved) {
         t->exact_checks++;
-        status = F(update_all)(t, step, 0);
+        status = F(update_all)(t, step, 0, 0);
         if (status != FASTNN_OK)
             return status;
     }
     if (cancelled(t))
         return batch_interrupted(t, ns);  /* the last point to drop the batch */
-    status = F(update_all)(t, step, 1);
+    /* proved: the proof's bounds on what it writes are the next batch's;
+     * else the update measures what it writes */
+    status = F(update_all)(t, step, 1, !proved && t->use_proof);
     if (status != FASTNN_OK)
         return status;
+    if (proved)
+        for (int64_t i = 0; i < t->params.count; i++)
+            t->bounds[i] = t->next_bounds[i];
     t->spec->step = step;
     return FASTNN_OK;
 }

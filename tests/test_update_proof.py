@@ -4,9 +4,10 @@ Why it is built this way: a batch's update is applied only when every new
 parameter and optimizer state value is finite.  The native trainer used to
 check that with a dry run of every update (a second pass over all the
 parameters, gradients and state, each batch); now it first tries to prove it
-from a few numbers -- the largest magnitudes the previous update wrote and
-the batch's largest gradients (csrc/optim_impl.h, ``*_safe``) -- and runs
-the dry run only when the proof fails.  A wrong proof would let a
+from a few numbers -- bounds on the parameters and state (measured by the
+last update that needed the dry run, then carried forward by each proof) and
+a bound on the batch's gradients from its inputs and dZ (csrc/optim_impl.h,
+``*_safe``) -- and runs the dry run only when the proof fails.  A wrong proof would let a
 non-finite value in, so the proof is tested on its own, against the
 reference's arithmetic, over values from tiny to the edge of overflow; and
 the trainer is tested to use it (``Trainer.exact_checks``), and to fall back
@@ -49,10 +50,16 @@ def _arrays(rng, dtype, size, exponent, n_state, name):
     return param, grad, states
 
 
-def _reference_is_finite(name, param, grad, states, hypers, step):
+def _reference_update(name, param, grad, states, hypers, step):
+    """The reference's new parameter and state arrays (the inputs left alone)."""
     p, s = param.copy(), [None if x is None else x.copy() for x in states]
     with np.errstate(all="ignore"):
         numpy_ops.NumpyOps().optimizer_update(name, p, grad, s, hypers, step)
+    return p, s
+
+
+def _reference_is_finite(name, param, grad, states, hypers, step):
+    p, s = _reference_update(name, param, grad, states, hypers, step)
     return bool(np.isfinite(p).all() and all(np.isfinite(x).all() for x in s if x is not None))
 
 
@@ -68,7 +75,8 @@ def test_a_proved_update_is_finite_in_the_reference(name, dtype, exps, lr_exp, m
                                                      nesterov, wd, beta1, beta2, eps, step,
                                                      seed):
     """Whenever the proof says an update stays finite, the reference's update of the
-    same arrays gives only finite values (the proof may say no when unsure)."""
+    same arrays gives only finite values (the proof may say no when unsure), within
+    the bounds the proof hands to the next batch."""
     top = 38 if dtype == np.float32 else 308
     exps = [min(e, top) for e in exps]
     n_state = 1 if name == "sgd" else 2
@@ -77,8 +85,14 @@ def test_a_proved_update_is_finite_in_the_reference(name, dtype, exps, lr_exp, m
         states = [None]
     hypers = _hypers(name, 10.0 ** lr_exp, beta1, beta2, eps, wd, momentum, nesterov)
     proved = co.CythonOps()._update_proved(name, param, grad, states, hypers, step)
-    if proved:
-        assert _reference_is_finite(name, param, grad, states, hypers, step)
+    if proved is not None:
+        p, s = _reference_update(name, param, grad, states, hypers, step)
+        assert np.isfinite(p).all() and all(np.isfinite(x).all() for x in s if x is not None)
+        assert np.abs(p).max() <= proved["param"]
+        for j, x in enumerate(s):
+            if x is not None:
+                assert np.abs(x).max() <= proved["states"][j]
+                assert proved["signed"][j] or not np.signbit(x).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -90,7 +104,7 @@ def test_ordinary_updates_are_proved(name, dtype):
     param, grad, states = _arrays(rng, dtype, 1000, [0, -2, -2, -4], 1 if name == "sgd" else 2,
                                   name)
     hypers = _hypers(name, 1e-3, 0.9, 0.999, 1e-8, 1e-4, 0.9, False)
-    assert co.CythonOps()._update_proved(name, param, grad, states, hypers, 1)
+    assert co.CythonOps()._update_proved(name, param, grad, states, hypers, 1) is not None
 
 
 @pytest.mark.parametrize("case", ["huge param", "inf grad", "nan grad", "negative v",
@@ -109,7 +123,7 @@ def test_the_proof_refuses_what_it_cannot_bound(case):
         states[1][5] = -1e-3
     else:
         hypers["eps"] = 0.0
-    assert not co.CythonOps()._update_proved("adam", param, grad, states, hypers, 1)
+    assert co.CythonOps()._update_proved("adam", param, grad, states, hypers, 1) is None
 
 
 def test_the_proof_checks_its_arguments():
@@ -187,3 +201,51 @@ def test_near_overflow_every_batch_is_checked_and_matches_the_reference(optimize
     for (key, p, _), (_, q, _) in zip(net.parameters(), ref.parameters()):
         assert np.isfinite(p).all(), key
         np.testing.assert_allclose(p, q, err_msg=key, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("lr", [0.011, 0.012])
+def test_a_slow_divergence_hands_over_to_the_dry_run_in_time(lr, dtype):
+    """A linear network (4201 parameters) whose weights grow for dozens of batches
+    until they overflow.  In one call the proof carries its bounds from batch to
+    batch and must give up before the overflow, so that the dry run refuses the
+    diverging batch: the weights left are exactly those of a run stopped one batch
+    earlier, and of a run checked batch by batch with the dry run only (one batch
+    per call: nothing is known when a call starts)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 40)).astype(dtype), rng.standard_normal((16, 1)).astype(dtype)
+    loss = fastnn.MSELoss()
+
+    def trainer():
+        net = fastnn.Network([fastnn.Dense(40, 100), fastnn.Dense(100, 1)], backend="cython",
+                             dtype=dtype, seed=0)
+        Xc, T = net._check_data(X, y, loss)
+        opt = fastnn.SGD(lr=lr, momentum=0.9)
+        return net, training._make_trainer(net, Xc, T, loss, opt, 4, None)
+
+    def weights(net):
+        return [p.copy() for _, p, _ in net.parameters()]
+
+    # batch by batch: every update checked by the dry run
+    net_c, tr = trainer()
+    losses, epoch, start, good = np.zeros(3000), 0, 0, 0
+    with pytest.raises(FloatingPointError):
+        while True:
+            epoch, start = tr.run(None, epoch, start, 1, losses)
+            good += 1
+    assert good >= 30
+    tr.close()
+    # one call: the proof carries on until it must hand over
+    net_a, tr = trainer()
+    with pytest.raises(FloatingPointError):
+        tr.run(None, 0, 0, 10**6, np.zeros(3000))
+    assert tr.trainer.exact_checks < good // 2      # the proof carried most batches
+    tr.close()
+    # one call stopped just before the diverging batch
+    net_b, tr = trainer()
+    tr.run(None, 0, 0, good, np.zeros(3000))
+    tr.close()
+    for a, b, c in zip(weights(net_a), weights(net_b), weights(net_c)):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)

@@ -1130,11 +1130,18 @@ class CythonOps(NumpyOps):
     def _update_proved(self, name, param, grad, states, hypers, step=1):
         """Whether the native trainer's bound proves this update finite, so it
         would skip the update's dry run (fastnn_optimizer_update_proof_*);
-        nothing is written.  For tests of that proof."""
+        nothing is written.  For tests of that proof.
+
+        Returns None when it cannot tell, else the bounds the trainer carries
+        to the next batch: ``{"param": b, "states": [b0, b1], "signed": [s0, s1]}``,
+        with |new param| <= b, |new state j| <= bj, and state j proved
+        non-negative where sj is False.
+        """
         return self._optimizer_call(name, param, grad, states, hypers, step, True)
 
     def _optimizer_call(self, name, param, grad, states, hypers, step, bint proof):
         cdef int code, j, status
+        cdef double after[1 + 2 * FASTNN_OPT_MAX_STATE]
         cdef int64_t c_step, size
         cdef double hyper[FASTNN_OPT_MAX_HYPER]
         cdef void *state[FASTNN_OPT_MAX_STATE]
@@ -1170,11 +1177,12 @@ class CythonOps(NumpyOps):
             if proof and f32:
                 status = fastnn_optimizer_update_proof_f32(code, size, <const float *>pp,
                                                            <const float *>pg, <float **>state,
-                                                           hyper, c_step)
+                                                           hyper, c_step, after)
             elif proof:
                 status = fastnn_optimizer_update_proof_f64(code, size, <const double *>pp,
                                                            <const double *>pg,
-                                                           <double **>state, hyper, c_step)
+                                                           <double **>state, hyper, c_step,
+                                                           after)
             elif f32:
                 status = fastnn_optimizer_update_f32(code, size, <float *>pp, <const float *>pg,
                                                      <float **>state, hyper, c_step)
@@ -1186,8 +1194,12 @@ class CythonOps(NumpyOps):
             missing = [j for j, s in enumerate(state_list) if s is None]
             if missing:
                 raise missing_state(name, missing[0], param.shape, h)
-        if proof and status >= 0:
-            return status == 1
+        if proof and status == 0:
+            return None
+        if proof and status == 1:
+            m = FASTNN_OPT_MAX_STATE
+            return {"param": after[0], "states": [after[1 + j] for j in range(m)],
+                    "signed": [after[1 + m + j] != 0 for j in range(m)]}
         _check_status(status, name)
 
     # ---------------------------------------------- randomness, dropout
