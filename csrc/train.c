@@ -5,10 +5,13 @@
  * Why it is built this way: for small networks the time goes to call
  * overhead, not arithmetic, so a fit must not return to Python per batch.
  * The trainer allocates its workspace once per fit (one buffer per stage
- * output, pre-activation and dropout mask, two ping-pong gradient buffers,
- * the gathered batch) and then only calls the same kernels the Python API
- * uses one by one, in the order of the reference loop (Network.fit), so the
- * two give the same numbers.  It runs a bounded number of batches per call
+ * output, pre-activation, dropout mask and dense dZ, the gradient flowing
+ * down, the gathered batch) and then only calls the same kernels the Python
+ * API uses, with the reference loop's arithmetic (Network.fit), so the two
+ * give the same numbers.  The backward runs in two phases -- dZ, db and dX
+ * of every layer, then every dW -- so that the update can be proved finite
+ * before it starts (see safe_all in train_impl.h), in place of a dry run
+ * over every array.  It runs a bounded number of batches per call
  * and reports where it stopped, so the caller can re-enter Python (signals,
  * progress, validation) between calls.  A cancel flag (set by a signal
  * handler) is read between batches, between stages and inside the GEMMs, so
