@@ -374,7 +374,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
     {                                                                                 \
         F(opt_job) *j = (F(opt_job) *)ctx;                                            \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
-        UT mags[1 + FASTNN_OPT_MAX_STATE] = {0}, signs[FASTNN_OPT_MAX_STATE] = {0};    \
+        UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE]; /* track: set */ \
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
             s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
         const int pass = j->bad != NULL ? OPT_DRY : j->track ? OPT_WRITE_TRACK : OPT_WRITE; \
