@@ -5,7 +5,9 @@
  *
  * f32: MR x NR = 6 x 16 (2 ymm per row, 12 accumulators)
  * f64: MR x NR = 6 x 8  (2 ymm per row, 12 accumulators)
- * Edge tiles are written to a local tile first, then copied element-wise.
+ * Partial tiles run a smaller body (2 or 4 rows, 1 vector per row) over the
+ * same packed layout, and use masked loads/stores on the n edge
+ * (gemm_ukernel_impl.h, shared with gemm_avx512.c).
  */
 #include <stdint.h>
 
@@ -22,22 +24,9 @@
 #define PF_F32 (FASTNN_GEMM_PACK_PF / (int64_t)sizeof(float))
 #define PF_F64 (FASTNN_GEMM_PACK_PF / (int64_t)sizeof(double))
 
-#ifndef AVX2_MR_F32
 #define AVX2_MR_F32 6
-#endif
-#ifndef AVX2_MR_F64
 #define AVX2_MR_F64 6
-#endif
 #define AVX2_NV 2
-
-static TGT inline float fma_f32(float a, float b, float c)
-{
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
-static TGT inline double fma_f64(double a, double b, double c)
-{
-    return _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)));
-}
 
 
 /* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
@@ -194,7 +183,7 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
-/* ---- the micro-kernel (gemm_avx2_impl.h) and the direct small-product
+/* ---- the micro-kernel (gemm_ukernel_impl.h) and the direct small-product
  * kernels (gemm_impl.h), written once over T, with the vector operations
  * SK_* of the dtype defined for both ---------------------------------------- */
 
@@ -204,6 +193,9 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
 #define R0 6
 #define SK_HAVE_PACKT 1
 #define MASK_T __m256i
+#define KR1 6 /* = AVX2_MR_F32 = AVX2_MR_F64 */
+#define KR2 4
+#define KR3 2
 
 #define T float
 #define SFX f32
@@ -219,11 +211,11 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define SK_PACKT packt_avx2_f32
 #define MR AVX2_MR_F32
-#define FMA_SCALAR fma_f32
-#include "gemm_avx2_impl.h"
-#include "gemm_impl.h"
+#define NR (8 * AVX2_NV)
+#include "gemm_ukernel_tiles.h"
 #undef MR
-#undef FMA_SCALAR
+#undef NR
+#include "gemm_impl.h"
 #undef T
 #undef SFX
 #undef VT
@@ -252,11 +244,11 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define SK_PACKT packt_avx2_f64
 #define MR AVX2_MR_F64
-#define FMA_SCALAR fma_f64
-#include "gemm_avx2_impl.h"
-#include "gemm_impl.h"
+#define NR (4 * AVX2_NV)
+#include "gemm_ukernel_tiles.h"
 #undef MR
-#undef FMA_SCALAR
+#undef NR
+#include "gemm_impl.h"
 
 void fastnn_gemm_cfg_avx2_f32(fastnn_gemm_cfg_f32 *cfg)
 {

@@ -185,7 +185,7 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
     }
 }
 
-/* ---- the micro-kernel (gemm_avx512_impl.h) and the direct small-product
+/* ---- the micro-kernel (gemm_ukernel_impl.h) and the direct small-product
  * kernels (gemm_impl.h), written once over T, with the vector operations
  * SK_* of the dtype defined for both ---------------------------------------- */
 
@@ -195,6 +195,9 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define R0 8
 #define SK_HAVE_PACKT 1
 #define SK_MASK(cnt) ((MASK_T)((1u << (cnt)) - 1u))
+#define KR1 12 /* = MR_F32 = MR_F64 */
+#define KR2 8
+#define KR3 4
 
 #define T float
 #define SFX f32
@@ -211,7 +214,7 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_PACKT packt_avx512_f32
 #define MR MR_F32
 #define NR (16 * NV_F32)
-#include "gemm_avx512_tiles.h"
+#include "gemm_ukernel_tiles.h"
 #undef MR
 #undef NR
 #include "gemm_impl.h"
@@ -244,7 +247,7 @@ static TGT void packn_avx512_f64(const double *S, int64_t lds, int64_t cols,
 #define SK_PACKT packt_avx512_f64
 #define MR MR_F64
 #define NR (8 * NV_F64)
-#include "gemm_avx512_tiles.h"
+#include "gemm_ukernel_tiles.h"
 #undef MR
 #undef NR
 #include "gemm_impl.h"
