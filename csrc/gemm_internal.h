@@ -140,6 +140,13 @@ static inline int fastnn_internal_get_isa(void)
     return isa >= 0 ? isa : fastnn_get_isa();
 }
 
+/* How far ahead (bytes) a packing routine prefetches the rows it is
+ * reading: a packed block's source is often in L3 or memory, and its rows
+ * are many separate streams. */
+#ifndef FASTNN_GEMM_PACK_PF
+#define FASTNN_GEMM_PACK_PF 256
+#endif
+
 /* Units of work the packed path aims for (row blocks x column blocks). */
 #ifndef FASTNN_GEMM_UNITS
 #define FASTNN_GEMM_UNITS 8
