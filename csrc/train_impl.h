@@ -41,11 +41,11 @@ static int F(safe_all)(fastnn_trainer *t, int64_t step)
                                        t->bounds, t->grad_max, t->next_bounds);
 }
 
-/* Bounds on this batch's gradients before they exist, for safe_all: each
+/* Bounds on this batch's gradients, for safe_all, from what dW is made of
+ * (a look at the batch-sized inputs and dZ costs less than one at dW): each
  * |dW_ij| = |sum_p X_pi dZ_pj| <= rows * max|X| * max|dZ| (X the stage's
- * input, dZ from phase 1), widened for the rounding of the sum, and |db|
- * exactly (db is computed).  0 when
- * the trainer does not prove (a small network). */
+ * input, dZ kept from phase 1), widened for the rounding of the sum, and
+ * |db| exactly.  0 when the trainer does not prove (a small network). */
 static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
 {
     if (!t->use_proof)
