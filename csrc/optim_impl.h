@@ -189,23 +189,8 @@ static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(ada
     const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], weight_decay = h[4];
     if (step < 1 || state[0] == NULL || state[1] == NULL)
         return FASTNN_EINVAL;
-    /* the bias corrections, memoized per thread: a batch prepares the same
-       step once per parameter array and pass, and pow is most of the cost of
-       an update of a small array (a pure function: the same bits) */
-    static _Thread_local struct {
-        int valid;
-        double key[3], step_size, bc2;  /* key: lr, beta1, beta2, compared as bits */
-        int64_t step;
-    } memo;
-    const double key[3] = {lr, beta1, beta2};
-    if (!(memo.valid && memo.step == step && memcmp(memo.key, key, sizeof key) == 0)) {
-        memo.step_size = lr / (1.0 - pow(beta1, (double)step));
-        memo.bc2 = pow(1.0 - pow(beta2, (double)step), 0.5);
-        memcpy(memo.key, key, sizeof key);
-        memo.step = step;
-        memo.valid = 1;
-    }
-    const double step_size = memo.step_size, bc2 = memo.bc2;
+    const double step_size = lr / (1.0 - pow(beta1, (double)step));
+    const double bc2 = pow(1.0 - pow(beta2, (double)step), 0.5);
     k->wd = (T)weight_decay;
     k->b1 = (T)beta1;
     k->b2 = (T)beta2;
