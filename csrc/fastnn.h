@@ -309,7 +309,9 @@ void fastnn_trainer_free(fastnn_trainer *t);
  * fastnn_train_run stops with FASTNN_EINTERRUPTED: it looks between batches,
  * between the stages of a batch (forward and backward), before the update,
  * and inside every large GEMM (once per k slice of a block of C), so even
- * one long batch stops within milliseconds.  A batch it stops in is not
+ * one long batch stops within milliseconds (a tiny network's batch, see
+ * fastnn_trainer_set_tiny, takes microseconds: it looks only before its
+ * update).  A batch it stops in is not
  * applied: the parameters, the optimizer state, the step counts (Adam's,
  * dropout's) and losses[] are those left by the last completed batch and the
  * position is that batch's; only the gradient buffers (dW, db) may hold
@@ -328,6 +330,15 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
  * parameters, for which the dry run is cheaper), checked by a dry run of
  * the update.  -1 for NULL. */
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
+
+/* Tiny networks (a few hundred multiply-adds per layer and batch, no
+ * dropout) run each batch in one fused pass with the products written out
+ * element by element, which gives the same bits as the general path (the
+ * same products, in the same order).  on = 0 makes this trainer take the
+ * general path (for tests that compare the two), on = 1 the tiny one
+ * wherever the network fits it (the default), on = -1 changes nothing.
+ * Returns whether the tiny path is now taken, FASTNN_EINVAL for NULL. */
+int fastnn_trainer_set_tiny(fastnn_trainer *t, int on);
 
 /* Train from batch position (*epoch, *start) on: X is n x n_features,
  * targets n x t_width (float; t_width 1 for labels, given as int64), orders

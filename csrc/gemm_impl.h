@@ -480,6 +480,86 @@ static inline int F(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
     return m * n * k <= lim;
 }
 
+/* ---- the tiniest products (see fastnn_internal_gemm_tiny in internal.h) -- */
+
+/* fastnn_internal_gemm_tiny's products (internal.h) are ones the driver
+ * gives to the direct kernels on every ISA, so the two give the same bits */
+_Static_assert(FASTNN_GEMM_TINY_MNK <= FASTNN_GEMM_SMALL_MNK &&
+                   FASTNN_GEMM_TINY_MNK <= FASTNN_GEMM_SMALL_MNK_GENERIC &&
+                   FASTNN_GEMM_TINY_MNK <= FASTNN_GEMM_SMALL_KMAX_T,
+               "the tiny products must be direct-path products");
+
+/* The body: op(A)'s element (i, p) at A[i*ai + p*ap], op(B)'s (p, j) at
+ * B[p*bp + j*bj]; every element of C its own chain over p = 0..k-1 from
+ * +0, four columns at a time (four chains in flight), then one.  Scalar on
+ * purpose (not vectorized): at these sizes a vector loop's set-up and tails
+ * cost more than its arithmetic. */
+#define TINY_PRODUCT(MADD)                                                     \
+    for (int64_t i = 0; i < m; i++) {                                          \
+        const T *ar = A + i * ai;                                              \
+        T *c = C + i * ldc;                                                    \
+        int64_t j = 0;                                                         \
+        for (; j + 4 <= n; j += 4) {                                           \
+            const T *a = ar, *b = B + j * bj;                                  \
+            T c0 = (T)0, c1 = (T)0, c2 = (T)0, c3 = (T)0;                      \
+            for (int64_t p = 0; p < k; p++, a += ap, b += bp) {                \
+                const T x = *a;                                                \
+                c0 = MADD(x, b[0], c0);                                        \
+                c1 = MADD(x, b[bj], c1);                                       \
+                c2 = MADD(x, b[2 * bj], c2);                                   \
+                c3 = MADD(x, b[3 * bj], c3);                                   \
+            }                                                                  \
+            c[j] = c0;                                                         \
+            c[j + 1] = c1;                                                     \
+            c[j + 2] = c2;                                                     \
+            c[j + 3] = c3;                                                     \
+        }                                                                      \
+        for (; j < n; j++) {                                                   \
+            const T *a = ar, *b = B + j * bj;                                  \
+            T acc = (T)0;                                                      \
+            for (int64_t p = 0; p < k; p++, a += ap, b += bp)                  \
+                acc = MADD(*a, *b, acc);                                       \
+            c[j] = acc;                                                        \
+        }                                                                      \
+    }
+#define TINY_MULADD(a, b, c) ((a) * (b) + (c))
+
+__attribute__((optimize("no-tree-vectorize"))) static void
+F(tiny_muladd)(int64_t m, int64_t n, int64_t k, const T *A, int64_t ai, int64_t ap, const T *B,
+               int64_t bp, int64_t bj, T *C, int64_t ldc)
+{
+    TINY_PRODUCT(TINY_MULADD)
+}
+
+#ifdef FASTNN_HAVE_X86_KERNELS
+#define TINY_FMA(a, b, c) (sizeof(T) == sizeof(float) ? __builtin_fmaf(a, b, c) \
+                                                      : __builtin_fma(a, b, c))
+__attribute__((target("fma"), optimize("no-tree-vectorize"))) static void
+F(tiny_fma)(int64_t m, int64_t n, int64_t k, const T *A, int64_t ai, int64_t ap, const T *B,
+            int64_t bp, int64_t bj, T *C, int64_t ldc)
+{
+    TINY_PRODUCT(TINY_FMA)
+}
+#undef TINY_FMA
+#endif
+#undef TINY_MULADD
+#undef TINY_PRODUCT
+
+void F(fastnn_internal_gemm_tiny)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                  const T *A, int64_t lda, const T *B, int64_t ldb, T *C,
+                                  int64_t ldc)
+{
+    const int64_t ai = trans_a ? 1 : lda, ap = trans_a ? lda : 1;
+    const int64_t bp = trans_b ? 1 : ldb, bj = trans_b ? ldb : 1;
+#ifdef FASTNN_HAVE_X86_KERNELS
+    if (fastnn_internal_get_isa() != FASTNN_ISA_GENERIC) {  /* AVX2, AVX-512: FMA */
+        F(tiny_fma)(m, n, k, A, ai, ap, B, bp, bj, C, ldc);
+        return;
+    }
+#endif
+    F(tiny_muladd)(m, n, k, A, ai, ap, B, bp, bj, C, ldc);
+}
+
 /* the blocking of ISA isa; FASTNN_EINVAL for an unknown code */
 static int F(gemm_cfg)(int isa, CFG_T *cfg)
 {

@@ -74,6 +74,23 @@ typedef void (*fastnn_range_fn)(const void *ctx, int64_t lo, int64_t hi);
 void fastnn_internal_parallel_ranges(fastnn_range_fn fn, const void *ctx, int64_t n,
                                      int64_t work);
 
+/* gemm.c: C (m x n, row stride ldc) = op(A) @ op(B) (as fastnn_gemm with
+   beta 0 and no epilogue) for products of m*n*k <= FASTNN_GEMM_TINY_MNK,
+   with fastnn_gemm's bits: element by element, each a chain over p in order
+   from +0, fused multiply-adds on the FMA instruction sets as the direct
+   kernels' vector FMAs, a product and a sum on the portable one.  For the
+   trainer's tiny networks, where the direct kernels' set-up is most of a
+   product's time.  Arguments trusted. */
+#ifndef FASTNN_GEMM_TINY_MNK
+#define FASTNN_GEMM_TINY_MNK 32
+#endif
+void fastnn_internal_gemm_tiny_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                   const float *A, int64_t lda, const float *B, int64_t ldb,
+                                   float *C, int64_t ldc);
+void fastnn_internal_gemm_tiny_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                   const double *A, int64_t lda, const double *B, int64_t ldb,
+                                   double *C, int64_t ldc);
+
 /* gemm.c: the cancel flag of the calling thread's training run (NULL when
    none), set by fastnn_train_run for its duration.  A packed GEMM started on
    this thread reads it before each k slice of each block of C (on whichever
@@ -172,6 +189,17 @@ int fastnn_internal_opt_update_f32(int opt, int write, const fastnn_opt_arrays *
 int fastnn_internal_opt_update_f64(int opt, int write, const fastnn_opt_arrays *a,
                                    int64_t step, const double *hyper,
                                    fastnn_opt_bounds *bounds);
+
+/* optim.c: the dry run of fastnn_internal_opt_update and then, when it
+   passes, the update, with one preparation of the constants, element by
+   element on the calling thread: the same arithmetic and the same results,
+   for the few hundred values of a tiny network, where the passes' set-up
+   (the vectorized loops, the thread pool) costs more than the arithmetic.
+   FASTNN_EDIVERGED (nothing written), FASTNN_EINVAL as above. */
+int fastnn_internal_opt_update_serial_f32(int opt, const fastnn_opt_arrays *a, int64_t step,
+                                          const double *hyper);
+int fastnn_internal_opt_update_serial_f64(int opt, const fastnn_opt_arrays *a, int64_t step,
+                                          const double *hyper);
 
 /* optim.c: 1 when the update of every array of a would give only finite
    values, for every parameter and state within its bounds[i] (known) and

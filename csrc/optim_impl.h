@@ -305,6 +305,17 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
             return F(FASTNN_CAT(name, loop))(pass, mode, n, param, grad, state, k,     \
                                              mags, signs);                             \
         return FASTNN_EINVAL;
+/* the serial update's arrays below this size run scalar loops */
+#define OPT_SERIAL_SCALAR_MAX 16
+#define OPT_SERIAL_CASE(name, pass, mode)                                              \
+    case (pass) * OPT_MODES + (mode):                                                  \
+        if ((mode) < F(FASTNN_CAT(name, modes)))                                       \
+            bad |= F(FASTNN_CAT(name, loop))(pass, mode, a->sizes[r], (T *)a->params[r], \
+                                             (const T *)a->grads[r], s, &j->k.name,    \
+                                             NULL, NULL);                              \
+        else                                                                           \
+            return FASTNN_EINVAL;                                                      \
+        break;
 #define OPT_PASSES(ID, name, n_state, n_hyper, hypers)                                 \
     static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
         const int pass, const int mode, int64_t n, T *param, const T *grad,           \
@@ -375,6 +386,38 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                 atomic_fetch_or_explicit(&j->signs[q], signs[q], memory_order_relaxed); \
         }                                                                             \
     }                                                                                 \
+    /* arrays of a few values in scalar loops (a vector loop's set-up costs    \
+       more there), the others by the span's vector loops */                   \
+    __attribute__((optimize("no-tree-vectorize"))) static int                         \
+    F(FASTNN_CAT(name, serial))(const F(opt_job) *j, const fastnn_opt_arrays *a,      \
+                                int used)                                             \
+    {                                                                                 \
+        for (int write = 0; write <= 1; write++) {                                    \
+            const int pass = write ? OPT_WRITE : OPT_DRY;                             \
+            int bad = 0;                                                              \
+            for (int64_t r = 0; r < a->count; r++) {                                  \
+                T *s[FASTNN_OPT_MAX_STATE];                                           \
+                for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                        \
+                    s[q] = q < used ? (T *)a->states[r * FASTNN_OPT_MAX_STATE + q] : NULL; \
+                if (a->sizes[r] >= OPT_SERIAL_SCALAR_MAX) {                           \
+                    bad |= F(FASTNN_CAT(name, span))(pass, j->mode, a->sizes[r],      \
+                                                     (T *)a->params[r],               \
+                                                     (const T *)a->grads[r], s,       \
+                                                     &j->k.name, NULL, NULL);         \
+                    continue;                                                         \
+                }                                                                     \
+                switch (pass * OPT_MODES + j->mode) {                                 \
+                OPT_SERIAL_CASE(name, OPT_DRY, 0) OPT_SERIAL_CASE(name, OPT_DRY, 1)   \
+                OPT_SERIAL_CASE(name, OPT_DRY, 2) OPT_SERIAL_CASE(name, OPT_WRITE, 0) \
+                OPT_SERIAL_CASE(name, OPT_WRITE, 1) OPT_SERIAL_CASE(name, OPT_WRITE, 2) \
+                default: return FASTNN_EINVAL;                                        \
+                }                                                                     \
+            }                                                                         \
+            if (bad)                                                                  \
+                return FASTNN_EDIVERGED;                                              \
+        }                                                                             \
+        return FASTNN_OK;                                                             \
+    }                                                                                 \
     static int F(FASTNN_CAT(name, safe_of))(const F(opt_job) *j,                      \
                                             const fastnn_opt_bounds *b, double G,     \
                                             fastnn_opt_bounds *next)                  \
@@ -387,6 +430,8 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
     }
 FASTNN_OPTIMIZERS(OPT_PASSES)
 #undef OPT_PASSES
+#undef OPT_SERIAL_CASE
+#undef OPT_SERIAL_SCALAR_MAX
 #undef OPT_CASE
 
 /* the job of one parameter's update: its constants prepared and its mode
@@ -522,6 +567,28 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
             F(job_bounds)(&job, n_used, &bounds[i]);
     }
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
+}
+
+/* the dry run, then the update, serially (see internal.h) */
+int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, int64_t step,
+                                         const double *hyper)
+{
+    F(opt_job) job;
+    fastnn_range_fn range;
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
+    int n_used;
+    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used);
+    if (status != FASTNN_OK)
+        return status;
+    switch (opt) {
+#define OPT_SERIAL(ID, name, n_state, n_hyper, hypers)                                 \
+    case FASTNN_OPT_##ID:                                                              \
+        return F(FASTNN_CAT(name, serial))(&job, a, n_used);
+    FASTNN_OPTIMIZERS(OPT_SERIAL)
+#undef OPT_SERIAL
+    default:
+        return FASTNN_EINVAL;
+    }
 }
 
 /* whether every update is provably finite (see internal.h) */

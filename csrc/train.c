@@ -17,7 +17,9 @@
  * handler) is read between batches, between stages and inside the GEMMs, so
  * Ctrl-C stops even a batch of seconds at once; that batch is dropped whole
  * (nothing is written to the parameters or optimizer state before its
- * update, which is the last thing a batch does).
+ * update, which is the last thing a batch does).  A tiny network (XOR's)
+ * takes a fused path instead, tiny_batch: the same arithmetic without the
+ * kernels' set-up, which is most of its time.
  */
 #include <float.h>
 #include <math.h>
@@ -64,6 +66,8 @@ struct fastnn_trainer {
     double *grad_max;
     int64_t exact_checks; /* batches whose update needed the dry run */
     int use_proof;        /* prove updates finite (see safe_all) */
+    int tiny_fits;        /* the network is tiny (see tiny_fits) */
+    int tiny;             /* batches take the tiny path (see tiny_batch) */
     const volatile sig_atomic_t *cancel; /* stop when non-zero; NULL: never */
 };
 
@@ -76,6 +80,15 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t)
 {
     return t != NULL ? t->exact_checks : -1;
+}
+
+int fastnn_trainer_set_tiny(fastnn_trainer *t, int on)
+{
+    if (t == NULL)
+        return FASTNN_EINVAL;
+    if (on >= 0)
+        t->tiny = on && t->tiny_fits;
+    return t->tiny;
 }
 
 static inline int cancelled(const fastnn_trainer *t)
@@ -92,6 +105,43 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
         if (t->stages[s].kind == FASTNN_STAGE_DROPOUT && t->stages[s].p != 0.0)
             t->stages[s].step--;
     return FASTNN_EINTERRUPTED;
+}
+
+/* Whether a network is small enough for the tiny path (tiny_batch in
+ * train_impl.h): dense and activation stages only, fewer parameters than
+ * the proof wants (both paths then check every update with its dry run),
+ * and at most FASTNN_TRAIN_TINY_VALUES values in any stage's output for a
+ * batch (so the general path, too, would run every elementwise pass on one
+ * thread).  A function of the network and the batch size only, so every
+ * batch of a fit takes the same path. */
+#ifndef FASTNN_TRAIN_TINY_VALUES
+#define FASTNN_TRAIN_TINY_VALUES 16384
+#endif
+static int tiny_fits(const fastnn_stage *stages, int64_t n_stages, int64_t batch,
+                     int64_t n_params)
+{
+    if (n_params >= FASTNN_TRAIN_PROOF_MIN)
+        return 0;
+    for (int64_t s = 0; s < n_stages; s++) {
+        const fastnn_stage *st = &stages[s];
+        if ((st->kind != FASTNN_STAGE_DENSE && st->kind != FASTNN_STAGE_ACTIVATION) ||
+            batch > FASTNN_TRAIN_TINY_VALUES / st->width_out)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether this run takes the tiny path: it is on, and the stages are still
+ * of the kinds it runs (the caller may change them between runs). */
+static int tiny_run(const fastnn_trainer *t)
+{
+    if (!t->tiny)
+        return 0;
+    for (int64_t s = 0; s < t->n_stages; s++)
+        if (t->stages[s].kind != FASTNN_STAGE_DENSE &&
+            t->stages[s].kind != FASTNN_STAGE_ACTIVATION)
+            return 0;
+    return 1;
 }
 
 static void *wmalloc(size_t bytes)
@@ -235,6 +285,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->params = (fastnn_opt_arrays){count, t->param_sizes, t->param_ptrs, t->grad_ptrs,
                                     t->state_ptrs};
     t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN;
+    t->tiny = t->tiny_fits = tiny_fits(stages, n_stages, batch, n_params);
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
                            (elem > sizeof(int64_t) ? elem : sizeof(int64_t));

@@ -72,6 +72,32 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
     return 1;
 }
 
+/* The batch's loss (*loss) of the network's output pred, and its gradient
+ * (in t->grad); FASTNN_EDIVERGED when the loss is NaN or infinite, before
+ * any update, so the weights stay finite. */
+static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
+                          int64_t rows, double *loss)
+{
+    const fastnn_train_spec *spec = t->spec;
+    const int64_t width = t->stages[t->n_stages - 1].width_out;
+    int status;
+    switch (spec->loss) {
+#define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
+    case FASTNN_LOSS_##ID:                                                              \
+        status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, pred, targets,  \
+                                                           spec->reduction, loss,       \
+                                                           (T *)t->grad, t->loss_work); \
+        break;
+    FASTNN_LOSSES(LOSS_DISPATCH)
+#undef LOSS_DISPATCH
+    default:
+        return FASTNN_EINVAL;
+    }
+    if (status != FASTNN_OK)
+        return status;
+    return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
+}
+
 /* one batch: forward, loss, backward, update; *loss gets the batch loss */
 static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                            int64_t rows, double *loss)
@@ -119,25 +145,10 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     }
 
     /* loss and its gradient */
-    const fastnn_stage *last = &stages[ns - 1];
-    const int64_t width = last->width_out;
     T *cur = (T *)t->grad;
-    switch (spec->loss) {
-#define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
-    case FASTNN_LOSS_##ID:                                                              \
-        status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, in, targets,    \
-                                                           spec->reduction, loss, cur,  \
-                                                           t->loss_work);               \
-        break;
-    FASTNN_LOSSES(LOSS_DISPATCH)
-#undef LOSS_DISPATCH
-    default:
-        return FASTNN_EINVAL;
-    }
+    status = F(batch_loss)(t, in, targets, rows, loss);
     if (status != FASTNN_OK)
         return status;
-    if (!isfinite(*loss))
-        return FASTNN_EDIVERGED;   /* before any update: the weights stay finite */
 
     /* backward, phase 1, down to the first stage with parameters: each dense
      * stage's dZ (kept in t->dz), db and dX; the gradient flowing down stays
@@ -209,6 +220,117 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     return FASTNN_OK;
 }
 
+/* A product of the tiny path: written out element by element when it is
+ * that small, else by fastnn_gemm (its direct kernels); the same bits
+ * either way (see fastnn_internal_gemm_tiny). */
+static int F(tiny_product)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           const T *A, int64_t lda, const T *B, int64_t ldb, T *C, int64_t ldc)
+{
+    if (m * n * k <= FASTNN_GEMM_TINY_MNK) {
+        F(fastnn_internal_gemm_tiny)(trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc);
+        return FASTNN_OK;
+    }
+    return F(fastnn_gemm)(trans_a, trans_b, m, n, k, A, lda, B, ldb, (T)0, C, ldc, NULL);
+}
+
+/* One batch of a tiny network (t->tiny; see tiny_fits in train.c): the
+ * arithmetic of train_batch -- the same products (fastnn_internal_gemm_tiny
+ * has fastnn_gemm's bits), activations, loss, sums and update, in the same
+ * order, so the same bits -- without the kernels' set-up, which is most of
+ * such a batch's time (XOR's is a few hundred multiply-adds): no validation
+ * or thread pool per product, each layer's dW and dX right after its dZ.  A
+ * tiny network's update is always checked by its dry run, as train_batch
+ * does below FASTNN_TRAIN_PROOF_MIN parameters.  The whole batch takes
+ * about a microsecond, so the cancel flag is read once, before the update. */
+static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int64_t rows,
+                          double *loss)
+{
+    const fastnn_stage *stages = t->stages;
+    const int64_t ns = t->n_stages;
+    const T **ys = (const T **)t->ys;
+    int status;
+
+    const T *in = x;
+    for (int64_t s = 0; s < ns; s++) {
+        const fastnn_stage *st = &stages[s];
+        const int64_t w = st->width_out;
+        T *y = (T *)t->out[s];
+        if (st->kind == FASTNN_STAGE_DENSE) {
+            /* fastnn_dense_forward: Z = X W, + b, then the activation */
+            T *z = t->z[s] != NULL ? (T *)t->z[s] : y;
+            status = F(tiny_product)(0, 0, rows, w, st->width_in, in, st->width_in,
+                                     (const T *)st->W, w, z, w);
+            if (status != FASTNN_OK)
+                return status;
+            if (st->b != NULL) {
+                const T *b = (const T *)st->b;
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < w; j++)
+                        z[i * w + j] = z[i * w + j] + b[j];
+            }
+            status = st->act == FASTNN_ACT_IDENTITY && z == y
+                         ? FASTNN_OK
+                         : F(fastnn_internal_act_forward)(st->act, st->alpha, rows, w, z, w,
+                                                          y, w);
+        } else if (st->kind == FASTNN_STAGE_ACTIVATION) {
+            status = F(fastnn_internal_act_forward)(st->act, st->alpha, rows, w, in, w, y, w);
+        } else {
+            return FASTNN_EINVAL;   /* (tiny_fits took no other kind) */
+        }
+        if (status != FASTNN_OK)
+            return status;
+        ys[s] = y;
+        in = y;
+    }
+
+    status = F(batch_loss)(t, in, targets, rows, loss);
+    if (status != FASTNN_OK)
+        return status;
+
+    T *cur = (T *)t->grad;   /* the gradient flowing down, as in train_batch */
+    for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
+        const fastnn_stage *st = &stages[s];
+        const T *input = s > 0 ? ys[s - 1] : x;
+        const int64_t w = st->width_out;
+        if (st->kind == FASTNN_STAGE_DENSE) {
+            T *dz = (T *)t->dz[s];
+            status = F(fastnn_internal_dense_backward_dx)(rows, st->width_in, w,
+                                                          (const T *)st->W,
+                                                          (const T *)t->z[s], ys[s], cur,
+                                                          st->act, st->alpha, dz, NULL,
+                                                          (T *)st->db);
+            if (status != FASTNN_OK)
+                return status;
+            /* dW = X^T dZ, then dX = dZ W^T over dY (read by now) */
+            status = F(tiny_product)(1, 0, st->width_in, w, rows, input, st->width_in, dz, w,
+                                     (T *)st->dW, w);
+            if (status == FASTNN_OK && s > t->first_param_stage)
+                status = F(tiny_product)(0, 1, rows, st->width_in, w, dz, w, (const T *)st->W,
+                                         w, cur, st->width_in);
+            if (status != FASTNN_OK)
+                return status;
+        } else if (st->kind == FASTNN_STAGE_ACTIVATION) {
+            status = F(fastnn_internal_act_backward)(st->act, st->alpha, rows, w, input, ys[s],
+                                                     cur, cur, w);
+            if (status != FASTNN_OK)
+                return status;
+        } else {
+            return FASTNN_EINVAL;
+        }
+    }
+
+    if (cancelled(t))
+        return FASTNN_EINTERRUPTED;  /* nothing written yet (no dropout here) */
+    const int64_t step = t->spec->step + 1;
+    t->exact_checks++;
+    status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step,
+                                                  t->spec->hyper);
+    if (status != FASTNN_OK)
+        return status;
+    t->spec->step = step;
+    return FASTNN_OK;
+}
+
 /* the shuffled batch's rows, copied on the pool: a copy of scattered rows
  * is bound by memory latency, which two cores overlap */
 typedef struct {
@@ -244,6 +366,7 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     default: return FASTNN_EINVAL;
     }
     int64_t e = *epoch, pos = *start, done = 0;
+    const int tiny = tiny_run(t);
     for (int64_t i = 0; i < t->params.count; i++)
         t->bounds[i].known = 0;   /* the parameters may have changed since */
     int status = FASTNN_OK;
@@ -281,7 +404,8 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
             tg = t->tb;
         }
         double value;
-        status = F(train_batch)(t, x, tg, rows, &value);
+        status = tiny ? F(tiny_batch)(t, x, tg, rows, &value)
+                      : F(train_batch)(t, x, tg, rows, &value);
         if (status != FASTNN_OK)
             break;              /* the position stays at the failed batch */
         losses[e] += mean ? value * (double)rows : value;

@@ -673,6 +673,8 @@ cdef class Trainer:
     ----------
     interrupted : bool
         Whether the last ``run`` was stopped by a SIGINT it caught (see ``run``).
+    tiny : bool
+        Whether batches take the tiny path (see the property).
     exact_checks : int
         How many batches so far needed the dry run of their update: the
         others' updates were proved finite from bounds (csrc/fastnn.h,
@@ -863,6 +865,21 @@ cdef class Trainer:
         if self._trainer == NULL:
             raise RuntimeError("this trainer is closed")
         return fastnn_trainer_exact_checks(self._trainer)
+
+    @property
+    def tiny(self):
+        """Whether batches take the tiny path (csrc/fastnn.h, ``fastnn_trainer_set_tiny``):
+        one fused pass for a tiny network, with the general path's bits.  Assign False
+        to make this trainer take the general path (tests compare the two)."""
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        return fastnn_trainer_set_tiny(self._trainer, -1) == 1
+
+    @tiny.setter
+    def tiny(self, bint on):
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        fastnn_trainer_set_tiny(self._trainer, on)
 
     def close(self):
         """Free the workspace; returns the dropout steps per stage and the optimizer step."""
