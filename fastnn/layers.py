@@ -1,11 +1,13 @@
-"""Layers: Dense, the activations, and Dropout -- each backward beside its forward.
+"""Layers: Dense, the activations, Dropout and Flatten -- each backward beside its forward.
 
 Why it is built this way: a layer holds its parameters and the few arrays its
 backward needs, and delegates every computation to ``self.ops`` (the backend
 kernels), so the same layer runs on the reference and the compiled backend.
 A Network fuses an activation that directly follows a Dense layer into that
 layer's kernel call (``Dense.forward(X, activation=...)``): one pass over the
-output instead of two, with the same numbers as running them apart.
+output instead of two, with the same numbers as running them apart.  An
+activation's numbers (LeakyReLU's slope, Softplus's beta and threshold) are its
+``alpha`` and ``beta``, the two every activation kernel takes.
 
 Layers are *built* by the Network that holds them: ``build`` gives them the
 backend, the dtype and the seeded generator their initial weights come from,
