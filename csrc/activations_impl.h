@@ -352,9 +352,9 @@ static inline void F(mish_backward)(const T *z, const T *y, const T *g, T *d, in
  * Internal (used by dense.c): forward activation of a rows x cols block,
  * x with row stride ldx, y with row stride ldy; y may alias x (same ld).
  */
-FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, double beta, int64_t rows,
-                                   int64_t cols, const T *x, int64_t ldx, T *y,
-                                   int64_t ldy)
+FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, double beta,
+                                   int64_t rows, int64_t cols, const T *x, int64_t ldx,
+                                   T *y, int64_t ldy)
 {
     const T a = (T)alpha, b = (T)beta;
     if (act < 0 || act >= FASTNN_N_ACT)
@@ -385,8 +385,8 @@ FASTNN_ELEMENTWISE int F(fastnn_internal_act_forward)(int act, double alpha, dou
  * with row stride ld.  dz may alias dy.  If act is identity and dz == dy,
  * nothing is written.
  */
-FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, double beta, int64_t rows,
-                                    int64_t cols, const T *z, const T *y,
+FASTNN_ELEMENTWISE int F(fastnn_internal_act_backward)(int act, double alpha, double beta,
+                                    int64_t rows, int64_t cols, const T *z, const T *y,
                                     const T *dy, T *dz, int64_t ld)
 {
     const T a = (T)alpha, b = (T)beta;
@@ -446,7 +446,8 @@ static void F(act_backward_range)(const void *ctx, int64_t lo, int64_t hi)
 {
     const F(act_job) *j = (const F(act_job) *)ctx;
     const int64_t c = j->cols;
-    F(fastnn_internal_act_backward)(j->act, j->alpha, j->beta, hi - lo, c, j->a ? j->a + lo * c : NULL,
+    F(fastnn_internal_act_backward)(j->act, j->alpha, j->beta, hi - lo, c,
+                                    j->a ? j->a + lo * c : NULL,
                                     j->b ? j->b + lo * c : NULL, j->dy + lo * c,
                                     j->out + lo * c, c);
 }

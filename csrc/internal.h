@@ -202,12 +202,12 @@ double fastnn_internal_max_abs_f64(const double *x, int64_t rows, int64_t cols, 
    (may be NULL). */
 int fastnn_internal_dense_backward_dx_f32(int64_t n, int64_t n_in, int64_t n_out,
                                           const float *W, const float *Z, const float *Y,
-                                          const float *dY, int act, double alpha, double beta, float *dZ,
-                                          float *dX, float *db);
+                                          const float *dY, int act, double alpha, double beta,
+                                          float *dZ, float *dX, float *db);
 int fastnn_internal_dense_backward_dx_f64(int64_t n, int64_t n_in, int64_t n_out,
                                           const double *W, const double *Z, const double *Y,
-                                          const double *dY, int act, double alpha, double beta, double *dZ,
-                                          double *dX, double *db);
+                                          const double *dY, int act, double alpha, double beta,
+                                          double *dZ, double *dX, double *db);
 int fastnn_internal_dense_backward_dw_f32(int64_t n, int64_t n_in, int64_t n_out,
                                           const float *X, const float *dZ, float *dW,
                                           const fastnn_epilogue *epilogue);

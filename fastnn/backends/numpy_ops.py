@@ -504,7 +504,8 @@ class NumpyOps:
     @_ieee
     def dense_backward(self, X: Array, W: Array, Z: Any, Y: Any, dY: Array,
                        kind: str = "identity", alpha: float = 0.01, beta: float = 1.0, *,
-                       need_dX: bool = True, need_db: bool = True) -> tuple[Array | None, Array, Array | None]:
+                       need_dX: bool = True,
+                       need_db: bool = True) -> tuple[Array | None, Array, Array | None]:
         """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
 
         Returns (dX or None, dW, db or None) with the shapes of X, W, b.
