@@ -142,6 +142,8 @@ class Network:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # a network pickled before Flatten and one-sample input lacks their attributes
+        state = {"_flattens_input": False, "_last_input_shape": None, **state}
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
 

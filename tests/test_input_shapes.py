@@ -8,6 +8,7 @@ PyTorch where PyTorch has the same call, and -- for Flatten -- in ``fit``,
 which on the compiled backend must still run the native trainer.
 """
 
+import pickle
 import warnings
 
 import numpy as np
@@ -216,3 +217,14 @@ def test_one_sample_matches_nn_linear(backend, rng):
     theirs = model(torch.from_numpy(x)).detach().numpy()
     assert theirs.shape == net.predict(x).shape == (2,)
     np.testing.assert_allclose(net.predict(x), theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_a_network_pickled_before_these_features_still_predicts(backend, rng):
+    net = Network([Dense(3, 2)], backend=backend, seed=0)
+    state = net.__getstate__()
+    del state["_flattens_input"], state["_last_input_shape"]   # as an older fastnn pickled it
+    old = Network.__new__(Network)
+    old.__setstate__(state)
+    x = rng.standard_normal(3)
+    np.testing.assert_array_equal(old.predict(x), net.predict(x))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(net)).predict(x), net.predict(x))
