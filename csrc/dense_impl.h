@@ -12,7 +12,7 @@ typedef struct {
     T *Y;           /* activation output */
     int64_t n_out;  /* row stride of Z and Y */
     int act, rowwise;   /* rowwise: fastnn_internal_act_rowwise(act) */
-    double alpha;
+    double alpha, beta;
     atomic_int *rowwise_pending; /* set when a softmax block missed columns */
 } F(dense_ep);
 
@@ -43,13 +43,13 @@ static void F(dense_epilogue)(const void *ctx, int64_t row0, int64_t col0,
     T *Y = e->Y + row0 * e->n_out + col0;
     if (e->act == FASTNN_ACT_IDENTITY && Y == C)
         return;
-    F(fastnn_internal_act_forward)(e->act, e->alpha, rows, cols, C, ldc, Y,
+    F(fastnn_internal_act_forward)(e->act, e->alpha, e->beta, rows, cols, C, ldc, Y,
                                    e->n_out);
 }
 
 int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
                             const T *X, const T *W, const T *b, int act,
-                            double alpha, T *Z, T *Y)
+                            double alpha, double beta, T *Z, T *Y)
 {
     if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
         return FASTNN_EINVAL;
@@ -60,7 +60,7 @@ int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
     atomic_int pending;
     atomic_init(&pending, 0);
     T *C = Z != NULL ? Z : Y;
-    F(dense_ep) ctx = {b, C, Y, n_out, act, fastnn_internal_act_rowwise(act) == 1, alpha,
+    F(dense_ep) ctx = {b, C, Y, n_out, act, fastnn_internal_act_rowwise(act) == 1, alpha, beta,
                        &pending};
     fastnn_epilogue ep = {F(dense_epilogue), &ctx};
     int status = F(fastnn_gemm)(0, 0, n, n_out, n_in, X, n_in, W, n_out, (T)0,
@@ -68,14 +68,14 @@ int F(fastnn_dense_forward)(int64_t n, int64_t n_in, int64_t n_out,
     if (status != FASTNN_OK)
         return status;
     if (atomic_load(&pending))
-        status = F(fastnn_internal_act_forward)(act, alpha, n, n_out, C, n_out,
+        status = F(fastnn_internal_act_forward)(act, alpha, beta, n, n_out, C, n_out,
                                                 Y, n_out);
     return status;
 }
 
 int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
                                          const T *W, const T *Z, const T *Y, const T *dY,
-                                         int act, double alpha, T *dZ, T *dX, T *db)
+                                         int act, double alpha, double beta, T *dZ, T *dX, T *db)
 {
     if (n < 0 || n_in < 0 || n_out < 0 || act < 0 || act >= FASTNN_N_ACT)
         return FASTNN_EINVAL;
@@ -88,7 +88,7 @@ int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
         for (int64_t j = 0; j < n_out; j++)
             db[j] = (T)0;
     if (n > 0 && n_out > 0) {
-        int status = F(fastnn_internal_act_backward)(act, alpha, n, n_out, Z, Y, dY, dZ,
+        int status = F(fastnn_internal_act_backward)(act, alpha, beta, n, n_out, Z, Y, dY, dZ,
                                                      n_out);
         if (status != FASTNN_OK)
             return status;
@@ -121,13 +121,13 @@ int F(fastnn_internal_dense_backward_dw)(int64_t n, int64_t n_in, int64_t n_out,
 
 int F(fastnn_dense_backward)(int64_t n, int64_t n_in, int64_t n_out,
                              const T *X, const T *W, const T *Z, const T *Y,
-                             const T *dY, int act, double alpha, T *dZ, T *dX,
+                             const T *dY, int act, double alpha, double beta, T *dZ, T *dX,
                              T *dW, T *db)
 {
     if (n_in > 0 && n_out > 0 && dW == NULL)
         return FASTNN_EINVAL;
     const int status = F(fastnn_internal_dense_backward_dx)(n, n_in, n_out, W, Z, Y, dY, act,
-                                                            alpha, dZ, dX, db);
+                                                            alpha, beta, dZ, dX, db);
     if (status != FASTNN_OK)
         return status;
     return F(fastnn_internal_dense_backward_dw)(n, n_in, n_out, X, dZ, dW, NULL);

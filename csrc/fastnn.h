@@ -42,7 +42,10 @@ extern "C" {
  * neither) -- the reference's NEEDS_PREACTIVATION.  rowwise: the value of an
  * element depends on its whole row (softmax), so a row is never split.
  * activations_impl.h defines, for each row, name_forward and name_backward
- * over one span of a row.
+ * over one span of a row.  Every activation kernel takes two parameters,
+ * alpha and beta (read only by the rows that have them: leaky_relu's slope
+ * and elu's alpha are alpha; softplus's threshold is alpha and its beta is
+ * beta); gelu_tanh is GELU with approximate="tanh".
  */
 #define FASTNN_ACTIVATIONS(X)            \
     X(IDENTITY, identity, 0, 0)          \
@@ -51,7 +54,13 @@ extern "C" {
     X(RELU, relu, 0, 0)                  \
     X(LEAKY_RELU, leaky_relu, 1, 0)      \
     X(SILU, silu, 1, 0)                  \
-    X(SOFTMAX, softmax, 0, 1)
+    X(SOFTMAX, softmax, 0, 1)            \
+    X(GELU, gelu, 1, 0)                  \
+    X(GELU_TANH, gelu_tanh, 1, 0)        \
+    X(ELU, elu, 1, 0)                    \
+    X(SELU, selu, 1, 0)                  \
+    X(SOFTPLUS, softplus, 1, 0)          \
+    X(MISH, mish, 1, 0)
 
 /* Losses of the trainer: X(ID, name, python_name, labels).  labels: the
  * targets are int64 class indices (else T values shaped like the output).
@@ -158,16 +167,16 @@ int fastnn_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                     const fastnn_epilogue *epilogue);
 
 /* ---- activations (activations.c); y may alias x, dz may alias dy ------- */
-int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols,
+int fastnn_act_forward_f32(int act, double alpha, double beta, int64_t rows, int64_t cols,
                            const float *x, float *y);
-int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols,
+int fastnn_act_forward_f64(int act, double alpha, double beta, int64_t rows, int64_t cols,
                            const double *x, double *y);
 /* z (pre-activation) is read by the activations whose row has needs_z, y by
    the others but identity (which reads neither) */
-int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols,
+int fastnn_act_backward_f32(int act, double alpha, double beta, int64_t rows, int64_t cols,
                             const float *z, const float *y, const float *dy,
                             float *dz);
-int fastnn_act_backward_f64(int act, double alpha, int64_t rows, int64_t cols,
+int fastnn_act_backward_f64(int act, double alpha, double beta, int64_t rows, int64_t cols,
                             const double *z, const double *y, const double *dy,
                             double *dz);
 
@@ -180,19 +189,19 @@ int fastnn_act_backward_f64(int act, double alpha, int64_t rows, int64_t cols,
  */
 int fastnn_dense_forward_f32(int64_t n, int64_t n_in, int64_t n_out,
                              const float *X, const float *W, const float *b,
-                             int act, double alpha, float *Z, float *Y);
+                             int act, double alpha, double beta, float *Z, float *Y);
 int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out,
                              const double *X, const double *W, const double *b,
-                             int act, double alpha, double *Z, double *Y);
+                             int act, double alpha, double beta, double *Z, double *Y);
 int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out,
                               const float *X, const float *W, const float *Z,
                               const float *Y, const float *dY, int act,
-                              double alpha, float *dZ, float *dX, float *dW,
+                              double alpha, double beta, float *dZ, float *dX, float *dW,
                               float *db);
 int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
                               const double *X, const double *W, const double *Z,
                               const double *Y, const double *dY, int act,
-                              double alpha, double *dZ, double *dX, double *dW,
+                              double alpha, double beta, double *dZ, double *dX, double *dW,
                               double *db);
 
 /* ---- losses (losses.c) --------------------------------------------------
@@ -278,7 +287,7 @@ typedef struct fastnn_stage {
     int kind;                   /* FASTNN_STAGE_* */
     int64_t width_in, width_out;
     int act;                    /* dense (fused) or activation stage */
-    double alpha;
+    double alpha, beta;         /* the activation's parameters (FASTNN_ACTIVATIONS) */
     void *W, *b;                /* dense: parameters (b may be NULL) */
     void *dW, *db;              /* dense: gradients of the last batch */
     /* the optimizer's state arrays, FASTNN_OPTIMIZERS' n_state of them

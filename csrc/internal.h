@@ -99,18 +99,18 @@ void fastnn_internal_gemm_tiny_f64(int trans_a, int trans_b, int64_t m, int64_t 
 extern _Thread_local const volatile sig_atomic_t *fastnn_internal_cancel;
 
 /* activations.c: y = act(x) on a rows x cols block, row strides ldx / ldy */
-int fastnn_internal_act_forward_f32(int act, double alpha, int64_t rows,
+int fastnn_internal_act_forward_f32(int act, double alpha, double beta, int64_t rows,
                                     int64_t cols, const float *x, int64_t ldx,
                                     float *y, int64_t ldy);
-int fastnn_internal_act_forward_f64(int act, double alpha, int64_t rows,
+int fastnn_internal_act_forward_f64(int act, double alpha, double beta, int64_t rows,
                                     int64_t cols, const double *x, int64_t ldx,
                                     double *y, int64_t ldy);
 /* activations.c: dz = act'(dy) on a block, row stride ld (dz may alias dy) */
-int fastnn_internal_act_backward_f32(int act, double alpha, int64_t rows,
+int fastnn_internal_act_backward_f32(int act, double alpha, double beta, int64_t rows,
                                      int64_t cols, const float *z,
                                      const float *y, const float *dy,
                                      float *dz, int64_t ld);
-int fastnn_internal_act_backward_f64(int act, double alpha, int64_t rows,
+int fastnn_internal_act_backward_f64(int act, double alpha, double beta, int64_t rows,
                                      int64_t cols, const double *z,
                                      const double *y, const double *dy,
                                      double *dz, int64_t ld);
@@ -230,12 +230,12 @@ double fastnn_internal_max_abs_f64(const double *x, int64_t rows, int64_t cols, 
    (may be NULL). */
 int fastnn_internal_dense_backward_dx_f32(int64_t n, int64_t n_in, int64_t n_out,
                                           const float *W, const float *Z, const float *Y,
-                                          const float *dY, int act, double alpha, float *dZ,
-                                          float *dX, float *db);
+                                          const float *dY, int act, double alpha, double beta,
+                                          float *dZ, float *dX, float *db);
 int fastnn_internal_dense_backward_dx_f64(int64_t n, int64_t n_in, int64_t n_out,
                                           const double *W, const double *Z, const double *Y,
-                                          const double *dY, int act, double alpha, double *dZ,
-                                          double *dX, double *db);
+                                          const double *dY, int act, double alpha, double beta,
+                                          double *dZ, double *dX, double *db);
 int fastnn_internal_dense_backward_dw_f32(int64_t n, int64_t n_in, int64_t n_out,
                                           const float *X, const float *dZ, float *dW,
                                           const fastnn_epilogue *epilogue);

@@ -118,10 +118,11 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         case FASTNN_STAGE_DENSE:
             status = F(fastnn_dense_forward)(rows, st->width_in, st->width_out, in,
                                               (const T *)st->W, (const T *)st->b,
-                                              st->act, st->alpha, (T *)t->z[s], y);
+                                              st->act, st->alpha, st->beta, (T *)t->z[s], y);
             break;
         case FASTNN_STAGE_ACTIVATION:
-            status = F(fastnn_act_forward)(st->act, st->alpha, rows, st->width_out, in, y);
+            status = F(fastnn_act_forward)(st->act, st->alpha, st->beta, rows, st->width_out,
+                                           in, y);
             break;
         case FASTNN_STAGE_DROPOUT: /* p == 0 is the identity and draws nothing */
             if (st->p == 0.0) {
@@ -161,12 +162,12 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         case FASTNN_STAGE_DENSE:
             status = F(fastnn_internal_dense_backward_dx)(
                 rows, st->width_in, st->width_out, (const T *)st->W, (const T *)t->z[s],
-                ys[s], cur, st->act, st->alpha, (T *)t->dz[s],
+                ys[s], cur, st->act, st->alpha, st->beta, (T *)t->dz[s],
                 s > t->first_param_stage ? cur : NULL, (T *)st->db);
             break;
         case FASTNN_STAGE_ACTIVATION:
-            status = F(fastnn_act_backward)(st->act, st->alpha, rows, st->width_out, input,
-                                             ys[s], cur, cur);
+            status = F(fastnn_act_backward)(st->act, st->alpha, st->beta, rows, st->width_out,
+                                            input, ys[s], cur, cur);
             break;
         case FASTNN_STAGE_DROPOUT:
             status = st->p == 0.0 ? FASTNN_OK

@@ -1,11 +1,13 @@
-"""Layers: Dense, the activations, and Dropout -- each backward beside its forward.
+"""Layers: Dense, the activations, Dropout and Flatten -- each backward beside its forward.
 
 Why it is built this way: a layer holds its parameters and the few arrays its
 backward needs, and delegates every computation to ``self.ops`` (the backend
 kernels), so the same layer runs on the reference and the compiled backend.
 A Network fuses an activation that directly follows a Dense layer into that
 layer's kernel call (``Dense.forward(X, activation=...)``): one pass over the
-output instead of two, with the same numbers as running them apart.
+output instead of two, with the same numbers as running them apart.  An
+activation's numbers (LeakyReLU's slope, Softplus's beta and threshold) are its
+``alpha`` and ``beta``, the two every activation kernel takes.
 
 Layers are *built* by the Network that holds them: ``build`` gives them the
 backend, the dtype and the seeded generator their initial weights come from,
@@ -31,12 +33,14 @@ if TYPE_CHECKING:  # for the type checker only: a layer is handed its ops by bui
     from .backends.numpy_ops import NumpyOps
 
 __all__ = ["Layer", "Dense", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
-           "SiLU", "Softmax", "Dropout", "INITIALIZERS"]
+           "SiLU", "Softmax", "GELU", "ELU", "SELU", "Softplus", "Mish", "Dropout", "Flatten",
+           "INITIALIZERS"]
 
 #: Weight initialisers; ``"auto"`` picks He for ReLU-like activations, else Xavier.
 INITIALIZERS = ("auto", "normal", "small_normal", "xavier", "glorot", "he", "kaiming")
 
-_RELU_LIKE = ("relu", "leaky_relu", "silu")
+_RELU_LIKE = ("relu", "leaky_relu", "silu", "gelu", "gelu_tanh", "elu", "selu", "softplus",
+              "mish")
 
 
 class Layer:
@@ -153,7 +157,8 @@ class Dense(Layer):
         ``NeuralNetwork`` class), ``"xavier"`` /
         ``"glorot"`` (W ~ U(-a, a), a = sqrt(6 / (n_in + n_out)), b = 0), ``"he"`` /
         ``"kaiming"`` (W ~ N(0, 2 / n_in), b = 0), or ``"auto"``: He when the next
-        layer is ReLU, LeakyReLU or SiLU, Xavier otherwise.
+        layer is of the ReLU family (ReLU, LeakyReLU, SiLU, GELU, ELU, SELU, Softplus,
+        Mish), Xavier otherwise.
 
     Attributes
     ----------
@@ -296,10 +301,13 @@ class Dense(Layer):
         """
         self._require_built()
         X = as_batch(X, self.dtype, (None, self.n_in), "X", self)
-        kind, alpha = (activation.kind, activation.alpha) if activation else ("identity", 0.0)
-        Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha)
+        if activation is None:
+            kind, alpha, beta = "identity", 0.0, 0.0
+        else:
+            kind, alpha, beta = activation.kind, activation.alpha, activation.beta
+        Z, Y = self.ops.dense_forward(X, self._W, self._b, kind, alpha, beta)
         if keep:
-            self._cache = (X, Z, Y, kind, alpha)
+            self._cache = (X, Z, Y, kind, alpha, beta)
         return Y
 
     def backward(self, dY: NDArray[Any], *,  # type: ignore[override]
@@ -319,19 +327,24 @@ class Dense(Layer):
         """
         if self._cache is None:
             raise RuntimeError("Dense.backward called before forward")
-        X, Z, Y, kind, alpha = self._cache
+        X, Z, Y, kind, alpha, beta = self._cache
         dY = as_batch(dY, self.dtype, Y.shape, "dY", self, of_last_forward=True)
         dX, self.dW, self.db = self.ops.dense_backward(
-            X, self._W, Z, Y, dY, kind, alpha, need_dX=need_dX, need_db=self.bias)
+            X, self._W, Z, Y, dY, kind, alpha, beta, need_dX=need_dX, need_db=self.bias)
         return dX
 
 
 # ------------------------------------------------------------ activations
 class Activation(Layer):
-    """An elementwise (softmax: row-wise) activation ``Y = f(X)``; no parameters."""
+    """An elementwise (softmax: row-wise) activation ``Y = f(X)``; no trainable parameters.
+
+    ``kind`` names its row of the activation table; ``alpha`` and ``beta`` are
+    the (at most two) numbers its kernels read, e.g. LeakyReLU's slope.
+    """
 
     kind: str = "identity"
     alpha: float = 0.0
+    beta: float = 0.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -342,8 +355,8 @@ class Activation(Layer):
         """X: (n, d) -> Y: (n, d)."""
         self._require_built()
         X = as_batch(X, self.dtype, (None, None), "X", self)
-        Y = self.ops.activation_forward(X, self.kind, self.alpha)
-        if keep:   # the input, for the kernels whose derivative reads it (leaky_relu, silu)
+        Y = self.ops.activation_forward(X, self.kind, self.alpha, self.beta)
+        if keep:   # the input, for the kernels whose derivative reads it (NEEDS_PREACTIVATION)
             self._cache = (X, Y)
         return Y
 
@@ -353,7 +366,7 @@ class Activation(Layer):
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         Z, Y = self._cache
         dY = as_batch(dY, self.dtype, Y.shape, "dY", self, of_last_forward=True)
-        return self.ops.activation_backward(dY, Z, Y, self.kind, self.alpha)
+        return self.ops.activation_backward(dY, Z, Y, self.kind, self.alpha, self.beta)
 
 
 class Identity(Activation):
@@ -422,6 +435,91 @@ class Softmax(Activation):
         return cls()
 
 
+class GELU(Activation):
+    """f(x) = x * Phi(x), Phi the standard normal CDF: ``x * 0.5 * (1 + erf(x / sqrt(2)))``.
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}, default "none"
+        ``"tanh"``: PyTorch's approximation
+        ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
+    """
+    torch_module = "GELU"
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self.kind = "gelu" if approximate == "none" else "gelu_tanh"
+
+    def config(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
+
+
+class ELU(Activation):
+    """f(x) = x if x > 0 else alpha * (exp(x) - 1).
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        The value f approaches as x goes to -inf is -alpha.
+    """
+    kind = "elu"
+    torch_module = "ELU"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = check_float(alpha, "ELU alpha")
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+class SELU(Activation):
+    """f(x) = scale * (x if x > 0 else alpha * (exp(x) - 1)), with PyTorch's constants
+    alpha = 1.6732632423543772 and scale = 1.0507009873554805."""
+    kind = "selu"
+    torch_module = "SELU"
+
+
+class Softplus(Activation):
+    """f(x) = log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold.
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        The sharpness (PyTorch's ``beta``; not 0).
+    threshold : float, default 20.0
+        Above it (of ``beta * x``) f is the identity, as in PyTorch.
+    """
+    kind = "softplus"
+    torch_module = "Softplus"
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        beta = check_float(beta, "Softplus beta")
+        if beta == 0:
+            raise ValueError("Softplus beta must not be 0 (f divides by it)")
+        # the kernels' two numbers: alpha is the threshold, beta the sharpness
+        self.beta = beta
+        self.alpha = check_float(threshold, "Softplus threshold")
+
+    @property
+    def threshold(self) -> float:
+        """Where f becomes the identity (of ``beta * x``)."""
+        return self.alpha
+
+    def config(self) -> dict[str, Any]:
+        return {"beta": self.beta, "threshold": self.alpha}
+
+
+class Mish(Activation):
+    """f(x) = x * tanh(softplus(x)) = x * tanh(log(1 + exp(x)))."""
+    kind = "mish"
+    torch_module = "Mish"
+
+
 # ---------------------------------------------------------------- Dropout
 class Dropout(Layer):
     """Inverted dropout: in training, zero each element with probability ``p``
@@ -475,6 +573,63 @@ class Dropout(Layer):
         if self._mask is None:
             return dY
         return self.ops.dropout_backward(dY, self._mask)
+
+
+# ---------------------------------------------------------------- Flatten
+class Flatten(Layer):
+    """Flatten every axis but the first: ``(n, d1, d2, ...) -> (n, d1 * d2 * ...)``,
+    PyTorch's ``nn.Flatten()`` (``start_dim=1, end_dim=-1``).
+
+    A Network whose layers before its first Dense include a Flatten takes such
+    inputs -- the MNIST images as ``(n, 28, 28)`` -- and flattens them once,
+    where the data enters it (a C-contiguous reshape, no copy), so the
+    compiled trainer runs as without it.  On a 2-D input it is the identity.
+
+    Parameters
+    ----------
+    start_dim, end_dim : int
+        PyTorch's arguments; only their defaults, 1 and -1, are supported.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import Dense, Flatten, Network
+    >>> net = Network([Flatten(), Dense(28 * 28, 10)], seed=0)
+    >>> net.predict(np.zeros((5, 28, 28))).shape
+    (5, 10)
+    """
+
+    torch_module = "Flatten"
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        if (check_int(start_dim, "Flatten start_dim"), check_int(end_dim, "Flatten end_dim")) \
+                != (1, -1):
+            raise ValueError(f"Flatten(start_dim={start_dim}, end_dim={end_dim}): fastnn "
+                             "flattens all axes but the first (start_dim=1, end_dim=-1)")
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
+        """X: (n, d1, d2, ...) -> Y: (n, d1 * d2 * ...), a view of X when it is C-contiguous."""
+        self._require_built()
+        arr = as_numeric(X, "X")
+        if arr.ndim < 2:
+            raise ValueError(f"X has shape {arr.shape} but {self!r} expects (n, ...) with at "
+                             "least 2 axes")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if keep:
+            self._shape = arr.shape
+        return arr.reshape(arr.shape[0], -1)
+
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
+        """dY: (n, d1 * d2 * ...) -> dX: (n, d1, d2, ...), the shape of the last forward's X."""
+        if self._shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        n = self._shape[0]
+        dY = as_batch(dY, self.dtype, (n, int(np.prod(self._shape[1:]))), "dY", self,
+                      of_last_forward=True)
+        return dY.reshape(self._shape)
 
 
 #: The layers ``load`` builds by name: every public one (``__all__``) but the bases.

@@ -22,11 +22,11 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import io as _io
 from . import training as _training
 from ._custom import user_methods
-from ._validation import as_float_array, as_samples, check_dtype, check_int
+from ._validation import as_float_array, as_numeric, as_samples, check_dtype, check_int
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .interop import torch as _torch_interop
-from .layers import Activation, Dense, Layer, Sigmoid, Softmax
+from .layers import Activation, Dense, Flatten, Layer, Sigmoid, Softmax
 from .losses import BCELoss, CrossEntropyLoss, Loss, get_loss
 from .optimizers import Optimizer
 from .training import History, _BatchInterrupted, _StopOnInterrupt
@@ -58,6 +58,11 @@ class Network:
     layers : list of Layer
     n_inputs, n_outputs : int
         Width of the input ``X`` (n, n_inputs) and of the output (n, n_outputs).
+        When a ``Flatten`` comes before the first Dense layer, ``X`` may also be
+        ``(n, d1, d2, ...)`` with ``d1 * d2 * ... == n_inputs`` (flattened where it
+        enters).  ``predict``, ``forward`` and calling the network also take one
+        sample, a 1-D ``X`` of ``n_inputs`` values, and return a 1-D output of
+        ``n_outputs``, as ``nn.Linear`` does.
     dtype : numpy.dtype
     ops : NumpyOps
         The backend's kernels (``backend`` is its name).
@@ -104,6 +109,16 @@ class Network:
         self.seed = seed
         rng = np.random.default_rng(seed)
         self.n_inputs = next(layer for layer in layers if isinstance(layer, Dense)).n_in
+        first_dense = next(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
+        # a Flatten before the first Dense: inputs (n, d1, d2, ...) are flattened on entry
+        self._flattens_input = any(isinstance(layer, Flatten) for layer in layers[:first_dense])
+        if self._flattens_input:
+            first_flatten = next(i for i, layer in enumerate(layers) if isinstance(layer, Flatten))
+            for layer in layers[:first_flatten]:
+                if isinstance(layer, Softmax):
+                    raise ValueError(f"{layer!r} before {layers[first_flatten]!r}: fastnn's "
+                                     "Softmax works on the flattened features of each sample; "
+                                     "put it after the Flatten")
         width = self.n_inputs
         for i, layer in enumerate(layers):
             nxt = layers[i + 1] if i + 1 < len(layers) else None
@@ -115,6 +130,7 @@ class Network:
         self._shuffle_rng = np.random.default_rng(rng.integers(0, 2**63))
         self._plan = self._make_plan()
         self._last_output_shape: tuple[int, ...] | None = None
+        self._last_input_shape: tuple[int, ...] | None = None
         self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
         for layer in layers:                # built: from now on this network's alone
             layer._in_network = True
@@ -126,6 +142,8 @@ class Network:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # a network pickled before Flatten and one-sample input lacks their attributes
+        state = {"_flattens_input": False, "_last_input_shape": None, **state}
         self.__dict__.update(state)
         self._fit_lock = threading.Lock()
 
@@ -195,20 +213,49 @@ class Network:
                                   activation=activation)
         return X
 
+    def _inputs(self, X: ArrayLike, name: str = "X", *,
+                single: bool = False) -> tuple[NDArray[Any], tuple[int, ...]]:
+        """X where it enters: (n_samples, n_inputs), C-contiguous, the network's dtype.
+
+        A network with a Flatten before its first Dense takes (n, d1, d2, ...)
+        and flattens it here; with ``single``, a 1-D X is one sample.  Returns
+        the array and X's own shape.
+        """
+        arr = as_numeric(X, name)
+        shape = arr.shape
+        if single and arr.ndim == 1:
+            if shape[0] != self.n_inputs:
+                raise ValueError(f"{name} has shape {shape}: one sample needs {self.n_inputs} "
+                                 f"values (several samples: a 2-D array (n_samples, "
+                                 f"{self.n_inputs}))")
+            arr = arr.reshape(1, -1)
+        elif self._flattens_input and arr.ndim > 2:
+            per = int(np.prod(shape[1:]))
+            if per != self.n_inputs:
+                raise ValueError(f"{name} has shape {shape}, {per} values per sample once "
+                                 f"flattened, but the network expects {self.n_inputs}")
+            arr = arr.reshape(shape[0], per)
+        return as_samples(arr, self.dtype, self.n_inputs, name), shape
+
     def forward(self, X: ArrayLike, *, training: bool = False) -> NDArray[Any]:
         """Run the layers on X, keeping what ``backward`` needs.
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_inputs)
+        X : array-like, shape (n_samples, n_inputs), or (n_inputs,) for one sample
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
         training : bool, default False
             Dropout is active only when True.
 
         Returns
         -------
-        ndarray, shape (n_samples, n_outputs)
+        ndarray, shape (n_samples, n_outputs), or (n_outputs,) for one sample
         """
-        out = self._forward(as_samples(X, self.dtype, self.n_inputs), training)
+        Xa, shape = self._inputs(X, single=True)
+        out = self._forward(Xa, training)
+        if len(shape) == 1:
+            out = out[0]
+        self._last_input_shape = shape
         self._last_output_shape = out.shape
         return out
 
@@ -218,22 +265,25 @@ class Network:
         Parameters
         ----------
         grad : array-like, shape (n_samples, n_outputs)
-            d loss / d output of the last ``forward``.
+            d loss / d output of the last ``forward`` (its shape: (n_outputs,)
+            after a forward of one sample).
 
         Returns
         -------
-        ndarray, shape (n_samples, n_inputs)
-            d loss / d input.
+        ndarray, the shape of the last forward's X
+            d loss / d input: (n_samples, n_inputs), (n_inputs,) for one sample,
+            (n_samples, d1, d2, ...) for an input a Flatten flattened.
         """
-        if self._last_output_shape is None:
+        if self._last_output_shape is None or self._last_input_shape is None:
             raise RuntimeError("Network.backward called before forward")
         out = as_float_array(grad, self.dtype, "grad")
         if out.shape != self._last_output_shape:
             raise ValueError(f"grad has shape {out.shape} but the last forward output has "
                              f"shape {self._last_output_shape}")
+        out = out.reshape(-1, self.n_outputs)
         for layer, _ in reversed(self._plan):
             out = layer.backward(out)
-        return out
+        return out.reshape(self._last_input_shape)
 
     def _backward_no_input_grad(self, grad: NDArray[Any],
                                 interrupt: _StopOnInterrupt | None = None) -> None:
@@ -252,14 +302,23 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_inputs)
+        X : array-like, shape (n_samples, n_inputs), or (n_inputs,) for one sample
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
 
         Returns
         -------
-        ndarray, shape (n_samples, n_outputs)
+        ndarray, shape (n_samples, n_outputs), or (n_outputs,) for one sample
+
+        Examples
+        --------
+        >>> from fastnn import Dense, Network
+        >>> net = Network([Dense(3, 2)], seed=0)
+        >>> net.predict([[1.0, 2.0, 3.0]]).shape, net.predict([1.0, 2.0, 3.0]).shape
+        ((1, 2), (2,))
         """
-        return self._forward(as_samples(X, self.dtype, self.n_inputs), training=False,
-                             keep=False)
+        Xa, shape = self._inputs(X, single=True)
+        out = self._forward(Xa, training=False, keep=False)
+        return out[0] if len(shape) == 1 else out
 
     def __call__(self, X: ArrayLike) -> NDArray[Any]:
         """Same as ``predict(X)``."""
@@ -278,6 +337,7 @@ class Network:
         Parameters
         ----------
         X : array-like, shape (n_samples, n_inputs)
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
@@ -409,6 +469,7 @@ class Network:
         Parameters
         ----------
         X : array-like, shape (n_samples, n_inputs)
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
@@ -444,7 +505,7 @@ class Network:
         if isinstance(loss, BCELoss) and not isinstance(self.layers[-1], (Sigmoid, Softmax)):
             raise ValueError("BCELoss takes probabilities: end the network with Sigmoid() "
                              f"(its last layer is {self.layers[-1]!r})")
-        Xa = as_samples(X, self.dtype, self.n_inputs, name)
+        Xa = self._inputs(X, name)[0]
         if np.shape(y)[:1] != (Xa.shape[0],):
             raise ValueError(f"{name} has {Xa.shape[0]} samples but {y_name} has shape "
                              f"{np.shape(y)}")

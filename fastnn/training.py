@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._custom import user_methods
 from ._validation import check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
-from .layers import Activation, Dense, Dropout, Layer
+from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 
@@ -432,7 +432,7 @@ def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
         methods = user_methods(layer, "Layer")
         if methods:
             say(layer, methods)
-        elif not isinstance(layer, (Dense, Activation, Dropout)):
+        elif not isinstance(layer, (Dense, Activation, Dropout, Flatten)):
             reasons.append(f"{type(layer).__name__} is a layer the native trainer does not know")
     for piece, kind in ((loss, "Loss"), (optimizer, "Optimizer")):
         methods = user_methods(piece, kind)
@@ -572,8 +572,10 @@ class _NativeTrainer:
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
         spec, states = optimizer.native_spec(network)
-        stages = [_stage(network, layer, activation, states)
-                  for layer, activation in network._plan]
+        # a Flatten has no stage: fit's X was flattened where it entered the network
+        self.plan = [(layer, activation) for layer, activation in network._plan
+                     if not isinstance(layer, Flatten)]
+        stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
         self.network, self.optimizer = network, optimizer
         self.trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
             stages, loss.kernel, loss.reduction, spec, X, T, batch)
@@ -590,7 +592,7 @@ class _NativeTrainer:
 
     def close(self) -> dict[str, Any]:
         final: dict[str, Any] = self.trainer.close()
-        for stage, step in zip(self.network._plan, final["dropout_steps"]):
+        for stage, step in zip(self.plan, final["dropout_steps"]):
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
         self.optimizer.native_done(final["step"])
@@ -606,10 +608,12 @@ def _stage(network: Network, layer: Layer, activation: Activation | None,
                 "db": layer.db if layer.bias else None,
                 "activation": activation.kind if activation else "identity",
                 "alpha": activation.alpha if activation else 0.0,
+                "beta": activation.beta if activation else 0.0,
                 "state_W": states[f"{key}.W"],
                 "state_b": states.get(f"{key}.b", [None, None])}
     if isinstance(layer, Activation):
-        return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha}
+        return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha,
+                "beta": layer.beta}
     if isinstance(layer, Dropout):
         return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
     raise TypeError(f"the native trainer cannot run {layer!r}")

@@ -10,8 +10,8 @@ themselves are checked exactly.  Runs on both backends via the fixture.
 import numpy as np
 import pytest
 
-from fastnn import (BCELoss, CrossEntropyLoss, Dense, Identity, LeakyReLU, MSELoss, Network,
-                    ReLU, Sigmoid, SiLU, Softmax, Tanh)
+from fastnn import (ELU, GELU, SELU, BCELoss, CrossEntropyLoss, Dense, Identity, LeakyReLU,
+                    Mish, MSELoss, Network, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 
 EPS = 1e-6
 FD_TOL = {"rtol": 1e-6, "atol": 1e-8}
@@ -24,6 +24,13 @@ ACTIVATIONS = {
     "leaky_relu": lambda: LeakyReLU(0.1),
     "silu": SiLU,
     "softmax": Softmax,
+    "gelu": GELU,
+    "gelu_tanh": lambda: GELU(approximate="tanh"),
+    "elu": lambda: ELU(0.7),
+    "selu": SELU,
+    # threshold 3 at beta 2: f is the identity for z > 1.5, so both branches are checked
+    "softplus": lambda: Softplus(beta=2.0, threshold=3.0),
+    "mish": Mish,
 }
 
 
@@ -163,6 +170,11 @@ NETWORKS = {
     "ce_labels": (lambda: [Dense(3, 6), Tanh(), Dense(6, 4), Identity(), Dense(4, 3)],
                   "ce_labels"),
     "ce_probs": (lambda: [Dense(3, 6), Sigmoid(), Dense(6, 3)], "ce_probs"),
+    # PyTorch's activations, fused, with their parameters, and one on its own (after Tanh)
+    "torch_activations": (lambda: [Dense(3, 5), GELU(), Dense(5, 4), ELU(0.5), Dense(4, 4),
+                                   Mish(), Dense(4, 4), SELU(), Dense(4, 4, bias=False),
+                                   Softplus(2.0, 1.0), Dense(4, 3), Tanh(), GELU("tanh"),
+                                   Dense(3, 2)], "mse"),
 }
 
 

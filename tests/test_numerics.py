@@ -98,6 +98,10 @@ def test_elementwise_activation_limits(kind, dtype):
     assert_same(forwards, dtype, f"{kind} forward")
     Y = forwards[0][0].astype(np.float64)
     d = backwards[0][0].astype(np.float64) / big_dY  # the derivative f'(x)
+    fmax = float(np.finfo(dtype).max)
+    if kind == "selu":   # scale > 1: selu(max) = 1.05 * max overflows, in PyTorch too
+        np.testing.assert_array_equal(np.isinf(Y), x > fmax / 1.0507009873554805)
+        Y = np.where(np.isinf(Y), fmax, Y)
     assert np.isfinite(Y).all()
     a = float(np.dtype(dtype).type(ALPHA))
     if kind == "sigmoid":
@@ -114,6 +118,21 @@ def test_elementwise_activation_limits(kind, dtype):
         np.testing.assert_array_equal(Y[big], np.where(x[big] > 0, x[big], 0.0))
         np.testing.assert_array_equal(d[big], (x[big] > 0).astype(float))
         np.testing.assert_allclose(d[tiny], 0.5)
+    elif kind in ("gelu", "gelu_tanh", "mish"):     # x * (a CDF-like factor -> 0 or 1)
+        np.testing.assert_array_equal(Y[big], np.where(x[big] > 0, x[big], 0.0))
+        np.testing.assert_array_equal(d[big], (x[big] > 0).astype(float))
+        np.testing.assert_allclose(d[tiny], 0.5 if kind != "mish" else np.tanh(np.log(2)))
+    elif kind in ("elu", "selu"):
+        alpha, scale = (a, 1.0) if kind == "elu" else (1.6732632423543772, 1.0507009873554805)
+        np.testing.assert_allclose(Y[big & (x < 0)], -alpha * scale, rtol=1e-6)
+        np.testing.assert_allclose(d[big], np.where(x[big] > 0, scale, 0.0), rtol=1e-6)
+        np.testing.assert_allclose(d[tiny], np.where(x[tiny] > 0, scale, alpha * scale),
+                                   rtol=1e-6)
+    elif kind == "softplus":    # threshold ALPHA, beta 1: x above it, log(2) near 0
+        np.testing.assert_array_equal(Y[big], np.where(x[big] > 0, x[big], 0.0))
+        np.testing.assert_allclose(Y[tiny], np.log(2), rtol=1e-6)
+        np.testing.assert_array_equal(d[big], (x[big] > 0).astype(float))
+        np.testing.assert_allclose(d[tiny], 0.5, rtol=1e-6)
     elif kind in ("relu", "leaky_relu", "identity"):
         slope = {"relu": 0.0, "leaky_relu": a, "identity": 1.0}[kind]
         np.testing.assert_array_equal(Y, np.where(x > 0, x, (slope * X[0]).astype(np.float64)))

@@ -211,8 +211,8 @@ def test_an_optimizer_without_its_state_arrays_is_refused_not_substituted(co, sp
     W, b = rng.random((3, 2)), rng.random(2)
     W0, b0 = W.copy(), b.copy()
     stage = {"kind": "dense", "W": W, "b": b, "dW": np.zeros_like(W), "db": np.zeros_like(b),
-             "activation": "identity", "alpha": 0.0, "state_W": [None, None],
-             "state_b": [None, None]}
+             "activation": "identity", "alpha": 0.0, "beta": 0.0,
+             "state_W": [None, None], "state_b": [None, None]}
     trainer = co.CythonOps().make_trainer([stage], "mse", "mean", spec, X, T, 4)
     try:
         with pytest.raises(ValueError, match="train: invalid argument"):

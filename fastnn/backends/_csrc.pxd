@@ -54,14 +54,14 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_fma_peak_f64(double *gflops)
     int fastnn_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const fastnn_epilogue *epilogue)
     int fastnn_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc, const fastnn_epilogue *epilogue)
-    int fastnn_act_forward_f32(int act, double alpha, int64_t rows, int64_t cols, const float *x, float *y)
-    int fastnn_act_forward_f64(int act, double alpha, int64_t rows, int64_t cols, const double *x, double *y)
-    int fastnn_act_backward_f32(int act, double alpha, int64_t rows, int64_t cols, const float *z, const float *y, const float *dy, float *dz)
-    int fastnn_act_backward_f64(int act, double alpha, int64_t rows, int64_t cols, const double *z, const double *y, const double *dy, double *dz)
-    int fastnn_dense_forward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *b, int act, double alpha, float *Z, float *Y)
-    int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *b, int act, double alpha, double *Z, double *Y)
-    int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *Z, const float *Y, const float *dY, int act, double alpha, float *dZ, float *dX, float *dW, float *db)
-    int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *Z, const double *Y, const double *dY, int act, double alpha, double *dZ, double *dX, double *dW, double *db)
+    int fastnn_act_forward_f32(int act, double alpha, double beta, int64_t rows, int64_t cols, const float *x, float *y)
+    int fastnn_act_forward_f64(int act, double alpha, double beta, int64_t rows, int64_t cols, const double *x, double *y)
+    int fastnn_act_backward_f32(int act, double alpha, double beta, int64_t rows, int64_t cols, const float *z, const float *y, const float *dy, float *dz)
+    int fastnn_act_backward_f64(int act, double alpha, double beta, int64_t rows, int64_t cols, const double *z, const double *y, const double *dy, double *dz)
+    int fastnn_dense_forward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *b, int act, double alpha, double beta, float *Z, float *Y)
+    int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *b, int act, double alpha, double beta, double *Z, double *Y)
+    int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *Z, const float *Y, const float *dY, int act, double alpha, double beta, float *dZ, float *dX, float *dW, float *db)
+    int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *Z, const double *Y, const double *dY, int act, double alpha, double beta, double *dZ, double *dX, double *dW, double *db)
     int fastnn_mse_f32(int64_t size, const float *pred, const float *target, int reduction, double *loss, float *grad)
     int fastnn_mse_f64(int64_t size, const double *pred, const double *target, int reduction, double *loss, double *grad)
     int fastnn_bce_f32(int64_t size, const float *prob, const float *target, int reduction, double *loss, float *grad)
@@ -90,6 +90,8 @@ cdef extern from "fastnn.h" nogil:
         int64_t width_in, width_out
         int act
         double alpha
+        double beta
+        double beta
         void *W
         void *b
         void *dW

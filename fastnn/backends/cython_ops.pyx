@@ -422,20 +422,20 @@ cdef int _gemm(int typenum, bint ta, bint tb, int64_t m, int64_t n, int64_t k,
     return _check_status(status, "gemm")
 
 
-cdef int _act_fwd(int act, double alpha, int64_t rows, int64_t cols,
+cdef int _act_fwd(int act, double alpha, double beta, int64_t rows, int64_t cols,
                   const floating[::1] x, floating[::1] y) except -1:
     cdef int status
     cdef const floating *px = _cp(x)
     cdef floating *py = _mp(y)
     with nogil:
         if floating is float:
-            status = fastnn_act_forward_f32(act, alpha, rows, cols, px, py)
+            status = fastnn_act_forward_f32(act, alpha, beta, rows, cols, px, py)
         else:
-            status = fastnn_act_forward_f64(act, alpha, rows, cols, px, py)
+            status = fastnn_act_forward_f64(act, alpha, beta, rows, cols, px, py)
     return _check_status(status, "activation_forward")
 
 
-cdef int _act_bwd(int act, double alpha, int64_t rows, int64_t cols,
+cdef int _act_bwd(int act, double alpha, double beta, int64_t rows, int64_t cols,
                   const floating[::1] z, const floating[::1] y, const floating[::1] dy,
                   floating[::1] dz) except -1:
     cdef int status
@@ -449,15 +449,15 @@ cdef int _act_bwd(int act, double alpha, int64_t rows, int64_t cols,
         py = _cp(y)
     with nogil:
         if floating is float:
-            status = fastnn_act_backward_f32(act, alpha, rows, cols, pz, py, pdy, pdz)
+            status = fastnn_act_backward_f32(act, alpha, beta, rows, cols, pz, py, pdy, pdz)
         else:
-            status = fastnn_act_backward_f64(act, alpha, rows, cols, pz, py, pdy, pdz)
+            status = fastnn_act_backward_f64(act, alpha, beta, rows, cols, pz, py, pdy, pdz)
     return _check_status(status, "activation_backward")
 
 
 cdef int _dense_fwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] X,
                     const floating[::1] W, const floating[::1] b, int act, double alpha,
-                    floating[::1] Z, floating[::1] Y) except -1:
+                    double beta, floating[::1] Z, floating[::1] Y) except -1:
     cdef int status
     cdef const floating *px = _cp(X)
     cdef const floating *pw = _cp(W)
@@ -470,16 +470,17 @@ cdef int _dense_fwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] 
         pz = _mp(Z)
     with nogil:
         if floating is float:
-            status = fastnn_dense_forward_f32(n, n_in, n_out, px, pw, pb, act, alpha, pz, py)
+            status = fastnn_dense_forward_f32(n, n_in, n_out, px, pw, pb, act, alpha, beta, pz, py)
         else:
-            status = fastnn_dense_forward_f64(n, n_in, n_out, px, pw, pb, act, alpha, pz, py)
+            status = fastnn_dense_forward_f64(n, n_in, n_out, px, pw, pb, act, alpha, beta, pz, py)
     return _check_status(status, "dense_forward")
 
 
 cdef int _dense_bwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] X,
                     const floating[::1] W, const floating[::1] Z, const floating[::1] Y,
-                    const floating[::1] dY, int act, double alpha, floating[::1] dZ,
-                    floating[::1] dX, floating[::1] dW, floating[::1] db) except -1:
+                    const floating[::1] dY, int act, double alpha, double beta,
+                    floating[::1] dZ, floating[::1] dX, floating[::1] dW,
+                    floating[::1] db) except -1:
     cdef int status
     cdef const floating *px = _cp(X)
     cdef const floating *pw = _cp(W)
@@ -504,10 +505,10 @@ cdef int _dense_bwd(int64_t n, int64_t n_in, int64_t n_out, const floating[::1] 
     with nogil:
         if floating is float:
             status = fastnn_dense_backward_f32(n, n_in, n_out, px, pw, pzz, pyy, pdy, act,
-                                               alpha, pdz, pdx, pdw, pdb)
+                                               alpha, beta, pdz, pdx, pdw, pdb)
         else:
             status = fastnn_dense_backward_f64(n, n_in, n_out, px, pw, pzz, pyy, pdy, act,
-                                               alpha, pdz, pdx, pdw, pdb)
+                                               alpha, beta, pdz, pdx, pdw, pdb)
     return _check_status(status, "dense_backward")
 
 
@@ -740,11 +741,13 @@ cdef class Trainer:
                                           (n_out,), dt, True, True)
                 st.act = _act_code(desc["activation"])
                 st.alpha = desc["alpha"]
+                st.beta = desc["beta"]
                 keep.append(desc)
                 width = n_out
             elif kind == "activation":
                 st.act = _act_code(desc["activation"])
                 st.alpha = desc["alpha"]
+                st.beta = desc["beta"]
             else:
                 if not 0.0 <= desc["p"] <= 1.0:
                     raise ValueError(f"stage {i}: dropout p must lie in [0, 1], got {desc['p']}")
@@ -945,7 +948,7 @@ class CythonOps(NumpyOps):
         return C
 
     # ------------------------------------------------------ activations
-    def activation_forward(self, X, kind, alpha=0.01):
+    def activation_forward(self, X, kind, alpha=0.01, beta=1.0):
         """Y = f(X) elementwise (softmax: along each row of a 2-D X)."""
         cdef int act = _act_code(kind)
         _float_array(X, "X")
@@ -956,15 +959,15 @@ class CythonOps(NumpyOps):
             rows, cols = X.shape
             if cols == 0 and rows > 0:
                 raise ValueError(f"{kind} of rows with no columns (X has shape {X.shape})")
-        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        cdef double a = alpha, bb = beta
         Y = np.empty(X.shape, dtype=X.dtype)
         if _f32(X):
-            _act_fwd[float](act, a, rows, cols, _flat(X), _flat(Y))
+            _act_fwd[float](act, a, bb, rows, cols, _flat(X), _flat(Y))
         else:
-            _act_fwd[double](act, a, rows, cols, _flat(X), _flat(Y))
+            _act_fwd[double](act, a, bb, rows, cols, _flat(X), _flat(Y))
         return Y
 
-    def activation_backward(self, dY, Z, Y, kind, alpha=0.01):
+    def activation_backward(self, dY, Z, Y, kind, alpha=0.01, beta=1.0):
         """dZ = dY * f'(Z), f' from Y where possible (Z only for leaky_relu, silu)."""
         cdef int act = _act_code(kind)
         _float_array(dY, "dY")
@@ -987,16 +990,16 @@ class CythonOps(NumpyOps):
             Z = None
         else:
             Z = Y = None
-        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        cdef double a = alpha, bb = beta
         dZ = np.empty(dY.shape, dtype=dY.dtype)
         if _f32(dY):
-            _act_bwd[float](act, a, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
+            _act_bwd[float](act, a, bb, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
         else:
-            _act_bwd[double](act, a, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
+            _act_bwd[double](act, a, bb, rows, cols, _flat(Z), _flat(Y), _flat(dY), _flat(dZ))
         return dZ
 
     # ------------------------------------------------------------ dense
-    def dense_forward(self, X, W, b, kind="identity", alpha=0.01):
+    def dense_forward(self, X, W, b, kind="identity", alpha=0.01, beta=1.0):
         """Z = X @ W + b; Y = f(Z), bias and f fused into the GEMM's store.
 
         Returns (Z, Y); Z is None unless f' needs it (the C table's needs_z, the
@@ -1019,18 +1022,18 @@ class CythonOps(NumpyOps):
         if _rowwise(act) and n_out == 0 and n > 0:
             raise ValueError(f"{kind} of rows with no columns (W has shape {W.shape})")
         cdef bint keep_z = _needs_z(act)
-        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        cdef double a = alpha, bb = beta
         Y = np.empty((n, n_out), dtype=X.dtype)
         Z = np.empty((n, n_out), dtype=X.dtype) if keep_z else None
         if _f32(X):
-            _dense_fwd[float](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a,
+            _dense_fwd[float](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a, bb,
                               _flat(Z), _flat(Y))
         else:
-            _dense_fwd[double](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a,
+            _dense_fwd[double](n, n_in, n_out, _flat(X), _flat(W), _flat(b), act, a, bb,
                                _flat(Z), _flat(Y))
         return Z, Y
 
-    def dense_backward(self, X, W, Z, Y, dY, kind="identity", alpha=0.01, *,
+    def dense_backward(self, X, W, Z, Y, dY, kind="identity", alpha=0.01, beta=1.0, *,
                        need_dX=True, need_db=True):
         """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
 
@@ -1061,7 +1064,7 @@ class CythonOps(NumpyOps):
             Z = None
         else:
             Z = Y = None
-        cdef double a = alpha if act == FASTNN_ACT_LEAKY_RELU else 0.0
+        cdef double a = alpha, bb = beta
         # identity: dZ is dY itself (the reference does the same); C never writes it
         dZ = None if act == FASTNN_ACT_IDENTITY else np.empty((n, n_out), dtype=X.dtype)
         dW = np.empty((n_in, n_out), dtype=X.dtype)
@@ -1069,10 +1072,10 @@ class CythonOps(NumpyOps):
         dX = np.empty((n, n_in), dtype=X.dtype) if need_dX else None
         if _f32(X):
             _dense_bwd[float](n, n_in, n_out, _flat(X), _flat(W), _flat(Z), _flat(Y),
-                              _flat(dY), act, a, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
+                              _flat(dY), act, a, bb, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
         else:
             _dense_bwd[double](n, n_in, n_out, _flat(X), _flat(W), _flat(Z), _flat(Y),
-                               _flat(dY), act, a, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
+                               _flat(dY), act, a, bb, _flat(dZ), _flat(dX), _flat(dW), _flat(db))
         return dX, dW, db
 
     # ----------------------------------------------------------- losses
@@ -1303,14 +1306,14 @@ def _probe_code(str entry, int code):
     labels[0] = 0
     labels[1] = 1
     if entry == "act_forward":
-        status = fastnn_act_forward_f64(code, 0.01, 2, 2, x, y)
+        status = fastnn_act_forward_f64(code, 0.01, 1.0, 2, 2, x, y)
     elif entry == "act_backward":
-        status = fastnn_act_backward_f64(code, 0.01, 2, 2, z, y, dy, x)
+        status = fastnn_act_backward_f64(code, 0.01, 1.0, 2, 2, z, y, dy, x)
     elif entry == "dense_forward":
-        status = fastnn_dense_forward_f64(2, 2, 2, x, w, b, code, 0.01, z, y)
+        status = fastnn_dense_forward_f64(2, 2, 2, x, w, b, code, 0.01, 1.0, z, y)
     elif entry == "dense_backward":
-        status = fastnn_dense_backward_f64(2, 2, 2, x, w, z, y, dy, code, 0.01, z, NULL,
-                                           dw, db)
+        status = fastnn_dense_backward_f64(2, 2, 2, x, w, z, y, dy, code, 0.01, 1.0, z,
+                                           NULL, dw, db)
     elif entry == "mse":
         status = fastnn_mse_f64(4, x, tg, code, &loss, y)
     elif entry == "bce":

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence, TypeVar
 
@@ -136,7 +137,7 @@ def _reduction_scale(reduction: str, count: int) -> float:
     raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
 
 
-def _softmax_forward(X: Array, alpha: float) -> Array:
+def _softmax_forward(X: Array, alpha: float, beta: float) -> Array:
     _check_softmax_2d(X, "X")
     _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
     if X.size == 0:
@@ -145,21 +146,111 @@ def _softmax_forward(X: Array, alpha: float) -> Array:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _softmax_backward(dY: Array, Z: Any, Y: Any, alpha: float) -> Array:
+def _softmax_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
     _check_softmax_2d(dY, "dY")
     return Y * (dY - (dY * Y).sum(axis=1, keepdims=True))
 
 
-def _silu_backward(dY: Array, Z: Any, Y: Any, alpha: float) -> Array:
+def _silu_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
     s = _sigmoid(Z)
     return dY * (s * (1 + Z * (1 - s)))
+
+
+# PyTorch's activations (aten/src/ATen/native/cpu/Activation.cpp), operation for
+# operation as csrc/activations_impl.h computes them, constants included (taken in
+# double as PyTorch takes them, then rounded to the array's dtype).
+_SQRT1_2 = 0.70710678118654752440                          # M_SQRT1_2
+_INV_SQRT_2PI = 1.12837916709551257390 * 0.70710678118654752440 * 0.5   # M_2_SQRTPI*M_SQRT1_2/2
+_SQRT_2_PI = 1.41421356237309504880 * 1.12837916709551257390 * 0.5      # M_SQRT2*M_2_SQRTPI/2
+_GELU_KAPPA = 0.044715
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+_erf_object = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: Array) -> Array:
+    """erf elementwise, from the C library's erf (``math.erf``; NumPy has none),
+    rounded to x's dtype."""
+    return np.asarray(_erf_object(x), dtype=np.float64).astype(x.dtype, copy=False)
+
+
+def _gelu_forward(X: Array, alpha: float, beta: float) -> Array:
+    dt = X.dtype.type
+    return X * dt(0.5) * (1 + _erf(X * dt(_SQRT1_2)))
+
+
+def _gelu_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    dt = Z.dtype.type
+    cdf = dt(0.5) * (1 + _erf(Z * dt(_SQRT1_2)))
+    pdf = dt(_INV_SQRT_2PI) * np.exp(dt(-0.5) * (Z * Z))
+    return dY * (cdf + Z * pdf)
+
+
+def _gelu_tanh_forward(X: Array, alpha: float, beta: float) -> Array:
+    dt = X.dtype.type
+    inner = dt(_SQRT_2_PI) * (X + dt(_GELU_KAPPA) * (X * X * X))
+    return dt(0.5) * X * (1 + np.tanh(inner))
+
+
+def _gelu_tanh_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    dt = Z.dtype.type
+    kb, kk = dt(_SQRT_2_PI), dt(_GELU_KAPPA)
+    z2 = Z * Z
+    t = np.tanh(kb * (Z + kk * (z2 * Z)))
+    left_d = dt(0.5) * (1 + t)
+    s = 1 - t * t       # where it is 0 its term is 0, also when z^2 overflows (the limit)
+    right_d = np.where(s == 0, dt(0), s * kb * (1 + dt(3) * kk * z2))
+    return dY * (left_d + dt(0.5) * Z * right_d)
+
+
+def _elu_forward(X: Array, alpha: float, beta: float) -> Array:
+    return np.where(X <= 0, np.expm1(X) * X.dtype.type(alpha), X)
+
+
+def _elu_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    return np.where(Z <= 0, dY * (Z.dtype.type(alpha) * np.exp(Z)), dY)
+
+
+def _selu_forward(X: Array, alpha: float, beta: float) -> Array:
+    dt = X.dtype.type
+    return np.where(X <= 0, np.expm1(X) * dt(_SELU_ALPHA * _SELU_SCALE), X * dt(_SELU_SCALE))
+
+
+def _selu_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    dt = Z.dtype.type
+    return np.where(Z <= 0, dY * (dt(_SELU_ALPHA * _SELU_SCALE) * np.exp(Z)),
+                    dY * dt(_SELU_SCALE))
+
+
+def _softplus_forward(X: Array, alpha: float, beta: float) -> Array:
+    dt = X.dtype.type
+    bx = X * dt(beta)
+    return np.where(bx > dt(alpha), X, np.log1p(np.exp(bx)) / dt(beta))
+
+
+def _softplus_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    dt = Z.dtype.type
+    bz = Z * dt(beta)
+    e = np.exp(bz)
+    return np.where(bz > dt(alpha), dY, dY * e / (e + 1))
+
+
+def _mish_forward(X: Array, alpha: float, beta: float) -> Array:
+    return X * np.tanh(np.log1p(np.exp(X)))
+
+
+def _mish_backward(dY: Array, Z: Any, Y: Any, alpha: float, beta: float) -> Array:
+    s = 1 / (1 + np.exp(-Z))
+    t = np.tanh(np.log1p(np.exp(Z)))
+    return dY * (t + Z * s * (1 - t * t))
 
 
 class _Activation(NamedTuple):
     """One activation of the reference: its kernels and what its derivative reads."""
 
-    forward: Callable[[Array, float], Array]            # (X, alpha) -> Y
-    backward: Callable[[Array, Any, Any, float], Array]  # (dY, Z, Y, alpha) -> dZ
+    forward: Callable[[Array, float, float], Array]            # (X, alpha, beta) -> Y
+    backward: Callable[[Array, Any, Any, float, float], Array]  # (dY, Z, Y, alpha, beta) -> dZ
     needs_z: bool = False   # the derivative reads the pre-activation Z, not only Y
 
 
@@ -167,16 +258,22 @@ class _Activation(NamedTuple):
 #: in csrc/fastnn.h; tests/test_tables.py checks the two agree).  The formulas
 #: are in ``NumpyOps.activation_forward`` / ``activation_backward``.
 ACTIVATION_TABLE: dict[str, _Activation] = {
-    "identity": _Activation(lambda X, a: X.copy(), lambda dY, Z, Y, a: dY.copy()),
-    "sigmoid": _Activation(lambda X, a: _sigmoid(X), lambda dY, Z, Y, a: dY * (Y * (1 - Y))),
-    "tanh": _Activation(lambda X, a: np.tanh(X), lambda dY, Z, Y, a: dY * (1 - Y * Y)),
-    "relu": _Activation(lambda X, a: np.where(X <= 0, X.dtype.type(0), X),
-                        lambda dY, Z, Y, a: np.where(Y > 0, dY, dY.dtype.type(0))),
-    "leaky_relu": _Activation(lambda X, a: np.where(X > 0, X, X.dtype.type(a) * X),
-                              lambda dY, Z, Y, a: np.where(Z > 0, dY, dY.dtype.type(a) * dY),
+    "identity": _Activation(lambda X, a, b: X.copy(), lambda dY, Z, Y, a, b: dY.copy()),
+    "sigmoid": _Activation(lambda X, a, b: _sigmoid(X), lambda dY, Z, Y, a, b: dY * (Y * (1 - Y))),
+    "tanh": _Activation(lambda X, a, b: np.tanh(X), lambda dY, Z, Y, a, b: dY * (1 - Y * Y)),
+    "relu": _Activation(lambda X, a, b: np.where(X <= 0, X.dtype.type(0), X),
+                        lambda dY, Z, Y, a, b: np.where(Y > 0, dY, dY.dtype.type(0))),
+    "leaky_relu": _Activation(lambda X, a, b: np.where(X > 0, X, X.dtype.type(a) * X),
+                              lambda dY, Z, Y, a, b: np.where(Z > 0, dY, dY.dtype.type(a) * dY),
                               needs_z=True),
-    "silu": _Activation(lambda X, a: X * _sigmoid(X), _silu_backward, needs_z=True),
+    "silu": _Activation(lambda X, a, b: X * _sigmoid(X), _silu_backward, needs_z=True),
     "softmax": _Activation(_softmax_forward, _softmax_backward),
+    "gelu": _Activation(_gelu_forward, _gelu_backward, needs_z=True),
+    "gelu_tanh": _Activation(_gelu_tanh_forward, _gelu_tanh_backward, needs_z=True),
+    "elu": _Activation(_elu_forward, _elu_backward, needs_z=True),
+    "selu": _Activation(_selu_forward, _selu_backward, needs_z=True),
+    "softplus": _Activation(_softplus_forward, _softplus_backward, needs_z=True),
+    "mish": _Activation(_mish_forward, _mish_backward, needs_z=True),
 }
 
 #: Activation names, in C's order.
@@ -353,35 +450,43 @@ class NumpyOps:
 
     # ------------------------------------------------------ activations
     @_ieee
-    def activation_forward(self, X: Array, kind: str, alpha: float = 0.01) -> Array:
+    def activation_forward(self, X: Array, kind: str, alpha: float = 0.01,
+                           beta: float = 1.0) -> Array:
         """Y = f(X) elementwise (softmax: along each row).
 
         identity: x; sigmoid: 1/(1+e^-x); tanh; relu: 0 if x<=0 else x (NaN stays NaN);
         leaky_relu: x if x>0 else alpha*x; silu: x*sigmoid(x);
-        softmax: e^(x-max) / sum(e^(x-max)) per row.  X: (n, d) -> Y: (n, d);
+        softmax: e^(x-max) / sum(e^(x-max)) per row;
+        gelu: x*0.5*(1+erf(x/sqrt(2))); gelu_tanh: 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3)));
+        elu: x if x>0 else alpha*expm1(x); selu: scale*x if x>0 else scale*alpha0*expm1(x)
+        (PyTorch's constants); softplus: x if beta*x > alpha (the threshold) else
+        log1p(exp(beta*x))/beta; mish: x*tanh(log1p(exp(x))).  ``alpha`` and ``beta``
+        are read only by the activations named with them.  X: (n, d) -> Y: (n, d);
         softmax needs a 2-D X with columns, unless it has no rows.
         """
         _check_activation(kind)
-        return ACTIVATION_TABLE[kind].forward(X, alpha)
+        return ACTIVATION_TABLE[kind].forward(X, alpha, beta)
 
     @_ieee
     def activation_backward(self, dY: Array, Z: Any, Y: Any, kind: str,
-                            alpha: float = 0.01) -> Array:
+                            alpha: float = 0.01, beta: float = 1.0) -> Array:
         """dZ = dY * f'(Z), with f' taken from Y where possible.
 
         sigmoid: dY*y*(1-y); tanh: dY*(1-y^2); relu: dY if y>0 else 0;
         leaky_relu: dY if z>0 else alpha*dY; silu: dY*s*(1+z*(1-s)), s=sigmoid(z);
-        softmax: y*(dY - sum(dY*y, per row)).  ``Z`` is read only by
-        leaky_relu and silu (``NEEDS_PREACTIVATION``) and may be None otherwise.
+        softmax: y*(dY - sum(dY*y, per row)); gelu: dY*(cdf(z) + z*pdf(z));
+        gelu_tanh, elu, selu, softplus, mish: PyTorch's derivatives, from z
+        (the functions above this class).  ``Z`` is read only by the activations
+        of ``NEEDS_PREACTIVATION`` and may be None otherwise.
         dY, Z, Y: (n, d) -> dZ: (n, d).
         """
         _check_activation(kind)
-        return ACTIVATION_TABLE[kind].backward(dY, Z, Y, alpha)
+        return ACTIVATION_TABLE[kind].backward(dY, Z, Y, alpha, beta)
 
     # ------------------------------------------------------------ dense
     @_ieee
     def dense_forward(self, X: Array, W: Array, b: Array | None, kind: str = "identity",
-                      alpha: float = 0.01) -> tuple[Array | None, Array]:
+                      alpha: float = 0.01, beta: float = 1.0) -> tuple[Array | None, Array]:
         """Z = X @ W + b; Y = f(Z).  Returns (Z, Y); Z is None unless f needs it.
 
         X: (n, n_in), W: (n_in, n_out), b: (n_out,) or None; Y: (n, n_out).
@@ -393,18 +498,19 @@ class NumpyOps:
             Z += b
         if kind == "identity":
             return None, Z
-        Y = self.activation_forward(Z, kind, alpha)
+        Y = self.activation_forward(Z, kind, alpha, beta)
         return (Z if kind in NEEDS_PREACTIVATION else None), Y
 
     @_ieee
     def dense_backward(self, X: Array, W: Array, Z: Any, Y: Any, dY: Array,
-                       kind: str = "identity", alpha: float = 0.01, *, need_dX: bool = True,
+                       kind: str = "identity", alpha: float = 0.01, beta: float = 1.0, *,
+                       need_dX: bool = True,
                        need_db: bool = True) -> tuple[Array | None, Array, Array | None]:
         """dZ = dY*f'(Z); dW = X.T @ dZ; db = sum(dZ, axis=0); dX = dZ @ W.T.
 
         Returns (dX or None, dW, db or None) with the shapes of X, W, b.
         """
-        dZ = dY if kind == "identity" else self.activation_backward(dY, Z, Y, kind, alpha)
+        dZ = dY if kind == "identity" else self.activation_backward(dY, Z, Y, kind, alpha, beta)
         dW = self.gemm(X, dZ, trans_a=True)
         db = dZ.sum(axis=0) if need_db else None
         dX = self.gemm(dZ, W, trans_b=True) if need_dX else None
