@@ -271,10 +271,11 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int
             }
             status = st->act == FASTNN_ACT_IDENTITY && z == y
                          ? FASTNN_OK
-                         : F(fastnn_internal_act_forward)(st->act, st->alpha, rows, w, z, w,
-                                                          y, w);
+                         : F(fastnn_internal_act_forward)(st->act, st->alpha, st->beta, rows,
+                                                          w, z, w, y, w);
         } else if (st->kind == FASTNN_STAGE_ACTIVATION) {
-            status = F(fastnn_internal_act_forward)(st->act, st->alpha, rows, w, in, w, y, w);
+            status = F(fastnn_internal_act_forward)(st->act, st->alpha, st->beta, rows, w, in,
+                                                    w, y, w);
         } else {
             return FASTNN_EINVAL;   /* (tiny_fits took no other kind) */
         }
@@ -298,8 +299,8 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int
             status = F(fastnn_internal_dense_backward_dx)(rows, st->width_in, w,
                                                           (const T *)st->W,
                                                           (const T *)t->z[s], ys[s], cur,
-                                                          st->act, st->alpha, dz, NULL,
-                                                          (T *)st->db);
+                                                          st->act, st->alpha, st->beta, dz,
+                                                          NULL, (T *)st->db);
             if (status != FASTNN_OK)
                 return status;
             /* dW = X^T dZ, then dX = dZ W^T over dY (read by now) */
@@ -311,8 +312,8 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int
             if (status != FASTNN_OK)
                 return status;
         } else if (st->kind == FASTNN_STAGE_ACTIVATION) {
-            status = F(fastnn_internal_act_backward)(st->act, st->alpha, rows, w, input, ys[s],
-                                                     cur, cur, w);
+            status = F(fastnn_internal_act_backward)(st->act, st->alpha, st->beta, rows, w,
+                                                     input, ys[s], cur, cur, w);
             if (status != FASTNN_OK)
                 return status;
         } else {
