@@ -44,6 +44,7 @@ struct fastnn_trainer {
     int64_t first_param_stage;
     size_t elem;     /* sizeof(T) the trainer was made for */
     void *xb, *tb;   /* gathered batch: inputs and targets */
+    double *wb;      /* gathered batch: sample weights (spec->loss_args.sample_weight) */
     void **out;      /* per stage: output (batch x width_out) */
     void **z;        /* per stage: pre-activation, or NULL */
     void **mask;     /* per stage: dropout mask, or NULL */
@@ -116,6 +117,7 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->ys);
     free(t->xb);
     free(t->tb);
+    free(t->wb);
     free(t->grad);
     if (t->dz)
         for (int64_t s = 0; s < t->n_stages; s++)
@@ -243,7 +245,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->tb = wmalloc(t_bytes);
     t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
-    if (!t->xb || !t->tb || !t->grad || !t->loss_work)
+    t->wb = wmalloc((size_t)batch * sizeof(double));
+    if (!t->xb || !t->tb || !t->grad || !t->loss_work || !t->wb)
         goto nomem;
     *out = t;
     return FASTNN_OK;

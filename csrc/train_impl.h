@@ -72,9 +72,10 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
     return 1;
 }
 
-/* one batch: forward, loss, backward, update; *loss gets the batch loss */
+/* one batch: forward, loss, backward, update; *loss gets the batch loss and
+ * *total its total weight (sw: the batch's sample weights, or NULL) */
 static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
-                           int64_t rows, double *loss)
+                           const double *sw, int64_t rows, double *loss, double *total)
 {
     fastnn_stage *stages = t->stages;
     const fastnn_train_spec *spec = t->spec;
@@ -122,12 +123,14 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     const fastnn_stage *last = &stages[ns - 1];
     const int64_t width = last->width_out;
     T *cur = (T *)t->grad;
+    fastnn_loss_args args = spec->loss_args;
+    args.sample_weight = sw;
     switch (spec->loss) {
-#define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
+#define LOSS_DISPATCH(ID, name, python_name, labels, params, vector)                    \
     case FASTNN_LOSS_##ID:                                                              \
         status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, in, targets,    \
-                                                           spec->reduction, loss, cur,  \
-                                                           t->loss_work);               \
+                                                           &args, spec->reduction, loss, \
+                                                           total, cur, t->loss_work);   \
         break;
     FASTNN_LOSSES(LOSS_DISPATCH)
 #undef LOSS_DISPATCH
@@ -258,7 +261,10 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
         const int64_t rows = n - pos < t->batch ? n - pos : t->batch;
         const T *x;
         const void *tg;
+        const double *sw = t->spec->loss_args.sample_weight;
         if (orders == NULL) {
+            if (sw != NULL)
+                sw += pos;
             x = X + pos * nf;
             tg = labels ? (const void *)((const int64_t *)targets + pos)
                         : (const void *)((const T *)targets + pos * t_width);
@@ -277,14 +283,19 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
                     for (int64_t j = 0; j < t_width; j++)
                         tb[i * t_width + j] = ((const T *)targets)[order[i] * t_width + j];
             }
+            if (sw != NULL) {
+                for (int64_t i = 0; i < rows; i++)
+                    t->wb[i] = sw[order[i]];
+                sw = t->wb;
+            }
             x = (const T *)t->xb;
             tg = t->tb;
         }
-        double value;
-        status = F(train_batch)(t, x, tg, rows, &value);
+        double value, total;
+        status = F(train_batch)(t, x, tg, sw, rows, &value, &total);
         if (status != FASTNN_OK)
             break;              /* the position stays at the failed batch */
-        losses[e] += mean ? value * (double)rows : value;
+        losses[e] += mean ? value * total : value;
         done++;
         pos += rows;
         if (pos >= n) {
