@@ -210,6 +210,11 @@ class ZeroWeightError(ValueError):
     epoch: int | None = None
 
 
+#: the message of a kernel's ZeroWeightError, the same on every backend
+ZERO_WEIGHT_MESSAGE = ("reduction='mean' over rows whose weights sum to 0: the mean is "
+                       "undefined (give some row a weight > 0, or use reduction='sum')")
+
+
 def check_loss_params(kernel: str, params: dict[str, Any]) -> dict[str, float]:
     """A loss's scalar parameters as floats, in PyTorch's ranges.
 

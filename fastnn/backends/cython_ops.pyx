@@ -34,7 +34,8 @@ from libc.string cimport memset
 cimport numpy as cnp
 
 from fastnn.backends._csrc cimport *
-from fastnn._validation import ZeroWeightError, check_kernel_weights, check_loss_params
+from fastnn._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
+                                check_loss_params)
 from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
                                        _unknown_optimizer, check_optimizer_call,
                                        missing_state, rows_width)
@@ -164,9 +165,7 @@ cdef int _check_status(int status, str what) except -1:
     if status == FASTNN_EINTERRUPTED:
         raise KeyboardInterrupt(f"{what}: interrupted")
     if status == FASTNN_EZEROWEIGHT:
-        raise ZeroWeightError(f"{what}: reduction='mean' over rows whose weights sum to 0: "
-                              "the mean is undefined (give some row a weight > 0, or use "
-                              "reduction='sum')")
+        raise ZeroWeightError(ZERO_WEIGHT_MESSAGE)     # the reference's words
     raise ValueError(f"{what}: invalid argument (status {status})")
 
 
@@ -1179,6 +1178,8 @@ class CythonOps(NumpyOps):
         rows, width = rows_width(p)
         check_kernel_weights(rows, sample_weight, width, vector, vector_name or "weight")
         cdef int red = _reduction_code(reduction, p.size if sample_weight is None else 1)
+        if p.size == 0:
+            _reduction_scale(reduction, 0)    # the error of an empty mean, as the reference
         return _loss(_LOSS_CODES[(kernel, False)], rows, width, p, target, red, params,
                      vector, sample_weight, need_grad, kernel)
 

@@ -38,7 +38,8 @@ from numpy.typing import ArrayLike, NDArray
 # Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``: defined in
 # fastnn._validation, which the losses read without importing a backend.
 from .._validation import REDUCTIONS as REDUCTIONS  # re-exported: the backends read it here
-from .._validation import ZeroWeightError, check_kernel_weights, check_loss_params
+from .._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
+                           check_loss_params)
 
 #: a C-contiguous float32/float64 (labels: int64) ndarray
 Array = NDArray[Any]
@@ -159,9 +160,7 @@ def _weighted_scale(reduction: str, width: int, total: float) -> float:
     if width == 0:
         return 1.0 / 0                                 # as _reduction_scale(mean, 0)
     if total == 0:
-        raise ZeroWeightError("reduction='mean' over rows whose weights sum to 0: the mean "
-                              "is undefined (give some row a weight > 0, or use "
-                              "reduction='sum')")
+        raise ZeroWeightError(ZERO_WEIGHT_MESSAGE)
     return 1.0 / (width * total)
 
 
@@ -181,6 +180,8 @@ def _elementwise(reduction: str, sample_weight: Array | None, pred: Array, terms
         return loss, None if g is None else g * pred.dtype.type(k * scale)
     rows, width = rows_width(pred)
     check_kernel_weights(rows, sample_weight)
+    if pred.size == 0:
+        _reduction_scale(reduction, 0)        # the error of an empty mean, as unweighted
     scale = _weighted_scale(reduction, width, float(np.sum(sample_weight)))
     weighted = np.reshape(terms, (rows, width)) * sample_weight[:, None]
     loss = float(np.sum(weighted) * scale)
@@ -203,7 +204,7 @@ def _cross_entropy_general(logits: Array, target: Array, reduction: str,
     n, c = logits.shape
     cw = np.ones(c) if weight is None else weight
     sw = np.ones(n) if sample_weight is None else sample_weight
-    ec = eps / c
+    ec = eps / c if c else 0.0                   # no classes: no rows either
     rows = np.arange(n)
     if target.ndim == 1:
         q = np.broadcast_to(ec * cw, (n, c)).copy()
