@@ -6,8 +6,8 @@
  * overhead, not arithmetic, so a fit must not return to Python per batch.
  * The trainer allocates its workspace once per fit (one buffer per stage
  * output, pre-activation, dropout mask and dense dZ, the gradient flowing
- * down, the gathered batch) and then only calls the same kernels the Python
- * API uses, with the reference loop's arithmetic (Network.fit), so the two
+ * down, the gathered batch and its sample weights) and then only calls the
+ * same kernels the Python API uses, with the reference loop's arithmetic (Network.fit), so the two
  * give the same numbers.  The backward runs in two phases -- dZ, db and dX
  * of every layer, then every dW -- so that the update can be proved finite
  * before it starts (see safe_all in train_impl.h), in place of a dry run

@@ -282,7 +282,9 @@ class Network:
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
-            E.g. ``MSELoss()`` or ``"mse"``, ``"bce"``, ``"cross_entropy"``.
+            E.g. ``MSELoss()``, ``HuberLoss(delta=0.5)`` or ``"mse"``, ``"l1"``,
+            ``"huber"``, ``"smooth_l1"``, ``"bce"``, ``"bce_with_logits"``,
+            ``"cross_entropy"``.
         optimizer : Optimizer, Optimizer subclass or str
             E.g. ``SGD(lr=0.1)``, ``"adam"``.  Its state carries over to the
             next ``fit`` with the same optimizer object.
