@@ -360,3 +360,24 @@ def test_evaluate_without_weights_is_unchanged_and_weights_can_be_any_array_like
     ones = net.evaluate(X, y, loss="cross_entropy", sample_weight=[1, 1, 1, 1, 1])
     assert ones["loss"] == pytest.approx(plain["loss"], rel=1e-14)
     assert ones["accuracy"] == plain["accuracy"]
+
+
+def test_weighted_training_does_not_depend_on_the_thread_count(rng):
+    pytest.importorskip("fastnn.backends.cython_ops")
+    X, y = rng.standard_normal((256, 64)), rng.integers(0, 10, 256)
+    w = rng.uniform(0, 3, 256)
+    before = fastnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            net = Network([Dense(64, 128), Tanh(), Dense(128, 10)], backend="cython", seed=1)
+            net.fit(X, y, loss=CrossEntropyLoss(weight=np.linspace(0.5, 2, 10),
+                                                label_smoothing=0.05),
+                    optimizer=SGD(lr=0.05, momentum=0.9), epochs=2, batch_size=64, seed=2,
+                    sample_weight=w)
+            results.append(_params(net))
+    finally:
+        fastnn.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
