@@ -328,7 +328,8 @@ class Network:
             multiply: sample i counts w_i * weight[y_i] times, in the sum and
             in the mean's denominator (PyTorch's, per copy).  A batch whose
             total weight is 0 under ``"mean"`` is an error (ZeroWeightError,
-            a ValueError), raised before the epoch that has it runs.
+            a ValueError), raised before the epoch that has it runs.  The
+            ``validation_data`` is scored without sample weights.
         class_weight : dict or "balanced", optional
             Turned into sample weights (multiplying ``sample_weight``):
             ``{class: weight}`` (unnamed classes weigh 1), or ``"balanced"``,

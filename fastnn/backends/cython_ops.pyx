@@ -1388,7 +1388,8 @@ def _probe_code(str entry, int code):
 
     The arguments are otherwise valid (2 x 2 float64 arrays, a one-stage dense
     network trained by SGD on MSE): ``entry`` names the function and which
-    code it gets -- an activation, a reduction, an ISA, or the trainer's loss,
+    code it gets -- an activation, a reduction, an ISA, a loss (``"loss"``:
+    fastnn_loss_f64, with labels for a row that takes them), or the trainer's loss,
     optimizer, reduction, stage kind or activation, given to
     ``fastnn_trainer_new`` or set after it, so that ``fastnn_train_run``'s own
     dispatch sees it.  Returns the status after ``_check_status`` (so an
