@@ -27,6 +27,7 @@ extern "C" {
 #define FASTNN_EUNSUPPORTED (-3) /* the CPU lacks the requested ISA */
 #define FASTNN_EINTERRUPTED (-4) /* stopped on request: the trainer's cancel flag */
 #define FASTNN_EDIVERGED (-5)    /* a training loss or gradient was NaN or inf */
+#define FASTNN_EZEROWEIGHT (-6)  /* reduction mean over a batch whose weights sum to 0 */
 
 /* ---- the tables: one declaration per concept (X-macros) ----------------
  * Each list below is the one place a concept is declared.  The codes, the
@@ -62,14 +63,21 @@ extern "C" {
     X(SOFTPLUS, softplus, 1, 0)          \
     X(MISH, mish, 1, 0)
 
-/* Losses of the trainer: X(ID, name, python_name, labels).  labels: the
+/* Losses: X(ID, name, python_name, labels, params, vector).  labels: the
  * targets are int64 class indices (else T values shaped like the output).
- * losses_impl.h defines fastnn_internal_loss_<name> for each row. */
-#define FASTNN_LOSSES(X)                           \
-    X(MSE, mse, "mse", 0)                          \
-    X(BCE, bce, "bce", 0)                          \
-    X(XENT_LABELS, xent_labels, "cross_entropy", 1) \
-    X(XENT_PROBS, xent_probs, "cross_entropy", 0)
+ * params: the names of fastnn_loss_args.param[0 ..), space separated, as the
+ * Python loss names them; vector: the name of the loss's per-output weight
+ * vector (fastnn_loss_args.weight), "" for none.  losses_impl.h defines
+ * fastnn_internal_loss_<name> for each row. */
+#define FASTNN_LOSSES(X)                                                              \
+    X(MSE, mse, "mse", 0, "", "")                                                     \
+    X(BCE, bce, "bce", 0, "", "")                                                     \
+    X(XENT_LABELS, xent_labels, "cross_entropy", 1, "label_smoothing", "weight")      \
+    X(XENT_PROBS, xent_probs, "cross_entropy", 0, "label_smoothing", "weight")        \
+    X(L1, l1, "l1", 0, "", "")                                                        \
+    X(HUBER, huber, "huber", 0, "delta", "")                                          \
+    X(SMOOTH_L1, smooth_l1, "smooth_l1", 0, "beta", "")                               \
+    X(BCE_LOGITS, bce_logits, "bce_with_logits", 0, "", "pos_weight")
 
 /* Optimizers: X(ID, name, n_state, n_hyper, hypers).  n_state: the state
  * arrays per parameter (fastnn_stage.state_W / state_b, in this order);
@@ -95,9 +103,11 @@ extern "C" {
 /* the largest n_state and n_hyper of any optimizer (checked in tables.c) */
 #define FASTNN_OPT_MAX_STATE 2
 #define FASTNN_OPT_MAX_HYPER 8
+/* the largest number of params of any loss (checked by tests/test_tables.py) */
+#define FASTNN_LOSS_MAX_PARAM 2
 
 #define FASTNN_X_ACT_CODE(ID, name, needs_z, rowwise) FASTNN_ACT_##ID,
-#define FASTNN_X_LOSS_CODE(ID, name, python_name, labels) FASTNN_LOSS_##ID,
+#define FASTNN_X_LOSS_CODE(ID, name, python_name, labels, params, vector) FASTNN_LOSS_##ID,
 #define FASTNN_X_OPT_CODE(ID, name, n_state, n_hyper, hypers) FASTNN_OPT_##ID,
 #define FASTNN_X_REDUCTION_CODE(ID, name) FASTNN_REDUCTION_##ID,
 #define FASTNN_X_ISA_CODE(ID, name) FASTNN_ISA_##ID,
@@ -115,6 +125,8 @@ int fastnn_activation_rowwise(int act);   /* 0 or 1 */
 const char *fastnn_loss_name(int loss);   /* the C row's name ("xent_labels") */
 const char *fastnn_loss_python_name(int loss); /* the Python loss ("cross_entropy") */
 int fastnn_loss_labels(int loss);         /* 0 or 1 */
+const char *fastnn_loss_params(int loss); /* space separated ("" for none) */
+const char *fastnn_loss_vector(int loss); /* the weight vector's name, "" for none */
 const char *fastnn_optimizer_name(int opt);
 int fastnn_optimizer_n_state(int opt);
 int fastnn_optimizer_n_hyper(int opt);
@@ -207,7 +219,35 @@ int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
 /* ---- losses (losses.c) --------------------------------------------------
  * Each writes the loss (accumulated in double) to *loss and, when grad is not
  * NULL, d loss / d pred to grad (same shape as pred).
+ *
+ * fastnn_loss_* computes any row of FASTNN_LOSSES (the code `loss`) with its
+ * parameters and weights: pred is rows x width, targets rows int64 labels (a
+ * row with labels) or rows x width T values.  A row's loss l_i is its terms'
+ * sum (cross-entropy) or their mean over the width (the per-element losses,
+ * for reduction mean; their sum for sum).  With sample weights w_i the batch
+ * loss is sum_i w_i l_i, divided for reduction mean by the batch's total
+ * weight sum_i w_i -- times the label's class weight for the cross-entropy
+ * with labels and a weight vector, PyTorch's denominator -- so an integer
+ * weight counts as that many copies of the row.  *total (may be NULL) gets
+ * that total weight (rows when unweighted).  FASTNN_EZEROWEIGHT for reduction
+ * mean when it is 0 (rows > 0); FASTNN_EINVAL for an unknown code or
+ * reduction, a label out of range, or a parameter out of its range (Huber's
+ * delta <= 0, smooth L1's beta < 0, label_smoothing outside [0, 1]).
  */
+typedef struct fastnn_loss_args {
+    double param[FASTNN_LOSS_MAX_PARAM]; /* the row's params, in its order */
+    const double *weight;        /* the row's vector: width values, or NULL (none) */
+    const double *sample_weight; /* rows weights >= 0, or NULL (all 1) */
+} fastnn_loss_args;
+
+int fastnn_loss_f32(int loss, int64_t rows, int64_t width, const float *pred,
+                    const void *targets, const fastnn_loss_args *args, int reduction,
+                    double *value, double *total, float *grad);
+int fastnn_loss_f64(int loss, int64_t rows, int64_t width, const double *pred,
+                    const void *targets, const fastnn_loss_args *args, int reduction,
+                    double *value, double *total, double *grad);
+
+/* the unweighted kernels of the first rows, as before */
 int fastnn_mse_f32(int64_t size, const float *pred, const float *target,
                    int reduction, double *loss, float *grad);
 int fastnn_mse_f64(int64_t size, const double *pred, const double *target,
@@ -301,6 +341,9 @@ typedef struct fastnn_train_spec {
     int loss, reduction, optimizer; /* FASTNN_LOSS_*, _REDUCTION_*, _OPT_* */
     double hyper[FASTNN_OPT_MAX_HYPER]; /* in the order of the optimizer's row */
     int64_t step;               /* the update count; advances per batch */
+    /* the loss's params and weight vector; sample_weight: NULL, or one weight
+       per sample of X (X's order), which each batch gathers with its rows */
+    fastnn_loss_args loss_args;
 } fastnn_train_spec;
 
 typedef struct fastnn_trainer fastnn_trainer;
@@ -353,8 +396,10 @@ int fastnn_trainer_set_tiny(fastnn_trainer *t, int on);
  * targets n x t_width (float; t_width 1 for labels, given as int64), orders
  * is n_epochs x n sample indices (NULL: in order).  Stops after max_batches
  * batches or at the end of epoch n_epochs - 1, and stores the position
- * reached.  losses[e] accumulates epoch e's batch losses (times the batch
- * rows for reduction mean).  A batch whose loss is NaN or infinite, or whose
+ * reached.  losses[e] accumulates epoch e's batch losses (times the batch's
+ * total weight, see fastnn_loss_*, for reduction mean: its rows when
+ * unweighted).  FASTNN_EZEROWEIGHT: a batch's total weight is 0 (reduction
+ * mean), before anything of it is written.  A batch whose loss is NaN or infinite, or whose
  * update would make any parameter or optimizer state value NaN or infinite,
  * stops the run with FASTNN_EDIVERGED before anything is written, so the
  * parameters and optimizer state are those left by the last good batch and

@@ -121,32 +121,21 @@ double fastnn_internal_row_max_f64(const double *x, int64_t n);
 float fastnn_internal_sum_f32(const float *x, int64_t n);
 double fastnn_internal_sum_f64(const double *x, int64_t n);
 
-/* losses.c: cross-entropy writing its per-row scratch to caller-owned work
-   (labels: n doubles; probs: 2 n doubles), so the training loop, which owns
-   that buffer, allocates nothing per batch */
-int fastnn_internal_xent_labels_f32(int64_t n, int64_t c, const float *logits,
-                                    const int64_t *labels, int reduction,
-                                    double *loss, float *grad, double *work);
-int fastnn_internal_xent_labels_f64(int64_t n, int64_t c, const double *logits,
-                                    const int64_t *labels, int reduction,
-                                    double *loss, double *grad, double *work);
-int fastnn_internal_xent_probs_f32(int64_t n, int64_t c, const float *logits,
-                                   const float *probs, int reduction, double *loss,
-                                   float *grad, double *work);
-int fastnn_internal_xent_probs_f64(int64_t n, int64_t c, const double *logits,
-                                   const double *probs, int reduction, double *loss,
-                                   double *grad, double *work);
-
 /* losses.c: the trainer's losses, one per row of FASTNN_LOSSES, with one
-   signature: pred and grad rows x width; targets rows int64 labels (a row
-   with labels = 1) or rows x width T values; work 2 * rows doubles */
-#define FASTNN_X_LOSS_DECL(ID, name, python_name, labels)                            \
+   signature, that of fastnn_loss_* (fastnn.h) with the caller's scratch:
+   work holds 2 * rows doubles, so the training loop, which owns that
+   buffer, allocates nothing per batch; args is never NULL */
+#define FASTNN_X_LOSS_DECL(ID, name, python_name, labels, params, vector)             \
     int fastnn_internal_loss_##name##_f32(int64_t rows, int64_t width, const float *pred, \
-                                          const void *targets, int reduction,         \
-                                          double *loss, float *grad, double *work);   \
+                                          const void *targets,                        \
+                                          const fastnn_loss_args *args, int reduction, \
+                                          double *loss, double *total, float *grad,   \
+                                          double *work);                              \
     int fastnn_internal_loss_##name##_f64(int64_t rows, int64_t width, const double *pred,\
-                                          const void *targets, int reduction,         \
-                                          double *loss, double *grad, double *work);
+                                          const void *targets,                        \
+                                          const fastnn_loss_args *args, int reduction, \
+                                          double *loss, double *total, double *grad,  \
+                                          double *work);
 FASTNN_LOSSES(FASTNN_X_LOSS_DECL)
 #undef FASTNN_X_LOSS_DECL
 

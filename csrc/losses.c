@@ -16,7 +16,13 @@
  *
  * The body is written once over T in losses_impl.h, included once per
  * dtype; each loss of the trainer is one row of FASTNN_LOSSES (fastnn.h) and
- * one fastnn_internal_loss_<name> there, with the trainer's signature.
+ * one fastnn_internal_loss_<name> there, with the trainer's signature; the
+ * public fastnn_loss_* reaches every row by its code.  The per-element
+ * losses share one driver (an element term and its derivative per row);
+ * sample weights multiply each row's terms (and its gradient's factor), and
+ * the mean divides by the batch's total weight, so a weight of 2 counts as
+ * two copies of the row.  Without weights or parameters nothing is
+ * multiplied by 1: the unweighted losses keep their bits.
  */
 
 #include <stddef.h>
@@ -59,6 +65,35 @@ typedef struct {
 #define PW_CTX dvec_ctx
 #define PW_ELEM(c, i) ((c)->x[i])
 #include "pairwise_impl.h"
+
+/* The per-element losses' scale and total weight: sum w (rows without
+ * weights); scale 1 / (width * sum w) for mean (FASTNN_EINVAL without
+ * elements, FASTNN_EZEROWEIGHT for a total weight of 0), 1 for sum. */
+static int pointwise_scale(int64_t rows, int64_t width, const double *sw, int reduction,
+                           double *scale, double *weight)
+{
+    if (rows < 0 || width < 0)
+        return FASTNN_EINVAL;
+    double total = (double)rows;
+    if (sw != NULL) {
+        dvec_ctx v = {sw};
+        total = 0.0 + pw_dvec(&v, 0, rows);
+    }
+    *weight = total;
+    if (reduction == FASTNN_REDUCTION_MEAN) {
+        if (rows == 0 || width == 0)
+            return FASTNN_EINVAL;
+        if (!(total > 0.0))
+            return total == 0.0 ? FASTNN_EZEROWEIGHT : FASTNN_EINVAL;
+        *scale = 1.0 / ((double)width * total);
+        return FASTNN_OK;
+    }
+    if (reduction == FASTNN_REDUCTION_SUM) {
+        *scale = 1.0;
+        return FASTNN_OK;
+    }
+    return FASTNN_EINVAL;
+}
 
 #define FASTNN_TEMPLATE "losses_impl.h"
 #include "per_dtype.h"

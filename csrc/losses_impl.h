@@ -6,74 +6,217 @@
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including losses_impl.h"
 #endif
-/* ---- MSE: loss = sum(float64(pred - target)^2) * scale ------------------ */
-typedef struct {
-    const T *p, *t;
-} F(mse_ctx);
-#define PW_NAME F(pw_mse)
-#define PW_ACC double
-#define PW_CTX F(mse_ctx)
-#define PW_ELEM(c, i) ((double)((c)->p[i] - (c)->t[i]) * (double)((c)->p[i] - (c)->t[i]))
-#include "pairwise_impl.h"
-
-int F(fastnn_mse)(int64_t size, const T *pred, const T *target, int reduction,
-                  double *loss, T *grad)
-{
-    double scale;
-    if (size < 0 || loss == NULL || reduction_scale(reduction, size, &scale))
-        return FASTNN_EINVAL;
-    if (size > 0 && (pred == NULL || target == NULL))
-        return FASTNN_EINVAL;
-    F(mse_ctx) c = {pred, target};
-    *loss = (0.0 + F(pw_mse)(&c, 0, size)) * scale;
-    if (grad != NULL) {
-        const T g2 = (T)(2.0 * scale);
-        for (int64_t i = 0; i < size; i++)
-            grad[i] = (pred[i] - target[i]) * g2;
-    }
-    return FASTNN_OK;
-}
-
-/* ---- BCE ----------------------------------------------------------------
- * loss = -sum(t*max(log p, -100) + (1-t)*max(log(1-p), -100)) * scale, in
- * float64; grad = (p - t) / max(p*(1-p), 1e-12) * scale, in T.
+/* ---- per-element losses -------------------------------------------------
+ * mse, bce, l1, huber, smooth_l1 and bce_logits: a term e(p, t) per element,
+ * in double (the loss), and its derivative g(p, t) in T.  One driver
+ * (POINTWISE_LOSS) sums the terms, each times its row's sample weight, in
+ * NumPy's pairwise order over the flat array, scales the sum (1 / (width *
+ * sum w) for mean), and writes grad = g * T(k * scale * w_row) (k = 2 for
+ * MSE, whose factor 2 goes into the row's factor, as in the reference).
+ * Without sample weights a term is not multiplied at all, so the unweighted
+ * losses keep their bits.
  */
 typedef struct {
     const T *p, *t;
-} F(bce_ctx);
-static inline double F(bce_term)(const F(bce_ctx) *c, int64_t i)
+    const double *sw;  /* a weight per row, or NULL */
+    const double *vec; /* a weight per column (pos_weight), or NULL */
+    int64_t width;
+    double a;          /* the loss's parameter (Huber's delta, smooth L1's beta) */
+} F(elem_ctx);
+
+static inline double F(row_weighted)(const F(elem_ctx) *c, int64_t i, double e)
+{
+    return c->sw != NULL ? c->sw[i / c->width] * e : e;
+}
+
+/* MSE: e = float64(p - t)^2; g = p - t (k = 2) */
+static inline double F(mse_term)(const F(elem_ctx) *c, int64_t i)
+{
+    return (double)(c->p[i] - c->t[i]) * (double)(c->p[i] - c->t[i]);
+}
+static inline T F(mse_grad)(T p, T t, int64_t j, const F(elem_ctx) *c)
+{
+    (void)j, (void)c;
+    return p - t;
+}
+
+/* BCE: e = -(t*max(log p, -100) + (1-t)*max(log(1-p), -100)) in float64;
+ * g = (p - t) / max(p*(1-p), 1e-12) */
+static inline double F(bce_term)(const F(elem_ctx) *c, int64_t i)
 {
     const double p = (double)c->p[i], t = (double)c->t[i];
     double lp = log(p), l1p = log(1.0 - p);
     lp = NP_MAX(lp, -100.0);
     l1p = NP_MAX(l1p, -100.0);
-    return t * lp + (1.0 - t) * l1p;
+    return -(t * lp + (1.0 - t) * l1p);
 }
+static inline T F(bce_grad)(T p, T t, int64_t j, const F(elem_ctx) *c)
+{
+    (void)j, (void)c;
+    const T q = p * ((T)1 - p);
+    return (p - t) / NP_MAX(q, (T)1e-12);
+}
+
+/* L1: e = |float64(p - t)|; g = sign(p - t), 0 at 0 (PyTorch's sgn) */
+static inline double F(l1_term)(const F(elem_ctx) *c, int64_t i)
+{
+    return fabs((double)(c->p[i] - c->t[i]));
+}
+static inline T F(sign)(T d)
+{
+    return d > (T)0 ? (T)1 : (d < (T)0 ? (T)-1 : (d == (T)0 ? (T)0 : d));
+}
+static inline T F(l1_grad)(T p, T t, int64_t j, const F(elem_ctx) *c)
+{
+    (void)j, (void)c;
+    return F(sign)(p - t);
+}
+
+/* Huber (delta = a > 0): z = |float64(p - t)|; e = z < a ? z^2/2 : a*(z - a/2);
+ * g = clip(p - t, -a, a) (PyTorch's: the slope is a beyond +-a) */
+static inline double F(huber_term)(const F(elem_ctx) *c, int64_t i)
+{
+    const double z = fabs((double)(c->p[i] - c->t[i])), a = c->a;
+    return z < a ? 0.5 * z * z : a * (z - 0.5 * a);
+}
+static inline T F(huber_grad)(T p, T t, int64_t j, const F(elem_ctx) *c)
+{
+    (void)j;
+    const T d = p - t, a = (T)c->a;
+    return d < -a ? -a : (d > a ? a : d);
+}
+
+/* smooth L1 (beta = a >= 0): e = z < a ? z^2/(2a) : z - a/2; g = clip((p - t)/a,
+ * -1, 1); beta 0 is L1 (as PyTorch's smooth_l1_loss), gradient included */
+static inline double F(smooth_l1_term)(const F(elem_ctx) *c, int64_t i)
+{
+    const double z = fabs((double)(c->p[i] - c->t[i])), a = c->a;
+    return z < a ? 0.5 * z * z / a : z - 0.5 * a;
+}
+static inline T F(smooth_l1_grad)(T p, T t, int64_t j, const F(elem_ctx) *c)
+{
+    (void)j;
+    const T d = p - t, a = (T)c->a;
+    if (a == (T)0)
+        return F(sign)(d);
+    return d < -a ? (T)-1 : (d > a ? (T)1 : d / a);
+}
+
+/* BCE on logits x, pos_weight v per column (PyTorch's formulas):
+ * e = (1-t)*x - (1 + (v-1)*t) * logsigmoid(x), logsigmoid(x) = min(x, 0) -
+ * log1p(exp(-|x|)), in float64; g = sigmoid(x) - t, or with v:
+ * (v*t + 1 - t)*sigmoid(x) - v*t, in T */
+static inline double F(bce_logits_term)(const F(elem_ctx) *c, int64_t i)
+{
+    const double x = (double)c->p[i], t = (double)c->t[i];
+    const double ls = (x < 0.0 ? x : 0.0) - log1p(exp(-fabs(x)));
+    const double lw = c->vec != NULL ? 1.0 + (c->vec[i % c->width] - 1.0) * t : 1.0;
+    return (1.0 - t) * x - lw * ls;
+}
+static inline T F(bce_logits_grad)(T x, T t, int64_t j, const F(elem_ctx) *c)
+{
+    const T e = F(fastnn_exp)(-fabs(x));
+    const T d = (T)1 + e;
+    const T s = x >= (T)0 ? (T)1 / d : e / d;
+    if (c->vec == NULL)
+        return s - t;
+    const T vt = (T)c->vec[j] * t;
+    return (vt + (T)1 - t) * s - vt;
+}
+
+/* the parameter checks of the rows: PyTorch's (delta > 0, beta >= 0) */
+static inline int F(huber_ok)(double a) { return a > 0.0 && isfinite(a); }
+static inline int F(smooth_l1_ok)(double a) { return a >= 0.0 && isfinite(a); }
+static inline int F(any_ok)(double a) { (void)a; return 1; }
+
+#define PW_NAME F(pw_mse)
+#define PW_ACC double
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(mse_term)(c, i))
+#include "pairwise_impl.h"
 #define PW_NAME F(pw_bce)
 #define PW_ACC double
-#define PW_CTX F(bce_ctx)
-#define PW_ELEM(c, i) F(bce_term)(c, i)
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(bce_term)(c, i))
 #include "pairwise_impl.h"
+#define PW_NAME F(pw_l1)
+#define PW_ACC double
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(l1_term)(c, i))
+#include "pairwise_impl.h"
+#define PW_NAME F(pw_huber)
+#define PW_ACC double
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(huber_term)(c, i))
+#include "pairwise_impl.h"
+#define PW_NAME F(pw_smooth_l1)
+#define PW_ACC double
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(smooth_l1_term)(c, i))
+#include "pairwise_impl.h"
+#define PW_NAME F(pw_bce_logits)
+#define PW_ACC double
+#define PW_CTX F(elem_ctx)
+#define PW_ELEM(c, i) F(row_weighted)(c, i, F(bce_logits_term)(c, i))
+#include "pairwise_impl.h"
+
+/* the trainer's signature (internal.h); CHECK: the row's parameter check */
+#define POINTWISE_LOSS(name, K, CHECK)                                                   \
+    int F(fastnn_internal_loss_##name)(int64_t rows, int64_t width, const T *pred,       \
+                                       const void *targets, const fastnn_loss_args *args, \
+                                       int reduction, double *loss, double *total,       \
+                                       T *grad, double *work)                            \
+    {                                                                                    \
+        (void)work;                                                                      \
+        const T *target = (const T *)targets;                                            \
+        double scale, weight;                                                            \
+        if (loss == NULL || !F(CHECK)(args->param[0]))                                   \
+            return FASTNN_EINVAL;                                                        \
+        const int status = pointwise_scale(rows, width, args->sample_weight, reduction,  \
+                                           &scale, &weight);                             \
+        if (status != FASTNN_OK)                                                         \
+            return status;                                                               \
+        if (rows * width > 0 && (pred == NULL || target == NULL))                        \
+            return FASTNN_EINVAL;                                                        \
+        F(elem_ctx) c = {pred, target, args->sample_weight, args->weight, width,         \
+                         args->param[0]};                                                \
+        *loss = (0.0 + F(pw_##name)(&c, 0, rows * width)) * scale;                       \
+        if (total != NULL)                                                               \
+            *total = weight;                                                             \
+        if (grad != NULL)                                                                \
+            for (int64_t r = 0; r < rows; r++) {                                         \
+                const double w = c.sw != NULL ? c.sw[r] : 1.0;                           \
+                const T f = (T)((K) * scale * w);                                        \
+                const T *pr = pred + r * width, *tr = target + r * width;                \
+                T *gr = grad + r * width;                                                \
+                for (int64_t j = 0; j < width; j++)                                      \
+                    gr[j] = F(name##_grad)(pr[j], tr[j], j, &c) * f;                     \
+            }                                                                            \
+        return FASTNN_OK;                                                                \
+    }
+
+POINTWISE_LOSS(mse, 2.0, any_ok)
+POINTWISE_LOSS(bce, 1.0, any_ok)
+POINTWISE_LOSS(l1, 1.0, any_ok)
+POINTWISE_LOSS(huber, 1.0, huber_ok)
+POINTWISE_LOSS(smooth_l1, 1.0, smooth_l1_ok)
+POINTWISE_LOSS(bce_logits, 1.0, any_ok)
+#undef POINTWISE_LOSS
+
+static const fastnn_loss_args F(no_args) = {{0.0}, NULL, NULL};
+
+int F(fastnn_mse)(int64_t size, const T *pred, const T *target, int reduction,
+                  double *loss, T *grad)
+{
+    return F(fastnn_internal_loss_mse)(1, size, pred, target, &F(no_args), reduction, loss,
+                                       NULL, grad, NULL);
+}
 
 int F(fastnn_bce)(int64_t size, const T *prob, const T *target, int reduction,
                   double *loss, T *grad)
 {
-    double scale;
-    if (size < 0 || loss == NULL || reduction_scale(reduction, size, &scale))
-        return FASTNN_EINVAL;
-    if (size > 0 && (prob == NULL || target == NULL))
-        return FASTNN_EINVAL;
-    F(bce_ctx) c = {prob, target};
-    *loss = -(0.0 + F(pw_bce)(&c, 0, size)) * scale;
-    if (grad != NULL) {
-        const T s = (T)scale, tiny = (T)1e-12;
-        for (int64_t i = 0; i < size; i++) {
-            const T p = prob[i];
-            const T q = p * ((T)1 - p);
-            grad[i] = (p - target[i]) / NP_MAX(q, tiny) * s;
-        }
-    }
-    return FASTNN_OK;
+    return F(fastnn_internal_loss_bce)(1, size, prob, target, &F(no_args), reduction, loss,
+                                       NULL, grad, NULL);
 }
 
 /* ---- cross-entropy on logits -------------------------------------------- */
@@ -118,8 +261,8 @@ static inline __attribute__((always_inline)) void F(block_exp)(int64_t n, int64_
         g[k] = F(fastnn_exp)(g[k]);
 }
 
-/* cross-entropy with labels; work holds n doubles (see fastnn_xent_labels) */
-FASTNN_ELEMENTWISE int F(fastnn_internal_xent_labels)(int64_t n, int64_t c, const T *logits,
+/* cross-entropy with labels, unweighted and unsmoothed; work holds n doubles */
+FASTNN_ELEMENTWISE static int F(xent_labels_plain)(int64_t n, int64_t c, const T *logits,
                                    const int64_t *labels, int reduction,
                                    double *loss, T *grad, double *work)
 {
@@ -178,8 +321,7 @@ int F(fastnn_xent_labels)(int64_t n, int64_t c, const T *logits,
     double *work = n <= LOSS_STACK_ROWS ? stack : (double *)malloc((size_t)n * sizeof(double));
     if (work == NULL)
         return FASTNN_ENOMEM;
-    const int status = F(fastnn_internal_xent_labels)(n, c, logits, labels, reduction, loss,
-                                                      grad, work);
+    const int status = F(xent_labels_plain)(n, c, logits, labels, reduction, loss, grad, work);
     if (work != stack)
         free(work);
     return status;
@@ -204,8 +346,8 @@ static inline double F(xprob_term)(const F(xprob_ctx) *c, int64_t i)
 #define PW_ELEM(c, i) F(xprob_term)(c, i)
 #include "pairwise_impl.h"
 
-/* cross-entropy with probabilities; work holds 2 n doubles (see fastnn_xent_probs) */
-FASTNN_ELEMENTWISE int F(fastnn_internal_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
+/* cross-entropy with probabilities, unweighted and unsmoothed; work holds 2 n doubles */
+FASTNN_ELEMENTWISE static int F(xent_probs_plain)(int64_t n, int64_t c, const T *logits, const T *probs,
                                   int reduction, double *loss, T *grad, double *work)
 {
     double scale;
@@ -250,44 +392,171 @@ int F(fastnn_xent_probs)(int64_t n, int64_t c, const T *logits, const T *probs,
                                         : (double *)malloc(2 * (size_t)n * sizeof(double));
     if (work == NULL)
         return FASTNN_ENOMEM;
-    const int status = F(fastnn_internal_xent_probs)(n, c, logits, probs, reduction, loss,
-                                                     grad, work);
+    const int status = F(xent_probs_plain)(n, c, logits, probs, reduction, loss, grad, work);
     if (work != stack)
         free(work);
     return status;
 }
 
 
+/* ---- cross-entropy with class weights, label smoothing, sample weights ---
+ * PyTorch's definitions, as one effective target q per row: with class
+ * weights c_k (1 without), smoothing eps over C classes and ec = eps / C,
+ *   labels y:        q_k = ec * c_k, plus (1 - eps) * c_y at k = y;
+ *   probabilities t: q_k = c_k * ((1 - eps) * t_k + ec);
+ * the row's loss l_i = sum_k q_k * (log sum_e - (z_k - max)), its gradient
+ * softmax * sum_k q_k - q (in double, rounded to T once), times the row's
+ * sample weight w_i.  The mean divides by sum_i w_i c_{y_i} (labels) or
+ * sum_i w_i (probabilities) -- PyTorch's denominators, times the sample
+ * weights.  work holds 2 n doubles: the rows' weighted losses, then their
+ * total weights. */
+static int F(xent_general)(int64_t n, int64_t c, const T *logits, const int64_t *labels,
+                           const T *probs, const fastnn_loss_args *args, int reduction,
+                           double *loss, double *total, T *grad, double *work)
+{
+    const double eps = args->param[0];
+    const double *cw = args->weight, *sw = args->sample_weight;
+    if (n < 0 || c < 0 || loss == NULL || !(eps >= 0.0 && eps <= 1.0))
+        return FASTNN_EINVAL;
+    if (reduction != FASTNN_REDUCTION_MEAN && reduction != FASTNN_REDUCTION_SUM)
+        return FASTNN_EINVAL;
+    if (n == 0) {
+        if (reduction == FASTNN_REDUCTION_MEAN)
+            return FASTNN_EINVAL;
+        *loss = 0.0;
+        if (total != NULL)
+            *total = 0.0;
+        return FASTNN_OK;
+    }
+    if (c == 0 || logits == NULL || (labels == NULL && probs == NULL))
+        return FASTNN_EINVAL;
+    if (labels != NULL)
+        for (int64_t i = 0; i < n; i++)
+            if (labels[i] < 0 || labels[i] >= c)
+                return FASTNN_EINVAL;
+    double *terms = work, *omega = work + n;
+    for (int64_t i = 0; i < n; i++)
+        omega[i] = (sw != NULL ? sw[i] : 1.0) * (labels != NULL && cw != NULL ? cw[labels[i]]
+                                                                             : 1.0);
+    dvec_ctx oc = {omega};
+    const double tot = 0.0 + pw_dvec(&oc, 0, n);
+    if (total != NULL)
+        *total = tot;
+    double scale = 1.0;
+    if (reduction == FASTNN_REDUCTION_MEAN) {
+        if (!(tot > 0.0))
+            return tot == 0.0 ? FASTNN_EZEROWEIGHT : FASTNN_EINVAL;
+        scale = 1.0 / tot;
+    }
+    const double ec = eps / (double)c;
+    for (int64_t i = 0; i < n; i++) {
+        const T *x = logits + i * c;
+        const T *t = probs != NULL ? probs + i * c : NULL;
+        T *g = grad != NULL ? grad + i * c : NULL;
+        T m, sum_e;
+        if (g != NULL) {
+            m = F(fastnn_internal_row_max)(x, c);
+            for (int64_t k = 0; k < c; k++)
+                g[k] = F(fastnn_exp)(x[k] - m);
+            sum_e = F(fastnn_internal_sum)(g, c);
+        } else {
+            sum_e = F(row_sum_exp)(x, c, &m);
+        }
+        const double lse = log((double)sum_e);
+        const int64_t y = labels != NULL ? labels[i] : -1;
+        const double cy = y >= 0 && cw != NULL ? cw[y] : 1.0;
+        double l = 0.0, Q = 0.0;
+#define XENT_Q(k)                                                                        \
+    (t != NULL ? (cw != NULL ? cw[k] : 1.0) * ((1.0 - eps) * (double)t[k] + ec)           \
+               : ec * (cw != NULL ? cw[k] : 1.0) + ((k) == y ? (1.0 - eps) * cy : 0.0))
+        for (int64_t k = 0; k < c; k++) {
+            const double q = XENT_Q(k);
+            Q += q;
+            l += q * (lse - ((double)x[k] - (double)m));
+        }
+        const double w = sw != NULL ? sw[i] : 1.0;
+        terms[i] = w * l;
+        if (g != NULL) {
+            const double f = w * scale;
+            for (int64_t k = 0; k < c; k++)
+                g[k] = (T)(((double)(g[k] / sum_e) * Q - XENT_Q(k)) * f);
+        }
+#undef XENT_Q
+    }
+    dvec_ctx v = {terms};
+    *loss = (0.0 + pw_dvec(&v, 0, n)) * scale;
+    return FASTNN_OK;
+}
+
+/* whether the cross-entropy's args ask for nothing beyond the plain kernels */
+static inline int F(plain_xent)(const fastnn_loss_args *args)
+{
+    return args->param[0] == 0.0 && args->weight == NULL && args->sample_weight == NULL;
+}
+
 /* ---- the trainer's losses: one per row of FASTNN_LOSSES, one signature -- */
 
-int F(fastnn_internal_loss_mse)(int64_t rows, int64_t width, const T *pred,
-                                const void *targets, int reduction, double *loss, T *grad,
-                                double *work)
-{
-    (void)work;
-    return F(fastnn_mse)(rows * width, pred, (const T *)targets, reduction, loss, grad);
-}
-
-int F(fastnn_internal_loss_bce)(int64_t rows, int64_t width, const T *pred,
-                                const void *targets, int reduction, double *loss, T *grad,
-                                double *work)
-{
-    (void)work;
-    return F(fastnn_bce)(rows * width, pred, (const T *)targets, reduction, loss, grad);
-}
-
 int F(fastnn_internal_loss_xent_labels)(int64_t rows, int64_t width, const T *pred,
-                                        const void *targets, int reduction, double *loss,
-                                        T *grad, double *work)
+                                        const void *targets, const fastnn_loss_args *args,
+                                        int reduction, double *loss, double *total, T *grad,
+                                        double *work)
 {
-    return F(fastnn_internal_xent_labels)(rows, width, pred, (const int64_t *)targets,
-                                          reduction, loss, grad, work);
+    if (!F(plain_xent)(args))
+        return F(xent_general)(rows, width, pred, (const int64_t *)targets, NULL, args,
+                               reduction, loss, total, grad, work);
+    if (total != NULL)
+        *total = (double)rows;
+    return F(xent_labels_plain)(rows, width, pred, (const int64_t *)targets, reduction, loss,
+                                grad, work);
 }
 
 int F(fastnn_internal_loss_xent_probs)(int64_t rows, int64_t width, const T *pred,
-                                       const void *targets, int reduction, double *loss,
-                                       T *grad, double *work)
+                                       const void *targets, const fastnn_loss_args *args,
+                                       int reduction, double *loss, double *total, T *grad,
+                                       double *work)
 {
-    return F(fastnn_internal_xent_probs)(rows, width, pred, (const T *)targets, reduction,
-                                         loss, grad, work);
+    if (!F(plain_xent)(args))
+        return F(xent_general)(rows, width, pred, NULL, (const T *)targets, args, reduction,
+                               loss, total, grad, work);
+    if (total != NULL)
+        *total = (double)rows;
+    return F(xent_probs_plain)(rows, width, pred, (const T *)targets, reduction, loss, grad,
+                               work);
+}
+
+/* ---- any row by its code ------------------------------------------------ */
+static int F(loss_dispatch)(int code, int64_t rows, int64_t width, const T *pred,
+                            const void *targets, const fastnn_loss_args *args, int reduction,
+                            double *value, double *total, T *grad, double *work)
+{
+    switch (code) {
+#define LOSS_CASE(ID, name, python_name, labels, params, vector)                          \
+    case FASTNN_LOSS_##ID:                                                                \
+        return F(fastnn_internal_loss_##name)(rows, width, pred, targets, args, reduction, \
+                                              value, total, grad, work);
+    FASTNN_LOSSES(LOSS_CASE)
+#undef LOSS_CASE
+    default: return FASTNN_EINVAL;
+    }
+}
+
+int F(fastnn_loss)(int code, int64_t rows, int64_t width, const T *pred, const void *targets,
+                   const fastnn_loss_args *args, int reduction, double *value, double *total,
+                   T *grad)
+{
+    if (rows < 0 || width < 0 || rows > INT64_MAX / 2 / (int64_t)sizeof(double))
+        return FASTNN_EINVAL;
+    if (args == NULL)
+        args = &F(no_args);
+    double stack[2 * LOSS_STACK_ROWS];
+    double *work = rows <= LOSS_STACK_ROWS
+                       ? stack
+                       : (double *)malloc(2 * (size_t)rows * sizeof(double));
+    if (work == NULL)
+        return FASTNN_ENOMEM;
+    const int status = F(loss_dispatch)(code, rows, width, pred, targets, args, reduction,
+                                        value, total, grad, work);
+    if (work != stack)
+        free(work);
+    return status;
 }

@@ -25,9 +25,16 @@ FASTNN_OPTIMIZERS(CHECK_OPT)
 
 /* one lookup per column: switch over the rows, NULL / FASTNN_EINVAL otherwise */
 #define ACT_NAME(ID, name, needs_z, rowwise) case FASTNN_ACT_##ID: return #name;
-#define LOSS_NAME(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return #name;
-#define LOSS_PYNAME(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return python_name;
-#define LOSS_LABELS(ID, name, python_name, labels) case FASTNN_LOSS_##ID: return labels;
+#define LOSS_NAME(ID, name, python_name, labels, params, vector) \
+    case FASTNN_LOSS_##ID: return #name;
+#define LOSS_PYNAME(ID, name, python_name, labels, params, vector) \
+    case FASTNN_LOSS_##ID: return python_name;
+#define LOSS_LABELS(ID, name, python_name, labels, params, vector) \
+    case FASTNN_LOSS_##ID: return labels;
+#define LOSS_PARAMS(ID, name, python_name, labels, params, vector) \
+    case FASTNN_LOSS_##ID: return params;
+#define LOSS_VECTOR(ID, name, python_name, labels, params, vector) \
+    case FASTNN_LOSS_##ID: return vector;
 #define OPT_NAME(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return #name;
 #define OPT_N_STATE(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return n_state;
 #define OPT_N_HYPER(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return n_hyper;
@@ -73,6 +80,22 @@ int fastnn_loss_labels(int loss)
     switch (loss) {
     FASTNN_LOSSES(LOSS_LABELS)
     default: return FASTNN_EINVAL;
+    }
+}
+
+const char *fastnn_loss_params(int loss)
+{
+    switch (loss) {
+    FASTNN_LOSSES(LOSS_PARAMS)
+    default: return NULL;
+    }
+}
+
+const char *fastnn_loss_vector(int loss)
+{
+    switch (loss) {
+    FASTNN_LOSSES(LOSS_VECTOR)
+    default: return NULL;
     }
 }
 

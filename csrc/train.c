@@ -6,8 +6,8 @@
  * overhead, not arithmetic, so a fit must not return to Python per batch.
  * The trainer allocates its workspace once per fit (one buffer per stage
  * output, pre-activation, dropout mask and dense dZ, the gradient flowing
- * down, the gathered batch) and then only calls the same kernels the Python
- * API uses, with the reference loop's arithmetic (Network.fit), so the two
+ * down, the gathered batch and its sample weights) and then only calls the
+ * same kernels the Python API uses, with the reference loop's arithmetic (Network.fit), so the two
  * give the same numbers.  The backward runs in two phases -- dZ, db and dX
  * of every layer, then every dW -- so that the update can be proved finite
  * before it starts (see safe_all in train_impl.h), in place of a dry run
@@ -46,6 +46,7 @@ struct fastnn_trainer {
     int64_t first_param_stage;
     size_t elem;     /* sizeof(T) the trainer was made for */
     void *xb, *tb;   /* gathered batch: inputs and targets */
+    double *wb;      /* gathered batch: sample weights (spec->loss_args.sample_weight) */
     void **out;      /* per stage: output (batch x width_out) */
     void **z;        /* per stage: pre-activation, or NULL */
     void **mask;     /* per stage: dropout mask, or NULL */
@@ -166,6 +167,7 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->ys);
     free(t->xb);
     free(t->tb);
+    free(t->wb);
     free(t->grad);
     if (t->dz)
         for (int64_t s = 0; s < t->n_stages; s++)
@@ -294,7 +296,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->tb = wmalloc(t_bytes);
     t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
-    if (!t->xb || !t->tb || !t->grad || !t->loss_work)
+    t->wb = wmalloc((size_t)batch * sizeof(double));
+    if (!t->xb || !t->tb || !t->grad || !t->loss_work || !t->wb)
         goto nomem;
     *out = t;
     return FASTNN_OK;

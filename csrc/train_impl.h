@@ -72,21 +72,25 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
     return 1;
 }
 
-/* The batch's loss (*loss) of the network's output pred, and its gradient
- * (in t->grad); FASTNN_EDIVERGED when the loss is NaN or infinite, before
- * any update, so the weights stay finite. */
+/* The batch's loss (*loss) of the network's output pred and its total
+ * weight (*total; sw: the batch's sample weights, or NULL), and its
+ * gradient (in t->grad); FASTNN_EDIVERGED when the loss is NaN or
+ * infinite, before any update, so the weights stay finite. */
 static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
-                          int64_t rows, double *loss)
+                          const double *sw, int64_t rows, double *loss, double *total)
 {
     const fastnn_train_spec *spec = t->spec;
     const int64_t width = t->stages[t->n_stages - 1].width_out;
+    fastnn_loss_args args = spec->loss_args;
+    args.sample_weight = sw;
     int status;
     switch (spec->loss) {
-#define LOSS_DISPATCH(ID, name, python_name, labels)                                    \
+#define LOSS_DISPATCH(ID, name, python_name, labels, params, vector)                    \
     case FASTNN_LOSS_##ID:                                                              \
         status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, pred, targets,  \
-                                                           spec->reduction, loss,       \
-                                                           (T *)t->grad, t->loss_work); \
+                                                           &args, spec->reduction, loss, \
+                                                           total, (T *)t->grad,         \
+                                                           t->loss_work);               \
         break;
     FASTNN_LOSSES(LOSS_DISPATCH)
 #undef LOSS_DISPATCH
@@ -98,9 +102,10 @@ static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
     return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
 }
 
-/* one batch: forward, loss, backward, update; *loss gets the batch loss */
+/* one batch: forward, loss, backward, update; *loss gets the batch loss and
+ * *total its total weight (sw: the batch's sample weights, or NULL) */
 static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
-                           int64_t rows, double *loss)
+                           const double *sw, int64_t rows, double *loss, double *total)
 {
     fastnn_stage *stages = t->stages;
     const fastnn_train_spec *spec = t->spec;
@@ -147,7 +152,7 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
 
     /* loss and its gradient */
     T *cur = (T *)t->grad;
-    status = F(batch_loss)(t, in, targets, rows, loss);
+    status = F(batch_loss)(t, in, targets, sw, rows, loss, total);
     if (status != FASTNN_OK)
         return status;
 
@@ -243,8 +248,8 @@ static int F(tiny_product)(int trans_a, int trans_b, int64_t m, int64_t n, int64
  * tiny network's update is always checked by its dry run, as train_batch
  * does below FASTNN_TRAIN_PROOF_MIN parameters.  The whole batch takes
  * about a microsecond, so the cancel flag is read once, before the update. */
-static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int64_t rows,
-                          double *loss)
+static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
+                          const double *sw, int64_t rows, double *loss, double *total)
 {
     const fastnn_stage *stages = t->stages;
     const int64_t ns = t->n_stages;
@@ -285,7 +290,7 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets, int
         in = y;
     }
 
-    status = F(batch_loss)(t, in, targets, rows, loss);
+    status = F(batch_loss)(t, in, targets, sw, rows, loss, total);
     if (status != FASTNN_OK)
         return status;
 
@@ -383,7 +388,10 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
         const int64_t rows = n - pos < t->batch ? n - pos : t->batch;
         const T *x;
         const void *tg;
+        const double *sw = t->spec->loss_args.sample_weight;
         if (orders == NULL) {
+            if (sw != NULL)
+                sw += pos;
             x = X + pos * nf;
             tg = labels ? (const void *)((const int64_t *)targets + pos)
                         : (const void *)((const T *)targets + pos * t_width);
@@ -402,15 +410,20 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
                     for (int64_t j = 0; j < t_width; j++)
                         tb[i * t_width + j] = ((const T *)targets)[order[i] * t_width + j];
             }
+            if (sw != NULL) {
+                for (int64_t i = 0; i < rows; i++)
+                    t->wb[i] = sw[order[i]];
+                sw = t->wb;
+            }
             x = (const T *)t->xb;
             tg = t->tb;
         }
-        double value;
-        status = tiny ? F(tiny_batch)(t, x, tg, rows, &value)
-                      : F(train_batch)(t, x, tg, rows, &value);
+        double value, total;
+        status = tiny ? F(tiny_batch)(t, x, tg, sw, rows, &value, &total)
+                      : F(train_batch)(t, x, tg, sw, rows, &value, &total);
         if (status != FASTNN_OK)
             break;              /* the position stays at the failed batch */
-        losses[e] += mean ? value * (double)rows : value;
+        losses[e] += mean ? value * total : value;
         done++;
         pos += rows;
         if (pos >= n) {

@@ -195,3 +195,94 @@ def check_float(value: Any, name: str, *, minimum: float | None = None,
     if below is not None and value >= below:
         raise ValueError(f"{name} must be < {below}, got {value}")
     return value
+
+
+# ------------------------------------------------------ loss weights and parameters
+class ZeroWeightError(ValueError):
+    """``reduction="mean"`` over samples whose total weight is 0: the mean is undefined.
+
+    The total weight of a batch is the sum of its sample weights, times the
+    class weight of each sample's label for ``CrossEntropyLoss(weight=...)``
+    with class labels (PyTorch's denominator).  ``epoch`` (0-based) is set
+    when a training run raised it.
+    """
+
+    epoch: int | None = None
+
+
+#: the message of a kernel's ZeroWeightError, the same on every backend
+ZERO_WEIGHT_MESSAGE = ("reduction='mean' over rows whose weights sum to 0: the mean is "
+                       "undefined (give some row a weight > 0, or use reduction='sum')")
+
+
+def check_loss_params(kernel: str, params: dict[str, Any]) -> dict[str, float]:
+    """A loss's scalar parameters as floats, in PyTorch's ranges.
+
+    ``delta`` > 0 (Huber), ``beta`` >= 0 (smooth L1), ``label_smoothing`` in
+    [0, 1] (cross-entropy); every one finite.  ``kernel`` names the loss in
+    the messages.
+    """
+    out = {}
+    for name, value in params.items():
+        label = f"{kernel}: {name}"
+        if name == "delta":
+            out[name] = check_float(value, label, above=0.0)
+        elif name == "beta":
+            out[name] = check_float(value, label, minimum=0.0)
+        elif name == "label_smoothing":
+            out[name] = check_float(value, label, minimum=0.0, maximum=1.0)
+        else:
+            out[name] = check_float(value, label)
+    return out
+
+
+def as_weights(values: ArrayLike, name: str, length: int | None = None,
+               what: str = "values") -> NDArray[np.float64]:
+    """``values`` as a C-contiguous 1-D float64 array of finite weights >= 0.
+
+    Parameters
+    ----------
+    values : array-like, shape (length,)
+    name : str
+        The argument's name in the messages.
+    length : int, optional
+        The length required (None: any).
+    what : str
+        What ``length`` counts, for the message ("samples", "outputs").
+
+    Raises
+    ------
+    ValueError
+        For another shape, NaN or infinity, or a negative weight (naming the
+        first one and its index).
+    """
+    arr = as_numeric(values, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name} has {arr.shape[0]} values but there are {length} {what}")
+    out = as_float_array(arr, np.float64, name)
+    if (out < 0).any():
+        bad = int(np.argmax(out < 0))
+        raise ValueError(f"{name} must be >= 0; got {out[bad]:g} at index {bad}")
+    return out
+
+
+def check_kernel_weights(rows: int, sample_weight: Any, width: int = 0, vector: Any = None,
+                         vector_name: str = "weight") -> None:
+    """The weight arrays a loss kernel takes, checked the same way on every backend.
+
+    ``sample_weight``: None or a C-contiguous float64 array (rows,) of finite
+    values >= 0; ``vector`` (the class weights, ``pos_weight``): None or the
+    same of shape (width,).
+    """
+    for arr, name, n, what in ((sample_weight, "sample_weight", rows, "rows"),
+                               (vector, vector_name, width, "outputs")):
+        if arr is None:
+            continue
+        if (not isinstance(arr, np.ndarray) or arr.dtype != np.float64
+                or not arr.flags.c_contiguous):
+            raise TypeError(f"{name} must be a C-contiguous float64 numpy array, got "
+                            f"{type(arr).__name__}"
+                            + (f" of dtype {arr.dtype}" if isinstance(arr, np.ndarray) else ""))
+        as_weights(arr, name, n, what)

@@ -1,8 +1,14 @@
-"""Losses: MSELoss, BCELoss and CrossEntropyLoss, with PyTorch's definitions.
+"""Losses, with PyTorch's definitions, names and defaults: MSELoss, L1Loss,
+HuberLoss, SmoothL1Loss, BCELoss, BCEWithLogitsLoss and CrossEntropyLoss.
 
-Why it is built this way: a loss object only knows its reduction and how to
-check a target; the arithmetic is a backend kernel returning the value and the
-gradient together (one pass, as the compiled kernels do it).  Targets are
+Why it is built this way: a loss object only knows its reduction, its
+parameters and how to check a target; the arithmetic is a backend kernel
+returning the value and the gradient together (one pass, as the compiled
+kernels do it).  A loss declares its parameters under the names of its row
+of C's loss table (``params``, and the per-output weight vector ``vector``),
+so the kernels and the compiled trainer take them by name.  Sample weights
+are an argument of ``compute``, not a property of the loss: they belong to
+the data.  Targets are
 validated and converted once per ``fit``, in ``prepare_target``, not per batch.
 A loss computes through the ops object it is handed; only the user-facing
 ``loss(pred, target)`` looks up the default backend, inside the call.  A
@@ -16,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._validation import REDUCTIONS, as_float_array, as_numeric
+from ._validation import REDUCTIONS, as_float_array, as_numeric, as_weights, check_loss_params
 
-__all__ = ["Loss", "MSELoss", "BCELoss", "CrossEntropyLoss", "get_loss"]
+__all__ = ["Loss", "MSELoss", "BCELoss", "CrossEntropyLoss", "L1Loss", "HuberLoss",
+           "SmoothL1Loss", "BCEWithLogitsLoss", "get_loss"]
 
 
 class Loss:
@@ -47,6 +54,12 @@ class Loss:
     kernel: str = ""
     #: whether ``evaluate`` reports an accuracy for this loss
     classification: bool = False
+    #: the output value that separates the classes of a binary accuracy
+    threshold: float = 0.5
+    #: the scalar parameters (attributes), as C's loss table names them
+    params: tuple[str, ...] = ()
+    #: the attribute holding a per-output weight vector (C's table), or None
+    vector: str | None = None
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
@@ -54,7 +67,43 @@ class Loss:
         self.reduction = reduction
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(reduction={self.reduction!r})"
+        extra = "".join(f", {name}={getattr(self, name)!r}" for name in self.params)
+        if self.vector is not None and getattr(self, self.vector) is not None:
+            extra += f", {self.vector}={getattr(self, self.vector).tolist()!r}"
+        return f"{type(self).__name__}(reduction={self.reduction!r}{extra})"
+
+    def kernel_args(self) -> dict[str, Any]:
+        """The kernel's keyword arguments: the parameters and the weight vector by name.
+
+        Returns
+        -------
+        dict
+            E.g. ``{"delta": 1.0}`` for HuberLoss, ``{"label_smoothing": 0.1,
+            "weight": array or None}`` for CrossEntropyLoss.
+        """
+        args = {name: getattr(self, name) for name in self.params}
+        if self.vector is not None:
+            args[self.vector] = getattr(self, self.vector)
+        return args
+
+    def row_weights(self, target: NDArray[Any]) -> NDArray[np.float64] | None:
+        """The weight each row's loss is counted with in the mean, besides sample weights.
+
+        None (every row 1) but for the class-weighted cross-entropy with labels:
+        the weight of each row's label (PyTorch divides by their sum).
+
+        Parameters
+        ----------
+        target : ndarray, as returned by ``prepare_target``
+        """
+        return None
+
+    def _check_vector(self, n_outputs: int) -> None:
+        """The weight vector, if any, has one weight per output."""
+        values = getattr(self, self.vector) if self.vector is not None else None
+        if values is not None and values.shape != (n_outputs,):
+            raise ValueError(f"{type(self).__name__}({self.vector}=...) has {values.shape[0]} "
+                             f"weights but the network has {n_outputs} outputs")
 
     # -- used by Network: targets checked once, kernels called per batch
     def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
@@ -76,6 +125,7 @@ class Loss:
         ndarray, shape (n_samples, n_outputs)
             The target array the kernel takes (C-contiguous, ``dtype``).
         """
+        self._check_vector(n_outputs)
         arr = as_float_array(y, dtype, name)
         if arr.ndim == 1 and n_outputs == 1:
             arr = arr.reshape(-1, 1)
@@ -85,7 +135,8 @@ class Loss:
         return arr
 
     def compute(self, ops: Any, pred: NDArray[Any], target: NDArray[Any], *,
-                need_grad: bool = True) -> tuple[float, NDArray[Any] | None]:
+                need_grad: bool = True, sample_weight: NDArray[np.float64] | None = None
+                ) -> tuple[float, NDArray[Any] | None]:
         """The loss and its gradient via the backend kernel.
 
         Parameters
@@ -95,6 +146,14 @@ class Loss:
         pred : ndarray, shape (n, d)
         target : ndarray, as returned by ``prepare_target``
         need_grad : bool, default True
+        sample_weight : ndarray of float64, shape (n,), optional
+            A weight >= 0 per row: the loss is sum_i w_i l_i, divided for
+            ``"mean"`` by sum_i w_i (times the label's class weight for
+            ``CrossEntropyLoss(weight=...)`` with labels), so an integer
+            weight counts as that many copies of the row; l_i is the row's
+            loss (the mean of its elements' for the per-element losses and
+            ``"mean"``).  ``fit`` passes it only when it has weights (a
+            subclass overriding ``compute`` gets it then).
 
         Returns
         -------
@@ -102,8 +161,11 @@ class Loss:
         grad : ndarray, shape (n, d), or None without ``need_grad``
             d loss / d pred.
         """
+        kwargs = self.kernel_args()
+        if sample_weight is not None:
+            kwargs["sample_weight"] = sample_weight
         result: tuple[float, NDArray[Any] | None] = getattr(ops, self.kernel)(
-            pred, target, self.reduction, need_grad=need_grad)
+            pred, target, self.reduction, need_grad=need_grad, **kwargs)
         return result
 
     # -- user-facing convenience, on the default backend
@@ -173,6 +235,71 @@ class MSELoss(Loss):
     kernel = "mse"
 
 
+class L1Loss(Loss):
+    """Mean absolute error: mean (or sum) over all elements of |pred - target|.
+
+    The gradient at pred == target is 0 (PyTorch's).
+
+    Examples
+    --------
+    >>> from fastnn import L1Loss
+    >>> L1Loss()([[1.0], [-3.0]], [[0.0], [0.0]])
+    2.0
+    """
+
+    kernel = "l1"
+
+
+class HuberLoss(Loss):
+    """Huber loss: z^2 / 2 for z = |pred - target| < delta, else delta * (z - delta / 2).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear (> 0), as PyTorch's.
+
+    Examples
+    --------
+    >>> from fastnn import HuberLoss
+    >>> HuberLoss(delta=1.0)([[0.5], [3.0]], [[0.0], [0.0]])   # (0.125 + 2.5) / 2
+    1.3125
+    """
+
+    kernel = "huber"
+    params = ("delta",)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = check_loss_params("HuberLoss", {"delta": delta})["delta"]
+
+
+class SmoothL1Loss(Loss):
+    """Smooth L1: z^2 / (2 beta) for z = |pred - target| < beta, else z - beta / 2.
+
+    ``beta=0`` is the L1 loss, its gradient included (as PyTorch's).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+    beta : float, default 1.0
+        Where the loss turns from quadratic to linear (>= 0).
+
+    Examples
+    --------
+    >>> from fastnn import SmoothL1Loss
+    >>> SmoothL1Loss(beta=2.0)([[1.0], [3.0]], [[0.0], [0.0]])   # (0.25 + 2.0) / 2
+    1.125
+    """
+
+    kernel = "smooth_l1"
+    params = ("beta",)
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = check_loss_params("SmoothL1Loss", {"beta": beta})["beta"]
+
+
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities (after a Sigmoid), logs clamped at -100."""
 
@@ -195,18 +322,93 @@ class BCELoss(Loss):
         return pred, target
 
 
+class BCEWithLogitsLoss(Loss):
+    """Binary cross-entropy on **logits** (no Sigmoid before it), PyTorch's formula.
+
+    l = (1 - t) x - (1 + (v - 1) t) log(sigmoid(x)) per element, computed
+    stably for any logit x; targets t in [0, 1], shaped like the output.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+    pos_weight : array-like of shape (n_outputs,), optional
+        v: the weight of the positive term of each output (>= 0), e.g.
+        n_negative / n_positive for an unbalanced label.  None: 1.
+
+    Examples
+    --------
+    >>> from fastnn import BCEWithLogitsLoss
+    >>> round(BCEWithLogitsLoss()([[0.0], [2.0]], [1, 1]), 6)   # -(log .5 + log s(2)) / 2
+    0.410038
+    """
+
+    kernel = "bce_with_logits"
+    classification = True
+    threshold = 0.0     # a logit of 0 is the probability 0.5
+    vector = "pos_weight"
+
+    def __init__(self, reduction: str = "mean", pos_weight: ArrayLike | None = None) -> None:
+        super().__init__(reduction)
+        self.pos_weight = None if pos_weight is None else as_weights(pos_weight, "pos_weight")
+
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        arr = super().prepare_target(y, n_samples, n_outputs, dtype, name)
+        if ((arr < 0) | (arr > 1)).any():
+            raise ValueError(f"BCEWithLogitsLoss targets must lie in [0, 1]; {name} has "
+                             f"values from {arr.min():g} to {arr.max():g}")
+        return arr
+
+
 class CrossEntropyLoss(Loss):
     """Cross-entropy on **logits** (no Softmax before it), fused with softmax.
 
     Targets are integer class labels of shape (n,) in [0, C), or class
     probabilities of shape (n, C).  ``mean`` averages over samples.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+    weight : array-like of shape (C,), optional
+        A weight >= 0 per class, as PyTorch's: each sample's loss is scaled
+        by the weight of its label, and the mean divides by the sum of those
+        weights (with probability targets each class's term is scaled, and
+        the mean divides by the number of samples).
+    label_smoothing : float in [0, 1], default 0.0
+        Mixes the target with the uniform distribution, as PyTorch's: the
+        target becomes (1 - label_smoothing) * target + label_smoothing / C
+        (for labels, their one-hot vectors; with ``weight``, PyTorch's
+        weighting of both parts).
+
+    Examples
+    --------
+    >>> from fastnn import CrossEntropyLoss
+    >>> round(CrossEntropyLoss(weight=[1.0, 3.0])([[0.0, 0.0], [0.0, 0.0]], [0, 1]), 6)
+    0.693147
+    >>> round(CrossEntropyLoss(label_smoothing=0.2)([[2.0, 0.0]], [0]), 6)
+    0.326928
     """
 
     kernel = "cross_entropy"
     classification = True
+    params = ("label_smoothing",)
+    vector = "weight"
+
+    def __init__(self, reduction: str = "mean", *, weight: ArrayLike | None = None,
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.weight = None if weight is None else as_weights(weight, "weight")
+        self.label_smoothing = check_loss_params(
+            "CrossEntropyLoss", {"label_smoothing": label_smoothing})["label_smoothing"]
+
+    def row_weights(self, target: NDArray[Any]) -> NDArray[np.float64] | None:
+        if self.weight is None or target.ndim != 1:
+            return None
+        return self.weight[target]
 
     def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
                        dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        self._check_vector(n_outputs)
         arr = as_numeric(y, name)
         if arr.ndim == 2:
             return _check_probabilities(
@@ -237,7 +439,8 @@ def _check_probabilities(y: NDArray[Any], name: str) -> NDArray[Any]:
 
 
 _LOSSES: dict[str, type[Loss]] = {"mse": MSELoss, "bce": BCELoss, "cross_entropy": CrossEntropyLoss,
-           "crossentropy": CrossEntropyLoss}
+           "crossentropy": CrossEntropyLoss, "l1": L1Loss, "huber": HuberLoss,
+           "smooth_l1": SmoothL1Loss, "bce_with_logits": BCEWithLogitsLoss}
 
 
 def get_loss(loss: Loss | type[Loss] | str) -> Loss:
@@ -246,7 +449,8 @@ def get_loss(loss: Loss | type[Loss] | str) -> Loss:
     Parameters
     ----------
     loss : Loss, Loss subclass or str
-        A name is one of "mse", "bce", "cross_entropy" (or "crossentropy").
+        A name is one of "mse", "bce", "cross_entropy" (or "crossentropy"),
+        "l1", "huber", "smooth_l1", "bce_with_logits" (default parameters).
 
     Returns
     -------

@@ -22,7 +22,8 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import io as _io
 from . import training as _training
 from ._custom import user_methods
-from ._validation import as_float_array, as_numeric, as_samples, check_dtype, check_int
+from ._validation import (as_float_array, as_numeric, as_samples, as_weights, check_dtype,
+                          check_int)
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .interop import torch as _torch_interop
@@ -331,7 +332,8 @@ class Network:
             verbose: int = 0,
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-            restore_best_weights: bool = True) -> History:
+            restore_best_weights: bool = True, sample_weight: ArrayLike | None = None,
+            class_weight: dict[Any, float] | str | None = None) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -341,7 +343,9 @@ class Network:
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
-            E.g. ``MSELoss()`` or ``"mse"``, ``"bce"``, ``"cross_entropy"``.
+            E.g. ``MSELoss()``, ``HuberLoss(delta=0.5)`` or ``"mse"``, ``"l1"``,
+            ``"huber"``, ``"smooth_l1"``, ``"bce"``, ``"bce_with_logits"``,
+            ``"cross_entropy"``.
         optimizer : Optimizer, Optimizer subclass or str
             E.g. ``SGD(lr=0.1)``, ``"adam"``.  Its state carries over to the
             next ``fit`` with the same optimizer object.
@@ -374,6 +378,26 @@ class Network:
             not), copy the parameters of the best epoch back into the layers'
             arrays in place (a Dense ``W`` stays the same array object).  The
             optimizer state (momentum, Adam's moments) is not rolled back.
+        sample_weight : array-like of shape (n_samples,), optional
+            A weight >= 0 per sample (finite, not all 0), gathered with each
+            batch's rows.  A batch's loss is sum_i w_i l_i / sum_i w_i for
+            ``reduction="mean"`` (sum_i w_i l_i for ``"sum"``), l_i the
+            sample's loss -- for the per-element losses (MSE, L1, ...) the
+            mean over its outputs -- so in full-batch training an integer
+            weight is the same as that many copies of the row.  With
+            ``CrossEntropyLoss(weight=...)`` and class labels, the two
+            multiply: sample i counts w_i * weight[y_i] times, in the sum and
+            in the mean's denominator (PyTorch's, per copy).  A batch whose
+            total weight is 0 under ``"mean"`` is an error (ZeroWeightError,
+            a ValueError), raised before the epoch that has it runs.  The
+            ``validation_data`` is scored without sample weights.
+        class_weight : dict or "balanced", optional
+            Turned into sample weights (multiplying ``sample_weight``):
+            ``{class: weight}`` (unnamed classes weigh 1), or ``"balanced"``,
+            scikit-learn's n_samples / (n_classes * count of the class), over
+            the classes present.  The classes are the integer labels of
+            ``CrossEntropyLoss``, or the 0/1 targets of a one-output
+            ``BCELoss`` / ``BCEWithLogitsLoss``.
 
         Returns
         -------
@@ -460,10 +484,11 @@ class Network:
                              batch_size=batch_size, shuffle=shuffle, seed=seed,
                              verbose=verbose, validation_data=validation_data,
                              early_stopping=early_stopping, patience=patience,
-                             min_delta=min_delta, restore_best_weights=restore_best_weights)
+                             min_delta=min_delta, restore_best_weights=restore_best_weights,
+                             sample_weight=sample_weight, class_weight=class_weight)
 
-    def evaluate(self, X: ArrayLike, y: ArrayLike, *,
-                 loss: Loss | type[Loss] | str) -> dict[str, float]:
+    def evaluate(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+                 sample_weight: ArrayLike | None = None) -> dict[str, float]:
         """Loss (and accuracy for BCE / cross-entropy) on (X, y), dropout off.
 
         Parameters
@@ -473,6 +498,9 @@ class Network:
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
+        sample_weight : array-like of shape (n_samples,), optional
+            A weight >= 0 per sample, as in ``fit`` (the loss is the weighted
+            one, the accuracy the weighted fraction).
 
         Returns
         -------
@@ -482,7 +510,8 @@ class Network:
             is the target class (the label, or the largest target
             probability); for BCELoss the fraction of all outputs (every
             label of every sample) on the same side of 0.5 as their target,
-            as Keras's binary accuracy.
+            as Keras's binary accuracy (logits of ``BCEWithLogitsLoss``: on
+            the same side of 0).
 
         Examples
         --------
@@ -498,7 +527,12 @@ class Network:
         """
         loss = get_loss(loss)
         X, T = self._check_data(X, y, loss)
-        return self._score(X, T, loss)
+        weights = None
+        if sample_weight is not None:
+            weights = as_weights(sample_weight, "sample_weight", X.shape[0], "samples")
+            if not (weights > 0).any():
+                raise ValueError("every sample has weight 0: the weighted loss is undefined")
+        return self._score(X, T, loss, weights)
 
     def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss, name: str = "X",
                     y_name: str = "y") -> tuple[NDArray[Any], NDArray[Any]]:
@@ -511,11 +545,17 @@ class Network:
                              f"{np.shape(y)}")
         return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype, y_name)
 
-    def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss) -> dict[str, float]:
+    def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+               sample_weight: NDArray[np.float64] | None = None) -> dict[str, float]:
         out = self._forward(X, training=False, keep=False)
-        scores: dict[str, float] = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
+        if sample_weight is None:
+            value = loss.compute(self.ops, out, T, need_grad=False)[0]
+        else:
+            value = loss.compute(self.ops, out, T, need_grad=False,
+                                 sample_weight=sample_weight)[0]
+        scores: dict[str, float] = {"loss": value}
         if loss.classification:
-            scores["accuracy"] = _accuracy(out, T, loss)
+            scores["accuracy"] = _accuracy(out, T, loss, sample_weight)
         return scores
 
     # ----------------------------------------------------------- storage
@@ -641,16 +681,26 @@ class Network:
         return _torch_interop.from_torch(cls, module, backend=backend)
 
 
-def _accuracy(out: NDArray[Any], T: NDArray[Any], loss: Loss) -> float:
+def _accuracy(out: NDArray[Any], T: NDArray[Any], loss: Loss,
+              sample_weight: NDArray[np.float64] | None = None) -> float:
     """The accuracy of the outputs ``out`` (n, C) for the targets ``T`` of ``loss``.
 
     CrossEntropyLoss: the fraction of samples whose largest output is the
     target class (its label, or the largest target probability).  BCELoss and
     any other classification loss: per label, as Keras's binary accuracy --
-    the fraction of all n * C outputs on the same side of 0.5 as their target.
+    the fraction of all n * C outputs on the same side of the loss's
+    ``threshold`` (0.5; 0 for the logits of BCEWithLogitsLoss) as their
+    target is of 0.5.  With ``sample_weight``, each sample's results count
+    with its weight.
     """
     if isinstance(loss, CrossEntropyLoss):
         truth = T if T.ndim == 1 else T.argmax(axis=1)
-        return float(np.mean(out.argmax(axis=1) == truth))
-    return float(np.mean((out > 0.5) == (T.reshape(out.shape) > 0.5)))
+        right = out.argmax(axis=1) == truth
+    else:
+        right = (out > loss.threshold) == (T.reshape(out.shape) > 0.5)
+    if sample_weight is None:
+        return float(np.mean(right))
+    weights = np.broadcast_to(sample_weight.reshape((-1,) + (1,) * (right.ndim - 1)),
+                              right.shape)
+    return float(np.average(right, weights=weights))
 

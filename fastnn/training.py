@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._custom import user_methods
-from ._validation import check_bool, check_float, check_int
+from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .losses import Loss, get_loss
@@ -45,8 +45,10 @@ class History:
     Attributes
     ----------
     history : dict of str -> list of float
-        ``loss`` (the mean of the batch losses, weighted by batch size, or their
-        sum for ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
+        ``loss`` (the mean of the batch losses, each weighted by its batch's
+        total weight -- its size when unweighted -- so, for ``reduction="mean"``,
+        the weighted mean over the epoch's samples; or their sum for
+        ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
         for classification losses (as ``Network.evaluate``'s accuracy: per
         label for BCE, argmax for cross-entropy), when validation data is
         given.  One entry per epoch actually run.
@@ -160,6 +162,8 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
         restore_best_weights: bool = True,
+        sample_weight: ArrayLike | None = None,
+        class_weight: dict[Any, float] | str | None = None,
         observers: Sequence[_Observer] = ()) -> History:
     """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
@@ -167,7 +171,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     ----------
     network : Network
     X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
-    early_stopping, patience, min_delta, restore_best_weights
+    early_stopping, patience, min_delta, restore_best_weights, sample_weight, class_weight
         As ``Network.fit``.
     observers : sequence of objects with ``on_epoch_end(epoch, logs)``
         Called after each epoch, after the built-in ones (validation, the
@@ -196,6 +200,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     min_delta = check_float(min_delta, "min_delta", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0, allow_none=True)
     X, T = network._check_data(X, y, loss)
+    weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
     validation: _Validation | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -225,9 +230,10 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                                                stopping) if o is not None]
             watchers += observers
             try:
-                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt)
+                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
+                                        weights)
                 _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
-                       interrupt)
+                       interrupt, _row_weights(loss, T, weights))
             finally:
                 for watcher in watchers:
                     end = getattr(watcher, "on_train_end", None)
@@ -245,9 +251,117 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     return history
 
 
+def fit_weights(loss: Loss, T: NDArray[Any], sample_weight: ArrayLike | None,
+                class_weight: dict[Any, float] | str | None,
+                n_outputs: int) -> NDArray[np.float64] | None:
+    """The weight of each sample in ``fit``: ``sample_weight`` times its class's weight.
+
+    Parameters
+    ----------
+    loss : Loss
+    T : ndarray
+        The checked targets (``loss.prepare_target``).
+    sample_weight : array-like of shape (n,), optional
+        Finite weights >= 0, not all 0.
+    class_weight : dict, "balanced" or None
+        ``{class: weight}`` (classes not named weigh 1) or ``"balanced"``,
+        scikit-learn's n_samples / (n_classes * count of the class), over the
+        classes present.  The classes are the labels of ``CrossEntropyLoss``
+        (class-label targets) or the 0/1 targets of a one-output
+        ``BCELoss`` / ``BCEWithLogitsLoss``.
+    n_outputs : int
+
+    Returns
+    -------
+    ndarray of float64 (n,), or None when neither is given.
+    """
+    n = T.shape[0]
+    weights = None
+    if sample_weight is not None:
+        weights = as_weights(sample_weight, "sample_weight", n, "samples").copy()
+    if class_weight is not None:
+        per_class = _class_weights(loss, T, class_weight, n_outputs)
+        weights = per_class if weights is None else weights * per_class
+    if weights is not None and not (weights > 0).any():
+        raise ValueError("every sample has weight 0 (sample_weight times class_weight): "
+                         "there is nothing to train on")
+    return weights
+
+
+def _class_labels(loss: Loss, T: NDArray[Any], n_outputs: int) -> tuple[NDArray[np.int64], int]:
+    """Each sample's class and the number of classes, for ``class_weight``."""
+    from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss
+    if isinstance(loss, CrossEntropyLoss) and T.ndim == 1:
+        return T, n_outputs
+    if (isinstance(loss, (BCELoss, BCEWithLogitsLoss)) and T.shape[1:] == (1,)
+            and np.isin(T, (0, 1)).all()):
+        return T[:, 0].astype(np.int64), 2
+    raise ValueError(f"class_weight needs class labels: CrossEntropyLoss with integer labels "
+                     f"(n,), or a single 0/1 target of BCELoss / BCEWithLogitsLoss; got "
+                     f"{type(loss).__name__} with targets of shape {T.shape}"
+                     + ("" if T.ndim == 1 else " holding values other than 0 and 1"
+                        if T.shape[1:] == (1,) else ""))
+
+
+def _class_weights(loss: Loss, T: NDArray[Any], class_weight: Any,
+                   n_outputs: int) -> NDArray[np.float64]:
+    """``class_weight`` as one weight per sample (see ``fit_weights``)."""
+    labels, n_classes = _class_labels(loss, T, n_outputs)
+    table = np.ones(n_classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict {{class: weight}} or 'balanced', "
+                             f"got {class_weight!r}")
+        counts = np.bincount(labels, minlength=n_classes)
+        present = counts > 0
+        table[present] = labels.shape[0] / (present.sum() * counts[present])
+    elif isinstance(class_weight, dict):
+        for key, value in class_weight.items():
+            if (isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer))
+                    or not 0 <= key < n_classes):
+                raise ValueError(f"class_weight has the key {key!r}, which is not a class: "
+                                 f"the classes are the integers 0 to {n_classes - 1}")
+            table[int(key)] = check_float(value, f"class_weight[{key!r}]", minimum=0.0)
+    else:
+        raise TypeError(f"class_weight must be a dict {{class: weight}}, 'balanced' or None, "
+                        f"got {type(class_weight).__name__}")
+    return table[labels]
+
+
+def _row_weights(loss: Loss, T: NDArray[Any],
+                 weights: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
+    """The weight each sample counts with in a mean: its sample weight times its
+    label's class weight (CrossEntropyLoss(weight=...) with labels); None: all 1."""
+    rows = loss.row_weights(T)
+    if rows is None:
+        return weights
+    return rows if weights is None else weights * rows
+
+
+def _check_batch_weights(omega: NDArray[np.float64], orders: NDArray[np.int64] | None,
+                         n: int, batch: int, first_epoch: int) -> None:
+    """Refuse, before they run, epochs with a batch whose samples all weigh 0
+    (``reduction="mean"`` divides a batch's loss by its total weight)."""
+    w = omega[orders] if orders is not None else omega[None, :]
+    sums = np.add.reduceat(w, np.arange(0, n, batch), axis=1)
+    bad = np.argwhere(sums == 0)
+    if bad.size:
+        e, b = (int(i) for i in bad[0])
+        epoch = first_epoch + (e if orders is not None else 0)
+        which = (f"samples {b * batch} to {min(n, (b + 1) * batch) - 1}" if orders is None
+                 else "its shuffled samples")
+        raise ZeroWeightError(
+            f"batch {b + 1} of epoch {epoch + 1} ({which}) has total weight 0: "
+            "reduction='mean' divides a batch's loss by its samples' total weight "
+            "(sample_weight times class_weight, times the label's weight of "
+            "CrossEntropyLoss(weight=...)); give those samples weight, use larger "
+            "batches, or reduction='sum'")
+
+
 def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: int,
            epochs: int, shuffle: bool, rng: np.random.Generator, loss: Loss,
-           interrupt: _StopOnInterrupt, seconds_per_call: float = 0.25) -> None:
+           interrupt: _StopOnInterrupt, omega: NDArray[np.float64] | None = None,
+           seconds_per_call: float = 0.25) -> None:
     """The one training loop: the trainer runs batches, Python observes the epochs.
 
     Each ``trainer.run`` call does about ``seconds_per_call`` of work (the
@@ -256,12 +370,17 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
     after each epoch allows one), so Python -- progress, validation -- is
     re-entered between calls, never inside a batch.  The sample orders of
     a call's epochs come from ``rng`` here, so every trainer visits the same
-    samples.  During a call SIGINT stops the trainer (its batch is
+    samples.  ``omega``: each sample's weight in a mean (see ``_row_weights``;
+    None: 1): the epoch's loss divides by their total, and with
+    ``reduction="mean"`` epochs with a batch of total weight 0 are refused
+    before they run.  During a call SIGINT stops the trainer (its batch is
     dropped, see ``_StopOnInterrupt``); the completed epochs are recorded
     and the loop ends.  The trainer is closed on the way out.
     """
     per_epoch_batches = -(-n // batch)
     mean = loss.reduction == "mean"
+    total = float(np.sum(omega)) if omega is not None else n
+    check_zero = mean and omega is not None and bool((omega == 0).any())
     max_batches = 1
     done = 0
     try:
@@ -273,6 +392,9 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                     chunk = min(chunk, max(1, quiet))
             orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
                       else None)
+            if check_zero:
+                assert omega is not None
+                _check_batch_weights(omega, orders, n, batch, done)
             totals = np.zeros(chunk)
             epoch = start = 0
             while epoch < chunk and not interrupt.requested:
@@ -291,7 +413,7 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                 elapsed = time.perf_counter() - began
                 if ran and elapsed > 0:
                     max_batches = max(1, int(ran * seconds_per_call / elapsed))
-            losses = totals[:epoch] / n if mean else totals[:epoch]
+            losses = totals[:epoch] / total if mean else totals[:epoch]
             done += chunk
             if _observe(watchers, history, losses):
                 return
@@ -403,19 +525,20 @@ class _ProgressObserver:
 
 # ------------------------------------------------------------- the trainers
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> Any:
+                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
+                  weights: NDArray[np.float64] | None = None) -> Any:
     """The backend's native trainer when it has one and knows every piece, else the
     Python trainer -- with one warning, naming the user code, when a native one was
     passed over (never a piece run as something it is not)."""
     if getattr(network.ops, "make_trainer", None) is None:
-        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights)
     reasons = _user_code(network, loss, optimizer)
     if not reasons:
-        return _NativeTrainer(network, X, T, loss, optimizer, batch)
+        return _NativeTrainer(network, X, T, loss, optimizer, batch, weights)
     warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
                   f"{network.ops.name!r} backend (the built-in layers still run its compiled "
                   "kernels)", UserWarning, stacklevel=4)
-    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights)
 
 
 def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
@@ -467,6 +590,8 @@ class PythonTrainer:
         between the layers of its passes and before its update, the
         unfinished batch is dropped (its dropout steps given back) and
         ``run`` returns with ``interrupted`` True.
+    sample_weight : ndarray of float64 (n,), optional
+        Each sample's weight, handed to the loss with the batch's rows.
 
     Attributes
     ----------
@@ -475,9 +600,12 @@ class PythonTrainer:
     """
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> None:
+                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
+                 sample_weight: NDArray[np.float64] | None = None) -> None:
         self.network, self.X, self.T, self.loss = network, X, T, loss
         self.batch, self.interrupt = batch, interrupt
+        self.sample_weight = sample_weight
+        self._omega = _row_weights(loss, T, sample_weight)
         self.interrupted = False
         self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
         self._step = optimizer.checked_step(network)   # creates the state, as the C one
@@ -495,7 +623,8 @@ class PythonTrainer:
         max_batches : int
         losses : ndarray of float64
             ``losses[e]`` accumulates epoch e's batch losses (each times its
-            batch size for ``reduction="mean"``).
+            batch's total weight -- its size when unweighted -- for
+            ``reduction="mean"``).
         catch_sigint : bool
             Unused: the reference trainer notices Ctrl-C through ``interrupt``.
 
@@ -524,7 +653,11 @@ class PythonTrainer:
                 drawn = [layer.step for layer in self._dropouts]
                 try:
                     out = network._forward(X[idx], training=True, interrupt=self.interrupt)
-                    value, grad = self.loss.compute(network.ops, out, T[idx])
+                    if self.sample_weight is None:
+                        value, grad = self.loss.compute(network.ops, out, T[idx])
+                    else:
+                        value, grad = self.loss.compute(network.ops, out, T[idx],
+                                                        sample_weight=self.sample_weight[idx])
                     if not math.isfinite(value):
                         raise FloatingPointError("training diverged: the loss is not finite",
                                                  epoch)
@@ -541,7 +674,12 @@ class PythonTrainer:
                 if not self._step():                # refused: weights and state unchanged
                     raise FloatingPointError("training diverged: an update is not finite",
                                              epoch)
-                losses[epoch] += value * out.shape[0] if mean else value
+                if not mean:
+                    losses[epoch] += value
+                elif self._omega is None:
+                    losses[epoch] += value * out.shape[0]
+                else:
+                    losses[epoch] += value * float(np.sum(self._omega[idx]))
                 ran += 1
                 start = stop
                 if start >= n:
@@ -563,7 +701,8 @@ class _NativeTrainer:
     """
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                 optimizer: Optimizer, batch: int) -> None:
+                 optimizer: Optimizer, batch: int,
+                 sample_weight: NDArray[np.float64] | None = None) -> None:
         for layer, _ in network._plan:          # gradient buffers the trainer writes
             if isinstance(layer, Dense):
                 params = layer.params()
@@ -578,7 +717,8 @@ class _NativeTrainer:
         stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
         self.network, self.optimizer = network, optimizer
         self.trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
-            stages, loss.kernel, loss.reduction, spec, X, T, batch)
+            stages, loss.kernel, loss.reduction, spec, X, T, batch, loss.kernel_args(),
+            sample_weight)
 
     @property
     def interrupted(self) -> bool:

@@ -39,7 +39,8 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 #: kernels fuzzed below; the test at the end checks this is every override
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
-          "rng_bits", "dropout_forward", "dropout_backward"}
+          "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
+          "bce_with_logits"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes
 
@@ -210,6 +211,45 @@ def test_fuzz_losses(dtype, data):
     for name, x, y in [("mse", a, b), ("bce", p, t), ("cross_entropy", a, labels),
                        ("cross_entropy", a, t)]:
         _loss_pair(outcome(name, x, y, reduction, need_grad=need_grad), dtype, name)
+
+
+def _weights(data, n, label):
+    """None, or n finite weights >= 0 (zeros, subnormals and all-zero included)."""
+    if not data.draw(st.booleans(), label=f"{label}?"):
+        return None
+    sub = float(np.nextafter(0.0, 1.0))
+    values = st.one_of(st.floats(0.0, 10.0), st.sampled_from([0.0, sub, 1.0]))
+    return np.asarray(data.draw(st.lists(values, min_size=n, max_size=n), label=label),
+                      dtype=np.float64)
+
+
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_weighted_and_new_losses(dtype, data):
+    shape = (data.draw(dims, label="n"), data.draw(dims, label="c"))
+    n, c = shape
+    reduction = data.draw(st.sampled_from(("mean", "sum")), label="reduction")
+    need_grad = data.draw(st.booleans(), label="need_grad")
+    a = data.draw(arrays(dtype, shape), label="a")
+    b = data.draw(arrays(dtype, shape), label="b")
+    p = data.draw(arrays(dtype, shape, lo=0.0, hi=1.0, inf=False), label="p")
+    t = data.draw(arrays(dtype, shape, lo=0.0, hi=1.0, nan=False, inf=False), label="t")
+    labels = np.asarray(data.draw(st.lists(st.integers(0, max(c - 1, 0)), min_size=n,
+                                           max_size=n), label="labels"), np.int64)
+    sw = _weights(data, n, "sample_weight")
+    vec = _weights(data, c, "vector")
+    delta = data.draw(st.sampled_from([1.0, 0.25, 3.0]), label="delta")
+    beta = data.draw(st.sampled_from([1.0, 0.0, 0.5]), label="beta")
+    eps = data.draw(st.sampled_from([0.0, 0.1, 1.0]), label="label_smoothing")
+    cases = [("mse", a, b, {}), ("bce", p, t, {}), ("l1", a, b, {}),
+             ("huber", a, b, {"delta": delta}), ("smooth_l1", a, b, {"beta": beta}),
+             ("bce_with_logits", a, t, {"pos_weight": vec}),
+             ("cross_entropy", a, labels, {"weight": vec, "label_smoothing": eps}),
+             ("cross_entropy", a, t, {"weight": vec, "label_smoothing": eps})]
+    for name, x, y, kwargs in cases:
+        res = outcome(name, x, y, reduction, need_grad=need_grad, sample_weight=sw, **kwargs)
+        _loss_pair(res, dtype, name)
 
 
 # --------------------------------------------------------------- optimizers

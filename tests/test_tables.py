@@ -72,6 +72,23 @@ def test_losses_match_the_python_losses(tables):
     assert len({r["name"] for r in rows}) == len(rows)
 
 
+def test_loss_parameters_match_the_python_losses(co, tables):
+    # each C row's params and weight vector are the Python loss's, by name, and
+    # the Python loss's kernel takes them under those names
+    import inspect
+    by_kernel = {cls.kernel: cls for cls in losses._LOSSES.values()}
+    for row in tables["losses"]:
+        cls = by_kernel[row["python_name"]]
+        assert tuple(row["params"]) == cls.params, row
+        assert row["vector"] == cls.vector, row
+        assert len(row["params"]) <= co.LOSS_MAX_PARAM     # fastnn_loss_args.param
+        kernel = inspect.signature(getattr(NumpyOps, cls.kernel)).parameters
+        for name in (*row["params"], *([row["vector"]] if row["vector"] else [])):
+            assert name in kernel and kernel[name].kind is inspect.Parameter.KEYWORD_ONLY
+            assert hasattr(cls(), name)
+        assert "sample_weight" in kernel
+
+
 def _full_state_instance(cls):
     """An instance of optimizer ``cls`` that uses all of its state (momentum on)."""
     params = inspect.signature(cls).parameters
@@ -109,7 +126,7 @@ def test_isa_names_come_from_the_c_table(co, tables):
 
 # ------------------------------------------------------- unknown codes refused
 ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward", "mse", "bce",
-           "xent_labels", "xent_probs", "set_isa", "optimizer_update", "trainer_new_loss",
+           "xent_labels", "xent_probs", "loss", "set_isa", "optimizer_update", "trainer_new_loss",
            "trainer_new_optimizer", "trainer_new_reduction", "trainer_new_stage",
            "trainer_new_act", "train_run_loss", "train_run_optimizer", "train_run_reduction",
            "train_run_stage", "train_run_act")

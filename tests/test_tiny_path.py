@@ -61,6 +61,12 @@ NETWORKS = {
     "softplus_gelu": (lambda: [_dense(3, 5), fastnn.Softplus(beta=2.0, threshold=1.5),
                                _dense(5, 4), fastnn.GELU(approximate="tanh"), _dense(4, 2)],
                       "mse", lambda: fastnn.SGD(lr=0.05, momentum=0.9), 4, 11, "values"),
+    "huber_weighted_ce": (lambda: [_dense(3, 4), fastnn.ELU(), _dense(4, 3)],
+                          fastnn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5]),
+                                                  label_smoothing=0.1),
+                          lambda: fastnn.Adam(lr=0.02), 4, 10, "labels"),
+    "huber": (lambda: [_dense(2, 3), fastnn.Tanh(), _dense(3, 2)], fastnn.HuberLoss(delta=0.5),
+              lambda: fastnn.SGD(lr=0.1), 3, 8, "values"),
     "deep_sum": (lambda: [_dense(2, 8), fastnn.Sigmoid(), _dense(8, 8), fastnn.Tanh(),
                           _dense(8, 1)],
                  fastnn.MSELoss(reduction="sum"), lambda: fastnn.Adam(lr=0.005), 2, 7,
@@ -80,9 +86,10 @@ def _data(rows, n_in, n_out, kind, dtype, rng):
     return X, rng.standard_normal((rows, n_out)).astype(dtype)
 
 
-def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True):
-    """A fit of NETWORKS[name] through the native trainer, on the tiny path or not:
-    the parameters, the optimizer's state, the epoch losses and how it ended."""
+def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False):
+    """A fit of NETWORKS[name] through the native trainer, on the tiny path or not
+    (with random sample weights when ``weighted``): the parameters, the optimizer's
+    state, the epoch losses and how it ended."""
     layers, loss, optimizer, batch, rows, kind = NETWORKS[name]
     layers = layers()
     net = fastnn.Network(layers, backend="cython", dtype=dtype, seed=1)
@@ -93,7 +100,8 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True):
     opt.lr *= lr_scale
     loss = fastnn.losses.get_loss(loss)
     Xc, T = net._check_data(X, y, loss)
-    trainer = training._make_trainer(net, Xc, T, loss, opt, batch or rows, None)
+    weights = rng.random(rows) + 0.5 if weighted else None
+    trainer = training._make_trainer(net, Xc, T, loss, opt, batch or rows, None, weights)
     assert isinstance(trainer, training._NativeTrainer)
     trainer.trainer.tiny = tiny
     assert trainer.trainer.tiny == tiny          # the network fits the tiny path
@@ -113,11 +121,12 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True):
     return params, state, losses, ended, checks
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_the_tiny_path_gives_the_general_paths_bits(name, dtype, isa):
-    tiny = _fit(name, dtype, True)
-    general = _fit(name, dtype, False)
+def test_the_tiny_path_gives_the_general_paths_bits(name, dtype, weighted, isa):
+    tiny = _fit(name, dtype, True, weighted=weighted)
+    general = _fit(name, dtype, False, weighted=weighted)
     for a, b in zip(tiny[0], general[0]):
         np.testing.assert_array_equal(a, b)
     assert tiny[1].keys() == general[1].keys()

@@ -18,6 +18,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_EUNSUPPORTED
     enum: FASTNN_EINTERRUPTED
     enum: FASTNN_EDIVERGED
+    enum: FASTNN_EZEROWEIGHT
     # the tables (fastnn.h's X-macros): counts, and the codes the wrapper names
     enum: FASTNN_N_ACT
     enum: FASTNN_N_LOSS
@@ -26,6 +27,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_N_ISA
     enum: FASTNN_OPT_MAX_STATE
     enum: FASTNN_OPT_MAX_HYPER
+    enum: FASTNN_LOSS_MAX_PARAM
     enum: FASTNN_ACT_IDENTITY
     enum: FASTNN_ACT_LEAKY_RELU
     const char *fastnn_activation_name(int act)
@@ -34,6 +36,8 @@ cdef extern from "fastnn.h" nogil:
     const char *fastnn_loss_name(int loss)
     const char *fastnn_loss_python_name(int loss)
     int fastnn_loss_labels(int loss)
+    const char *fastnn_loss_params(int loss)
+    const char *fastnn_loss_vector(int loss)
     const char *fastnn_optimizer_name(int opt)
     int fastnn_optimizer_n_state(int opt)
     int fastnn_optimizer_n_hyper(int opt)
@@ -62,6 +66,13 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_dense_forward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *b, int act, double alpha, double beta, double *Z, double *Y)
     int fastnn_dense_backward_f32(int64_t n, int64_t n_in, int64_t n_out, const float *X, const float *W, const float *Z, const float *Y, const float *dY, int act, double alpha, double beta, float *dZ, float *dX, float *dW, float *db)
     int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out, const double *X, const double *W, const double *Z, const double *Y, const double *dY, int act, double alpha, double beta, double *dZ, double *dX, double *dW, double *db)
+    ctypedef struct fastnn_loss_args:
+        double param[FASTNN_LOSS_MAX_PARAM]
+        const double *weight
+        const double *sample_weight
+
+    int fastnn_loss_f32(int loss, int64_t rows, int64_t width, const float *pred, const void *targets, const fastnn_loss_args *args, int reduction, double *value, double *total, float *grad)
+    int fastnn_loss_f64(int loss, int64_t rows, int64_t width, const double *pred, const void *targets, const fastnn_loss_args *args, int reduction, double *value, double *total, double *grad)
     int fastnn_mse_f32(int64_t size, const float *pred, const float *target, int reduction, double *loss, float *grad)
     int fastnn_mse_f64(int64_t size, const double *pred, const double *target, int reduction, double *loss, double *grad)
     int fastnn_bce_f32(int64_t size, const float *prob, const float *target, int reduction, double *loss, float *grad)
@@ -105,6 +116,7 @@ cdef extern from "fastnn.h" nogil:
         int loss, reduction, optimizer
         double hyper[FASTNN_OPT_MAX_HYPER]
         int64_t step
+        fastnn_loss_args loss_args
 
     ctypedef struct fastnn_trainer:
         pass

@@ -34,9 +34,11 @@ from libc.string cimport memset
 cimport numpy as cnp
 
 from fastnn.backends._csrc cimport *
+from fastnn._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
+                                check_loss_params)
 from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
                                        _unknown_optimizer, check_optimizer_call,
-                                       missing_state)
+                                       missing_state, rows_width)
 
 cnp.import_array()
 
@@ -162,6 +164,8 @@ cdef int _check_status(int status, str what) except -1:
         raise RuntimeError(f"{what}: not supported by this CPU")
     if status == FASTNN_EINTERRUPTED:
         raise KeyboardInterrupt(f"{what}: interrupted")
+    if status == FASTNN_EZEROWEIGHT:
+        raise ZeroWeightError(ZERO_WEIGHT_MESSAGE)     # the reference's words
     raise ValueError(f"{what}: invalid argument (status {status})")
 
 
@@ -180,7 +184,8 @@ def _c_tables():
     -------
     dict
         ``"activations"``: one dict per code (``name``, ``needs_z``,
-        ``rowwise``); ``"losses"``: (``name``, ``python_name``, ``labels``);
+        ``rowwise``); ``"losses"``: (``name``, ``python_name``, ``labels``,
+        ``params``, a tuple of names, ``vector``, a name or None);
         ``"optimizers"``: (``name``, ``n_state``, ``hypers``, a tuple of
         names); ``"reductions"`` and ``"isas"``: the names, by code.
     """
@@ -191,7 +196,10 @@ def _c_tables():
                         for i in range(FASTNN_N_ACT)],
         "losses": [{"name": _text(fastnn_loss_name(i)),
                     "python_name": _text(fastnn_loss_python_name(i)),
-                    "labels": fastnn_loss_labels(i) == 1} for i in range(FASTNN_N_LOSS)],
+                    "labels": fastnn_loss_labels(i) == 1,
+                    "params": tuple(_text(fastnn_loss_params(i)).split()),
+                    "vector": _text(fastnn_loss_vector(i)) or None}
+                   for i in range(FASTNN_N_LOSS)],
         "optimizers": [{"name": _text(fastnn_optimizer_name(i)),
                         "n_state": fastnn_optimizer_n_state(i),
                         "n_hyper": fastnn_optimizer_n_hyper(i),
@@ -208,6 +216,8 @@ _LOSS_CODES = {(row["python_name"], row["labels"]): i for i, row in enumerate(_T
 _OPT_CODES = {row["name"]: i for i, row in enumerate(_TABLES["optimizers"])}
 _REDUCTION_CODES = {name: i for i, name in enumerate(_TABLES["reductions"])}
 _ISA_NAMES = tuple(_TABLES["isas"])
+#: how many scalar parameters a loss may have (fastnn_loss_args.param)
+LOSS_MAX_PARAM = FASTNN_LOSS_MAX_PARAM
 
 
 # -------------------------------------------------------------- ISA, threads
@@ -570,6 +580,40 @@ cdef double _xent_probs(int64_t n, int64_t c, const floating[::1] z, const float
     return loss
 
 
+cdef object _loss(int code, int64_t rows, int64_t width, pred, target, int red, params,
+                  vector, sample_weight, bint need_grad, str what):
+    """Row ``code`` of C's loss table through fastnn_loss_*, the arrays checked by the
+    caller: (loss, grad or None)."""
+    cdef fastnn_loss_args args
+    cdef double value = 0.0
+    cdef int status, j
+    cdef const void *pp = cnp.PyArray_DATA(<cnp.ndarray>pred)
+    cdef const void *pt = cnp.PyArray_DATA(<cnp.ndarray>target)
+    cdef void *pg = NULL
+    cdef bint f32 = _f32(pred)
+    memset(&args, 0, sizeof(args))
+    if len(params) > FASTNN_LOSS_MAX_PARAM:
+        raise ValueError(f"{what}: {len(params)} parameters, C takes {FASTNN_LOSS_MAX_PARAM}")
+    for j, p in enumerate(params):
+        args.param[j] = p
+    if vector is not None:
+        args.weight = <const double *>cnp.PyArray_DATA(<cnp.ndarray>vector)
+    if sample_weight is not None:
+        args.sample_weight = <const double *>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+    grad = np.empty(pred.shape, dtype=pred.dtype) if need_grad else None
+    if need_grad:
+        pg = cnp.PyArray_DATA(<cnp.ndarray>grad)
+    with nogil:
+        if f32:
+            status = fastnn_loss_f32(code, rows, width, <const float *>pp, pt, &args, red,
+                                     &value, NULL, <float *>pg)
+        else:
+            status = fastnn_loss_f64(code, rows, width, <const double *>pp, pt, &args, red,
+                                     &value, NULL, <double *>pg)
+    _check_status(status, what)
+    return value, grad
+
+
 cdef int _dropout(const floating[::1] x, floating[::1] mask, floating[::1] y, double p,
                   uint64_t seed, uint64_t step) except -1:
     cdef int status
@@ -688,7 +732,7 @@ cdef class Trainer:
     cdef fastnn_train_spec _spec
     cdef int64_t _n_stages, _n, _t_width
     cdef bint _single
-    cdef object _X, _T, _keep
+    cdef object _X, _T, _keep, _weights
 
     def __cinit__(self):
         self._trainer = NULL
@@ -698,7 +742,8 @@ cdef class Trainer:
         fastnn_trainer_free(self._trainer)
         free(self._stages)
 
-    def __init__(self, stages, loss, reduction, spec, X, T, batch):
+    def __init__(self, stages, loss, reduction, spec, X, T, batch, loss_args=None,
+                 sample_weight=None):
         cdef int status
         cdef fastnn_stage *st
         _matrix(X, "X")
@@ -773,6 +818,27 @@ cdef class Trainer:
             _data(T, "targets", (n, width), dt, False, False)
             self._t_width = width
         self._spec.reduction = _reduction_code(reduction, 1)
+        # the loss's params and weight vector, by the names of its C row
+        row = _TABLES["losses"][self._spec.loss]
+        loss_args = {} if loss_args is None else dict(loss_args)
+        unknown = set(loss_args) - set(row["params"]) - {row["vector"]}
+        if unknown:
+            raise ValueError(f"the loss {loss!r} takes {row['params']} and the vector "
+                             f"{row['vector']!r}; got {sorted(unknown)}")
+        params = check_loss_params(loss, {name: loss_args.get(name, 0.0)
+                                          for name in row["params"]})
+        for j, name in enumerate(row["params"]):
+            self._spec.loss_args.param[j] = params[name]
+        vector = loss_args.get(row["vector"]) if row["vector"] else None
+        check_kernel_weights(n, sample_weight, width, vector, row["vector"] or "weight")
+        self._spec.loss_args.weight = NULL
+        self._spec.loss_args.sample_weight = NULL
+        if vector is not None:
+            self._spec.loss_args.weight = <const double *>cnp.PyArray_DATA(<cnp.ndarray>vector)
+        if sample_weight is not None:
+            self._spec.loss_args.sample_weight = <const double *>cnp.PyArray_DATA(
+                <cnp.ndarray>sample_weight)
+        self._weights = (vector, sample_weight)
         self._spec.optimizer = opt
         for j, name in enumerate(_TABLES["optimizers"][opt]["hypers"]):
             if name not in spec:
@@ -860,6 +926,12 @@ cdef class Trainer:
         if status == FASTNN_EDIVERGED:
             raise FloatingPointError(
                 "training diverged: the loss or an update became NaN or infinite", epoch)
+        if status == FASTNN_EZEROWEIGHT:
+            error = ZeroWeightError(
+                f"the weights of a batch (epoch {epoch + 1} of this run, from position "
+                f"{start}) sum to 0: reduction='mean' divides by them")
+            error.epoch = epoch
+            raise error
         _check_status(status, "train")
         return epoch, start
 
@@ -1079,13 +1151,57 @@ class CythonOps(NumpyOps):
         return dX, dW, db
 
     # ----------------------------------------------------------- losses
-    def mse(self, pred, target, reduction="mean", *, need_grad=True):
+    def mse(self, pred, target, reduction="mean", *, sample_weight=None, need_grad=True):
         """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale."""
-        return self._pointwise(False, "pred", pred, target, reduction, need_grad)
+        if sample_weight is None:
+            return self._pointwise(False, "pred", pred, target, reduction, need_grad)
+        return self._elementwise("mse", "pred", pred, target, reduction, (), None, None,
+                                 sample_weight, need_grad)
 
-    def bce(self, prob, target, reduction="mean", *, need_grad=True):
+    def bce(self, prob, target, reduction="mean", *, sample_weight=None, need_grad=True):
         """L = -[t*log(p) + (1-t)*log(1-p)], logs clamped at -100 (PyTorch's BCELoss)."""
-        return self._pointwise(True, "prob", prob, target, reduction, need_grad)
+        if sample_weight is None:
+            return self._pointwise(True, "prob", prob, target, reduction, need_grad)
+        return self._elementwise("bce", "prob", prob, target, reduction, (), None, None,
+                                 sample_weight, need_grad)
+
+    def l1(self, pred, target, reduction="mean", *, sample_weight=None, need_grad=True):
+        """L = mean or sum of |pred - target|;  dL/dpred = sign(pred - target)*scale."""
+        return self._elementwise("l1", "pred", pred, target, reduction, (), None, None,
+                                 sample_weight, need_grad)
+
+    def huber(self, pred, target, reduction="mean", *, delta=1.0, sample_weight=None,
+              need_grad=True):
+        """L = z^2/2 if z < delta else delta*(z - delta/2), z = |pred - target| (PyTorch)."""
+        delta = check_loss_params("huber", {"delta": delta})["delta"]
+        return self._elementwise("huber", "pred", pred, target, reduction, (delta,), None,
+                                 None, sample_weight, need_grad)
+
+    def smooth_l1(self, pred, target, reduction="mean", *, beta=1.0, sample_weight=None,
+                  need_grad=True):
+        """L = z^2/(2 beta) if z < beta else z - beta/2; beta = 0 is L1 (PyTorch)."""
+        beta = check_loss_params("smooth_l1", {"beta": beta})["beta"]
+        return self._elementwise("smooth_l1", "pred", pred, target, reduction, (beta,), None,
+                                 None, sample_weight, need_grad)
+
+    def bce_with_logits(self, logits, target, reduction="mean", *, pos_weight=None,
+                        sample_weight=None, need_grad=True):
+        """L = (1-t)*x - (1 + (v-1)*t) * logsigmoid(x) on logits (PyTorch's formula)."""
+        return self._elementwise("bce_with_logits", "logits", logits, target, reduction, (),
+                                 pos_weight, "pos_weight", sample_weight, need_grad)
+
+    def _elementwise(self, str kernel, str name, p, target, reduction, params, vector,
+                     vector_name, sample_weight, bint need_grad):
+        """A per-element loss of C's table with its parameters and weights."""
+        _float_array(p, name)
+        _same(p, name, target, "target")
+        rows, width = rows_width(p)
+        check_kernel_weights(rows, sample_weight, width, vector, vector_name or "weight")
+        cdef int red = _reduction_code(reduction, p.size if sample_weight is None else 1)
+        if p.size == 0:
+            _reduction_scale(reduction, 0)    # the error of an empty mean, as the reference
+        return _loss(_LOSS_CODES[(kernel, False)], rows, width, p, target, red, params,
+                     vector, sample_weight, need_grad, kernel)
 
     def _pointwise(self, bint bce, name, p, target, reduction, bint need_grad):
         """mse (bce false) or bce: checks, output, the C call; (loss, grad or None)."""
@@ -1099,14 +1215,20 @@ class CythonOps(NumpyOps):
             loss = _pointwise_loss[double](bce, p.size, _flat(p), _flat(target), red, _flat(grad))
         return loss, grad
 
-    def cross_entropy(self, logits, target, reduction="mean", *, need_grad=True):
+    def cross_entropy(self, logits, target, reduction="mean", *, weight=None,
+                      label_smoothing=0.0, sample_weight=None, need_grad=True):
         """L = -sum_c t_c * log_softmax(z)_c per row, on logits, stable log-sum-exp.
 
-        ``target``: int64 class labels (n,) in [0, C) or probabilities (n, C).
+        ``target``: int64 class labels (n,) in [0, C) or probabilities (n, C);
+        class ``weight``, ``label_smoothing`` and ``sample_weight`` as PyTorch
+        and NumpyOps.cross_entropy define them.
         """
         _matrix(logits, "logits")
         cdef int64_t n = logits.shape[0], c = logits.shape[1]
-        cdef int red = _reduction_code(reduction, n)
+        eps = check_loss_params("cross_entropy", {"label_smoothing": label_smoothing})[
+            "label_smoothing"]
+        plain = weight is None and eps == 0 and sample_weight is None
+        cdef int red = _reduction_code(reduction, n if plain else 1)
         if not isinstance(target, np.ndarray):
             raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
         labels = target.ndim == 1
@@ -1124,6 +1246,15 @@ class CythonOps(NumpyOps):
         if c == 0 and n > 0:
             raise ValueError(f"cross_entropy needs at least one class, logits has shape "
                              f"{logits.shape}")
+        if not plain:
+            if labels and n and (target.min() < 0 or target.max() >= c):
+                raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for "
+                                 f"logits of shape ({n}, {c})")
+            check_kernel_weights(n, sample_weight, c, weight, "weight")
+            if reduction == "mean" and n == 0:
+                _reduction_scale(reduction, 0)         # the error of an empty mean
+            return _loss(_LOSS_CODES[("cross_entropy", labels)], n, c, logits, target, red,
+                         (eps,), weight, sample_weight, need_grad, "cross_entropy")
         grad = np.empty((n, c), dtype=logits.dtype) if need_grad else None
         if labels:
             if _f32(logits):
@@ -1256,14 +1387,15 @@ class CythonOps(NumpyOps):
             _dropout_backward[double](_flat(dY), _flat(mask), _flat(dX))
         return dX
 
-    def make_trainer(self, stages, loss, reduction, spec, X, T, batch):
-        """A Trainer running whole batches of a fit in C (see Network._epochs_native)."""
-        return Trainer(stages, loss, reduction, spec, X, T, batch)
+    def make_trainer(self, stages, loss, reduction, spec, X, T, batch, loss_args=None,
+                     sample_weight=None):
+        """A Trainer running whole batches of a fit in C (see fastnn.training)."""
+        return Trainer(stages, loss, reduction, spec, X, T, batch, loss_args, sample_weight)
 
 
 # ------------------------------------------------------------ test hook
 _PROBE_ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward",
-                  "mse", "bce", "xent_labels", "xent_probs", "set_isa",
+                  "mse", "bce", "xent_labels", "xent_probs", "loss", "set_isa",
                   "optimizer_update",
                   "trainer_new_loss", "trainer_new_optimizer", "trainer_new_reduction",
                   "trainer_new_stage", "trainer_new_act", "train_run_loss",
@@ -1276,7 +1408,8 @@ def _probe_code(str entry, int code):
 
     The arguments are otherwise valid (2 x 2 float64 arrays, a one-stage dense
     network trained by SGD on MSE): ``entry`` names the function and which
-    code it gets -- an activation, a reduction, an ISA, or the trainer's loss,
+    code it gets -- an activation, a reduction, an ISA, a loss (``"loss"``:
+    fastnn_loss_f64, with labels for a row that takes them), or the trainer's loss,
     optimizer, reduction, stage kind or activation, given to
     ``fastnn_trainer_new`` or set after it, so that ``fastnn_train_run``'s own
     dispatch sees it.  Returns the status after ``_check_status`` (so an
@@ -1296,6 +1429,9 @@ def _probe_code(str entry, int code):
     cdef int status = FASTNN_OK, isa
     cdef fastnn_stage stage
     cdef fastnn_train_spec spec
+    cdef fastnn_loss_args largs
+    cdef const void *probe_targets = NULL
+    cdef int mean_code = _REDUCTION_CODES["mean"]
     cdef fastnn_trainer *trainer = NULL
     cdef int64_t epoch = 0, start = 0
     for i in range(4):
@@ -1322,6 +1458,15 @@ def _probe_code(str entry, int code):
         status = fastnn_xent_labels_f64(2, 2, x, labels, code, &loss, y)
     elif entry == "xent_probs":
         status = fastnn_xent_probs_f64(2, 2, x, tg, code, &loss, y)
+    elif entry == "loss":
+        memset(&largs, 0, sizeof(largs))
+        for i in range(FASTNN_LOSS_MAX_PARAM):
+            largs.param[i] = 0.5     # a value every parameter accepts
+        probe_targets = <const void *>tg
+        if fastnn_loss_labels(code) == 1:
+            probe_targets = <const void *>labels
+        status = fastnn_loss_f64(code, 2, 2, x, probe_targets, &largs, mean_code, &loss,
+                                 NULL, y)
     elif entry == "optimizer_update":
         for i in range(FASTNN_OPT_MAX_STATE):
             opt_state[i] = &sw0[0] if i % 2 == 0 else &sw1[0]
@@ -1351,6 +1496,8 @@ def _probe_code(str entry, int code):
         spec.hyper[0] = 0.1      # lr; every other hyper-parameter 0.5
         for i in range(1, FASTNN_OPT_MAX_HYPER):
             spec.hyper[i] = 0.5
+        for i in range(FASTNN_LOSS_MAX_PARAM):
+            spec.loss_args.param[i] = 0.5   # a value every loss parameter accepts
         spec.step = 0
         field = entry.rsplit("_", 1)[1]
         if entry.startswith("trainer_new"):

@@ -39,6 +39,8 @@ from numpy.typing import ArrayLike, NDArray
 # Loss reductions, in the order of the C enum ``FASTNN_REDUCTION_*``: defined in
 # fastnn._validation, which the losses read without importing a backend.
 from .._validation import REDUCTIONS as REDUCTIONS  # re-exported: the backends read it here
+from .._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
+                           check_loss_params)
 
 #: a C-contiguous float32/float64 (labels: int64) ndarray
 Array = NDArray[Any]
@@ -135,6 +137,93 @@ def _reduction_scale(reduction: str, count: int) -> float:
     if reduction == "sum":
         return 1.0
     raise ValueError(f"unknown reduction {reduction!r}; expected 'mean' or 'sum'")
+
+
+def rows_width(a: Array) -> tuple[int, int]:
+    """A loss's rows and row width for pred ``a``: (n, d) for (n, d), (n, 1) for (n,).
+
+    The rows are what sample weights weigh and the width what a weight
+    vector (``pos_weight``) runs along; shapes of more dimensions count the
+    first axis as rows.
+    """
+    if a.ndim == 0:
+        return 1, 1
+    rows = a.shape[0]
+    return rows, (a.size // rows if rows else int(np.prod(a.shape[1:])))
+
+
+def _weighted_scale(reduction: str, width: int, total: float) -> float:
+    """The scale of a weighted sum: 1 / (width * total) for 'mean', 1 for 'sum'."""
+    if reduction == "sum":
+        return 1.0
+    if reduction != "mean":
+        return _reduction_scale(reduction, 1)          # the error
+    if width == 0:
+        return 1.0 / 0                                 # as _reduction_scale(mean, 0)
+    if total == 0:
+        raise ZeroWeightError(ZERO_WEIGHT_MESSAGE)
+    return 1.0 / (width * total)
+
+
+def _elementwise(reduction: str, sample_weight: Array | None, pred: Array, terms: Any,
+                 g: Array | None, k: float = 1.0) -> tuple[float, Array | None]:
+    """The per-element losses' reduction, weights and gradient scale.
+
+    ``terms``: the float64 loss of each element of ``pred``; ``g``: its
+    unscaled derivative (pred's dtype) or None.  Without weights: loss =
+    sum(terms) * scale (1/size for mean), grad = g * T(k * scale).  With
+    ``sample_weight`` w (n,) for pred (n, d): loss = sum(w_i * terms_ij) *
+    scale, scale = 1 / (d * sum w) for mean, grad_ij = g_ij * T(k * scale * w_i).
+    """
+    if sample_weight is None:
+        scale = _reduction_scale(reduction, pred.size)
+        loss = float(np.sum(terms) * scale)
+        return loss, None if g is None else g * pred.dtype.type(k * scale)
+    rows, width = rows_width(pred)
+    check_kernel_weights(rows, sample_weight)
+    if pred.size == 0:
+        _reduction_scale(reduction, 0)        # the error of an empty mean, as unweighted
+    scale = _weighted_scale(reduction, width, float(np.sum(sample_weight)))
+    weighted = np.reshape(terms, (rows, width)) * sample_weight[:, None]
+    loss = float(np.sum(weighted) * scale)
+    if g is None:
+        return loss, None
+    factor = (k * scale * sample_weight).astype(pred.dtype)
+    return loss, (np.reshape(g, (rows, width)) * factor[:, None]).reshape(pred.shape)
+
+
+def _cross_entropy_general(logits: Array, target: Array, reduction: str,
+                           weight: Array | None, eps: float, sample_weight: Array | None,
+                           need_grad: bool, e: Array, sum_e: Array,
+                           nlogp: Any) -> tuple[float, Array | None]:
+    """The cross-entropy with class weights, label smoothing or sample weights.
+
+    ``nlogp`` = -log_softmax(logits) in float64, ``e`` / ``sum_e`` the
+    shifted exponentials and their row sums (see ``NumpyOps.cross_entropy``
+    for the formulas).
+    """
+    n, c = logits.shape
+    cw = np.ones(c) if weight is None else weight
+    sw = np.ones(n) if sample_weight is None else sample_weight
+    ec = eps / c if c else 0.0                   # no classes: no rows either
+    rows = np.arange(n)
+    if target.ndim == 1:
+        q = np.broadcast_to(ec * cw, (n, c)).copy()
+        q[rows, target] += (1 - eps) * cw[target]
+        omega = sw * cw[target] if weight is not None else sw
+    else:
+        q = cw * ((1 - eps) * target.astype(np.float64) + ec)
+        omega = sw
+    if reduction == "mean" and n == 0:
+        _reduction_scale(reduction, 0)                    # the error of an empty mean
+    total = float(np.sum(omega))
+    scale = _weighted_scale(reduction, 1, total)
+    loss = float(np.sum(sw * (q * nlogp).sum(axis=1)) * scale)
+    if not need_grad:
+        return loss, None
+    softmax = (e / sum_e).astype(np.float64)
+    grad = (softmax * q.sum(axis=1, keepdims=True) - q) * (sw * scale)[:, None]
+    return loss, grad.astype(logits.dtype)
 
 
 def _softmax_forward(X: Array, alpha: float, beta: float) -> Array:
@@ -517,56 +606,154 @@ class NumpyOps:
         return dX, dW, db
 
     # ----------------------------------------------------------- losses
+    # Every loss takes ``sample_weight``: None, or a float64 (n,) array of
+    # weights >= 0 for the n rows of pred.  A row's loss l_i is the sum of its
+    # terms (cross-entropy) or their mean over the row (the per-element
+    # losses); the batch's is sum_i w_i l_i, divided for "mean" by the total
+    # weight sum_i w_i (times the label's class weight for the weighted
+    # cross-entropy with labels), so an integer weight counts as that many
+    # copies of the row.  A total weight of 0 under "mean" is a
+    # ZeroWeightError.  Without weights the formulas are the unweighted ones,
+    # nothing multiplied by 1.
     @_ieee
     def mse(self, pred: Array, target: Array, reduction: str = "mean", *,
+            sample_weight: Array | None = None,
             need_grad: bool = True) -> tuple[float, Array | None]:
         """L = mean or sum of (pred - target)^2;  dL/dpred = 2*(pred - target)*scale.
 
         pred, target: same shape.  Returns (loss as float, grad or None).
         """
-        scale = _reduction_scale(reduction, pred.size)
         diff = pred - target
-        loss = float(np.sum(np.square(diff, dtype=np.float64)) * scale)
-        grad = diff * pred.dtype.type(2.0 * scale) if need_grad else None
-        return loss, grad
+        return _elementwise(reduction, sample_weight, pred, np.square(diff, dtype=np.float64),
+                            diff if need_grad else None, 2.0)
 
     @_ieee
     def bce(self, prob: Array, target: Array, reduction: str = "mean", *,
+            sample_weight: Array | None = None,
             need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -[t*log(p) + (1-t)*log(1-p)] with logs clamped at -100 (PyTorch);
 
         dL/dp = (p - t) / max(p*(1-p), 1e-12) * scale.  prob, target: same shape (n, d).
         Returns (loss, grad or None).
         """
-        scale = _reduction_scale(reduction, prob.size)
         p = prob.astype(np.float64)
         t = target.astype(np.float64)
         log_p = np.maximum(np.log(p), -100.0)
         log_1mp = np.maximum(np.log(1 - p), -100.0)
-        loss = float(-np.sum(t * log_p + (1 - t) * log_1mp) * scale)
         grad = None
         if need_grad:
             dt = prob.dtype.type
-            grad = (prob - target) / np.maximum(prob * (1 - prob), dt(1e-12)) * dt(scale)
-        return loss, grad
+            grad = (prob - target) / np.maximum(prob * (1 - prob), dt(1e-12))
+        return _elementwise(reduction, sample_weight, prob, -(t * log_p + (1 - t) * log_1mp),
+                            grad)
+
+    @_ieee
+    def l1(self, pred: Array, target: Array, reduction: str = "mean", *,
+           sample_weight: Array | None = None,
+           need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = mean or sum of |pred - target|;  dL/dpred = sign(pred - target)*scale,
+
+        0 where pred == target (PyTorch's sgn).  pred, target: same shape.
+        """
+        diff = pred - target
+        return _elementwise(reduction, sample_weight, pred, np.abs(diff.astype(np.float64)),
+                            np.sign(diff) if need_grad else None)
+
+    @_ieee
+    def huber(self, pred: Array, target: Array, reduction: str = "mean", *,
+              delta: float = 1.0, sample_weight: Array | None = None,
+              need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = z^2/2 if z < delta else delta*(z - delta/2), z = |pred - target|;
+
+        dL/dpred = clip(pred - target, -delta, delta)*scale.  delta > 0.
+        """
+        delta = check_loss_params("huber", {"delta": delta})["delta"]
+        diff = pred - target
+        z = np.abs(diff.astype(np.float64))
+        terms = np.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta))
+        grad = None
+        if need_grad:
+            a = pred.dtype.type(delta)
+            grad = np.where(diff < -a, -a, np.where(diff > a, a, diff))
+        return _elementwise(reduction, sample_weight, pred, terms, grad)
+
+    @_ieee
+    def smooth_l1(self, pred: Array, target: Array, reduction: str = "mean", *,
+                  beta: float = 1.0, sample_weight: Array | None = None,
+                  need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = z^2/(2 beta) if z < beta else z - beta/2, z = |pred - target|;
+
+        dL/dpred = clip((pred - target)/beta, -1, 1)*scale.  beta >= 0; beta = 0
+        is the L1 loss, gradient included (as PyTorch's smooth_l1_loss).
+        """
+        beta = check_loss_params("smooth_l1", {"beta": beta})["beta"]
+        diff = pred - target
+        z = np.abs(diff.astype(np.float64))
+        terms = np.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta)
+        grad = None
+        if need_grad:
+            dt = pred.dtype.type
+            b = dt(beta)
+            grad = (np.sign(diff) if beta == 0 else
+                    np.where(diff < -b, dt(-1), np.where(diff > b, dt(1), diff / b)))
+        return _elementwise(reduction, sample_weight, pred, terms, grad)
+
+    @_ieee
+    def bce_with_logits(self, logits: Array, target: Array, reduction: str = "mean", *,
+                        pos_weight: Array | None = None, sample_weight: Array | None = None,
+                        need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = (1-t)*x - (1 + (v-1)*t) * logsigmoid(x) on logits x (PyTorch's formula),
+
+        logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)), v the ``pos_weight`` of
+        each output (float64 (d,), None: 1);  dL/dx = (sigmoid(x) - t)*scale,
+        or ((v*t + 1 - t)*sigmoid(x) - v*t)*scale.  logits, target: (n, d).
+        """
+        check_kernel_weights(0, None, rows_width(logits)[1], pos_weight, "pos_weight")
+        shape = rows_width(logits)           # pos_weight runs along a row
+        x = logits.astype(np.float64).reshape(shape)
+        t = target.astype(np.float64).reshape(shape)
+        log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+        lw = 1.0 if pos_weight is None else 1 + (pos_weight - 1) * t
+        grad = None
+        if need_grad:
+            s = _sigmoid(logits)
+            if pos_weight is None:
+                grad = s - target
+            else:
+                vt = pos_weight.astype(logits.dtype) * target.reshape(shape)
+                grad = ((vt + logits.dtype.type(1) - target.reshape(shape)) * s.reshape(shape)
+                        - vt).reshape(logits.shape)
+        return _elementwise(reduction, sample_weight, logits, (1 - t) * x - lw * log_sig, grad)
 
     @_ieee
     def cross_entropy(self, logits: Array, target: Array, reduction: str = "mean", *,
+                      weight: Array | None = None, label_smoothing: float = 0.0,
+                      sample_weight: Array | None = None,
                       need_grad: bool = True) -> tuple[float, Array | None]:
         """L = -sum_c t_c * log_softmax(z)_c per row, mean or sum over rows;
 
         dL/dz = (softmax(z) * sum_c t_c - t) * scale.  ``target`` is either int64
         class labels (n,) in [0, C) or probabilities (n, C); logits: (n, C).
-        Returns (loss, grad (n, C) or None).
+        With class weights c (float64 (C,)) and ``label_smoothing`` eps,
+        PyTorch's definitions through an effective target q per row: labels
+        y: q_k = (eps/C) c_k, plus (1 - eps) c_y at k = y; probabilities t:
+        q_k = c_k ((1 - eps) t_k + eps/C); the row's loss is -sum_k q_k
+        log_softmax(z)_k, its gradient softmax * sum_k q_k - q; the mean
+        divides by sum_i c_{y_i} (labels) or n (probabilities), each row
+        counted with its sample weight.  Returns (loss, grad (n, C) or None).
         """
         n, c = logits.shape
-        scale = _reduction_scale(reduction, n)
+        eps = check_loss_params("cross_entropy", {"label_smoothing": label_smoothing})[
+            "label_smoothing"]
         if c == 0 and n:
             raise ValueError(f"cross_entropy needs at least one class, logits has shape "
                              f"{logits.shape}")
         if target.ndim == 1 and n and (target.min() < 0 or target.max() >= c):
             raise ValueError(f"cross_entropy: target labels must lie in [0, {c}) for logits "
                              f"of shape ({n}, {c})")
+        check_kernel_weights(n, sample_weight, c, weight, "weight")
+        plain = weight is None and eps == 0 and sample_weight is None
+        scale = _reduction_scale(reduction, n) if plain else 1.0
         row_max = logits.max(axis=1, keepdims=True, initial=-np.inf)  # initial: for n == 0
         e = np.exp(logits - row_max)
         sum_e = e.sum(axis=1, keepdims=True)
@@ -575,6 +762,10 @@ class NumpyOps:
         # -inf for logits of -3e38 beside 3e38, whose loss 6e38 float64 holds
         shifted = np.subtract(logits, row_max, dtype=np.float64)
         rows = np.arange(n)
+        if not plain:
+            return _cross_entropy_general(logits, target, reduction, weight, eps,
+                                          sample_weight, need_grad, e, sum_e,
+                                          log_sum - shifted)
         if target.ndim == 1:
             # -log_softmax at the label = log(sum e) - (z_label - max)
             loss = float(np.sum(log_sum[:, 0] - shifted[rows, target]) * scale)
