@@ -61,7 +61,7 @@ NETWORKS = {
     "softplus_gelu": (lambda: [_dense(3, 5), fastnn.Softplus(beta=2.0, threshold=1.5),
                                _dense(5, 4), fastnn.GELU(approximate="tanh"), _dense(4, 2)],
                       "mse", lambda: fastnn.SGD(lr=0.05, momentum=0.9), 4, 11, "values"),
-    "huber_weighted_ce": (lambda: [_dense(3, 4), fastnn.ELU(), _dense(4, 3)],
+    "smoothed_weighted_ce": (lambda: [_dense(3, 4), fastnn.ELU(), _dense(4, 3)],
                           fastnn.CrossEntropyLoss(weight=np.array([1.0, 2.0, 0.5]),
                                                   label_smoothing=0.1),
                           lambda: fastnn.Adam(lr=0.02), 4, 10, "labels"),
