@@ -272,7 +272,8 @@ class Network:
             verbose: int = 0,
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-            restore_best_weights: bool = True) -> History:
+            restore_best_weights: bool = True, clip_grad_norm: float | None = None,
+            clip_grad_value: float | None = None) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -314,6 +315,16 @@ class Network:
             not), copy the parameters of the best epoch back into the layers'
             arrays in place (a Dense ``W`` stays the same array object).  The
             optimizer state (momentum, Adam's moments) is not rolled back.
+        clip_grad_norm : float >= 0 or None, default None
+            After each batch's backward, before the update, scale all the
+            gradients together as ``torch.nn.utils.clip_grad_norm_(params,
+            clip_grad_norm)``: with ``total`` the L2 norm of all of them at
+            once, multiply each by ``clip_grad_norm / (total + 1e-6)`` when
+            that is below 1.
+        clip_grad_value : float >= 0 or None, default None
+            Likewise, clamp every gradient element to ``[-clip_grad_value,
+            clip_grad_value]`` (``torch.nn.utils.clip_grad_value_``); after
+            the norm's scaling when both are given.
 
         Returns
         -------
@@ -400,7 +411,8 @@ class Network:
                              batch_size=batch_size, shuffle=shuffle, seed=seed,
                              verbose=verbose, validation_data=validation_data,
                              early_stopping=early_stopping, patience=patience,
-                             min_delta=min_delta, restore_best_weights=restore_best_weights)
+                             min_delta=min_delta, restore_best_weights=restore_best_weights,
+                             clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value)
 
     def evaluate(self, X: ArrayLike, y: ArrayLike, *,
                  loss: Loss | type[Loss] | str) -> dict[str, float]:

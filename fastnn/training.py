@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -160,14 +160,16 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
         restore_best_weights: bool = True,
-        observers: Sequence[_Observer] = ()) -> History:
+        observers: Sequence[_Observer] = (), clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None) -> History:
     """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
     Parameters
     ----------
     network : Network
     X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
-    early_stopping, patience, min_delta, restore_best_weights
+    early_stopping, patience, min_delta, restore_best_weights, clip_grad_norm,
+    clip_grad_value
         As ``Network.fit``.
     observers : sequence of objects with ``on_epoch_end(epoch, logs)``
         Called after each epoch, after the built-in ones (validation, the
@@ -195,6 +197,11 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     patience = check_int(patience, "patience", minimum=1)
     min_delta = check_float(min_delta, "min_delta", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0, allow_none=True)
+    clip = _Clipping(
+        None if clip_grad_norm is None else check_float(clip_grad_norm, "clip_grad_norm",
+                                                        minimum=0.0),
+        None if clip_grad_value is None else check_float(clip_grad_value, "clip_grad_value",
+                                                         minimum=0.0))
     X, T = network._check_data(X, y, loss)
     validation: _Validation | None = None
     if validation_data is not None:
@@ -225,7 +232,8 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                                                stopping) if o is not None]
             watchers += observers
             try:
-                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt)
+                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
+                                        clip)
                 _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
                        interrupt)
             finally:
@@ -402,20 +410,37 @@ class _ProgressObserver:
 
 
 # ------------------------------------------------------------- the trainers
+class _Clipping(NamedTuple):
+    """Gradient clipping after each backward, before the update (None: off): the
+    norm of all gradients (``torch.nn.utils.clip_grad_norm_``) then each value
+    (``clip_grad_value_``)."""
+
+    norm: float | None = None
+    value: float | None = None
+
+    def apply(self, ops: Any, grads: list[NDArray[Any]]) -> None:
+        """Clip ``grads`` in place with the backend's kernels."""
+        if self.norm is not None:
+            ops.clip_grad_norm(grads, self.norm)
+        if self.value is not None:
+            ops.clip_grad_value(grads, self.value)
+
+
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> Any:
+                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
+                  clip: _Clipping = _Clipping()) -> Any:
     """The backend's native trainer when it has one and knows every piece, else the
     Python trainer -- with one warning, naming the user code, when a native one was
     passed over (never a piece run as something it is not)."""
     if getattr(network.ops, "make_trainer", None) is None:
-        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, clip)
     reasons = _user_code(network, loss, optimizer)
     if not reasons:
-        return _NativeTrainer(network, X, T, loss, optimizer, batch)
+        return _NativeTrainer(network, X, T, loss, optimizer, batch, clip)
     warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
                   f"{network.ops.name!r} backend (the built-in layers still run its compiled "
                   "kernels)", UserWarning, stacklevel=4)
-    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, clip)
 
 
 def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
@@ -467,6 +492,8 @@ class PythonTrainer:
         between the layers of its passes and before its update, the
         unfinished batch is dropped (its dropout steps given back) and
         ``run`` returns with ``interrupted`` True.
+    clip : _Clipping
+        Gradient clipping between each backward and the update.
 
     Attributes
     ----------
@@ -475,9 +502,10 @@ class PythonTrainer:
     """
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt) -> None:
+                 optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
+                 clip: _Clipping = _Clipping()) -> None:
         self.network, self.X, self.T, self.loss = network, X, T, loss
-        self.batch, self.interrupt = batch, interrupt
+        self.batch, self.interrupt, self.clip = batch, interrupt, clip
         self.interrupted = False
         self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
         self._step = optimizer.checked_step(network)   # creates the state, as the C one
@@ -531,6 +559,9 @@ class PythonTrainer:
                     network._backward_no_input_grad(grad, self.interrupt)  # type: ignore[arg-type]
                     if self.interrupt.requested:    # the last moment to drop the batch
                         raise _BatchInterrupted
+                    if self.clip != _Clipping():    # the gradients, in place
+                        self.clip.apply(network.ops, [g for _, _, g in network.parameters()
+                                                      if g is not None])
                 except (_BatchInterrupted, KeyboardInterrupt) as exc:
                     for layer, count in zip(self._dropouts, drawn):  # the batch drew nothing
                         layer.step = count
@@ -563,7 +594,7 @@ class _NativeTrainer:
     """
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-                 optimizer: Optimizer, batch: int) -> None:
+                 optimizer: Optimizer, batch: int, clip: _Clipping = _Clipping()) -> None:
         for layer, _ in network._plan:          # gradient buffers the trainer writes
             if isinstance(layer, Dense):
                 params = layer.params()
@@ -572,6 +603,7 @@ class _NativeTrainer:
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
         spec, states = optimizer.native_spec(network)
+        spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value}
         stages = [_stage(network, layer, activation, states)
                   for layer, activation in network._plan]
         self.network, self.optimizer = network, optimizer
@@ -607,7 +639,7 @@ def _stage(network: Network, layer: Layer, activation: Activation | None,
                 "activation": activation.kind if activation else "identity",
                 "alpha": activation.alpha if activation else 0.0,
                 "state_W": states[f"{key}.W"],
-                "state_b": states.get(f"{key}.b", [None, None])}
+                "state_b": states.get(f"{key}.b", [None] * len(states[f"{key}.W"]))}
     if isinstance(layer, Activation):
         return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha}
     if isinstance(layer, Dropout):
