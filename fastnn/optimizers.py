@@ -306,8 +306,9 @@ class Optimizer:
         -------
         spec : dict
             The update's constants.
-        states : dict of str -> [ndarray or None, ndarray or None]
-            Each parameter key's two state arrays (shape of the parameter) or
+        states : dict of str -> list of (ndarray or None)
+            Each parameter key's state arrays, in the order of the ``kernel``
+            row of the table (shape of the parameter) or
             None, created here exactly as ``step`` would create them.
 
         Raises
