@@ -80,14 +80,20 @@ extern "C" {
     X(BCE_LOGITS, bce_logits, "bce_with_logits", 0, "", "pos_weight")
 
 /* Optimizers: X(ID, name, n_state, n_hyper, hypers).  n_state: the state
- * arrays per parameter (fastnn_stage.state_W / state_b, in this order);
- * hypers: the names of fastnn_train_spec.hyper[0 .. n_hyper), space
- * separated, as the Python optimizer's spec names them (booleans are 0/1).
- * optim_impl.h defines, for each row, name_k (its per-step constants),
- * name_prepare and name_elem (its update of one element). */
-#define FASTNN_OPTIMIZERS(X)                                           \
-    X(SGD, sgd, 1, 4, "lr momentum weight_decay nesterov")             \
-    X(ADAM, adam, 2, 5, "lr beta1 beta2 eps weight_decay")
+ * arrays per parameter (fastnn_stage.state_W / state_b, in this order; an
+ * entry the hyper-parameters do not use may be NULL, e.g. SGD's velocity
+ * without momentum); hypers: the names of fastnn_train_spec.hyper[0 ..
+ * n_hyper), space separated, as the Python optimizer's spec names them
+ * (booleans are 0/1).  optim_impl.h defines, for each row, name_k (its
+ * per-step constants), name_prepare and name_elem (its update of one
+ * element).  States: SGD velocity; Adam and AdamW m, v, max v (amsgrad);
+ * RMSprop square_avg, momentum_buffer, grad_avg (centered); Adagrad sum. */
+#define FASTNN_OPTIMIZERS(X)                                                  \
+    X(SGD, sgd, 1, 4, "lr momentum weight_decay nesterov")                    \
+    X(ADAM, adam, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")            \
+    X(ADAMW, adamw, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")          \
+    X(RMSPROP, rmsprop, 3, 6, "lr alpha eps weight_decay momentum centered")  \
+    X(ADAGRAD, adagrad, 1, 4, "lr lr_decay weight_decay eps")
 
 /* Loss reductions: X(ID, name). */
 #define FASTNN_REDUCTIONS(X) \
@@ -101,7 +107,7 @@ extern "C" {
     X(AVX512, avx512) /* AVX-512F */
 
 /* the largest n_state and n_hyper of any optimizer (checked in tables.c) */
-#define FASTNN_OPT_MAX_STATE 2
+#define FASTNN_OPT_MAX_STATE 3
 #define FASTNN_OPT_MAX_HYPER 8
 /* the largest number of params of any loss (checked by tests/test_tables.py) */
 #define FASTNN_LOSS_MAX_PARAM 2
@@ -283,6 +289,26 @@ int fastnn_optimizer_update_f32(int opt, int64_t size, float *param,
 int fastnn_optimizer_update_f64(int opt, int64_t size, double *param,
                                 const double *grad, double *const *state,
                                 const double *hyper, int64_t step);
+/* ---- gradient clipping (optim.c), in place, over a set of arrays ------
+ * count gradient arrays, the i-th of sizes[i] elements at grads[i], as
+ * torch.nn.utils.clip_grad_norm_ / clip_grad_value_ define it.
+ * norm: total = sqrt(sum over the arrays of sum g^2), summed in double in a
+ * fixed order (arrays in turn, each by 8 interleaved partial sums, never
+ * split across threads, so the result does not depend on the thread count);
+ * c = max_norm / (total + 1e-6) in double; unless c >= 1 (so also for a NaN
+ * c), every g *= c rounded to T.  *total gets the norm (inf or NaN when a
+ * gradient is).  value: g = min(max(g, -v), v) with v rounded to T (NaN
+ * stays NaN).  FASTNN_EINVAL for count < 0, a negative size, a NULL array
+ * of non-zero size, a NULL total, or a negative or NaN max_norm / v. */
+int fastnn_clip_grad_norm_f32(int64_t count, const int64_t *sizes, float *const *grads,
+                              double max_norm, double *total);
+int fastnn_clip_grad_norm_f64(int64_t count, const int64_t *sizes, double *const *grads,
+                              double max_norm, double *total);
+int fastnn_clip_grad_value_f32(int64_t count, const int64_t *sizes, float *const *grads,
+                               double clip_value);
+int fastnn_clip_grad_value_f64(int64_t count, const int64_t *sizes, double *const *grads,
+                               double clip_value);
+
 /* The proof the trainer uses to skip the dry run of an update, on these
  * arrays (nothing is written): 1 when every new value of the update above
  * is proved finite from the largest magnitudes of param, grad and state
@@ -331,7 +357,7 @@ typedef struct fastnn_stage {
     void *W, *b;                /* dense: parameters (b may be NULL) */
     void *dW, *db;              /* dense: gradients of the last batch */
     /* the optimizer's state arrays, FASTNN_OPTIMIZERS' n_state of them
-       (SGD: velocity, NULL without momentum; Adam: m, v) */
+       (in the order of FASTNN_OPTIMIZERS' note; NULL where unused) */
     void *state_W[FASTNN_OPT_MAX_STATE], *state_b[FASTNN_OPT_MAX_STATE];
     double p;                   /* dropout probability */
     uint64_t seed, step;        /* dropout stream; step advances per batch */
@@ -344,6 +370,10 @@ typedef struct fastnn_train_spec {
     /* the loss's params and weight vector; sample_weight: NULL, or one weight
        per sample of X (X's order), which each batch gathers with its rows */
     fastnn_loss_args loss_args;
+    /* gradient clipping after each backward, before the update (as
+       fastnn_clip_grad_norm / _value; the norm first when both are on) */
+    int clip_norm_on, clip_value_on;
+    double clip_norm, clip_value;
 } fastnn_train_spec;
 
 typedef struct fastnn_trainer fastnn_trainer;

@@ -1,5 +1,6 @@
 /*
- * optim.c -- SGD (momentum, Nesterov, weight decay) and Adam, in place.
+ * optim.c -- SGD (momentum, Nesterov, weight decay), Adam and AdamW (amsgrad),
+ * RMSprop (momentum, centered) and Adagrad, in place; gradient clipping.
  *
  * Why it is built this way: the NumPy reference (numpy_ops.OPTIMIZERS, one
  * function per optimizer) makes several whole-array passes with temporaries; here each

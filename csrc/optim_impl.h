@@ -15,7 +15,9 @@
  *   name_elem     the update of element i: computes the new parameter and
  *                 state values, writes them when `write`, else returns
  *                 whether any is inf or NaN;
- *   name_states   how many state arrays a mode reads and writes;
+ *   name_states   which state arrays a mode reads and writes, as bits
+ *                 (1 << j: state j; e.g. RMSprop's grad_avg without its
+ *                 momentum_buffer);
  *   name_safe     whether, for every |param| <= P, |grad| <= G and state
  *                 values within the bounds b, every new value is provably
  *                 finite (0 when it cannot tell), and if so, bounds on
@@ -147,7 +149,7 @@ F(sgd_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
 
 static inline int F(sgd_states)(int mode)
 {
-    return mode == 0 ? 0 : 1;
+    return mode == 0 ? 0 : 1;   /* bits: the velocity */
 }
 
 /* |g| <= G + |wd| P;  |v| <= |mu| |v_old| + |g|;  |p'| <= P + |lr| |step|;
@@ -170,24 +172,28 @@ static int F(sgd_safe)(const F(sgd_k) *k, int mode, const fastnn_opt_bounds *b, 
     return 1;
 }
 
-/* ---- Adam ---------------------------------------------------------------
- * g = grad + wd*p (if wd != 0);  m = flush(b1*m + (1-b1)*g);
- * v = flush(b2*v + (1-b2)*g^2);
- * p -= step_size * m / (sqrt(v)/bc2 + eps), step_size = lr/(1-b1^t) and
+/* ---- Adam and AdamW -----------------------------------------------------
+ * Adam: g = grad + wd*p (if wd != 0).  AdamW: p = p * (1 - lr*wd) first (the
+ * decoupled decay, its factor computed in double then rounded to T), g = grad.
+ * Then m = flush(b1*m + (1-b1)*g);  v = flush(b2*v + (1-b2)*g^2);
+ * amsgrad: vm = max(vm, v) (NaN propagating, as torch.maximum), else vm = v;
+ * p -= step_size * m / (sqrt(vm)/bc2 + eps), step_size = lr/(1-b1^t) and
  * bc2 = (1-b2^t)^0.5 computed in double, then rounded to T.
- * hyper: lr, beta1, beta2, eps, weight_decay.  One mode.
+ * hyper: lr, beta1, beta2, eps, weight_decay, amsgrad.  Modes: 0 plain, 1
+ * amsgrad (states m, v, max v).  adamw_* are adam_* with the decay decoupled.
  */
 typedef struct {
-    T b1, b2, omb1, omb2, ss, bc, ep, wd;
-    int use_wd;
+    T b1, b2, omb1, omb2, ss, bc, ep, wd, keep;
+    int use_wd, decoupled;
 } F(adam_k);
-enum { F(adam_modes) = 1 };
+enum { F(adam_modes) = 2 };
 
-static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(adam_k) *k,
-                           int *mode)
+static int F(adam_setup)(const double *h, int64_t step, T *const *state, F(adam_k) *k,
+                         int *mode, int decoupled)
 {
     const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3], weight_decay = h[4];
-    if (step < 1 || state[0] == NULL || state[1] == NULL)
+    *mode = h[5] != 0.0;
+    if (step < 1 || state[0] == NULL || state[1] == NULL || (*mode && state[2] == NULL))
         return FASTNN_EINVAL;
     const double step_size = lr / (1.0 - pow(beta1, (double)step));
     const double bc2 = pow(1.0 - pow(beta2, (double)step), 0.5);
@@ -199,58 +205,298 @@ static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(ada
     k->ss = (T)step_size;
     k->bc = (T)bc2;
     k->ep = (T)eps;
-    k->use_wd = weight_decay != 0.0;
-    *mode = 0;
+    k->decoupled = decoupled && weight_decay != 0.0;
+    k->use_wd = !decoupled && weight_decay != 0.0;
+    k->keep = (T)(1.0 - lr * weight_decay);
     return FASTNN_OK;
+}
+
+static int F(adam_prepare)(const double *h, int64_t step, T *const *state, F(adam_k) *k,
+                           int *mode)
+{
+    return F(adam_setup)(h, step, state, k, mode, 0);
 }
 
 static inline __attribute__((always_inline)) int
 F(adam_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
              T *const *s, const F(adam_k) *k)
 {
-    (void)mode;
     /* param read once, and the moments checked before their flush (the
      * same finiteness): so written, the dry run vectorizes too */
     T *m = s[0], *v = s[1];
-    const T pi = param[i];
-    const T g = k->use_wd ? grad[i] + k->wd * pi : grad[i];
+    const T p0 = param[i];
+    const T pi = k->decoupled ? p0 * k->keep : p0;
+    const T g = k->use_wd ? grad[i] + k->wd * p0 : grad[i];
     const T m_raw = m[i] * k->b1 + k->omb1 * g, v_raw = v[i] * k->b2 + k->omb2 * (g * g);
     const T mi = F(flush)(m_raw), vi = F(flush)(v_raw);
-    const T denom = SQRT(vi) / k->bc + k->ep;
+    T vm = vi;
+    if (mode == 1) {
+        const T old = s[2][i];
+        vm = (old > vi || old != old) ? old : vi;
+    }
+    const T denom = SQRT(vm) / k->bc + k->ep;
     const T p = pi - k->ss * (mi / denom);
     if (write) {
         m[i] = mi;
         v[i] = vi;
+        if (mode == 1)
+            s[2][i] = vm;
         param[i] = p;
     }
-    return write ? 0 : NOT_FINITE(m_raw) | NOT_FINITE(v_raw) | NOT_FINITE(p);
+    return write ? 0
+                 : NOT_FINITE(m_raw) | NOT_FINITE(v_raw) | NOT_FINITE(p) |
+                       (mode == 1 ? NOT_FINITE(vm) : 0);
 }
 
+/* the state arrays a mode reads and writes, as bits (1 << j: state j) */
 static inline int F(adam_states)(int mode)
 {
-    (void)mode;
-    return 2;
+    return mode == 1 ? 7 : 3;
 }
 
 /* With v >= 0 (no sign bit in the state), b2 >= 0, 1 - b2 >= 0, bc > 0 and
- * eps > 0, the denominator is at least eps:  |g| <= G + |wd| P;
+ * eps > 0, the denominator is at least eps (amsgrad's max v is >= v):
+ * |p0| <= P, times |keep| for AdamW;  |g| <= G + |wd| P (Adam);
  * |m| <= |b1| M + |1-b1| |g|;  v <= b2 V + (1-b2) g^2 (and v >= 0);
- * |p'| <= P + |ss| |m| / eps;  next: those bounds. */
+ * max v <= max(VM, v);  |p'| <= |p0| + |ss| |m| / eps;  next: those bounds. */
 static int F(adam_safe)(const F(adam_k) *k, int mode, const fastnn_opt_bounds *b, double G,
                         fastnn_opt_bounds *next)
 {
-    (void)mode;
     if (b->negative[1] || !(k->b2 >= 0) || !(k->omb2 >= 0) || !(k->bc > 0) || !(k->ep > 0))
         return 0;
+    const double p0 = k->decoupled ? fabs((double)k->keep) * b->param : b->param;
     const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
     const double m = fabs((double)k->b1) * b->state[0] + fabs((double)k->omb1) * g;
     const double v = (double)k->b2 * b->state[1] + (double)k->omb2 * (g * g);
+    const double vm = mode == 1 ? fmax(b->state[2], v) : v;
     const double ratio = m / (double)k->ep, step = fabs((double)k->ss) * ratio;
-    if (!(WITHIN(g) && WITHIN(g * g) && WITHIN(m) && WITHIN(v) &&
-          WITHIN(sqrt(v) / (double)k->bc + (double)k->ep) && WITHIN(ratio) &&
-          WITHIN(step) && WITHIN(b->param + step)))
+    if (!(WITHIN(p0) && WITHIN(g) && WITHIN(g * g) && WITHIN(m) && WITHIN(v) && WITHIN(vm) &&
+          WITHIN(sqrt(vm) / (double)k->bc + (double)k->ep) && WITHIN(ratio) &&
+          WITHIN(step) && WITHIN(p0 + step)))
         return 0;
-    *next = (fastnn_opt_bounds){1, NEXT(b->param + step), {NEXT(m), NEXT(v)}, {1, 0}};
+    *next = (fastnn_opt_bounds){1, NEXT(p0 + step),
+                                {NEXT(m), NEXT(v), mode == 1 ? NEXT(vm) : 0.0},
+                                {1, 0, mode == 1 && b->negative[2]}};
+    return 1;
+}
+
+typedef F(adam_k) F(adamw_k);
+enum { F(adamw_modes) = F(adam_modes) };
+
+static int F(adamw_prepare)(const double *h, int64_t step, T *const *state, F(adamw_k) *k,
+                            int *mode)
+{
+    return F(adam_setup)(h, step, state, k, mode, 1);
+}
+
+static inline __attribute__((always_inline)) int
+F(adamw_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+              T *const *s, const F(adamw_k) *k)
+{
+    return F(adam_elem)(write, mode, i, param, grad, s, k);
+}
+
+static inline int F(adamw_states)(int mode)
+{
+    return F(adam_states)(mode);
+}
+
+static int F(adamw_safe)(const F(adamw_k) *k, int mode, const fastnn_opt_bounds *b, double G,
+                         fastnn_opt_bounds *next)
+{
+    return F(adam_safe)(k, mode, b, G, next);
+}
+
+/* A bound on |g| / (sqrt(s) + eps) where s = flush(x + c*g^2) was computed in
+ * T from x >= 0 and c > 0 (RMSprop's square_avg, c = 1 - alpha; Adagrad's
+ * sum, c = 1), tighter than |g| / eps: when s is not flushed, s >= c g^2 up
+ * to rounding (adding x >= 0 rounds monotonically), so the ratio is at most
+ * 1/sqrt(c) -- or, if c g^2 is below TINY / 2 and s is not, below
+ * 1/sqrt(2c); when s is flushed to 0, c g^2 < 2 TINY, so the ratio is at most
+ * sqrt(2 TINY / c) / eps.  Widened by (1 + 16 T_EPS) for the roundings of
+ * the square, the product, the square root and the quotient.  inf when c
+ * is not > 0. */
+static double F(root_ratio_cap)(double c, double eps)
+{
+    if (!(c > 0))
+        return INFINITY;
+    const double kept = 1.0 / sqrt(c), flushed = sqrt(2.0 * (double)TINY / c) / eps;
+    return (kept > flushed ? kept : flushed) * (1.0 + 16.0 * (double)T_EPS);
+}
+
+/* ---- RMSprop ------------------------------------------------------------
+ * g = grad + wd*p (if wd != 0);  sq = flush(a*sq + (1-a)*g^2);
+ * centered: ga = flush(lerp(ga, g, 1-a)) (torch's lerp: ga + w*(g - ga) for
+ * |w| < 0.5, else g - (g - ga)*(1 - w), w = 1-a rounded to T),
+ * avg = sqrt(sq - ga^2) + eps; else avg = sqrt(sq) + eps;
+ * momentum: buf = flush(mu*buf + g/avg), p -= lr*buf; else p -= lr*(g/avg).
+ * hyper: lr, alpha, eps, weight_decay, momentum, centered.  States:
+ * square_avg, momentum_buffer, grad_avg.  Modes: bit 0 momentum, bit 1
+ * centered.
+ */
+typedef struct {
+    T lr, a, oma, ep, wd, mu, w, omw;
+    int use_wd, small;
+} F(rmsprop_k);
+enum { F(rmsprop_modes) = 4 };
+
+static int F(rmsprop_prepare)(const double *h, int64_t step, T *const *state, F(rmsprop_k) *k,
+                              int *mode)
+{
+    (void)step;
+    const double lr = h[0], alpha = h[1], eps = h[2], weight_decay = h[3], momentum = h[4];
+    *mode = (momentum != 0.0) | (h[5] != 0.0) << 1;
+    if (state[0] == NULL || ((*mode & 1) && state[1] == NULL) ||
+        ((*mode & 2) && state[2] == NULL))
+        return FASTNN_EINVAL;
+    k->lr = (T)lr;
+    k->a = (T)alpha;
+    k->oma = (T)(1.0 - alpha);
+    k->ep = (T)eps;
+    k->wd = (T)weight_decay;
+    k->use_wd = weight_decay != 0.0;
+    k->mu = (T)momentum;
+    k->w = (T)(1.0 - alpha);
+    k->omw = (T)1 - k->w;
+    k->small = fabs((double)k->w) < 0.5;
+    return FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(rmsprop_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+                T *const *s, const F(rmsprop_k) *k)
+{
+    const T pi = param[i];
+    const T g = k->use_wd ? grad[i] + k->wd * pi : grad[i];
+    const T sq_raw = s[0][i] * k->a + k->oma * (g * g);
+    const T sq = F(flush)(sq_raw);
+    T ga_raw = 0, ga = 0, avg;
+    if (mode & 2) {
+        const T old = s[2][i];
+        ga_raw = k->small ? old + k->w * (g - old) : g - (g - old) * k->omw;
+        ga = F(flush)(ga_raw);
+        avg = SQRT(sq - ga * ga) + k->ep;
+    } else {
+        avg = SQRT(sq) + k->ep;
+    }
+    T buf_raw = 0, buf = 0, p;
+    if (mode & 1) {
+        buf_raw = s[1][i] * k->mu + g / avg;
+        buf = F(flush)(buf_raw);
+        p = pi - k->lr * buf;
+    } else {
+        p = pi - k->lr * (g / avg);
+    }
+    if (write) {
+        s[0][i] = sq;
+        if (mode & 1)
+            s[1][i] = buf;
+        if (mode & 2)
+            s[2][i] = ga;
+        param[i] = p;
+    }
+    return write ? 0
+                 : NOT_FINITE(sq_raw) | NOT_FINITE(p) | ((mode & 1) ? NOT_FINITE(buf_raw) : 0) |
+                       ((mode & 2) ? NOT_FINITE(ga_raw) : 0);
+}
+
+static inline int F(rmsprop_states)(int mode)
+{
+    return 1 | ((mode & 1) ? 2 : 0) | ((mode & 2) ? 4 : 0);
+}
+
+/* Not centered, with sq >= 0 (no sign bit), a >= 0, 1 - a >= 0 and eps > 0,
+ * avg is at least eps:  |g| <= G + |wd| P;  sq <= a S + (1-a) g^2;
+ * |g/avg| <= min(|g| / eps, root_ratio_cap(1-a));  |buf| <= |mu| B + |g/avg|;
+ * |p'| <= P + |lr| |step|.
+ * Centered: no proof -- sq - ga^2, exactly >= 0 for the running averages,
+ * may round below 0 (a NaN square root), which no bound on magnitudes rules
+ * out; every such update takes the dry run. */
+static int F(rmsprop_safe)(const F(rmsprop_k) *k, int mode, const fastnn_opt_bounds *b,
+                           double G, fastnn_opt_bounds *next)
+{
+    if ((mode & 2) || b->negative[0] || !(k->a >= 0) || !(k->oma >= 0) || !(k->ep > 0))
+        return 0;
+    const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
+    const double sq = (double)k->a * b->state[0] + (double)k->oma * (g * g);
+    const double ratio = fmin(g / (double)k->ep,
+                              F(root_ratio_cap)((double)k->oma, (double)k->ep));
+    const double buf = (mode & 1) ? fabs((double)k->mu) * b->state[1] + ratio : 0.0;
+    const double step = fabs((double)k->lr) * ((mode & 1) ? buf : ratio);
+    if (!(WITHIN(g) && WITHIN(g * g) && WITHIN(sq) && WITHIN(sqrt(sq) + (double)k->ep) &&
+          WITHIN(ratio) && WITHIN(buf) && WITHIN(step) && WITHIN(b->param + step)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + step), {NEXT(sq), NEXT(buf), 0.0},
+                                {0, (mode & 1) != 0, 0}};
+    return 1;
+}
+
+/* ---- Adagrad ------------------------------------------------------------
+ * g = grad + wd*p (if wd != 0);  sum = flush(sum + g^2);
+ * p -= clr * g / (sqrt(sum) + eps), clr = lr / (1 + (t-1)*lr_decay) computed
+ * in double, then rounded to T.  hyper: lr, lr_decay, weight_decay, eps.
+ * State: sum (made with initial_accumulator_value).  One mode.
+ */
+typedef struct {
+    T clr, ep, wd;
+    int use_wd;
+} F(adagrad_k);
+enum { F(adagrad_modes) = 1 };
+
+static int F(adagrad_prepare)(const double *h, int64_t step, T *const *state, F(adagrad_k) *k,
+                              int *mode)
+{
+    const double lr = h[0], lr_decay = h[1], weight_decay = h[2], eps = h[3];
+    if (step < 1 || state[0] == NULL)
+        return FASTNN_EINVAL;
+    k->clr = (T)(lr / (1.0 + (double)(step - 1) * lr_decay));
+    k->ep = (T)eps;
+    k->wd = (T)weight_decay;
+    k->use_wd = weight_decay != 0.0;
+    *mode = 0;
+    return FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(adagrad_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+                T *const *s, const F(adagrad_k) *k)
+{
+    (void)mode;
+    const T pi = param[i];
+    const T g = k->use_wd ? grad[i] + k->wd * pi : grad[i];
+    const T sum_raw = s[0][i] + g * g;
+    const T sum = F(flush)(sum_raw);
+    const T p = pi - k->clr * (g / (SQRT(sum) + k->ep));
+    if (write) {
+        s[0][i] = sum;
+        param[i] = p;
+    }
+    return write ? 0 : NOT_FINITE(sum_raw) | NOT_FINITE(p);
+}
+
+static inline int F(adagrad_states)(int mode)
+{
+    (void)mode;
+    return 1;
+}
+
+/* With sum >= 0 (no sign bit) and eps > 0 the denominator is at least eps:
+ * |g| <= G + |wd| P;  sum <= S + g^2;
+ * |p'| <= P + |clr| min(|g| / eps, root_ratio_cap(1)). */
+static int F(adagrad_safe)(const F(adagrad_k) *k, int mode, const fastnn_opt_bounds *b,
+                           double G, fastnn_opt_bounds *next)
+{
+    (void)mode;
+    if (b->negative[0] || !(k->ep > 0))
+        return 0;
+    const double g = G + (k->use_wd ? fabs((double)k->wd) * b->param : 0.0);
+    const double sum = b->state[0] + g * g;
+    const double ratio = fmin(g / (double)k->ep, F(root_ratio_cap)(1.0, (double)k->ep));
+    const double step = fabs((double)k->clr) * ratio;
+    if (!(WITHIN(g) && WITHIN(g * g) && WITHIN(sum) && WITHIN(sqrt(sum) + (double)k->ep) &&
+          WITHIN(ratio) && WITHIN(step) && WITHIN(b->param + step)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + step), {NEXT(sum), 0.0, 0.0}, {0, 0, 0}};
     return 1;
 }
 
@@ -288,7 +534,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
 }
 
 /* the most modes an optimizer may have */
-#define OPT_MODES 3
+#define OPT_MODES 4
 
 /* The passes over a span: the dry run, the update, and the update that
  * also keeps the largest magnitude it writes per array (an integer max). */
@@ -334,7 +580,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
             if (track) {                                                              \
                 const UT pb = F(mag_bits)(param[i]);                                  \
                 m[0] = pb > m[0] ? pb : m[0];                                         \
-                for (int j = 0; j < used; j++) {                                      \
+                for (int j = 0; j < FASTNN_OPT_MAX_STATE; j++) {                      \
+                    if (!(used >> j & 1))                                             \
+                        continue;                                                     \
                     const UT sb = F(mag_bits)(s[j][i]);                               \
                     m[1 + j] = sb > m[1 + j] ? sb : m[1 + j];                         \
                     sg[j] |= F(sign_of)(s[j][i]);                                     \
@@ -354,15 +602,16 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         const F(FASTNN_CAT(name, k)) *k, UT *mags, UT *signs)                         \
     {                                                                                 \
         _Static_assert(F(FASTNN_CAT(name, modes)) >= 1 &&                             \
-                       F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 3,     \
+                       F(FASTNN_CAT(name, modes)) <= OPT_MODES && OPT_MODES == 4,     \
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (pass * OPT_MODES + mode) {                                            \
         OPT_CASE(name, OPT_DRY, 0) OPT_CASE(name, OPT_DRY, 1) OPT_CASE(name, OPT_DRY, 2) \
+        OPT_CASE(name, OPT_DRY, 3)                                                    \
         OPT_CASE(name, OPT_WRITE, 0) OPT_CASE(name, OPT_WRITE, 1)                     \
-        OPT_CASE(name, OPT_WRITE, 2)                                                  \
+        OPT_CASE(name, OPT_WRITE, 2) OPT_CASE(name, OPT_WRITE, 3)                     \
         OPT_CASE(name, OPT_WRITE_TRACK, 0) OPT_CASE(name, OPT_WRITE_TRACK, 1)         \
-        OPT_CASE(name, OPT_WRITE_TRACK, 2)                                            \
+        OPT_CASE(name, OPT_WRITE_TRACK, 2) OPT_CASE(name, OPT_WRITE_TRACK, 3)         \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -398,7 +647,8 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
             for (int64_t r = 0; r < a->count; r++) {                                  \
                 T *s[FASTNN_OPT_MAX_STATE];                                           \
                 for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                        \
-                    s[q] = q < used ? (T *)a->states[r * FASTNN_OPT_MAX_STATE + q] : NULL; \
+                    s[q] = (used >> q & 1) ? (T *)a->states[r * FASTNN_OPT_MAX_STATE + q] \
+                                           : NULL;                                    \
                 if (a->sizes[r] >= OPT_SERIAL_SCALAR_MAX) {                           \
                     bad |= F(FASTNN_CAT(name, span))(pass, j->mode, a->sizes[r],      \
                                                      (T *)a->params[r],               \
@@ -408,8 +658,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                 }                                                                     \
                 switch (pass * OPT_MODES + j->mode) {                                 \
                 OPT_SERIAL_CASE(name, OPT_DRY, 0) OPT_SERIAL_CASE(name, OPT_DRY, 1)   \
-                OPT_SERIAL_CASE(name, OPT_DRY, 2) OPT_SERIAL_CASE(name, OPT_WRITE, 0) \
-                OPT_SERIAL_CASE(name, OPT_WRITE, 1) OPT_SERIAL_CASE(name, OPT_WRITE, 2) \
+                OPT_SERIAL_CASE(name, OPT_DRY, 2) OPT_SERIAL_CASE(name, OPT_DRY, 3)   \
+                OPT_SERIAL_CASE(name, OPT_WRITE, 0) OPT_SERIAL_CASE(name, OPT_WRITE, 1) \
+                OPT_SERIAL_CASE(name, OPT_WRITE, 2) OPT_SERIAL_CASE(name, OPT_WRITE, 3) \
                 default: return FASTNN_EINVAL;                                        \
                 }                                                                     \
             }                                                                         \
@@ -477,19 +728,29 @@ static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
     return status;
 }
 
-/* array i's state arrays, as the job wants them (NULL past the used ones);
- * FASTNN_EINVAL when one the optimizer needs is missing */
+/* array i's state arrays, as the job wants them (NULL where the bits of
+ * `used` are not set); FASTNN_EINVAL when one the optimizer needs is missing */
 static int F(opt_job_arrays)(F(opt_job) *job, const fastnn_opt_arrays *a, int64_t i,
-                             int n_used)
+                             int used)
 {
     job->param = (T *)a->params[i];
     job->grad = (const T *)a->grads[i];
     for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
-        job->state[q] = q < n_used ? (T *)a->states[i * FASTNN_OPT_MAX_STATE + q] : NULL;
-        if (q < n_used && job->state[q] == NULL)
+        const int on = used >> q & 1;
+        job->state[q] = on ? (T *)a->states[i * FASTNN_OPT_MAX_STATE + q] : NULL;
+        if (on && job->state[q] == NULL)
             return FASTNN_EINVAL;
     }
     return FASTNN_OK;
+}
+
+/* how many state arrays the bits of `used` name */
+static inline int F(n_states)(int used)
+{
+    int n = 0;
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        n += used >> q & 1;
+    return n;
 }
 
 /* the job of a set of arrays: the constants prepared once (the step and the
@@ -498,7 +759,7 @@ static int F(opt_job_all)(F(opt_job) *job, int opt, const fastnn_opt_arrays *a, 
                           const double *hyper, fastnn_range_fn *range,
                           int (**safe)(const F(opt_job) *, const fastnn_opt_bounds *, double,
                                        fastnn_opt_bounds *),
-                          int *n_used)
+                          int *used_bits)
 {
     if (a->count < 1)
         return FASTNN_EINVAL;
@@ -510,9 +771,9 @@ static int F(opt_job_all)(F(opt_job) *job, int opt, const fastnn_opt_arrays *a, 
                                        &used);
     if (status != FASTNN_OK)
         return status;
-    *n_used = used(job);
+    *used_bits = used(job);
     for (int64_t i = 0; i < a->count; i++)
-        if (F(opt_job_arrays)(job, a, i, *n_used) != FASTNN_OK)
+        if (F(opt_job_arrays)(job, a, i, *used_bits) != FASTNN_OK)
             return FASTNN_EINVAL;
     return FASTNN_OK;
 }
@@ -527,13 +788,14 @@ static void F(job_reset)(F(opt_job) *job)
 }
 
 /* what a tracking update wrote, as bounds */
-static void F(job_bounds)(F(opt_job) *job, int n_used, fastnn_opt_bounds *b)
+static void F(job_bounds)(F(opt_job) *job, int used, fastnn_opt_bounds *b)
 {
     b->known = 1;
     b->param = F(mag_value)(atomic_load(&job->mags[0]));
     for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
-        b->state[q] = q < n_used ? F(mag_value)(atomic_load(&job->mags[1 + q])) : 0.0;
-        b->negative[q] = q < n_used && atomic_load(&job->signs[q]) != 0;
+        const int on = used >> q & 1;
+        b->state[q] = on ? F(mag_value)(atomic_load(&job->mags[1 + q])) : 0.0;
+        b->negative[q] = on && atomic_load(&job->signs[q]) != 0;
     }
 }
 
@@ -547,24 +809,25 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
     F(opt_job) job;
     fastnn_range_fn range;
     int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
-    int n_used;
-    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used);
+    int used;
+    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &used);
     if (status != FASTNN_OK)
         return status;
     job.bad = write ? NULL : &bad;
     job.track = write && bounds != NULL;
     /* work: the elements read and written (param, grad and each state read,
        param and each state written by the update) */
+    const int n_used = F(n_states)(used);
     const int per = write ? 2 + 2 * n_used : 2 + n_used;
     for (int64_t i = 0; i < a->count; i++) {
         const int64_t size = a->sizes[i];
-        F(opt_job_arrays)(&job, a, i, n_used);  /* checked above */
+        F(opt_job_arrays)(&job, a, i, used);  /* checked above */
         if (job.track)
             F(job_reset)(&job);
         if (size > 0)
             fastnn_internal_parallel_ranges(range, &job, size, size * per);
         if (job.track)
-            F(job_bounds)(&job, n_used, &bounds[i]);
+            F(job_bounds)(&job, used, &bounds[i]);
     }
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
 }
@@ -576,14 +839,14 @@ int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, in
     F(opt_job) job;
     fastnn_range_fn range;
     int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
-    int n_used;
-    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used);
+    int used;   /* the bits of the state arrays in use */
+    const int status = F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &used);
     if (status != FASTNN_OK)
         return status;
     switch (opt) {
 #define OPT_SERIAL(ID, name, n_state, n_hyper, hypers)                                 \
     case FASTNN_OPT_##ID:                                                              \
-        return F(FASTNN_CAT(name, serial))(&job, a, n_used);
+        return F(FASTNN_CAT(name, serial))(&job, a, used);
     FASTNN_OPTIMIZERS(OPT_SERIAL)
 #undef OPT_SERIAL
     default:
@@ -599,8 +862,8 @@ int F(fastnn_internal_opt_safe)(int opt, const fastnn_opt_arrays *a, int64_t ste
     F(opt_job) job;
     fastnn_range_fn range;
     int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
-    int n_used;
-    if (F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &n_used) != FASTNN_OK)
+    int used;
+    if (F(opt_job_all)(&job, opt, a, step, hyper, &range, &safe, &used) != FASTNN_OK)
         return 0;
     for (int64_t i = 0; i < a->count; i++)
         if (!bounds[i].known || !safe(&job, &bounds[i], grad_max[i], &next[i]))
@@ -625,7 +888,9 @@ int F(fastnn_optimizer_update_proof)(int opt, int64_t size, const T *param, cons
     if (status != FASTNN_OK)
         return status;
     fastnn_opt_bounds b = {1, F(fastnn_internal_max_abs)(param, 1, size, size), {0}, {0}};
-    for (int q = 0; q < used(&job); q++) {
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+        if (!(used(&job) >> q & 1))
+            continue;
         UT sign = 0;
         for (int64_t i = 0; i < size; i++)
             sign |= F(sign_of)(state[q][i]);
@@ -662,6 +927,95 @@ int F(fastnn_optimizer_update)(int opt, int64_t size, T *param, const T *grad,
         states[q] = state[q];
     const fastnn_opt_arrays a = {1, sizes, params, grads, states};
     return F(fastnn_internal_opt_update)(opt, 1, &a, step, hyper, NULL);
+}
+
+/* ---- gradient clipping (see fastnn.h) ------------------------------------ */
+
+/* sum of x^2 over n elements, in double, by 8 interleaved partial sums
+ * combined in a fixed order: the same bits for any thread count */
+static double F(sum_squares)(const T *x, int64_t n)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            const double v = (double)x[i + j];
+            acc[j] += v * v;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        const double v = (double)x[i];
+        acc[j] += v * v;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+typedef struct {
+    T *x;
+    T c;        /* scale: x *= c; or clamp: x = min(max(x, -c), c) */
+} F(clip_job);
+
+FASTNN_ELEMENTWISE static void F(clip_scale_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(clip_job) *j = (const F(clip_job) *)ctx;
+    T *x = j->x;
+    const T c = j->c;
+    for (int64_t i = lo; i < hi; i++)
+        x[i] = x[i] * c;
+}
+
+FASTNN_ELEMENTWISE static void F(clip_clamp_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const F(clip_job) *j = (const F(clip_job) *)ctx;
+    T *x = j->x;
+    const T c = j->c;
+    for (int64_t i = lo; i < hi; i++) {
+        const T v = x[i];
+        x[i] = v < -c ? -c : v > c ? c : v;     /* NaN fails both: kept */
+    }
+}
+
+static int F(clip_check)(int64_t count, const int64_t *sizes, T *const *grads, double limit)
+{
+    if (count < 0 || (count > 0 && (sizes == NULL || grads == NULL)) || !(limit >= 0.0))
+        return FASTNN_EINVAL;
+    for (int64_t i = 0; i < count; i++)
+        if (sizes[i] < 0 || (sizes[i] > 0 && grads[i] == NULL))
+            return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+int F(fastnn_clip_grad_norm)(int64_t count, const int64_t *sizes, T *const *grads,
+                             double max_norm, double *total)
+{
+    if (total == NULL || F(clip_check)(count, sizes, grads, max_norm) != FASTNN_OK)
+        return FASTNN_EINVAL;
+    double sum = 0.0;
+    for (int64_t i = 0; i < count; i++)
+        if (sizes[i] > 0)
+            sum += F(sum_squares)(grads[i], sizes[i]);
+    *total = sqrt(sum);
+    const double c = max_norm / (*total + 1e-6);
+    if (c >= 1.0)
+        return FASTNN_OK;       /* torch multiplies by min(c, 1): by 1, a no-op */
+    for (int64_t i = 0; i < count; i++) {
+        const F(clip_job) job = {grads[i], (T)c};
+        if (sizes[i] > 0)
+            fastnn_internal_parallel_ranges(F(clip_scale_range), &job, sizes[i], 2 * sizes[i]);
+    }
+    return FASTNN_OK;
+}
+
+int F(fastnn_clip_grad_value)(int64_t count, const int64_t *sizes, T *const *grads,
+                              double clip_value)
+{
+    if (F(clip_check)(count, sizes, grads, clip_value) != FASTNN_OK)
+        return FASTNN_EINVAL;
+    for (int64_t i = 0; i < count; i++) {
+        const F(clip_job) job = {grads[i], (T)clip_value};
+        if (sizes[i] > 0)
+            fastnn_internal_parallel_ranges(F(clip_clamp_range), &job, sizes[i], 2 * sizes[i]);
+    }
+    return FASTNN_OK;
 }
 
 #undef OPT_MODES

@@ -197,6 +197,9 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
         spec->optimizer >= FASTNN_N_OPT || spec->reduction < 0 ||
         spec->reduction >= FASTNN_N_REDUCTION)
         return FASTNN_EINVAL;
+    if ((spec->clip_norm_on && !(spec->clip_norm >= 0.0)) ||
+        (spec->clip_value_on && !(spec->clip_value >= 0.0)))
+        return FASTNN_EINVAL;
     for (int64_t s = 0; s < n_stages; s++) {
         const fastnn_stage *st = &stages[s];
         switch (st->kind) {

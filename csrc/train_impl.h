@@ -45,7 +45,10 @@ static int F(safe_all)(fastnn_trainer *t, int64_t step)
  * (a look at the batch-sized inputs and dZ costs less than one at dW): each
  * |dW_ij| = |sum_p X_pi dZ_pj| <= rows * max|X| * max|dZ| (X the stage's
  * input, dZ kept from phase 1), widened for the rounding of the sum, and
- * |db| exactly.  0 when the trainer does not prove (a small network). */
+ * |db| exactly.  Taken after the gradients are clipped: the norm's factor
+ * (at most 1) only shrinks them, so the bound on dW still holds, and
+ * clipping by value caps it at v; db is read as clipped.  0 when the
+ * trainer does not prove (a small network). */
 static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
 {
     if (!t->use_proof)
@@ -65,6 +68,10 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
            a factor (1 + rows eps), eps T's epsilon (or inf or NaN: no proof) */
         const double eps = sizeof(T) == sizeof(float) ? (double)FLT_EPSILON : DBL_EPSILON;
         t->grad_max[i] = (double)rows * in_max * dz_max * (1.0 + (double)(rows + 2) * eps);
+        /* clipped to [-v, v] (after the norm's scaling, which shrinks
+           magnitudes: a factor below 1 rounded to T is at most 1) */
+        if (t->spec->clip_value_on && (double)(T)t->spec->clip_value < t->grad_max[i])
+            t->grad_max[i] = (double)(T)t->spec->clip_value;
         if (st->b != NULL)
             t->grad_max[i + 1] = F(fastnn_internal_max_abs)((const T *)st->db, 1,
                                                             st->width_out, st->width_out);
@@ -100,6 +107,26 @@ static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
     if (status != FASTNN_OK)
         return status;
     return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
+}
+
+/* gradient clipping, as torch.nn.utils.clip_grad_norm_ / _value_ after the
+ * backward (the norm summed in a fixed order, on this thread) */
+static int F(clip_gradients)(fastnn_trainer *t)
+{
+    const fastnn_train_spec *spec = t->spec;
+    T *const *grads = (T *const *)t->grad_ptrs;
+    int status = FASTNN_OK;
+    if (spec->clip_norm_on) {
+        double total;
+        status = F(fastnn_clip_grad_norm)(t->params.count, t->param_sizes, grads,
+                                          spec->clip_norm, &total);
+        if (status != FASTNN_OK)
+            return status;
+    }
+    if (spec->clip_value_on)
+        status = F(fastnn_clip_grad_value)(t->params.count, t->param_sizes, grads,
+                                           spec->clip_value);
+    return status;
 }
 
 /* one batch: forward, loss, backward, update; *loss gets the batch loss and
@@ -204,6 +231,9 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         if (status != FASTNN_OK)
             return status;
     }
+    status = F(clip_gradients)(t);
+    if (status != FASTNN_OK)
+        return status;
     const int64_t step = spec->step + 1;
     const int proved = F(bound_gradients)(t, x, rows) && F(safe_all)(t, step);
     if (!proved) {
@@ -326,6 +356,9 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
         }
     }
 
+    status = F(clip_gradients)(t);
+    if (status != FASTNN_OK)
+        return status;
     if (cancelled(t))
         return FASTNN_EINTERRUPTED;  /* nothing written yet (no dropout here) */
     const int64_t step = t->spec->step + 1;

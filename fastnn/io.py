@@ -8,12 +8,16 @@ against the description before reading its data (through
 the network it describes.  ``save`` writes beside the target and renames over
 it, so a failure never leaves half a file.  The network class is handed in
 (``Network.load`` passes itself), so this module does not import the network
-module.
+module.  An optimizer's hyper-parameters and state go to a file of their own
+(``save_optimizer`` / ``load_optimizer``, the same format and checks), read
+back for a given network, whose parameters fix every state array's shape and
+dtype before it is read.
 """
 
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import numbers
 import os
@@ -29,11 +33,12 @@ from ._validation import as_float_array, check_dtype
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .layers import LAYER_TYPES, Dense, Layer
+from .optimizers import _OPTIMIZERS, Optimizer
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "save_optimizer", "load_optimizer", "FORMAT_VERSION"]
 
 #: Version of the ``save`` file format; ``load`` rejects any other.
 FORMAT_VERSION = 1
@@ -68,6 +73,11 @@ def save(network: Network, path: str | os.PathLike[str]) -> None:
     for i, layer in enumerate(network.layers):
         if hasattr(layer, "seed") and hasattr(layer, "step"):
             arrays[f"{i}.rng"] = np.array([layer.seed, layer.step], dtype=np.uint64)
+    _write_npz(path, arrays)
+
+
+def _write_npz(path: str, arrays: dict[str, NDArray[Any]]) -> None:
+    """``arrays`` as an .npz at ``path``: written beside it, then renamed over it."""
     target = os.path.realpath(path)         # through symlinks: the link stays
     fd, tmp = _create_beside(target)
     try:
@@ -148,23 +158,182 @@ def load(cls: type[Network], path: str | os.PathLike[str],
         layer.seed, layer.step = seed, step  # type: ignore[attr-defined]
     return net
 
+# ------------------------------------------------------------ optimizer state
+#: The built-in optimizers save_optimizer writes, by class name.
+_OPTIMIZER_TYPES = {cls.__name__: cls for cls in _OPTIMIZERS.values()}
+
+#: At most this many state arrays per parameter (the optimizers keep up to 3).
+_MAX_STATE_ARRAYS = 4
+
+
+def save_optimizer(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
+    """Write a built-in optimizer -- its hyper-parameters and state -- to ``path``, atomically.
+
+    The file (an ``.npz`` without pickles, like ``save``'s) holds the
+    optimizer's class and constructor arguments (JSON) and each parameter's
+    state: arrays (momenta, moments, sums) and step counts, keyed like
+    ``Network.parameters`` ("0.W").  ``load_optimizer`` reads it back for a
+    network of the same shapes, so training resumes exactly where it stopped.
+
+    Parameters
+    ----------
+    optimizer : SGD, Adam, AdamW, RMSprop or Adagrad
+    path : str or os.PathLike
+
+    Raises
+    ------
+    TypeError
+        For an optimizer class of your own (its arguments are not known).
+    ValueError
+        If a state value is NaN or infinite; nothing is written.
+    """
+    path = os.fspath(path)
+    cls = type(optimizer)
+    if _OPTIMIZER_TYPES.get(cls.__name__) is not cls:
+        raise TypeError(f"save_optimizer writes fastnn's own optimizers "
+                        f"({sorted(_OPTIMIZER_TYPES)}), not {cls.__name__}")
+    args = {name: getattr(optimizer, name)
+            for name in inspect.signature(cls).parameters}
+    arrays: dict[str, NDArray[Any]] = {}
+    state: dict[str, Any] = {}
+    for i, (key, value) in enumerate(sorted(optimizer.state.items())):
+        entry: dict[str, Any] = {"arrays": {}, "ints": {}}
+        for name, item in (value.items() if isinstance(value, dict) else [("", value)]):
+            if isinstance(item, np.ndarray):
+                member = f"state.{i}.{len(entry['arrays'])}"
+                try:
+                    as_float_array(item, item.dtype, f"optimizer state {key!r} {name}")
+                except ValueError as exc:
+                    raise ValueError(f"cannot save to {path!s}: {exc}; nothing was "
+                                     "written") from None
+                arrays[member] = item
+                entry["arrays"][name] = member
+            else:
+                entry["ints"][name] = int(item)
+        state[key] = entry
+    config = {"format": "fastnn-optimizer", "version": FORMAT_VERSION, "type": cls.__name__,
+              "config": args, "state": state}
+    arrays["config"] = np.array(json.dumps(config))
+    _write_npz(path, arrays)
+
+
+def load_optimizer(path: str | os.PathLike[str], network: Network) -> Optimizer:
+    """An optimizer read from a file written by ``save_optimizer``, for ``network``.
+
+    Safe on untrusted files, as ``Network.load``: each state array is checked
+    against the shape and dtype of ``network``'s parameter of the same key
+    before it is read, so loading costs at most a few times the network's
+    weights.  The optimizer belongs to the first network it steps.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    network : Network
+        Its parameters give the state's keys, shapes and dtype.
+
+    Returns
+    -------
+    Optimizer
+        Of the saved class, with the saved hyper-parameters and state.
+
+    Raises
+    ------
+    ValueError
+        For any problem with the file's content, or state that does not fit
+        ``network``.
+    """
+    params = {key: param for key, param, _ in network.parameters()}
+    with open(os.fspath(path), "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise ValueError(f"{path!s} is not a fastnn optimizer file (not an .npz archive, "
+                             "which save_optimizer writes)")
+        with NetworkArchive(f, str(path)) as archive:
+            config = _load_config(archive, "fastnn-optimizer")
+            try:
+                cls = _OPTIMIZER_TYPES[config["type"]]
+                optimizer = cls(**config["config"])
+                specs = config["state"]
+                if not isinstance(specs, dict):
+                    raise TypeError(f"state must be an object, got {type(specs).__name__}")
+                state = {key: _load_state_entry(archive, key, spec, params, network.dtype)
+                         for key, spec in specs.items()}
+            except _FileProblem:
+                raise
+            except (KeyError, AttributeError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path!s} holds a damaged optimizer description: "
+                                 f"{type(exc).__name__}: {exc}") from None
+    optimizer.state = state
+    for key, value in state.items():   # every array the optimizer's formulas need is there
+        try:
+            optimizer._state_arrays(network.ops, key, params[key])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path!s}: the {type(optimizer).__name__} state of {key!r} "
+                             f"lacks {exc}") from None
+    return optimizer
+
+
+class _FileProblem(ValueError):
+    """A problem with a member of the file, whose message names the file already."""
+
+
+def _load_state_entry(archive: NetworkArchive, key: Any, spec: Any,
+                      params: dict[str, NDArray[Any]], dtype: np.dtype[Any]) -> Any:
+    """One parameter's optimizer state: an array (SGD's velocity) or a dict of arrays
+    and step counts, each array of the parameter's shape and the network's dtype."""
+    if key not in params:
+        raise ValueError(f"state for {key!r}, which the network does not have (it has "
+                         f"{sorted(params)})")
+    if not isinstance(spec, dict) or set(spec) != {"arrays", "ints"}:
+        raise TypeError(f"the state of {key!r} must be an object of 'arrays' and 'ints'")
+    arrays, ints = spec["arrays"], spec["ints"]
+    if not isinstance(arrays, dict) or not isinstance(ints, dict):
+        raise TypeError(f"the state of {key!r}: 'arrays' and 'ints' must be objects")
+    if len(arrays) > _MAX_STATE_ARRAYS or len(ints) > 1 or set(ints) - {"step"}:
+        raise ValueError(f"the state of {key!r} declares {len(arrays)} arrays and "
+                         f"{sorted(ints)}; an optimizer keeps at most {_MAX_STATE_ARRAYS} "
+                         "arrays and a step count")
+    out: dict[str, Any] = {}
+    for name, member in arrays.items():
+        if not isinstance(member, str) or not archive.has(member):
+            raise ValueError(f"the state array {name!r} of {key!r} has no member {member!r}")
+        try:
+            value = archive.read_array(member, params[key].shape, dtype)
+            out[name] = as_float_array(value, dtype, f"optimizer state {key!r} {name}")
+        except ValueError as exc:           # it names the file already
+            raise _FileProblem(f"{exc} (the state {name!r} of {key!r}, which must match the "
+                               f"network's {key}: {params[key].dtype} of shape "
+                               f"{params[key].shape})") from None
+    for name, value in ints.items():
+        if type(value) is not int or not 0 <= value < 2**63:
+            raise ValueError(f"the step count of {key!r} must be an integer in [0, 2**63), "
+                             f"got {value!r}")
+        out[name] = value
+    if set(out) == {""}:                    # a single array (SGD's velocity)
+        return out[""]
+    if "" in out:
+        raise ValueError(f"the state of {key!r} mixes an unnamed array with named values")
+    return out
+
+
 # ------------------------------------------------------------ load's checks
-def _load_config(archive: NetworkArchive) -> dict[str, Any]:
-    """The file's network description, a JSON object read within a size limit."""
+def _load_config(archive: NetworkArchive, kind: str = "fastnn") -> dict[str, Any]:
+    """The file's description, a JSON object read within a size limit; ``kind`` is its
+    ``format`` (``"fastnn"``: a network, ``"fastnn-optimizer"``: an optimizer)."""
     path = archive.path
+    what, writer = ("network", "save") if kind == "fastnn" else ("optimizer", "save_optimizer")
     if not archive.has("config"):
-        raise ValueError(f"{path} is not a fastnn network file (it has no 'config' member, the "
-                         "network description save writes)")
+        raise ValueError(f"{path} is not a fastnn {what} file (it has no 'config' member, the "
+                         f"{what} description {writer} writes)")
     text = archive.read_text("config")
     try:
         config = json.loads(text)
     except RecursionError:
-        raise ValueError(f"{path} is not a fastnn network file (its description is nested too "
+        raise ValueError(f"{path} is not a fastnn {what} file (its description is nested too "
                          "deeply to be one)") from None
     except ValueError as exc:
-        raise ValueError(f"{path} is not a fastnn network file ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != "fastnn":
-        raise ValueError(f"{path} is not a fastnn network file (missing fastnn header)")
+        raise ValueError(f"{path} is not a fastnn {what} file ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != kind:
+        raise ValueError(f"{path} is not a fastnn {what} file (missing {kind} header)")
     version = config.get("version")
     if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(f"{path} has format version {version!r}; this fastnn reads version "

@@ -333,7 +333,9 @@ class Network:
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
             restore_best_weights: bool = True, sample_weight: ArrayLike | None = None,
-            class_weight: dict[Any, float] | str | None = None) -> History:
+            class_weight: dict[Any, float] | str | None = None,
+            clip_grad_norm: float | None = None,
+            clip_grad_value: float | None = None) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -398,6 +400,16 @@ class Network:
             the classes present.  The classes are the integer labels of
             ``CrossEntropyLoss``, or the 0/1 targets of a one-output
             ``BCELoss`` / ``BCEWithLogitsLoss``.
+        clip_grad_norm : float >= 0 or None, default None
+            After each batch's backward, before the update, scale all the
+            gradients together as ``torch.nn.utils.clip_grad_norm_(params,
+            clip_grad_norm)``: with ``total`` the L2 norm of all of them at
+            once, multiply each by ``clip_grad_norm / (total + 1e-6)`` when
+            that is below 1.
+        clip_grad_value : float >= 0 or None, default None
+            Likewise, clamp every gradient element to ``[-clip_grad_value,
+            clip_grad_value]`` (``torch.nn.utils.clip_grad_value_``); after
+            the norm's scaling when both are given.
 
         Returns
         -------
@@ -485,7 +497,8 @@ class Network:
                              verbose=verbose, validation_data=validation_data,
                              early_stopping=early_stopping, patience=patience,
                              min_delta=min_delta, restore_best_weights=restore_best_weights,
-                             sample_weight=sample_weight, class_weight=class_weight)
+                             sample_weight=sample_weight, class_weight=class_weight,
+                             clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value)
 
     def evaluate(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
                  sample_weight: ArrayLike | None = None) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, as PyTorch defines them.
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW, RMSprop and Adagrad,
+as PyTorch defines them.
 
 Why it is built this way: an optimizer holds its hyper-parameters and its
 state (velocities, moments, step count) keyed by parameter name, and applies
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_float_array, check_float
+from ._validation import as_float_array, check_bool, check_float
 
 #: (key, param, grad) of one parameter, as ``Network.parameters`` yields it
 ParamGrad = tuple[str, NDArray[Any], "NDArray[Any] | None"]
@@ -41,7 +42,7 @@ class _HasParameters(Protocol):
     def parameters(self) -> Iterable[ParamGrad]: ...
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer"]
 
 
 def _check_writeable(key: str, arrays: list[NDArray[Any] | None], what: str) -> None:
@@ -305,8 +306,9 @@ class Optimizer:
         -------
         spec : dict
             The update's constants.
-        states : dict of str -> [ndarray or None, ndarray or None]
-            Each parameter key's two state arrays (shape of the parameter) or
+        states : dict of str -> list of (ndarray or None)
+            Each parameter key's state arrays, in the order of the ``kernel``
+            row of the table (shape of the parameter) or
             None, created here exactly as ``step`` would create them.
 
         Raises
@@ -406,56 +408,36 @@ class SGD(Optimizer):
                 "nesterov": self.nesterov}
 
 
-class Adam(Optimizer):
-    """Adam with bias correction, ``eps`` added after the square root (PyTorch's).
-
-    Parameters
-    ----------
-    lr : float, default 0.001
-    betas : (float, float), default (0.9, 0.999)
-    eps : float > 0, default 1e-8
-    weight_decay : float, default 0.0
-        L2 penalty added to the gradient (not AdamW's decoupled decay).
-    """
-
-    kernel = "adam"
-
-    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
-        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
-                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
-        self.eps = check_float(eps, "eps", above=0.0)   # 0 would give 0/0 for a zero gradient
-        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
-
-    def __repr__(self) -> str:
-        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
-                f"weight_decay={self.weight_decay})")
-
-    def _state_arrays(self, ops: Any, key: str,
-                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
-        if key not in self.state:
-            self.state[key] = {"step": 0, "m": ops.zeros_like(param), "v": ops.zeros_like(param)}
-        return [self.state[key]["m"], self.state[key]["v"]]
+class _StepCounting(Optimizer):
+    """An optimizer whose update depends on the step count (Adam's bias correction,
+    Adagrad's learning-rate decay): ``state[key]["step"]`` per parameter, all in step
+    for the native loop."""
 
     def _spec(self) -> dict[str, Any]:
         steps = {st["step"] for st in self.state.values()}
         if len(steps) > 1:
-            raise RuntimeError(f"Adam's parameters are at different steps {sorted(steps)}; "
-                               "the native loop needs them in step")
+            raise RuntimeError(f"{type(self).__name__}'s parameters are at different steps "
+                               f"{sorted(steps)}; the native loop needs them in step")
         return {**super()._spec(), "step": steps.pop() if steps else 0}
-
-    def _hypers(self) -> dict[str, Any]:
-        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
-                "weight_decay": self.weight_decay}
 
     def native_done(self, step: int) -> None:
         for st in self.state.values():
             st["step"] = step
+
+    def _step_number(self, key: str) -> int:
+        return int(self.state[key]["step"]) + 1
+
+    def _advance(self, key: str) -> None:
+        self.state[key]["step"] += 1
+
+
+class _HasEps(Optimizer):
+    """An optimizer dividing by ``... + eps``: ``eps`` must not round to 0 (0/0) nor
+    overflow in the network's dtype."""
+
+    eps: float
+    #: the class's default eps, named in the message
+    _eps_default: float = 1e-8
 
     #: (eps, dtype) last found usable: steps of a training loop skip the check
     _eps_checked: tuple[Any, ...] = ()
@@ -468,21 +450,191 @@ class Adam(Optimizer):
         if eps == 0 or not np.isfinite(eps):
             finfo = np.finfo(dtype)
             raise ValueError(
-                f"Adam eps={self.eps:g} {'rounds to 0' if eps == 0 else 'overflows'} in "
+                f"{type(self).__name__} eps={self.eps:g} "
+                f"{'rounds to 0' if eps == 0 else 'overflows'} in "
                 f"{dtype.name}, the network's dtype, so the update would be "
                 f"{'0/0 (NaN) for a zero gradient' if eps == 0 else 'always 0'}; in "
                 f"{dtype.name} eps must lie between {float(finfo.smallest_subnormal):.3g} and "
-                f"{float(finfo.max):.3g} (the default 1e-8 is usual)")
+                f"{float(finfo.max):.3g} (the default {self._eps_default:g} is usual)")
         self._eps_checked = (self.eps, dtype)
 
-    def _step_number(self, key: str) -> int:
-        return int(self.state[key]["step"]) + 1
 
-    def _advance(self, key: str) -> None:
-        self.state[key]["step"] += 1
+class Adam(_StepCounting, _HasEps):
+    """Adam with bias correction, ``eps`` added after the square root (PyTorch's).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient (not AdamW's decoupled decay).
+    amsgrad : bool, default False
+        Divide by the square root of the largest second moment so far
+        (``max_v = max(max_v, v)``), as ``torch.optim.Adam(amsgrad=True)``.
+    """
+
+    kernel = "adam"
+
+    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
+        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
+                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+        self.eps = check_float(eps, "eps", above=0.0)   # 0 would give 0/0 for a zero gradient
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        self.amsgrad = check_bool(amsgrad, "amsgrad")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay}, amsgrad={self.amsgrad})")
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        if key not in self.state:
+            self.state[key] = {"step": 0, "m": ops.zeros_like(param), "v": ops.zeros_like(param)}
+        st = self.state[key]
+        if self.amsgrad and "max_v" not in st:
+            st["max_v"] = ops.zeros_like(param)
+        return [st["m"], st["v"], st["max_v"] if self.amsgrad else None]
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay, "amsgrad": self.amsgrad}
 
 
-_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (PyTorch's ``torch.optim.AdamW``).
+
+    Each step first shrinks the parameter, ``p *= 1 - lr * weight_decay``,
+    then applies Adam's update to the plain gradient (no L2 term in it).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    weight_decay : float, default 0.01
+    amsgrad : bool, default False
+        As ``Adam``'s.
+    """
+
+    kernel = "adamw"
+
+    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class RMSprop(_HasEps):
+    """RMSprop as PyTorch defines it (``torch.optim.RMSprop``).
+
+    ``sq = alpha*sq + (1-alpha)*g^2``; ``avg = sqrt(sq) + eps`` (centered:
+    ``sqrt(sq - ga^2) + eps`` with ``ga`` the running mean of ``g``); then
+    ``p -= lr * g/avg``, or with momentum ``buf = momentum*buf + g/avg;
+    p -= lr * buf``.  ``g = grad + weight_decay * p``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    alpha : float in [0, 1], default 0.99
+        Smoothing constant of the running averages.
+    eps : float > 0, default 1e-8
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient.
+    momentum : float in [0, 1], default 0.0
+    centered : bool, default False
+        Normalise by the estimated variance of the gradient.
+    """
+
+    kernel = "rmsprop"
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
+        super().__init__(lr)
+        self.alpha = check_float(alpha, "alpha", minimum=0.0, maximum=1.0)
+        self.eps = check_float(eps, "eps", above=0.0)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0)
+        self.centered = check_bool(centered, "centered")
+
+    def __repr__(self) -> str:
+        return (f"RMSprop(lr={self.lr}, alpha={self.alpha}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay}, momentum={self.momentum}, "
+                f"centered={self.centered})")
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        st = self.state.setdefault(key, {})
+        if "square_avg" not in st:
+            st["square_avg"] = ops.zeros_like(param)
+        if self.momentum != 0 and "momentum_buffer" not in st:
+            st["momentum_buffer"] = ops.zeros_like(param)
+        if self.centered and "grad_avg" not in st:
+            st["grad_avg"] = ops.zeros_like(param)
+        return [st["square_avg"], st["momentum_buffer"] if self.momentum != 0 else None,
+                st["grad_avg"] if self.centered else None]
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "centered": self.centered}
+
+
+class Adagrad(_StepCounting, _HasEps):
+    """Adagrad as PyTorch defines it (``torch.optim.Adagrad``).
+
+    ``sum += g^2``; ``p -= clr * g / (sqrt(sum) + eps)`` with
+    ``clr = lr / (1 + (t - 1) * lr_decay)`` at step t (from 1) and
+    ``g = grad + weight_decay * p``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    lr_decay : float, default 0.0
+    weight_decay : float, default 0.0
+    initial_accumulator_value : float, default 0.0
+        The value ``sum`` starts from.
+    eps : float > 0, default 1e-10
+    """
+
+    kernel = "adagrad"
+    _eps_default = 1e-10
+
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
+        super().__init__(lr)
+        self.lr_decay = check_float(lr_decay, "lr_decay", minimum=0.0)
+        self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
+        self.initial_accumulator_value = check_float(
+            initial_accumulator_value, "initial_accumulator_value", minimum=0.0)
+        self.eps = check_float(eps, "eps", above=0.0)
+
+    def __repr__(self) -> str:
+        return (f"Adagrad(lr={self.lr}, lr_decay={self.lr_decay}, "
+                f"weight_decay={self.weight_decay}, "
+                f"initial_accumulator_value={self.initial_accumulator_value}, eps={self.eps})")
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        if key not in self.state:
+            total = ops.zeros_like(param)
+            total[...] = param.dtype.type(self.initial_accumulator_value)
+            self.state[key] = {"step": 0, "sum": total}
+        return [self.state[key]["sum"]]
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "eps": self.eps}
+
+
+_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW,
+                                           "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
 def get_optimizer(optimizer: Optimizer | type[Optimizer] | str) -> Optimizer:
@@ -491,7 +643,8 @@ def get_optimizer(optimizer: Optimizer | type[Optimizer] | str) -> Optimizer:
     Parameters
     ----------
     optimizer : Optimizer, Optimizer subclass or str
-        A name is "sgd" or "adam" (with default hyper-parameters).
+        A name is "sgd", "adam", "adamw", "rmsprop" or "adagrad" (with default
+        hyper-parameters).
 
     Returns
     -------

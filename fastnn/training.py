@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -164,14 +164,16 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         restore_best_weights: bool = True,
         sample_weight: ArrayLike | None = None,
         class_weight: dict[Any, float] | str | None = None,
-        observers: Sequence[_Observer] = ()) -> History:
+        observers: Sequence[_Observer] = (), clip_grad_norm: float | None = None,
+        clip_grad_value: float | None = None) -> History:
     """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
     Parameters
     ----------
     network : Network
     X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
-    early_stopping, patience, min_delta, restore_best_weights, sample_weight, class_weight
+    early_stopping, patience, min_delta, restore_best_weights, sample_weight, class_weight,
+    clip_grad_norm, clip_grad_value
         As ``Network.fit``.
     observers : sequence of objects with ``on_epoch_end(epoch, logs)``
         Called after each epoch, after the built-in ones (validation, the
@@ -199,6 +201,11 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     patience = check_int(patience, "patience", minimum=1)
     min_delta = check_float(min_delta, "min_delta", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0, allow_none=True)
+    clip = _Clipping(
+        None if clip_grad_norm is None else check_float(clip_grad_norm, "clip_grad_norm",
+                                                        minimum=0.0),
+        None if clip_grad_value is None else check_float(clip_grad_value, "clip_grad_value",
+                                                         minimum=0.0))
     X, T = network._check_data(X, y, loss)
     weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
     validation: _Validation | None = None
@@ -231,7 +238,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
             watchers += observers
             try:
                 trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
-                                        weights)
+                                        weights, clip)
                 _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
                        interrupt, _row_weights(loss, T, weights))
             finally:
@@ -524,21 +531,38 @@ class _ProgressObserver:
 
 
 # ------------------------------------------------------------- the trainers
+class _Clipping(NamedTuple):
+    """Gradient clipping after each backward, before the update (None: off): the
+    norm of all gradients (``torch.nn.utils.clip_grad_norm_``) then each value
+    (``clip_grad_value_``)."""
+
+    norm: float | None = None
+    value: float | None = None
+
+    def apply(self, ops: Any, grads: list[NDArray[Any]]) -> None:
+        """Clip ``grads`` in place with the backend's kernels."""
+        if self.norm is not None:
+            ops.clip_grad_norm(grads, self.norm)
+        if self.value is not None:
+            ops.clip_grad_value(grads, self.value)
+
+
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                   optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
-                  weights: NDArray[np.float64] | None = None) -> Any:
+                  weights: NDArray[np.float64] | None = None,
+                  clip: _Clipping = _Clipping()) -> Any:
     """The backend's native trainer when it has one and knows every piece, else the
     Python trainer -- with one warning, naming the user code, when a native one was
     passed over (never a piece run as something it is not)."""
     if getattr(network.ops, "make_trainer", None) is None:
-        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights)
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip)
     reasons = _user_code(network, loss, optimizer)
     if not reasons:
-        return _NativeTrainer(network, X, T, loss, optimizer, batch, weights)
+        return _NativeTrainer(network, X, T, loss, optimizer, batch, weights, clip)
     warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
                   f"{network.ops.name!r} backend (the built-in layers still run its compiled "
                   "kernels)", UserWarning, stacklevel=4)
-    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip)
 
 
 def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
@@ -592,6 +616,8 @@ class PythonTrainer:
         ``run`` returns with ``interrupted`` True.
     sample_weight : ndarray of float64 (n,), optional
         Each sample's weight, handed to the loss with the batch's rows.
+    clip : _Clipping
+        Gradient clipping between each backward and the update.
 
     Attributes
     ----------
@@ -601,9 +627,10 @@ class PythonTrainer:
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
-                 sample_weight: NDArray[np.float64] | None = None) -> None:
+                 sample_weight: NDArray[np.float64] | None = None,
+                 clip: _Clipping = _Clipping()) -> None:
         self.network, self.X, self.T, self.loss = network, X, T, loss
-        self.batch, self.interrupt = batch, interrupt
+        self.batch, self.interrupt, self.clip = batch, interrupt, clip
         self.sample_weight = sample_weight
         self._omega = _row_weights(loss, T, sample_weight)
         self.interrupted = False
@@ -664,6 +691,9 @@ class PythonTrainer:
                     network._backward_no_input_grad(grad, self.interrupt)  # type: ignore[arg-type]
                     if self.interrupt.requested:    # the last moment to drop the batch
                         raise _BatchInterrupted
+                    if self.clip != _Clipping():    # the gradients, in place
+                        self.clip.apply(network.ops, [g for _, _, g in network.parameters()
+                                                      if g is not None])
                 except (_BatchInterrupted, KeyboardInterrupt) as exc:
                     for layer, count in zip(self._dropouts, drawn):  # the batch drew nothing
                         layer.step = count
@@ -702,7 +732,8 @@ class _NativeTrainer:
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                  optimizer: Optimizer, batch: int,
-                 sample_weight: NDArray[np.float64] | None = None) -> None:
+                 sample_weight: NDArray[np.float64] | None = None,
+                 clip: _Clipping = _Clipping()) -> None:
         for layer, _ in network._plan:          # gradient buffers the trainer writes
             if isinstance(layer, Dense):
                 params = layer.params()
@@ -711,6 +742,7 @@ class _NativeTrainer:
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
         spec, states = optimizer.native_spec(network)
+        spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value}
         # a Flatten has no stage: fit's X was flattened where it entered the network
         self.plan = [(layer, activation) for layer, activation in network._plan
                      if not isinstance(layer, Flatten)]
@@ -750,7 +782,7 @@ def _stage(network: Network, layer: Layer, activation: Activation | None,
                 "alpha": activation.alpha if activation else 0.0,
                 "beta": activation.beta if activation else 0.0,
                 "state_W": states[f"{key}.W"],
-                "state_b": states.get(f"{key}.b", [None, None])}
+                "state_b": states.get(f"{key}.b", [None] * len(states[f"{key}.W"]))}
     if isinstance(layer, Activation):
         return {"kind": "activation", "activation": layer.kind, "alpha": layer.alpha,
                 "beta": layer.beta}

@@ -40,7 +40,7 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
           "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
-          "bce_with_logits"}
+          "bce_with_logits", "clip_grad_norm", "clip_grad_value"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes
 
@@ -281,6 +281,90 @@ def test_fuzz_optimizers(dtype, data):
         (_, ref), (_, got) = res
         for i, what in ((0, "param"), (2, "m"), (3, "v")):
             agree(got[i], ref[i], dtype, f"adam {what}")
+
+
+def both(call):
+    """``call(ops)`` on each backend, as ``outcome`` does, for calls whose arguments
+    hold arrays inside lists (``call`` makes its own copies)."""
+    results = []
+    for ops in (R, C):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                results.append(("ok", call(ops)))
+            except Exception as exc:              # compared below, never swallowed
+                results.append(("raised", type(exc), str(exc)))
+    assert results[0][0] == results[1][0], results
+    if results[0][0] == "raised":
+        assert results[0] == results[1]
+        return None
+    return results[0][1], results[1][1]
+
+
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_optimizer_rows(dtype, data):
+    """Adam (amsgrad), AdamW, RMSprop (momentum, centered) and Adagrad through the
+    generic kernel, every state array compared."""
+    name = data.draw(st.sampled_from(["adam", "adamw", "rmsprop", "adagrad"]), label="name")
+    shape = data.draw(st.sampled_from([(0,), (1,), (7,), (2, 5)]), label="shape")
+    p = data.draw(arrays(dtype, shape), label="param")
+    g = data.draw(arrays(dtype, shape), label="grad")
+    step = data.draw(st.integers(1, 1000), label="step")
+    lr = data.draw(st.floats(1e-4, 10.0), label="lr")
+    wd = data.draw(st.sampled_from([0.0, 1e-2]), label="weight_decay")
+    flag = data.draw(st.booleans(), label="amsgrad/centered")
+    if name == "rmsprop":
+        h = {"lr": lr, "alpha": data.draw(st.floats(0.0, 1.0), label="alpha"), "eps": 1e-8,
+             "weight_decay": wd, "momentum": data.draw(st.sampled_from([0.0, 0.9])),
+             "centered": float(flag)}
+        used = [True, h["momentum"] != 0, flag]
+        squares = (0,)
+    elif name == "adagrad":
+        h = {"lr": lr, "lr_decay": data.draw(st.sampled_from([0.0, 0.1])), "weight_decay": wd,
+             "eps": 1e-10}
+        used, squares = [True], (0,)
+    else:
+        h = {"lr": lr, "beta1": data.draw(st.floats(0.0, 0.99)),
+             "beta2": data.draw(st.floats(0.0, 0.999)), "eps": 1e-8, "weight_decay": wd,
+             "amsgrad": float(flag)}
+        used, squares = [True, True, flag], (1, 2)
+    states = [data.draw(arrays(dtype, shape, lo=0.0 if j in squares else -100.0),
+                        label=f"state {j}") if on else None for j, on in enumerate(used)]
+
+    def call(ops):
+        q, s = p.copy(), [None if x is None else x.copy() for x in states]
+        ops.optimizer_update(name, q, g.copy(), s, h, step)
+        return q, s
+    res = both(call)
+    if res:
+        (want_p, want_s), (got_p, got_s) = res
+        agree(got_p, want_p, dtype, f"{name} param")
+        for j, (x, y) in enumerate(zip(got_s, want_s)):
+            agree(x, y, dtype, f"{name} state {j}")
+
+
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_clipping(dtype, data):
+    shapes = data.draw(st.lists(st.sampled_from([(0,), (1,), (7,), (2, 5), (3, 0)]),
+                                max_size=4), label="shapes")
+    grads = [data.draw(arrays(dtype, s), label=f"grad {i}") for i, s in enumerate(shapes)]
+    limit = data.draw(st.sampled_from([0.0, 1e-3, 1.0, 50.0]) | st.floats(0.0, 1e3),
+                      label="limit")
+    for kernel in ("clip_grad_norm", "clip_grad_value"):
+        def call(ops):
+            copies = [x.copy() for x in grads]
+            return getattr(ops, kernel)(copies, limit), copies
+        res = both(call)
+        if res:
+            (want_total, want), (got_total, got) = res
+            if kernel == "clip_grad_norm":
+                agree(got_total, want_total, np.float64, "the norm")
+            for i, (x, y) in enumerate(zip(got, want)):
+                agree(x, y, dtype, f"{kernel} grad {i}")
 
 
 # ------------------------------------------------------ randomness, dropout

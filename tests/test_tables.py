@@ -90,9 +90,11 @@ def test_loss_parameters_match_the_python_losses(co, tables):
 
 
 def _full_state_instance(cls):
-    """An instance of optimizer ``cls`` that uses all of its state (momentum on)."""
+    """An instance of optimizer ``cls`` that uses all of its state (momentum, amsgrad,
+    centered on)."""
     params = inspect.signature(cls).parameters
-    return cls(momentum=0.9) if "momentum" in params else cls()
+    on = {"momentum": 0.9, "amsgrad": True, "centered": True}
+    return cls(**{k: v for k, v in on.items() if k in params})
 
 
 def test_optimizers_match_the_python_optimizers(tables):
@@ -217,7 +219,13 @@ def test_the_scan_sees_every_dispatch():
     {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False,
      "step": 0},
     {"optimizer": "adam", "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-     "weight_decay": 0.0, "step": 0},
+     "weight_decay": 0.0, "amsgrad": False, "step": 0},
+    {"optimizer": "adamw", "lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+     "weight_decay": 0.01, "amsgrad": True, "step": 0},
+    {"optimizer": "rmsprop", "lr": 0.1, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
+     "momentum": 0.0, "centered": True, "step": 0},
+    {"optimizer": "adagrad", "lr": 0.1, "lr_decay": 0.0, "weight_decay": 0.0, "eps": 1e-10,
+     "step": 0},
 ], ids=lambda s: s["optimizer"])
 def test_an_optimizer_without_its_state_arrays_is_refused_not_substituted(co, spec):
     # SGD with momentum but no velocity used to train as plain SGD (and Adam
@@ -229,7 +237,7 @@ def test_an_optimizer_without_its_state_arrays_is_refused_not_substituted(co, sp
     W0, b0 = W.copy(), b.copy()
     stage = {"kind": "dense", "W": W, "b": b, "dW": np.zeros_like(W), "db": np.zeros_like(b),
              "activation": "identity", "alpha": 0.0, "beta": 0.0,
-             "state_W": [None, None], "state_b": [None, None]}
+             "state_W": [None] * 3, "state_b": [None] * 3}
     trainer = co.CythonOps().make_trainer([stage], "mse", "mean", spec, X, T, 4)
     try:
         with pytest.raises(ValueError, match="train: invalid argument"):

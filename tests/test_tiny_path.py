@@ -67,6 +67,19 @@ NETWORKS = {
                           lambda: fastnn.Adam(lr=0.02), 4, 10, "labels"),
     "huber": (lambda: [_dense(2, 3), fastnn.Tanh(), _dense(3, 2)], fastnn.HuberLoss(delta=0.5),
               lambda: fastnn.SGD(lr=0.1), 3, 8, "values"),
+    "rmsprop_centered": (lambda: [_dense(3, 4), fastnn.Tanh(), _dense(4, 2)], "mse",
+                         lambda: fastnn.RMSprop(lr=0.01, momentum=0.9, centered=True,
+                                                weight_decay=1e-3), 4, 9, "values"),
+    "rmsprop": (lambda: [_dense(3, 4), fastnn.ReLU(), _dense(4, 3)], "cross_entropy",
+                lambda: fastnn.RMSprop(lr=0.01), 4, 9, "labels"),
+    "rmsprop_centered_only": (lambda: [_dense(3, 4), fastnn.Sigmoid(), _dense(4, 1)], "mse",
+                              lambda: fastnn.RMSprop(lr=0.01, centered=True), 3, 7,
+                              "values"),
+    "adamw_amsgrad": (lambda: [_dense(2, 5), fastnn.GELU(), _dense(5, 2)], "mse",
+                      lambda: fastnn.AdamW(lr=0.01, amsgrad=True), 2, 6, "values"),
+    "adagrad": (lambda: [_dense(4, 6), fastnn.ReLU(), _dense(6, 3)], "cross_entropy",
+                lambda: fastnn.Adagrad(lr=0.05, lr_decay=0.01, weight_decay=1e-3,
+                                       initial_accumulator_value=0.1), 5, 12, "labels"),
     "deep_sum": (lambda: [_dense(2, 8), fastnn.Sigmoid(), _dense(8, 8), fastnn.Tanh(),
                           _dense(8, 1)],
                  fastnn.MSELoss(reduction="sum"), lambda: fastnn.Adam(lr=0.005), 2, 7,
@@ -86,7 +99,8 @@ def _data(rows, n_in, n_out, kind, dtype, rng):
     return X, rng.standard_normal((rows, n_out)).astype(dtype)
 
 
-def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False):
+def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False,
+         clip=None):
     """A fit of NETWORKS[name] through the native trainer, on the tiny path or not
     (with random sample weights when ``weighted``): the parameters, the optimizer's
     state, the epoch losses and how it ended."""
@@ -101,7 +115,9 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False
     loss = fastnn.losses.get_loss(loss)
     Xc, T = net._check_data(X, y, loss)
     weights = rng.random(rows) + 0.5 if weighted else None
-    trainer = training._make_trainer(net, Xc, T, loss, opt, batch or rows, None, weights)
+    clipping = training._Clipping(*clip) if clip else training._Clipping()
+    trainer = training._make_trainer(net, Xc, T, loss, opt, batch or rows, None, weights,
+                                     clipping)
     assert isinstance(trainer, training._NativeTrainer)
     trainer.trainer.tiny = tiny
     assert trainer.trainer.tiny == tiny          # the network fits the tiny path
@@ -121,12 +137,17 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False
     return params, state, losses, ended, checks
 
 
-@pytest.mark.parametrize("weighted", [False, True], ids=["", "weighted"])
+# (sample weights; gradient clipping by norm, by value or both)
+VARIANTS = {"plain": {}, "weighted": {"weighted": True}, "clip_norm": {"clip": (0.05, None)},
+            "clip_both": {"clip": (0.05, 0.01)}}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_the_tiny_path_gives_the_general_paths_bits(name, dtype, weighted, isa):
-    tiny = _fit(name, dtype, True, weighted=weighted)
-    general = _fit(name, dtype, False, weighted=weighted)
+def test_the_tiny_path_gives_the_general_paths_bits(name, dtype, variant, isa):
+    tiny = _fit(name, dtype, True, **VARIANTS[variant])
+    general = _fit(name, dtype, False, **VARIANTS[variant])
     for a, b in zip(tiny[0], general[0]):
         np.testing.assert_array_equal(a, b)
     assert tiny[1].keys() == general[1].keys()

@@ -85,6 +85,10 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_optimizer_update_f64(int opt, int64_t size, double *param, const double *grad, double *const *state, const double *hyper, int64_t step)
     int fastnn_optimizer_update_proof_f32(int opt, int64_t size, const float *param, const float *grad, float *const *state, const double *hyper, int64_t step, double *next)
     int fastnn_optimizer_update_proof_f64(int opt, int64_t size, const double *param, const double *grad, double *const *state, const double *hyper, int64_t step, double *next)
+    int fastnn_clip_grad_norm_f32(int64_t count, const int64_t *sizes, float *const *grads, double max_norm, double *total)
+    int fastnn_clip_grad_norm_f64(int64_t count, const int64_t *sizes, double *const *grads, double max_norm, double *total)
+    int fastnn_clip_grad_value_f32(int64_t count, const int64_t *sizes, float *const *grads, double clip_value)
+    int fastnn_clip_grad_value_f64(int64_t count, const int64_t *sizes, double *const *grads, double clip_value)
     uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
     int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step, const float *x, float *mask, float *y)
     int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step, const double *x, double *mask, double *y)
@@ -117,6 +121,8 @@ cdef extern from "fastnn.h" nogil:
         double hyper[FASTNN_OPT_MAX_HYPER]
         int64_t step
         fastnn_loss_args loss_args
+        int clip_norm_on, clip_value_on
+        double clip_norm, clip_value
 
     ctypedef struct fastnn_trainer:
         pass

@@ -20,6 +20,7 @@ The environment variable ``FASTNN_ISA`` (generic|avx2|avx512), when set, is
 applied at import with the same checks as ``set_isa``.
 """
 
+import math
 import os
 import threading
 
@@ -37,8 +38,8 @@ from fastnn.backends._csrc cimport *
 from fastnn._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
                                 check_loss_params)
 from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
-                                       _unknown_optimizer, check_optimizer_call,
-                                       missing_state, rows_width)
+                                       _unknown_optimizer, check_clip_call,
+                                       check_optimizer_call, missing_state, rows_width)
 
 cnp.import_array()
 
@@ -845,6 +846,15 @@ cdef class Trainer:
                 raise ValueError(f"the {opt_name} spec lacks {name!r} (it has {sorted(spec)})")
             self._spec.hyper[j] = float(spec[name])
         self._spec.step = spec["step"]
+        for key in ("clip_grad_norm", "clip_grad_value"):   # None, or a limit >= 0
+            limit = spec.get(key)
+            if limit is not None and not (isinstance(limit, (int, float))
+                                          and math.isfinite(limit) and limit >= 0):
+                raise ValueError(f"{key} must be None or a finite number >= 0, got {limit!r}")
+        self._spec.clip_norm_on = spec.get("clip_grad_norm") is not None
+        self._spec.clip_norm = spec["clip_grad_norm"] if self._spec.clip_norm_on else 0.0
+        self._spec.clip_value_on = spec.get("clip_grad_value") is not None
+        self._spec.clip_value = spec["clip_grad_value"] if self._spec.clip_value_on else 0.0
         self._X, self._T, self._keep = X, T, keep
         if self._single:
             status = fastnn_trainer_new_f32(&self._trainer, self._stages, self._n_stages,
@@ -963,6 +973,37 @@ cdef class Trainer:
         fastnn_trainer_free(self._trainer)
         self._trainer = NULL
         return {"dropout_steps": steps, "step": self._spec.step}
+
+# ---------------------------------------------------------- gradient clipping
+cdef int _clip(list grads, double limit, bint norm, double *total) except -1:
+    cdef int64_t count = len(grads), i
+    cdef int status
+    cdef bint f32 = count > 0 and _f32(grads[0])
+    cdef int64_t *sizes = <int64_t *>calloc(count + 1, sizeof(int64_t))
+    cdef void **ptrs = <void **>calloc(count + 1, sizeof(void *))
+    try:
+        if sizes == NULL or ptrs == NULL:
+            raise MemoryError("clip: out of memory")
+        for i in range(count):
+            sizes[i] = grads[i].size
+            ptrs[i] = cnp.PyArray_DATA(<cnp.ndarray>grads[i])
+        with nogil:
+            if norm and f32:
+                status = fastnn_clip_grad_norm_f32(count, sizes, <float **>ptrs, limit,
+                                                   total)
+            elif norm:
+                status = fastnn_clip_grad_norm_f64(count, sizes, <double **>ptrs, limit,
+                                                   total)
+            elif f32:
+                status = fastnn_clip_grad_value_f32(count, sizes, <float **>ptrs, limit)
+            else:
+                status = fastnn_clip_grad_value_f64(count, sizes, <double **>ptrs, limit)
+        _check_status(status, "clip_grad_norm" if norm else "clip_grad_value")
+    finally:
+        free(sizes)
+        free(ptrs)
+    return 0
+
 
 # ---------------------------------------------------------------- the class
 class CythonOps(NumpyOps):
@@ -1353,6 +1394,22 @@ class CythonOps(NumpyOps):
                     "signed": [after[1 + m + j] != 0 for j in range(m)]}
         _check_status(status, name)
 
+    # ------------------------------------------------- gradient clipping
+    def clip_grad_norm(self, grads, max_norm):
+        """In place, as ``torch.nn.utils.clip_grad_norm_`` (see NumpyOps.clip_grad_norm):
+
+        fastnn_clip_grad_norm_* over all the arrays at once.  Returns the norm.
+        """
+        cdef double total = 0.0
+        _clip(check_clip_call(grads, max_norm, "max_norm"), float(max_norm), True,
+                        &total)
+        return total
+
+    def clip_grad_value(self, grads, clip_value):
+        """In place, as ``torch.nn.utils.clip_grad_value_`` (see NumpyOps.clip_grad_value)."""
+        _clip(check_clip_call(grads, clip_value, "clip_value"), float(clip_value),
+                        False, NULL)
+
     # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed, step, index):
         """64 random bits for element ``index`` of training step ``step`` (see NumpyOps)."""
@@ -1419,8 +1476,8 @@ def _probe_code(str entry, int code):
         raise ValueError(f"unknown entry {entry!r}; expected one of {_PROBE_ENTRIES}")
     cdef double[4] x, y, z, dy, w, dw, tg
     cdef double[2] b, db
-    cdef double[4] sw0, sw1
-    cdef double[2] sb0, sb1
+    cdef double[4 * FASTNN_OPT_MAX_STATE] sws      # the optimizer's states: 4 of W's
+    cdef double[2 * FASTNN_OPT_MAX_STATE] sbs      # and 2 of b's per state array
     cdef double[2] losses
     cdef double *opt_state[FASTNN_OPT_MAX_STATE]
     cdef double[FASTNN_OPT_MAX_HYPER] opt_hyper
@@ -1436,8 +1493,9 @@ def _probe_code(str entry, int code):
     cdef int64_t epoch = 0, start = 0
     for i in range(4):
         x[i] = y[i] = z[i] = dy[i] = w[i] = tg[i] = 0.25 * i
-        dw[i] = sw0[i] = sw1[i] = 0
-    sb0[0] = sb0[1] = sb1[0] = sb1[1] = 0
+        dw[i] = 0
+    memset(sws, 0, sizeof(sws))
+    memset(sbs, 0, sizeof(sbs))
     b[0] = b[1] = db[0] = db[1] = losses[0] = losses[1] = 0
     labels[0] = 0
     labels[1] = 1
@@ -1469,7 +1527,7 @@ def _probe_code(str entry, int code):
                                  NULL, y)
     elif entry == "optimizer_update":
         for i in range(FASTNN_OPT_MAX_STATE):
-            opt_state[i] = &sw0[0] if i % 2 == 0 else &sw1[0]
+            opt_state[i] = &sws[4 * i]
         opt_hyper[0] = 0.1       # lr; every other hyper-parameter 0.5
         for i in range(1, FASTNN_OPT_MAX_HYPER):
             opt_hyper[i] = 0.5
@@ -1489,10 +1547,9 @@ def _probe_code(str entry, int code):
         stage.b = <void *>b
         stage.dW = <void *>dw
         stage.db = <void *>db
-        stage.state_W[0] = <void *>sw0
-        stage.state_W[1] = <void *>sw1
-        stage.state_b[0] = <void *>sb0
-        stage.state_b[1] = <void *>sb1
+        for i in range(FASTNN_OPT_MAX_STATE):
+            stage.state_W[i] = <void *>&sws[4 * i]
+            stage.state_b[i] = <void *>&sbs[2 * i]
         spec.hyper[0] = 0.1      # lr; every other hyper-parameter 0.5
         for i in range(1, FASTNN_OPT_MAX_HYPER):
             spec.hyper[i] = 0.5

@@ -403,33 +403,121 @@ def _sgd_update(param: Array, grad: Array, states: list[Array | None], h: dict[s
     param -= dt(lr) * g
 
 
-def _adam_update(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
-                 step: int) -> None:
-    """PyTorch's Adam, step counted from 1: g = grad + wd*p;
-
-    m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
-    p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
-    states: [m, v].
-    """
-    lr, beta1, beta2, eps, weight_decay = (h["lr"], h["beta1"], h["beta2"], h["eps"],
-                                           h["weight_decay"])
-    m, v = states
-    for j, s in enumerate(states):
-        if s is None:
-            raise missing_state("adam", j, param.shape, h)
+def _adam_core(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
+               step: int, name: str, decoupled: bool) -> None:
+    """Adam (decoupled: AdamW) in place; see ``_adam_update`` / ``_adamw_update``."""
+    lr, beta1, beta2, eps, weight_decay, amsgrad = (h["lr"], h["beta1"], h["beta2"], h["eps"],
+                                                    h["weight_decay"], h["amsgrad"])
+    for j in range(3 if amsgrad else 2):
+        if states[j] is None:
+            raise missing_state(name, j, param.shape, h)
+    m, v, v_max = states
     assert m is not None and v is not None
     dt = param.dtype.type
-    g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+    g = grad
+    if weight_decay != 0 and decoupled:
+        param *= dt(1 - lr * weight_decay)
+    elif weight_decay != 0:
+        g = grad + dt(weight_decay) * param
     m *= dt(beta1)
     m += dt(1 - beta1) * g
     _flush_subnormal(m)
     v *= dt(beta2)
     v += dt(1 - beta2) * (g * g)
     _flush_subnormal(v)
+    if amsgrad:
+        assert v_max is not None
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
     step_size = lr / (1 - beta1 ** step)
     bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
     denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
     param -= dt(step_size) * (m / denom)
+
+
+def _adam_update(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
+                 step: int) -> None:
+    """PyTorch's Adam, step counted from 1: g = grad + wd*p;
+
+    m = flush(b1*m + (1-b1)*g); v = flush(b2*v + (1-b2)*g^2);
+    amsgrad: v_max = max(v_max, v) and v_max in place of v below;
+    p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+    states: [m, v, v_max] (v_max None without amsgrad).
+    """
+    _adam_core(param, grad, states, h, step, "adam", False)
+
+
+def _adamw_update(param: Array, grad: Array, states: list[Array | None], h: dict[str, float],
+                  step: int) -> None:
+    """PyTorch's AdamW: p *= 1 - lr*wd (decoupled decay), then Adam's update with g = grad
+
+    (see ``_adam_update``).  states: [m, v, v_max] (v_max None without amsgrad).
+    """
+    _adam_core(param, grad, states, h, step, "adamw", True)
+
+
+def _lerp(start: Array, end: Array, weight: Any) -> Array:
+    """PyTorch's lerp: start + w*(end - start) for |w| < 0.5, else end - (end - start)*(1 - w)."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (type(weight)(1) - weight)
+
+
+def _rmsprop_update(param: Array, grad: Array, states: list[Array | None],
+                    h: dict[str, float], step: int) -> None:
+    """PyTorch's RMSprop: g = grad + wd*p; sq = flush(a*sq + (1-a)*g^2);
+
+    centered: ga = flush(lerp(ga, g, 1-a)), avg = sqrt(sq - ga^2) + eps, else
+    avg = sqrt(sq) + eps; momentum: buf = flush(mu*buf + g/avg), p -= lr*buf,
+    else p -= lr*g/avg.  states: [square_avg, momentum_buffer, grad_avg]
+    (None where momentum is 0 / not centered).
+    """
+    lr, alpha, eps, weight_decay, momentum, centered = (
+        h["lr"], h["alpha"], h["eps"], h["weight_decay"], h["momentum"], h["centered"])
+    for j, needed in enumerate((True, momentum != 0, centered != 0)):
+        if needed and states[j] is None:
+            raise missing_state("rmsprop", j, param.shape, h)
+    square_avg, buf, grad_avg = states
+    assert square_avg is not None
+    dt = param.dtype.type
+    g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+    square_avg *= dt(alpha)
+    square_avg += dt(1 - alpha) * (g * g)
+    _flush_subnormal(square_avg)
+    if centered:
+        assert grad_avg is not None
+        grad_avg[...] = _lerp(grad_avg, g, dt(1 - alpha))
+        _flush_subnormal(grad_avg)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + dt(eps)
+    else:
+        avg = np.sqrt(square_avg) + dt(eps)
+    if momentum != 0:
+        assert buf is not None
+        buf *= dt(momentum)
+        buf += g / avg
+        _flush_subnormal(buf)
+        param -= dt(lr) * buf
+    else:
+        param -= dt(lr) * (g / avg)
+
+
+def _adagrad_update(param: Array, grad: Array, states: list[Array | None],
+                    h: dict[str, float], step: int) -> None:
+    """PyTorch's Adagrad, step counted from 1: g = grad + wd*p; sum = flush(sum + g^2);
+
+    p -= clr * g / (sqrt(sum) + eps), clr = lr / (1 + (t-1)*lr_decay).
+    states: [sum] (made full of initial_accumulator_value).
+    """
+    lr, lr_decay, weight_decay, eps = h["lr"], h["lr_decay"], h["weight_decay"], h["eps"]
+    state_sum = states[0]
+    if state_sum is None:
+        raise missing_state("adagrad", 0, param.shape, h)
+    dt = param.dtype.type
+    g = grad + dt(weight_decay) * param if weight_decay != 0 else grad
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += g * g
+    _flush_subnormal(state_sum)
+    param -= dt(clr) * (g / (np.sqrt(state_sum) + dt(eps)))
 
 
 class OptimizerRef(NamedTuple):
@@ -443,7 +531,13 @@ class OptimizerRef(NamedTuple):
 #: The reference optimizers, by the names of C's table (see the note above).
 OPTIMIZERS: dict[str, OptimizerRef] = {
     "sgd": OptimizerRef(1, ("lr", "momentum", "weight_decay", "nesterov"), _sgd_update),
-    "adam": OptimizerRef(2, ("lr", "beta1", "beta2", "eps", "weight_decay"), _adam_update),
+    "adam": OptimizerRef(3, ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"),
+                         _adam_update),
+    "adamw": OptimizerRef(3, ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"),
+                          _adamw_update),
+    "rmsprop": OptimizerRef(3, ("lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
+                            _rmsprop_update),
+    "adagrad": OptimizerRef(1, ("lr", "lr_decay", "weight_decay", "eps"), _adagrad_update),
 }
 
 
@@ -456,8 +550,9 @@ def check_optimizer_call(name: str, states: Any, hypers: Any, step: int, n_state
     name : str
         The optimizer's name (already known to the caller's table).
     states : sequence
-        Its ``n_state`` state arrays (or None), then possibly more entries,
-        all None (an optimizer's fixed-length list, as ``native_spec`` gives).
+        Its ``n_state`` state arrays (or None; entries left out at the end
+        are None), then possibly more entries, all None (an optimizer's
+        fixed-length list, as ``native_spec`` gives).
     hypers : mapping
         Its hyper-parameters, exactly the names ``hyper_names``.
     step : int
@@ -471,7 +566,8 @@ def check_optimizer_call(name: str, states: Any, hypers: Any, step: int, n_state
         The state list and the hyper-parameters as Python floats.
     """
     states = list(states)
-    if len(states) < n_state or any(s is not None for s in states[n_state:]):
+    states += [None] * (n_state - len(states))      # entries left out are None
+    if any(s is not None for s in states[n_state:]):
         raise ValueError(f"optimizer {name!r} keeps {n_state} state array(s) (then only "
                          f"None), got {['None' if s is None else type(s).__name__ for s in states]}")
     if not isinstance(hypers, Mapping) or set(hypers) != set(hyper_names):
@@ -504,6 +600,44 @@ def missing_state(name: str, j: int, shape: tuple[int, ...], h: dict[str, float]
     """
     return ValueError(f"{name}: the hyper-parameters {h} need state array {j} of shape "
                       f"{shape}, got None")
+
+
+def check_clip_call(grads: Any, limit: Any, name: str) -> list[Array]:
+    """The checks of ``clip_grad_norm`` / ``clip_grad_value`` both backends share.
+
+    Parameters
+    ----------
+    grads : sequence of ndarray
+        C-contiguous, writeable float32 or float64 arrays, all of one dtype.
+    limit : float
+        ``max_norm`` or ``clip_value``: a finite number >= 0.
+    name : str
+        The limit's name, for the messages.
+
+    Returns
+    -------
+    list of ndarray
+        ``grads`` as a list.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {limit!r}")
+    if not (math.isfinite(limit) and limit >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {limit}")
+    grads = list(grads)
+    dtypes = set()
+    for i, g in enumerate(grads):
+        if (not isinstance(g, np.ndarray) or g.dtype not in (np.float32, np.float64)
+                or not g.flags.c_contiguous):
+            raise TypeError(f"gradient {i} must be a C-contiguous float32 or float64 ndarray, "
+                            f"got {type(g).__name__}"
+                            f"{' ' + str(g.dtype) if isinstance(g, np.ndarray) else ''}")
+        if not g.flags.writeable:
+            raise ValueError(f"gradient {i} (shape {g.shape}) is read-only but is clipped "
+                             "in place")
+        dtypes.add(g.dtype)
+    if len(dtypes) > 1:
+        raise TypeError(f"the gradients mix dtypes {sorted(d.name for d in dtypes)}")
+    return grads
 
 
 def _unknown_optimizer(name: Any, known: Any) -> ValueError:
@@ -800,8 +934,8 @@ class NumpyOps:
         states : sequence of ndarray or None
             The optimizer's state arrays in the table's order (shape of
             ``param``), updated in place; None where the hyper-parameters need
-            none (SGD's velocity without momentum).  Entries past the
-            table's count must be None.
+            none (SGD's velocity without momentum; entries left out at the
+            end are None).  Entries past the table's count must be None.
         hypers : dict
             The hyper-parameters by the table's names, all of them.
         step : int, default 1
@@ -839,9 +973,39 @@ class NumpyOps:
         param, grad, m, v: same shape; m and v are updated in place.
         ``optimizer_update("adam", ...)`` under its own arguments.
         """
-        self.optimizer_update("adam", param, grad, [m, v],
+        self.optimizer_update("adam", param, grad, [m, v, None],
                               {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
-                               "weight_decay": weight_decay}, step)
+                               "weight_decay": weight_decay, "amsgrad": 0.0}, step)
+
+    # ------------------------------------------------- gradient clipping
+    @_ieee
+    def clip_grad_norm(self, grads: Sequence[Array], max_norm: float) -> float:
+        """In place, as ``torch.nn.utils.clip_grad_norm_``: the norm of all the arrays
+
+        total = sqrt(sum over the arrays of sum(g^2)) (in float64);
+        c = max_norm / (total + 1e-6); unless c >= 1, every g *= c (rounded
+        to the dtype).  grads: float arrays of one dtype, written in place.
+        Returns total (inf or NaN when a gradient is).
+        """
+        grads = check_clip_call(grads, max_norm, "max_norm")
+        total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+        coef = max_norm / (total + 1e-6)
+        if not coef >= 1.0:
+            for g in grads:
+                g *= g.dtype.type(coef)
+        return total
+
+    @_ieee
+    def clip_grad_value(self, grads: Sequence[Array], clip_value: float) -> None:
+        """In place, as ``torch.nn.utils.clip_grad_value_``: g = min(max(g, -v), v),
+
+        v rounded to the dtype; NaN stays NaN.  grads: float arrays of one
+        dtype, written in place.
+        """
+        grads = check_clip_call(grads, clip_value, "clip_value")
+        for g in grads:
+            v = g.dtype.type(clip_value)
+            np.clip(g, -v, v, out=g)
 
     # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed: int, step: int, index: ArrayLike) -> Any:
