@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import io as _io
 from . import training as _training
 from ._custom import user_methods
+from ._metrics import resolve_metrics, score_metrics
 from ._validation import as_float_array, as_samples, check_dtype, check_int
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
@@ -30,6 +31,10 @@ from .layers import Activation, Dense, Layer, Sigmoid, Softmax
 from .losses import BCELoss, CrossEntropyLoss, Loss, get_loss
 from .optimizers import Optimizer
 from .training import History, _BatchInterrupted, _StopOnInterrupt
+
+if TYPE_CHECKING:
+    from .callbacks import Callback
+    from .schedules import LRScheduler
 
 __all__ = ["Network", "History"]
 
@@ -272,7 +277,9 @@ class Network:
             verbose: int = 0,
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
-            restore_best_weights: bool = True) -> History:
+            restore_best_weights: bool = True, validation_split: float = 0.0,
+            lr_scheduler: LRScheduler | None = None, callbacks: Sequence[Callback] = (),
+            metrics: Sequence[str] | None = None) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -314,17 +321,53 @@ class Network:
             not), copy the parameters of the best epoch back into the layers'
             arrays in place (a Dense ``W`` stays the same array object).  The
             optimizer state (momentum, Adam's moments) is not rolled back.
+            ``early_stopping``, ``patience``, ``min_delta`` and
+            ``restore_best_weights`` are a shorthand for the callback
+            ``fastnn.callbacks.EarlyStopping(monitor, min_delta, patience,
+            "min", restore_best_weights)``.
+        validation_split : float in [0, 1), default 0.0
+            Hold out the last fraction of the rows (taken before any
+            shuffling, as Keras) as validation data: ``int(n * (1 -
+            validation_split))`` rows train.  Not with ``validation_data``.
+        lr_scheduler : fastnn.schedules.LRScheduler, optional
+            A learning-rate schedule (``StepLR``, ``OneCycleLR``, ...), bound to
+            ``optimizer`` on first use.  Epoch-based schedules step after each
+            epoch (``ReduceLROnPlateau`` on ``val_loss`` when there is
+            validation data, else on ``loss``); ``OneCycleLR`` after each batch
+            (the values of every batch of the fit are computed up front and
+            applied by the trainer, in C on the compiled backend).
+        callbacks : list of fastnn.callbacks.Callback, optional
+            Their hooks run between epochs (``on_train_begin``,
+            ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``); setting
+            ``network.stop_training = True`` in one ends training after the
+            epoch.  With callbacks the compiled backend runs one epoch per call.
+        metrics : list of str, optional
+            ``"accuracy"``, ``"mae"``, ``"mse"``: recorded per epoch in the
+            History under their names (and ``val_`` + name with validation
+            data).  Each is computed after the epoch, in one pass over the
+            training rows with the epoch's final weights, dropout off (as
+            ``evaluate`` would give them; not Keras's running mean over the
+            epoch's batches), by the backend's metric kernels.  ``accuracy`` is
+            ``evaluate``'s: argmax for cross-entropy, per output at 0.5 otherwise.
 
         Returns
         -------
         History
-            One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
-            set with ``early_stopping``; ``interrupted`` after Ctrl-C.
+            One record per epoch run: ``loss``, ``lr`` (the learning rate the
+            epoch started with), the metrics and the validation scores;
+            ``stopped_epoch`` and ``best_epoch`` are set with early stopping;
+            ``interrupted`` after Ctrl-C.
 
         Raises
         ------
         RuntimeError
             When ``fit`` is already running on this network in another thread.
+        ValueError
+            For a bad argument: ``validation_split`` outside [0, 1) or with
+            ``validation_data``, an unknown metric, a ``OneCycleLR`` with fewer
+            steps left than the fit's batches, or a schedule that needs a
+            hyper-parameter the optimizer does not have (``OneCycleLR``'s
+            momentum cycling without SGD's momentum or Adam's betas).
         FloatingPointError
             If training diverges: a batch's loss is NaN or infinite, or its update
             would make a weight or an optimizer state value (momentum, Adam's
@@ -400,10 +443,12 @@ class Network:
                              batch_size=batch_size, shuffle=shuffle, seed=seed,
                              verbose=verbose, validation_data=validation_data,
                              early_stopping=early_stopping, patience=patience,
-                             min_delta=min_delta, restore_best_weights=restore_best_weights)
+                             min_delta=min_delta, restore_best_weights=restore_best_weights,
+                             validation_split=validation_split, lr_scheduler=lr_scheduler,
+                             callbacks=callbacks, metrics=metrics)
 
-    def evaluate(self, X: ArrayLike, y: ArrayLike, *,
-                 loss: Loss | type[Loss] | str) -> dict[str, float]:
+    def evaluate(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+                 metrics: Sequence[str] | None = None) -> dict[str, float]:
         """Loss (and accuracy for BCE / cross-entropy) on (X, y), dropout off.
 
         Parameters
@@ -412,11 +457,14 @@ class Network:
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
             or class labels (n_samples,) for CrossEntropyLoss
         loss : Loss, Loss subclass or str
+        metrics : list of str, optional
+            Also these: ``"accuracy"``, ``"mae"``, ``"mse"`` (see ``fit``).
 
         Returns
         -------
         dict
-            ``{"loss": float}``, plus ``"accuracy"`` for classification losses:
+            ``{"loss": float}``, each metric asked for, and ``"accuracy"`` for
+            classification losses:
             for CrossEntropyLoss the fraction of samples whose largest output
             is the target class (the label, or the largest target
             probability); for BCELoss the fraction of all outputs (every
@@ -437,7 +485,7 @@ class Network:
         """
         loss = get_loss(loss)
         X, T = self._check_data(X, y, loss)
-        return self._score(X, T, loss)
+        return self._score(X, T, loss, resolve_metrics(metrics, loss, T))
 
     def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss, name: str = "X",
                     y_name: str = "y") -> tuple[NDArray[Any], NDArray[Any]]:
@@ -450,11 +498,13 @@ class Network:
                              f"{np.shape(y)}")
         return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype, y_name)
 
-    def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss) -> dict[str, float]:
+    def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
+               metrics: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
         out = self._forward(X, training=False, keep=False)
         scores: dict[str, float] = {"loss": loss.compute(self.ops, out, T, need_grad=False)[0]}
         if loss.classification:
             scores["accuracy"] = _accuracy(out, T, loss)
+        scores.update(score_metrics(self.ops, out, T, metrics))
         return scores
 
     # ----------------------------------------------------------- storage

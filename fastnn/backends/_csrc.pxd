@@ -23,6 +23,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_N_LOSS
     enum: FASTNN_N_OPT
     enum: FASTNN_N_REDUCTION
+    enum: FASTNN_N_METRIC
     enum: FASTNN_N_ISA
     enum: FASTNN_OPT_MAX_STATE
     enum: FASTNN_OPT_MAX_HYPER
@@ -39,6 +40,8 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_optimizer_n_hyper(int opt)
     const char *fastnn_optimizer_hypers(int opt)
     const char *fastnn_reduction_name(int reduction)
+    const char *fastnn_metric_name(int metric)
+    int fastnn_metric_labels(int metric)
 
     ctypedef struct fastnn_epilogue:
         void (*fn)(const void *ctx, int64_t row0, int64_t col0, int64_t rows, int64_t cols, void *C, int64_t ldc) noexcept nogil
@@ -103,6 +106,11 @@ cdef extern from "fastnn.h" nogil:
         int loss, reduction, optimizer
         double hyper[FASTNN_OPT_MAX_HYPER]
         int64_t step
+        const double *hyper_table
+        int64_t hyper_rows, hyper_row
+
+    int fastnn_metric_f32(int metric, int64_t rows, int64_t cols, const float *pred, const void *target, double *value)
+    int fastnn_metric_f64(int metric, int64_t rows, int64_t cols, const double *pred, const void *target, double *value)
 
     ctypedef struct fastnn_trainer:
         pass
