@@ -316,8 +316,10 @@ class LambdaCallback(Callback):
                          ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable or None, got {fn!r}")
-        self._hooks = {"epoch_begin": on_epoch_begin, "epoch_end": on_epoch_end,
-                       "train_begin": on_train_begin, "train_end": on_train_end}
+        self._hooks: dict[str, Any] = {"epoch_begin": on_epoch_begin,
+                                       "epoch_end": on_epoch_end,
+                                       "train_begin": on_train_begin,
+                                       "train_end": on_train_end}
 
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         if self._hooks["epoch_begin"] is not None:

@@ -121,6 +121,7 @@ class Network:
         self._plan = self._make_plan()
         self._last_output_shape: tuple[int, ...] | None = None
         self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
+        self.stop_training = False          # a callback sets it to end fit after an epoch
         for layer in layers:                # built: from now on this network's alone
             layer._in_network = True
 

@@ -511,7 +511,7 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics: float | None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: float | None = None) -> None:
         """Count one epoch whose monitored value is ``metrics``.
 
         Raises

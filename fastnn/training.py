@@ -59,11 +59,12 @@ class History:
     epochs : list of int
         The indices (from 0) of the epochs run.
     stopped_epoch : int or None
-        With ``early_stopping`` (an EarlyStopping callback): the index of the epoch after which training
-        stopped early; None when all ``epochs`` ran.
+        With ``early_stopping`` (an EarlyStopping callback): the index of the
+        epoch after which training stopped early; None when all ``epochs`` ran.
     best_epoch : int or None
-        With ``early_stopping`` (an EarlyStopping callback): the index of the epoch with the best monitored
-        value (the weights restored with ``restore_best_weights``); else None.
+        With ``early_stopping`` (an EarlyStopping callback): the index of the
+        epoch with the best monitored value (the weights restored with
+        ``restore_best_weights``); else None.
     interrupted : bool
         True when Ctrl-C (SIGINT) stopped ``fit`` early: the records cover
         the epochs completed before it, the weights are those after the last

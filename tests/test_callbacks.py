@@ -398,3 +398,17 @@ def test_metric_kernel_errors(ops):
         ops.metric("label_accuracy", np.zeros((2, 2)), np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match=r"target is float64 of shape \(2, 3\) but pred"):
         ops.metric("mae", np.zeros((2, 2)), np.zeros((2, 3)))
+
+
+def test_the_readme_example_runs_and_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    import re
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "README.md"), encoding="utf-8") as f:
+        section = f.read().split("### Schedules, callbacks and metrics", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "['accuracy', 'loss', 'lr', 'val_accuracy', 'val_loss']"
+    assert 0.95 < float(lines[1]) <= 1.0
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "training.csv"]
