@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any, Callable
 
 from numpy.typing import NDArray
@@ -239,16 +238,16 @@ class ModelCheckpoint(Callback):
 class CSVLogger(Callback):
     """Write one row per epoch to a CSV file: ``epoch`` (from 0), then the logs' keys.
 
-    The header row is written with the first epoch (the keys sorted); the
-    file is rewritten atomically after each epoch (a temporary file beside
-    it, then ``os.replace``), so it is always whole.
+    The header row (the keys sorted, as Keras) is written with the first
+    epoch; each epoch's row is appended and the file closed again at once, so
+    the rows written survive a crash or an exception in ``fit``.
 
     Parameters
     ----------
     path : str or os.PathLike
     separator : str, default ","
     append : bool, default False
-        Keep the rows of an existing file (its header must match).
+        Keep the rows of an existing file (its header must match the logs).
     """
 
     def __init__(self, path: str | os.PathLike[str], separator: str = ",",
@@ -256,33 +255,27 @@ class CSVLogger(Callback):
         self.path = os.fspath(path)
         self.separator = separator
         self.append = check_bool(append, "append")
-        self._rows: list[list[str]] = []
+        self._header: list[str] | None = None
 
     def on_train_begin(self, logs: Logs) -> None:
-        self._rows = []
+        self._header = None
         if self.append and os.path.exists(self.path):
             with open(self.path, newline="", encoding="utf-8") as f:
-                self._rows = [row for row in csv.reader(f, delimiter=self.separator)]
+                self._header = next(csv.reader(f, delimiter=self.separator), None)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         keys = sorted(logs)
         header = ["epoch", *keys]
-        if not self._rows:
-            self._rows.append(header)
-        elif self._rows[0] != header:
+        rows = [[str(epoch), *(repr(float(logs[k])) for k in keys)]]
+        mode = "a"
+        if self._header is None:
+            rows.insert(0, header)
+            self._header, mode = header, "a" if self.append else "w"
+        elif self._header != header:
             raise ValueError(f"CSVLogger: the logs' keys {keys} differ from the file's columns "
-                             f"{self._rows[0][1:]}")
-        self._rows.append([str(epoch), *(repr(float(logs[k])) for k in keys)])
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".csv.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f, delimiter=self.separator).writerows(self._rows)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+                             f"{self._header[1:]}")
+        with open(self.path, mode, newline="", encoding="utf-8") as f:
+            csv.writer(f, delimiter=self.separator).writerows(rows)
 
 
 class LambdaCallback(Callback):

@@ -405,3 +405,31 @@ def test_cosine_rates_match_the_closed_form_within_a_period():
         assert opt.lr == pytest.approx(0.1 + 0.9 * (1 + math.cos(math.pi * t / 10)) / 2,
                                        rel=1e-13)
         sched.step()
+
+
+def test_history_records_the_rate_without_a_schedule(backend):
+    X, y = _data()
+    opt = Adam(0.003)
+    history = _net(backend).fit(X, y, loss="mse", optimizer=opt, epochs=4)  # epochs at once
+    assert history.lr == [0.003] * 4
+
+    class Halve(fastnn.callbacks.Callback):    # a callback may change the rate itself
+        def on_epoch_end(self, epoch, logs):
+            self.network_opt.lr /= 2
+
+    halve = Halve()
+    halve.network_opt = opt
+    net = _net(backend)
+    history = net.fit(X, y, loss="mse", optimizer=opt, epochs=3, callbacks=[halve])
+    assert history.lr == [0.003, 0.0015, 0.00075]
+    twin = _net(backend)
+    twin_opt = Adam(0.003)
+    for _ in range(3):                          # the same, epoch by epoch by hand
+        twin.fit(X, y, loss="mse", optimizer=twin_opt, epochs=1, shuffle=False)
+        twin_opt.lr /= 2
+    net2 = _net(backend)
+    opt2 = Adam(0.003)
+    halve.network_opt = opt2
+    net2.fit(X, y, loss="mse", optimizer=opt2, epochs=3, shuffle=False, callbacks=[halve])
+    for (_, p, _), (_, q, _) in zip(net2.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p, q, rtol=1e-13, atol=1e-15)
