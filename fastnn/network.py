@@ -379,9 +379,11 @@ class Network:
 
         Notes
         -----
-        With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
-        backend runs one epoch per native call (Python decides between epochs);
-        the numbers are the same as without them.
+        With ``verbose``, validation data, ``early_stopping``, ``metrics``,
+        ``callbacks`` or an epoch-based ``lr_scheduler``, the compiled backend
+        runs one epoch per native call (Python decides between epochs); the
+        numbers are the same as without them.  ``OneCycleLR`` does not need
+        that: its per-batch values are handed to the native loop for the run.
 
         Pieces of your own -- a ``Layer``, an ``Activation`` with its own
         ``forward``/``backward``, a ``Loss`` with its own ``compute``, an
