@@ -22,7 +22,6 @@ on any optimizer with an ``lr`` attribute.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections import Counter
 from typing import Any, Iterable
 

@@ -16,7 +16,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._custom import user_methods
-from ._interrupts import _DeferInterrupt, _take_sigint  # noqa: F401 (also used from here)
+from ._interrupts import _take_sigint
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope

@@ -22,8 +22,6 @@ from fastnn import SGD, Adam, CrossEntropyLoss, Dense, Network, ReLU, Sigmoid, T
 from fastnn.backends import available_backends
 from fastnn.callbacks import Callback, CSVLogger, EarlyStopping, LambdaCallback, ModelCheckpoint
 
-from tests_conftest import tol
-
 
 def _data(n=60, d=5, k=3, seed=0):
     rng = np.random.default_rng(seed)
