@@ -305,12 +305,14 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
 
 def _epoch_rates(optimizer: Optimizer, schedule: _Schedule | None,
                  per_epoch_batches: int) -> Any:
-    """The learning rate each epoch of the fit starts with, by index: the per-batch
-    table's first row of the epoch, else the optimizer's (read at the epoch's start)."""
+    """``rates(first, count)``: the learning rates epochs first .. first + count - 1
+    of the fit start with -- the per-batch table's first row of each epoch, else
+    the optimizer's, read before the call that runs them (it stays the same
+    within a call: anything that changes it between epochs makes calls of one)."""
     if schedule is not None and schedule.table is not None:
-        table = schedule.table
-        return lambda epoch: float(table[epoch * per_epoch_batches, 0])
-    return lambda epoch: float(optimizer.lr)
+        column = schedule.table[::per_epoch_batches, 0]
+        return lambda first, count: column[first:first + count].tolist()
+    return lambda first, count: [float(optimizer.lr)] * count
 
 
 def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: int,
@@ -329,8 +331,8 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
     call's epochs come from ``rng`` here, so every trainer visits the same
     samples.  During a call SIGINT stops the trainer (its batch is dropped,
     see ``_StopOnInterrupt``); the completed epochs are recorded and the loop
-    ends.  ``lr_of(epoch)`` gives the learning rate an epoch starts with
-    (recorded as ``lr``).  The trainer is closed on the way out.
+    ends.  ``lr_of(first, count)`` gives the learning rates those epochs
+    start with (recorded as ``lr``).  The trainer is closed on the way out.
     """
     per_epoch_batches = -(-n // batch)
     mean = loss.reduction == "mean"
@@ -348,7 +350,7 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                 chunk = 1
                 for watcher in beginners:
                     watcher.on_epoch_begin(done, {})
-            lrs = [lr_of(done + i) if lr_of is not None else None for i in range(chunk)]
+            lrs = lr_of(done, chunk) if lr_of is not None else []
             orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
                       else None)
             totals = np.zeros(chunk)
@@ -378,25 +380,22 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
 
 
 def _observe(watchers: list[Any], history: History, losses: NDArray[np.float64],
-             lrs: Sequence[float | None] = (), n_scorers: int = 0, network: Any = None) -> bool:
+             lrs: Sequence[float] = (), n_scorers: int = 0, network: Any = None) -> bool:
     """Show the watchers each epoch's records; True when one of them says ``"stop"``
     or sets ``network.stop_training``.  The first ``n_scorers`` watchers add scores
     (metrics, validation) before the epoch's ``lr`` is added to the records."""
     values = losses.tolist()
     rates = list(lrs)[:len(values)]
     if len(watchers) == 1:                      # only the History: the epochs at once
-        records: dict[str, list[float]] = {"loss": values}
-        if rates and rates[0] is not None:
-            records["lr"] = [float(r) for r in rates]   # type: ignore[arg-type]
-        history._extend(records)
+        history._extend({"loss": values, "lr": rates} if rates else {"loss": values})
         return False
     for i, value in enumerate(values):
         epoch = len(history.epochs)
         logs = {"loss": value}
         stop = False
         for k, watcher in enumerate(watchers):
-            if k == n_scorers and i < len(rates) and rates[i] is not None:
-                logs["lr"] = float(rates[i])    # type: ignore[arg-type]
+            if k == n_scorers and i < len(rates):
+                logs["lr"] = rates[i]
             stop = watcher.on_epoch_end(epoch, logs) == "stop" or stop
         if stop or (network is not None and getattr(network, "stop_training", False)):
             return True
