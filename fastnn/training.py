@@ -13,6 +13,7 @@ module: it works on the network it is handed.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import signal
 import sys
@@ -203,8 +204,8 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     patience = check_int(patience, "patience", minimum=1)
     min_delta = check_float(min_delta, "min_delta", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0, allow_none=True)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
-            or not 0.0 <= validation_split < 1.0:
+    if isinstance(validation_split, (bool, np.bool_)) \
+            or not isinstance(validation_split, numbers.Real) or not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be a fraction in [0, 1), got "
                          f"{validation_split!r}")
     if validation_split and validation_data is not None:
