@@ -433,3 +433,31 @@ def test_history_records_the_rate_without_a_schedule(backend):
     net2.fit(X, y, loss="mse", optimizer=opt2, epochs=3, shuffle=False, callbacks=[halve])
     for (_, p, _), (_, q, _) in zip(net2.parameters(), twin.parameters()):
         np.testing.assert_allclose(p, q, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.skipif("cython" not in available_backends(), reason="no compiled backend")
+def test_a_callback_changing_another_hyper_parameter_during_one_cycle():
+    """The per-batch table sets lr and momentum; a value the schedule does not set
+    (weight_decay) changed by a callback between epochs reaches the C trainer too."""
+    X, y = _data(n=45)
+
+    class Decay(fastnn.callbacks.Callback):
+        def __init__(self, opt):
+            self.opt = opt
+
+        def on_epoch_end(self, epoch, logs):
+            self.opt.weight_decay = 0.1 * (epoch + 1)
+
+    results = []
+    for backend in ("numpy", "cython"):
+        opt = SGD(0.05, momentum=0.9)
+        net = _net(backend)
+        net.fit(X, y, loss="mse", optimizer=opt, epochs=4, batch_size=10, shuffle=False,
+                lr_scheduler=OneCycleLR(0.3, 20), callbacks=[Decay(opt)])
+        results.append([p.copy() for _, p, _ in net.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    plain = _net("cython")
+    plain.fit(X, y, loss="mse", optimizer=SGD(0.05, momentum=0.9), epochs=4, batch_size=10,
+              shuffle=False, lr_scheduler=OneCycleLR(0.3, 20))
+    assert not np.allclose(plain.layers[0].W, results[1][0])   # the decay did change things

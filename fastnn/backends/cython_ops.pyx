@@ -689,7 +689,7 @@ cdef class Trainer:
     cdef fastnn_train_spec _spec
     cdef int64_t _n_stages, _n, _t_width
     cdef bint _single
-    cdef object _X, _T, _keep, _hyper_table, _hyper_names
+    cdef object _X, _T, _keep, _hyper_table, _hyper_names, _scheduled
 
     def __cinit__(self):
         self._trainer = NULL
@@ -792,7 +792,8 @@ cdef class Trainer:
 
     def set_hyper(self, spec):
         """Set the hyper-parameters of the next batches (a learning-rate schedule
-        between epochs): ``spec`` maps every name of the optimizer's row to a value."""
+        between epochs): ``spec`` maps every name of the optimizer's row to a value.
+        With a per-batch table, the columns the schedule does not set take them too."""
         values = []
         for name in self._hyper_names:
             if name not in spec:
@@ -801,6 +802,8 @@ cdef class Trainer:
             values.append(float(spec[name]))
         for j, value in enumerate(values):
             self._spec.hyper[j] = value
+            if self._hyper_table is not None and self._hyper_names[j] not in self._scheduled:
+                self._hyper_table[:, j] = value
 
     def _set_schedule(self, schedule, opt_name):
         """Hand C a table of per-batch hyper-parameters (``spec["schedule"]``:
@@ -823,6 +826,7 @@ cdef class Trainer:
         for k, name in enumerate(names):
             table[:, self._hyper_names.index(name)] = values[:, k]
         self._hyper_table = table
+        self._scheduled = names
         self._spec.hyper_table = <const double *>cnp.PyArray_DATA(table)
         self._spec.hyper_rows = table.shape[0]
         self._spec.hyper_row = 0
