@@ -95,6 +95,22 @@ extern "C" {
     X(RMSPROP, rmsprop, 3, 6, "lr alpha eps weight_decay momentum centered")  \
     X(ADAGRAD, adagrad, 1, 4, "lr lr_decay weight_decay eps")
 
+/* Metrics of fit and evaluate: X(ID, name, labels).  Each is a mean over
+ * a batch of outputs pred (rows x cols) and its targets: labels, int64 class
+ * indices (rows); else T values shaped like pred.  metrics.c defines them:
+ * mae = mean |pred - t|, mse = mean (pred - t)^2 (the terms in double,
+ * summed in NumPy's pairwise order), binary_accuracy = the fraction of the
+ * rows x cols outputs on the same side of 0.5 as their target,
+ * argmax_accuracy = the fraction of rows whose largest output (the first
+ * one, a NaN counting as largest, as numpy.argmax) is at the largest
+ * target's place, label_accuracy = the same against the label. */
+#define FASTNN_METRICS(X)                     \
+    X(MAE, mae, 0)                            \
+    X(MSE, mse, 0)                            \
+    X(BINARY_ACCURACY, binary_accuracy, 0)    \
+    X(ARGMAX_ACCURACY, argmax_accuracy, 0)    \
+    X(LABEL_ACCURACY, label_accuracy, 1)
+
 /* Loss reductions: X(ID, name). */
 #define FASTNN_REDUCTIONS(X) \
     X(MEAN, mean)            \
@@ -116,11 +132,13 @@ extern "C" {
 #define FASTNN_X_LOSS_CODE(ID, name, python_name, labels, params, vector) FASTNN_LOSS_##ID,
 #define FASTNN_X_OPT_CODE(ID, name, n_state, n_hyper, hypers) FASTNN_OPT_##ID,
 #define FASTNN_X_REDUCTION_CODE(ID, name) FASTNN_REDUCTION_##ID,
+#define FASTNN_X_METRIC_CODE(ID, name, labels) FASTNN_METRIC_##ID,
 #define FASTNN_X_ISA_CODE(ID, name) FASTNN_ISA_##ID,
 enum { FASTNN_ACTIVATIONS(FASTNN_X_ACT_CODE) FASTNN_N_ACT };
 enum { FASTNN_LOSSES(FASTNN_X_LOSS_CODE) FASTNN_N_LOSS };
 enum { FASTNN_OPTIMIZERS(FASTNN_X_OPT_CODE) FASTNN_N_OPT };
 enum { FASTNN_REDUCTIONS(FASTNN_X_REDUCTION_CODE) FASTNN_N_REDUCTION };
+enum { FASTNN_METRICS(FASTNN_X_METRIC_CODE) FASTNN_N_METRIC };
 enum { FASTNN_ISAS(FASTNN_X_ISA_CODE) FASTNN_N_ISA };
 
 /* The tables at run time (tables.c), for the wrapper and its tests.  Each
@@ -138,6 +156,8 @@ int fastnn_optimizer_n_state(int opt);
 int fastnn_optimizer_n_hyper(int opt);
 const char *fastnn_optimizer_hypers(int opt); /* space separated */
 const char *fastnn_reduction_name(int reduction);
+const char *fastnn_metric_name(int metric);
+int fastnn_metric_labels(int metric);     /* 0 or 1 */
 
 /* ---- instruction sets and threads (dispatch.c) ------------------------- */
 int fastnn_cpu_isa(void);              /* best ISA this CPU supports */
@@ -325,6 +345,16 @@ int fastnn_optimizer_update_proof_f64(int opt, int64_t size, const double *param
                                       const double *grad, double *const *state,
                                       const double *hyper, int64_t step, double *next);
 
+/* ---- metrics (metrics.c) -------------------------------------------------
+ * *value = metric `metric` (FASTNN_METRIC_*) of pred (rows x cols) against
+ * target: rows int64 labels for a row with labels, else rows x cols values.
+ * rows >= 1, cols >= 1; FASTNN_EINVAL for an unknown code or a NULL array.
+ */
+int fastnn_metric_f32(int metric, int64_t rows, int64_t cols, const float *pred,
+                      const void *target, double *value);
+int fastnn_metric_f64(int metric, int64_t rows, int64_t cols, const double *pred,
+                      const void *target, double *value);
+
 /* ---- counter-based randomness and dropout (rng.c) ---------------------- */
 uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index);
 /* mask[i] = (u(seed, step, i) >= p) ? 1 / (1 - p) : 0;  y = x * mask */
@@ -374,6 +404,14 @@ typedef struct fastnn_train_spec {
        fastnn_clip_grad_norm / _value; the norm first when both are on) */
     int clip_norm_on, clip_value_on;
     double clip_norm, clip_value;
+    /* A schedule that changes the hyper-parameters every batch (OneCycleLR):
+     * NULL, or hyper_rows rows of FASTNN_OPT_MAX_HYPER values (the row's
+     * order, as hyper); batch number hyper_row (from 0, counted over the
+     * trainer's runs) is updated with row hyper_row instead of hyper, and
+     * hyper_row advances with each applied batch.  A batch past the last row
+     * is FASTNN_EINVAL, before anything of it is computed. */
+    const double *hyper_table;
+    int64_t hyper_rows, hyper_row;
 } fastnn_train_spec;
 
 typedef struct fastnn_trainer fastnn_trainer;

@@ -40,6 +40,8 @@ FASTNN_OPTIMIZERS(CHECK_OPT)
 #define OPT_N_HYPER(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return n_hyper;
 #define OPT_HYPERS(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return hypers;
 #define REDUCTION_NAME(ID, name) case FASTNN_REDUCTION_##ID: return #name;
+#define METRIC_NAME(ID, name, labels) case FASTNN_METRIC_##ID: return #name;
+#define METRIC_LABELS(ID, name, labels) case FASTNN_METRIC_##ID: return labels;
 
 const char *fastnn_activation_name(int act)
 {
@@ -136,5 +138,21 @@ const char *fastnn_reduction_name(int reduction)
     switch (reduction) {
     FASTNN_REDUCTIONS(REDUCTION_NAME)
     default: return NULL;
+    }
+}
+
+const char *fastnn_metric_name(int metric)
+{
+    switch (metric) {
+    FASTNN_METRICS(METRIC_NAME)
+    default: return NULL;
+    }
+}
+
+int fastnn_metric_labels(int metric)
+{
+    switch (metric) {
+    FASTNN_METRICS(METRIC_LABELS)
+    default: return FASTNN_EINVAL;
     }
 }

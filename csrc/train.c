@@ -145,6 +145,25 @@ static int tiny_run(const fastnn_trainer *t)
     return 1;
 }
 
+/* This batch's hyper-parameters: the spec's, or its row of the per-batch
+ * schedule; NULL past the schedule's last row (the batch is refused). */
+static const double *batch_hyper(const fastnn_train_spec *spec)
+{
+    if (spec->hyper_table == NULL)
+        return spec->hyper;
+    if (spec->hyper_row < 0 || spec->hyper_row >= spec->hyper_rows)
+        return NULL;
+    return spec->hyper_table + spec->hyper_row * FASTNN_OPT_MAX_HYPER;
+}
+
+/* A batch applied: the update count, and the schedule's row, advance. */
+static void batch_done(fastnn_train_spec *spec, int64_t step)
+{
+    spec->step = step;
+    if (spec->hyper_table != NULL)
+        spec->hyper_row++;
+}
+
 static void *wmalloc(size_t bytes)
 {
     const size_t align = 64;

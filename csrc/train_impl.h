@@ -18,10 +18,11 @@ int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
  * (write = 0: FASTNN_EDIVERGED if any new value would be inf or NaN): one
  * call for all the arrays, the optimizer's constants prepared once.  With
  * measure, the update records in t->bounds the magnitudes it wrote. */
-static int F(update_all)(fastnn_trainer *t, int64_t step, int write, int measure)
+static int F(update_all)(fastnn_trainer *t, const double *hyper, int64_t step, int write,
+                         int measure)
 {
     return F(fastnn_internal_opt_update)(t->spec->optimizer, write, &t->params, step,
-                                         t->spec->hyper, measure ? t->bounds : NULL);
+                                         hyper, measure ? t->bounds : NULL);
 }
 
 /* 1 when every update of this batch is proved finite from the bounds on the
@@ -34,10 +35,10 @@ static int F(update_all)(fastnn_trainer *t, int64_t step, int write, int measure
  * caller may have changed the parameters in between).  Small networks
  * (t->use_proof = 0) always take the dry run: over a few thousand values in
  * L1 it costs less than the proof's bookkeeping. */
-static int F(safe_all)(fastnn_trainer *t, int64_t step)
+static int F(safe_all)(fastnn_trainer *t, const double *hyper, int64_t step)
 {
     return t->use_proof &&
-           F(fastnn_internal_opt_safe)(t->spec->optimizer, &t->params, step, t->spec->hyper,
+           F(fastnn_internal_opt_safe)(t->spec->optimizer, &t->params, step, hyper,
                                        t->bounds, t->grad_max, t->next_bounds);
 }
 
@@ -139,6 +140,9 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     const int64_t ns = t->n_stages;
     const T **ys = (const T **)t->ys;
     int status;
+    const double *hyper = batch_hyper(spec);
+    if (hyper == NULL)
+        return FASTNN_EINVAL;
 
     /* forward */
     const T *in = x;
@@ -235,10 +239,10 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (status != FASTNN_OK)
         return status;
     const int64_t step = spec->step + 1;
-    const int proved = F(bound_gradients)(t, x, rows) && F(safe_all)(t, step);
+    const int proved = F(bound_gradients)(t, x, rows) && F(safe_all)(t, hyper, step);
     if (!proved) {
         t->exact_checks++;
-        status = F(update_all)(t, step, 0, 0);
+        status = F(update_all)(t, hyper, step, 0, 0);
         if (status != FASTNN_OK)
             return status;
     }
@@ -246,13 +250,13 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         return batch_interrupted(t, ns);  /* the last point to drop the batch */
     /* proved: the proof's bounds on what it writes are the next batch's;
      * else the update measures what it writes */
-    status = F(update_all)(t, step, 1, !proved && t->use_proof);
+    status = F(update_all)(t, hyper, step, 1, !proved && t->use_proof);
     if (status != FASTNN_OK)
         return status;
     if (proved)
         for (int64_t i = 0; i < t->params.count; i++)
             t->bounds[i] = t->next_bounds[i];
-    t->spec->step = step;
+    batch_done(t->spec, step);
     return FASTNN_OK;
 }
 
@@ -285,6 +289,9 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
     const int64_t ns = t->n_stages;
     const T **ys = (const T **)t->ys;
     int status;
+    const double *hyper = batch_hyper(t->spec);
+    if (hyper == NULL)
+        return FASTNN_EINVAL;
 
     const T *in = x;
     for (int64_t s = 0; s < ns; s++) {
@@ -363,11 +370,10 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
         return FASTNN_EINTERRUPTED;  /* nothing written yet (no dropout here) */
     const int64_t step = t->spec->step + 1;
     t->exact_checks++;
-    status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step,
-                                                  t->spec->hyper);
+    status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step, hyper);
     if (status != FASTNN_OK)
         return status;
-    t->spec->step = step;
+    batch_done(t->spec, step);
     return FASTNN_OK;
 }
 

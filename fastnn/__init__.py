@@ -6,7 +6,7 @@ being declared there (the lookup helpers ``get_loss``/``get_optimizer`` and
 the ``INITIALIZERS`` tuple stay in their modules).
 """
 
-from . import backends, datasets, layers, losses, optimizers
+from . import backends, callbacks, datasets, layers, losses, optimizers, schedules
 from .backends import (get_backend, get_num_threads, set_backend, set_num_threads, show_config,
                        use_backend)
 from .layers import *  # noqa: F401,F403
@@ -25,5 +25,6 @@ del _name
 __all__ = ["Network", "History",
            *(name for module in (layers, losses, optimizers) for name in module.__all__
              if name not in _MODULE_ONLY),
-           "Perceptron", "backends", "datasets", "get_backend", "set_backend", "use_backend",
+           "Perceptron", "backends", "callbacks", "datasets", "schedules", "get_backend",
+           "set_backend", "use_backend",
            "set_num_threads", "get_num_threads", "show_config", "__version__"]

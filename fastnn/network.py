@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import io as _io
 from . import training as _training
 from ._custom import user_methods
+from ._metrics import resolve_metrics, score_metrics
 from ._validation import (as_float_array, as_numeric, as_samples, as_weights, check_dtype,
                           check_int)
 from .backends import get_backend
@@ -31,6 +32,10 @@ from .layers import Activation, Dense, Flatten, Layer, Sigmoid, Softmax
 from .losses import BCELoss, CrossEntropyLoss, Loss, get_loss
 from .optimizers import Optimizer
 from .training import History, _BatchInterrupted, _StopOnInterrupt
+
+if TYPE_CHECKING:
+    from .callbacks import Callback
+    from .schedules import LRScheduler
 
 __all__ = ["Network", "History"]
 
@@ -133,6 +138,7 @@ class Network:
         self._last_output_shape: tuple[int, ...] | None = None
         self._last_input_shape: tuple[int, ...] | None = None
         self._fit_lock = threading.Lock()   # held while fit runs: one fit at a time
+        self.stop_training = False          # a callback sets it to end fit after an epoch
         for layer in layers:                # built: from now on this network's alone
             layer._in_network = True
 
@@ -335,7 +341,9 @@ class Network:
             restore_best_weights: bool = True, sample_weight: ArrayLike | None = None,
             class_weight: dict[Any, float] | str | None = None,
             clip_grad_norm: float | None = None,
-            clip_grad_value: float | None = None) -> History:
+            clip_grad_value: float | None = None, validation_split: float = 0.0,
+            lr_scheduler: LRScheduler | None = None, callbacks: Sequence[Callback] = (),
+            metrics: Sequence[str] | None = None) -> History:
         """Train on (X, y) with mini-batch gradient descent.
 
         Parameters
@@ -380,6 +388,34 @@ class Network:
             not), copy the parameters of the best epoch back into the layers'
             arrays in place (a Dense ``W`` stays the same array object).  The
             optimizer state (momentum, Adam's moments) is not rolled back.
+            ``early_stopping``, ``patience``, ``min_delta`` and
+            ``restore_best_weights`` are a shorthand for the callback
+            ``fastnn.callbacks.EarlyStopping(monitor, min_delta, patience,
+            "min", restore_best_weights)``.
+        validation_split : float in [0, 1), default 0.0
+            Hold out the last fraction of the rows (taken before any
+            shuffling, as Keras) as validation data: ``int(n * (1 -
+            validation_split))`` rows train.  Not with ``validation_data``.
+        lr_scheduler : fastnn.schedules.LRScheduler, optional
+            A learning-rate schedule (``StepLR``, ``OneCycleLR``, ...), bound to
+            ``optimizer`` on first use.  Epoch-based schedules step after each
+            epoch (``ReduceLROnPlateau`` on ``val_loss`` when there is
+            validation data, else on ``loss``); ``OneCycleLR`` after each batch
+            (the values of every batch of the fit are computed up front and
+            applied by the trainer, in C on the compiled backend).
+        callbacks : list of fastnn.callbacks.Callback, optional
+            Their hooks run between epochs (``on_train_begin``,
+            ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``); setting
+            ``network.stop_training = True`` in one ends training after the
+            epoch.  With callbacks the compiled backend runs one epoch per call.
+        metrics : list of str, optional
+            ``"accuracy"``, ``"mae"``, ``"mse"``: recorded per epoch in the
+            History under their names (and ``val_`` + name with validation
+            data).  Each is computed after the epoch, in one pass over the
+            training rows with the epoch's final weights, dropout off (as
+            ``evaluate`` would give them; not Keras's running mean over the
+            epoch's batches), by the backend's metric kernels.  ``accuracy`` is
+            ``evaluate``'s: argmax for cross-entropy, per output at 0.5 otherwise.
         sample_weight : array-like of shape (n_samples,), optional
             A weight >= 0 per sample (finite, not all 0), gathered with each
             batch's rows.  A batch's loss is sum_i w_i l_i / sum_i w_i for
@@ -414,13 +450,21 @@ class Network:
         Returns
         -------
         History
-            One record per epoch run; ``stopped_epoch`` and ``best_epoch`` are
-            set with ``early_stopping``; ``interrupted`` after Ctrl-C.
+            One record per epoch run: ``loss``, ``lr`` (the learning rate the
+            epoch started with), the metrics and the validation scores;
+            ``stopped_epoch`` and ``best_epoch`` are set with early stopping;
+            ``interrupted`` after Ctrl-C.
 
         Raises
         ------
         RuntimeError
             When ``fit`` is already running on this network in another thread.
+        ValueError
+            For a bad argument: ``validation_split`` outside [0, 1) or with
+            ``validation_data``, an unknown metric, a ``OneCycleLR`` with fewer
+            steps left than the fit's batches, or a schedule that needs a
+            hyper-parameter the optimizer does not have (``OneCycleLR``'s
+            momentum cycling without SGD's momentum or Adam's betas).
         FloatingPointError
             If training diverges: a batch's loss is NaN or infinite, or its update
             would make a weight or an optimizer state value (momentum, Adam's
@@ -431,9 +475,11 @@ class Network:
 
         Notes
         -----
-        With ``verbose``, ``validation_data`` or ``early_stopping``, the compiled
-        backend runs one epoch per native call (Python decides between epochs);
-        the numbers are the same as without them.
+        With ``verbose``, validation data, ``early_stopping``, ``metrics``,
+        ``callbacks`` or an epoch-based ``lr_scheduler``, the compiled backend
+        runs one epoch per native call (Python decides between epochs); the
+        numbers are the same as without them.  ``OneCycleLR`` does not need
+        that: its per-batch values are handed to the native loop for the run.
 
         Pieces of your own -- a ``Layer``, an ``Activation`` with its own
         ``forward``/``backward``, a ``Loss`` with its own ``compute``, an
@@ -498,10 +544,13 @@ class Network:
                              early_stopping=early_stopping, patience=patience,
                              min_delta=min_delta, restore_best_weights=restore_best_weights,
                              sample_weight=sample_weight, class_weight=class_weight,
-                             clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value)
+                             clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
+                             validation_split=validation_split, lr_scheduler=lr_scheduler,
+                             callbacks=callbacks, metrics=metrics)
 
     def evaluate(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
-                 sample_weight: ArrayLike | None = None) -> dict[str, float]:
+                 sample_weight: ArrayLike | None = None,
+                 metrics: Sequence[str] | None = None) -> dict[str, float]:
         """Loss (and accuracy for BCE / cross-entropy) on (X, y), dropout off.
 
         Parameters
@@ -514,11 +563,15 @@ class Network:
         sample_weight : array-like of shape (n_samples,), optional
             A weight >= 0 per sample, as in ``fit`` (the loss is the weighted
             one, the accuracy the weighted fraction).
+        metrics : list of str, optional
+            Also these: ``"accuracy"``, ``"mae"``, ``"mse"`` (see ``fit``);
+            unweighted, so not with ``sample_weight``.
 
         Returns
         -------
         dict
-            ``{"loss": float}``, plus ``"accuracy"`` for classification losses:
+            ``{"loss": float}``, each metric asked for, and ``"accuracy"`` for
+            classification losses:
             for CrossEntropyLoss the fraction of samples whose largest output
             is the target class (the label, or the largest target
             probability); for BCELoss the fraction of all outputs (every
@@ -545,7 +598,11 @@ class Network:
             weights = as_weights(sample_weight, "sample_weight", X.shape[0], "samples")
             if not (weights > 0).any():
                 raise ValueError("every sample has weight 0: the weighted loss is undefined")
-        return self._score(X, T, loss, weights)
+            if metrics:
+                raise ValueError("the metrics are computed without sample weights: give "
+                                 "evaluate either metrics or sample_weight, not both (its "
+                                 "loss and accuracy are the weighted ones)")
+        return self._score(X, T, loss, weights, resolve_metrics(metrics, loss, T))
 
     def _check_data(self, X: ArrayLike, y: ArrayLike, loss: Loss, name: str = "X",
                     y_name: str = "y") -> tuple[NDArray[Any], NDArray[Any]]:
@@ -559,7 +616,8 @@ class Network:
         return Xa, loss.prepare_target(y, Xa.shape[0], self.n_outputs, self.dtype, y_name)
 
     def _score(self, X: NDArray[Any], T: NDArray[Any], loss: Loss,
-               sample_weight: NDArray[np.float64] | None = None) -> dict[str, float]:
+               sample_weight: NDArray[np.float64] | None = None,
+               metrics: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
         out = self._forward(X, training=False, keep=False)
         if sample_weight is None:
             value = loss.compute(self.ops, out, T, need_grad=False)[0]
@@ -569,6 +627,7 @@ class Network:
         scores: dict[str, float] = {"loss": value}
         if loss.classification:
             scores["accuracy"] = _accuracy(out, T, loss, sample_weight)
+        scores.update(score_metrics(self.ops, out, T, metrics))
         return scores
 
     # ----------------------------------------------------------- storage

@@ -13,10 +13,10 @@ module: it works on the network it is handed.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Sequence
@@ -25,11 +25,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._custom import user_methods
+from ._interrupts import _take_sigint
+from ._metrics import resolve_metrics, score_metrics
 from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
+from .callbacks import Callback, EarlyStopping
 from .layers import Activation, Dense, Dropout, Flatten, Layer
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
+from .schedules import LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 if TYPE_CHECKING:  # optional dependencies, and the network, imported lazily at run time
     from matplotlib.axes import Axes
@@ -48,18 +52,21 @@ class History:
         ``loss`` (the mean of the batch losses, each weighted by its batch's
         total weight -- its size when unweighted -- so, for ``reduction="mean"``,
         the weighted mean over the epoch's samples; or their sum for
-        ``reduction="sum"``) always; ``val_loss``, and ``val_accuracy``
-        for classification losses (as ``Network.evaluate``'s accuracy: per
-        label for BCE, argmax for cross-entropy), when validation data is
+        ``reduction="sum"``) and ``lr`` (the learning rate the epoch started
+        with) always; the ``metrics`` asked for (``accuracy``, ``mae``,
+        ``mse``); ``val_loss``, ``val_accuracy`` for classification losses (as
+        ``Network.evaluate``'s accuracy: per label for BCE, argmax for
+        cross-entropy) and ``val_`` + each metric, when validation data is
         given.  One entry per epoch actually run.
     epochs : list of int
         The indices (from 0) of the epochs run.
     stopped_epoch : int or None
-        With ``early_stopping``: the index of the epoch after which training
-        stopped early; None when all ``epochs`` ran.
+        With ``early_stopping`` (an EarlyStopping callback): the index of the
+        epoch after which training stopped early; None when all ``epochs`` ran.
     best_epoch : int or None
-        With ``early_stopping``: the index of the epoch with the best monitored
-        value (the weights restored with ``restore_best_weights``); else None.
+        With ``early_stopping`` (an EarlyStopping callback): the index of the
+        epoch with the best monitored value (the weights restored with
+        ``restore_best_weights``); else None.
     interrupted : bool
         True when Ctrl-C (SIGINT) stopped ``fit`` early: the records cover
         the epochs completed before it, the weights are those after the last
@@ -72,7 +79,7 @@ class History:
     >>> net = fastnn.Network([fastnn.Dense(2, 4), fastnn.Tanh(), fastnn.Dense(4, 1)], seed=0)
     >>> history = net.fit(X, y, loss="mse", optimizer=fastnn.SGD(lr=0.1), epochs=3)
     >>> history
-    History(epochs=3, keys=['loss'])
+    History(epochs=3, keys=['loss', 'lr'])
     >>> len(history.loss), history.epochs
     (3, [0, 1, 2])
     """
@@ -165,7 +172,9 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         sample_weight: ArrayLike | None = None,
         class_weight: dict[Any, float] | str | None = None,
         observers: Sequence[_Observer] = (), clip_grad_norm: float | None = None,
-        clip_grad_value: float | None = None) -> History:
+        clip_grad_value: float | None = None, validation_split: float = 0.0,
+        lr_scheduler: LRScheduler | None = None, callbacks: Sequence[Callback] = (),
+        metrics: Sequence[str] | None = None) -> History:
     """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
     Parameters
@@ -173,13 +182,12 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     network : Network
     X, y, loss, optimizer, epochs, batch_size, shuffle, seed, verbose, validation_data,
     early_stopping, patience, min_delta, restore_best_weights, sample_weight, class_weight,
-    clip_grad_norm, clip_grad_value
+    clip_grad_norm, clip_grad_value, validation_split, lr_scheduler, callbacks, metrics
         As ``Network.fit``.
     observers : sequence of objects with ``on_epoch_end(epoch, logs)``
-        Called after each epoch, after the built-in ones (validation, the
-        History, progress, early stopping), with the epoch's records; one
-        returning ``"stop"`` ends training.  Internal for now (fastnn.sklearn
-        uses it); see ``_Observer``.
+        Called after each epoch, after the callbacks, with the epoch's
+        records; one returning ``"stop"`` ends training.  Internal
+        (fastnn.sklearn uses it); see ``_Observer``.
 
     Returns
     -------
@@ -187,7 +195,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
 
     Raises
     ------
-    RuntimeError, FloatingPointError
+    RuntimeError, FloatingPointError, ValueError
         As ``Network.fit``.
     """
     loss = get_loss(loss)
@@ -206,10 +214,38 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                                                         minimum=0.0),
         None if clip_grad_value is None else check_float(clip_grad_value, "clip_grad_value",
                                                          minimum=0.0))
+    if isinstance(validation_split, (bool, np.bool_)) \
+            or not isinstance(validation_split, numbers.Real) or not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be a fraction in [0, 1), got "
+                         f"{validation_split!r}")
+    if validation_split and validation_data is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    if lr_scheduler is not None and not isinstance(lr_scheduler, LRScheduler):
+        raise TypeError(f"lr_scheduler must be a schedule of fastnn.schedules (e.g. "
+                        f"StepLR(step_size=10)), got {lr_scheduler!r}")
+    callbacks = list(callbacks) if callbacks is not None else []
+    for i, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks[{i}] is {callback!r}, not a fastnn.callbacks.Callback")
     X, T = network._check_data(X, y, loss)
     weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
+    resolved = resolve_metrics(metrics, loss, T)
     validation: _Validation | None = None
-    if validation_data is not None:
+    if validation_split:
+        n_all = X.shape[0]
+        split_at = int(n_all * (1.0 - validation_split))   # Keras's: the last rows held out
+        if split_at < 1 or split_at >= n_all:
+            raise ValueError(f"validation_split={validation_split} of {n_all} samples leaves "
+                             f"{split_at} for training and {n_all - split_at} for validation; "
+                             "both need at least one")
+        validation = _Validation(network, loss, X[split_at:], T[split_at:], resolved)
+        X, T = X[:split_at], T[:split_at]
+        if weights is not None:               # the held-out rows are scored unweighted
+            weights = weights[:split_at]
+            if not (weights > 0).any():
+                raise ValueError("every training sample left by validation_split has "
+                                 "weight 0: there is nothing to train on")
+    elif validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             got = type(validation_data).__name__
             if isinstance(validation_data, (tuple, list)):
@@ -218,43 +254,70 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                             f"list of two arrays; got {got}")
         X_val_in, y_val_in = validation_data
         validation = _Validation(network, loss,
-                                 *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"))
+                                 *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"),
+                                 resolved)
     rng = np.random.default_rng(seed) if seed is not None else network._shuffle_rng
     n = X.shape[0]
     batch = n if batch_size is None else min(batch_size, n)
+    per_epoch_batches = -(-n // batch)
     history = History()
-    stopping = (_EarlyStopping(network, history, "val_loss" if validation else "loss",
-                               patience, min_delta, restore_best_weights)
-                if early_stopping else None)
+    if early_stopping:                        # the shorthand for an EarlyStopping callback
+        callbacks.append(EarlyStopping("val_loss" if validation else "loss", min_delta,
+                                       patience, "min", restore_best_weights))
     if not network._fit_lock.acquire(blocking=False):
         raise RuntimeError("fit is already running on this network (in another thread); "
                            "one network trains in one thread at a time -- wait for that "
                            "fit to return, or train a separate network")
+    watchers: list[Any] = []
+    schedule: _Schedule | None = None
+    completed = False
     try:
+        if lr_scheduler is not None:
+            lr_scheduler.bind(optimizer)
+            schedule = _Schedule(lr_scheduler, epochs * per_epoch_batches)
+        scorers: list[Any] = [o for o in (_TrainingMetrics(network, X, T, resolved)
+                                          if resolved else None, validation) if o is not None]
+        progress = _ProgressObserver(epochs, verbose, history) if verbose else None
+        watchers += [*scorers, *callbacks, *([schedule] if schedule is not None else []),
+                     _Recorder(history), *([progress] if progress is not None else [])]
+        watchers += observers
         with _StopOnInterrupt() as interrupt:
-            progress = _ProgressObserver(epochs, verbose) if verbose else None
-            watchers: list[Any] = [o for o in (validation, _Recorder(history), progress,
-                                               stopping) if o is not None]
-            watchers += observers
+            network.stop_training = False
+            for watcher in watchers:
+                if isinstance(watcher, Callback):
+                    watcher.set_fit(network, history)
             try:
-                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
-                                        weights, clip)
-                _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
-                       interrupt, _row_weights(loss, T, weights))
-            finally:
                 for watcher in watchers:
-                    end = getattr(watcher, "on_train_end", None)
-                    if end is not None:
-                        end(history)
-            history.interrupted = interrupt.requested
+                    begin = getattr(watcher, "on_train_begin", None)
+                    if begin is not None:
+                        begin({})
+                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
+                                        weights, clip, schedule)
+                _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
+                       interrupt, _row_weights(loss, T, weights),
+                       lr_of=_epoch_rates(optimizer, schedule, per_epoch_batches),
+                       n_scorers=len(scorers), network=network)
+                completed = True
+            finally:
+                if schedule is not None:
+                    schedule.finish()
+                history.interrupted = interrupt.requested
+        # after the guard: a Ctrl-C in a hook is the user's (KeyboardInterrupt)
     finally:
-        network._fit_lock.release()
+        try:
+            last = {k: v[-1] for k, v in history.history.items()} if history.epochs else {}
+            for watcher in watchers:
+                # a callback's on_train_end runs when fit returns (Keras's rule); the
+                # progress display closes in any case
+                end = getattr(watcher, "on_train_end", None)
+                if end is not None and (completed or getattr(watcher, "always_end", False)):
+                    end(dict(last))
+        finally:
+            network._fit_lock.release()
     if history.interrupted:
         warnings.warn(f"fit interrupted (Ctrl-C) after {len(history.epochs)} of {epochs} "
                       "epochs; the network keeps the weights of the last completed batch",
                       UserWarning, stacklevel=3)
-    elif stopping is not None:
-        stopping.restore()
     return history
 
 
@@ -363,26 +426,41 @@ def _check_batch_weights(omega: NDArray[np.float64], orders: NDArray[np.int64] |
             "(sample_weight times class_weight, times the label's weight of "
             "CrossEntropyLoss(weight=...)); give those samples weight, use larger "
             "batches, or reduction='sum'")
+def _epoch_rates(optimizer: Optimizer, schedule: _Schedule | None,
+                 per_epoch_batches: int) -> Any:
+    """``rates(first, count)``: the learning rates epochs first .. first + count - 1
+    of the fit start with -- the per-batch table's first row of each epoch, else
+    the optimizer's, read before the call that runs them (it stays the same
+    within a call: anything that changes it between epochs makes calls of one)."""
+    if schedule is not None and schedule.table is not None:
+        column = schedule.table[::per_epoch_batches, 0]
+        return lambda first, count: column[first:first + count].tolist()
+    return lambda first, count: [float(optimizer.lr)] * count
 
 
 def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: int,
            epochs: int, shuffle: bool, rng: np.random.Generator, loss: Loss,
            interrupt: _StopOnInterrupt, omega: NDArray[np.float64] | None = None,
-           seconds_per_call: float = 0.25) -> None:
+           seconds_per_call: float = 0.25, lr_of: Any = None, n_scorers: int = 0,
+           network: Any = None) -> None:
     """The one training loop: the trainer runs batches, Python observes the epochs.
 
     Each ``trainer.run`` call does about ``seconds_per_call`` of work (the
     first runs one batch to measure), at most as many epochs as every
     watcher allows (``quiet_epochs``: a watcher that looks at the weights
-    after each epoch allows one), so Python -- progress, validation -- is
-    re-entered between calls, never inside a batch.  The sample orders of
-    a call's epochs come from ``rng`` here, so every trainer visits the same
+    after each epoch allows one; a Callback always does), so Python --
+    progress, validation, callbacks, an epoch-level learning-rate schedule --
+    is re-entered between calls, never inside a batch.  Before a call of one
+    epoch the watchers' ``on_epoch_begin`` run.  The sample orders of a
+    call's epochs come from ``rng`` here, so every trainer visits the same
     samples.  ``omega``: each sample's weight in a mean (see ``_row_weights``;
     None: 1): the epoch's loss divides by their total, and with
     ``reduction="mean"`` epochs with a batch of total weight 0 are refused
     before they run.  During a call SIGINT stops the trainer (its batch is
-    dropped, see ``_StopOnInterrupt``); the completed epochs are recorded
-    and the loop ends.  The trainer is closed on the way out.
+    dropped, see ``_StopOnInterrupt``); the completed epochs are recorded and
+    the loop ends.  ``lr_of(first, count)`` gives the learning rates those
+    epochs start with (recorded as ``lr``).  The trainer is closed on the way
+    out.
     """
     per_epoch_batches = -(-n // batch)
     mean = loss.reduction == "mean"
@@ -390,6 +468,7 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
     check_zero = mean and omega is not None and bool((omega == 0).any())
     max_batches = 1
     done = 0
+    beginners = [w for w in watchers if getattr(w, "on_epoch_begin", None) is not None]
     try:
         while done < epochs and not interrupt.requested:
             chunk = min(epochs - done, max(1, max_batches // per_epoch_batches))
@@ -397,6 +476,11 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                 quiet = watcher.quiet_epochs() if hasattr(watcher, "quiet_epochs") else 1
                 if quiet is not None:
                     chunk = min(chunk, max(1, quiet))
+            if beginners:
+                chunk = 1
+                for watcher in beginners:
+                    watcher.on_epoch_begin(done, {})
+            lrs = lr_of(done, chunk) if lr_of is not None else []
             orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
                       else None)
             if check_zero:
@@ -422,43 +506,53 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                     max_batches = max(1, int(ran * seconds_per_call / elapsed))
             losses = totals[:epoch] / total if mean else totals[:epoch]
             done += chunk
-            if _observe(watchers, history, losses):
+            if _observe(watchers, history, losses, lrs, n_scorers, network):
                 return
     finally:
         trainer.close()
 
 
-def _observe(watchers: list[Any], history: History, losses: NDArray[np.float64]) -> bool:
-    """Show the watchers each epoch's records; True when one of them says ``"stop"``."""
+def _observe(watchers: list[Any], history: History, losses: NDArray[np.float64],
+             lrs: Sequence[float] = (), n_scorers: int = 0, network: Any = None) -> bool:
+    """Show the watchers each epoch's records; True when one of them says ``"stop"``
+    or sets ``network.stop_training``.  The first ``n_scorers`` watchers add scores
+    (metrics, validation) before the epoch's ``lr`` is added to the records."""
+    values = losses.tolist()
+    rates = list(lrs)[:len(values)]
     if len(watchers) == 1:                      # only the History: the epochs at once
-        history._extend({"loss": losses.tolist()})
+        history._extend({"loss": values, "lr": rates} if rates else {"loss": values})
         return False
-    for value in losses.tolist():
+    for i, value in enumerate(values):
         epoch = len(history.epochs)
         logs = {"loss": value}
         stop = False
-        for watcher in watchers:
+        for k, watcher in enumerate(watchers):
+            if k == n_scorers and i < len(rates):
+                logs["lr"] = rates[i]
             stop = watcher.on_epoch_end(epoch, logs) == "stop" or stop
-        if stop:
+        if stop or (network is not None and getattr(network, "stop_training", False)):
             return True
     return False
 
 
 class _Observer(Protocol):
-    """What the driver asks of an observer of the epochs (issue 13 opens it to users).
+    """What the driver asks of an observer of the epochs (fastnn.callbacks.Callback
+    is the public one).
 
     ``on_epoch_end(epoch, logs)`` is called after each epoch with its index
     and its records (``{"loss": ...}``, to which an observer may add, e.g.
     ``val_loss``), in the order of the observers; returning ``"stop"`` ends
     training after this epoch.  Optional: ``quiet_epochs()`` -- how many
     epochs may run before the next call without the observer missing
-    anything (None: any number; absent: 1) -- and ``on_train_end(history)``.
+    anything (None: any number; absent: 1) -- ``on_train_begin(logs)``,
+    ``on_epoch_begin(epoch, logs)`` (its presence makes every call one
+    epoch) and ``on_train_end(logs)``.
     """
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None: ...
 
 
-class _Recorder:
+class _Recorder(Callback):
     """Appends each epoch's records to the History."""
 
     def __init__(self, history: History) -> None:
@@ -467,67 +561,103 @@ class _Recorder:
     def quiet_epochs(self) -> int | None:
         return None
 
+    on_epoch_begin = None  # type: ignore[assignment]
+
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.history._extend({k: [v] for k, v in logs.items()})
 
 
-class _Validation:
-    """Scores the network on the validation data after each epoch: ``val_loss``..."""
+class _Validation(Callback):
+    """Scores the network on the validation data after each epoch: ``val_loss``,
+    ``val_accuracy`` (classification losses) and ``val_`` + each metric."""
 
-    def __init__(self, network: Network, loss: Loss, X: NDArray[Any], T: NDArray[Any]) -> None:
+    on_epoch_begin = None  # type: ignore[assignment]
+
+    def __init__(self, network: Network, loss: Loss, X: NDArray[Any], T: NDArray[Any],
+                 metrics: Sequence[tuple[str, str]] = ()) -> None:
         self.network, self.loss, self.X, self.T = network, loss, X, T
+        self.metrics = list(metrics)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        scores = self.network._score(self.X, self.T, self.loss)
+        scores = self.network._score(self.X, self.T, self.loss, metrics=self.metrics)
         logs.update({"val_" + k: v for k, v in scores.items()})
 
 
-class _EarlyStopping:
-    """Stops when ``monitor`` has not improved by more than ``min_delta`` for
-    ``patience`` epochs; keeps a copy of the best epoch's parameters."""
+class _TrainingMetrics(Callback):
+    """The metrics of the training data after each epoch: one forward pass
+    (dropout off) over the training rows with the epoch's final weights, the
+    backend's metric kernels on its outputs -- as ``evaluate`` would give."""
 
-    def __init__(self, network: Network, history: History, monitor: str, patience: int,
-                 min_delta: float, restore_best_weights: bool) -> None:
-        self.network, self.history, self.monitor = network, history, monitor
-        self.patience, self.min_delta = patience, min_delta
-        self.restore_best_weights = restore_best_weights
-        self.best = np.inf
-        self.wait = 0
-        self.best_params: list[NDArray[Any]] | None = None
+    on_epoch_begin = None  # type: ignore[assignment]
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> str | None:
-        if logs[self.monitor] < self.best - self.min_delta:
-            self.best, self.wait = logs[self.monitor], 0
-            self.history.best_epoch = epoch
-            if self.restore_best_weights:
-                self.best_params = [p.copy() for _, p, _ in self.network.parameters()]
-            return None
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.history.stopped_epoch = epoch
-            return "stop"
-        return None
+    def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any],
+                 metrics: Sequence[tuple[str, str]]) -> None:
+        self.network, self.X, self.T, self.metrics = network, X, T, list(metrics)
 
-    def restore(self) -> None:
-        """Copy the best epoch's parameters back in place (when it is not the last)."""
-        if self.best_params is None or self.history.best_epoch == self.history.epochs[-1]:
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        out = self.network._forward(self.X, training=False, keep=False)
+        logs.update(score_metrics(self.network.ops, out, self.T, self.metrics))
+
+
+class _Schedule(Callback):
+    """A learning-rate schedule in the driver.
+
+    An epoch-level schedule steps after each epoch (ReduceLROnPlateau on
+    ``val_loss`` when the logs have it, else ``loss``); the trainer takes the
+    optimizer's new values at its next call.  A per-batch one (OneCycleLR)
+    gives the trainers ``table``, the values of every batch of the fit
+    (rows of ``names``), and ``finish`` records the batches the trainer ran.
+    """
+
+    on_epoch_begin = None  # type: ignore[assignment]
+
+    def __init__(self, scheduler: LRScheduler, batches: int) -> None:
+        self.scheduler = scheduler
+        self.table: NDArray[np.float64] | None = None
+        self.names: tuple[str, ...] = ()
+        self.batches_run = 0
+        if scheduler.per_batch:
+            assert isinstance(scheduler, OneCycleLR)
+            self.names = scheduler.hyper_names
+            if batches:
+                self.table = scheduler._batch_table(batches)
+
+    def quiet_epochs(self) -> int | None:
+        return None if self.scheduler.per_batch else 1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.scheduler.per_batch:
             return
-        with _DeferInterrupt():                 # all of the best epoch's, or none
-            for (_, param, _), saved in zip(self.network.parameters(), self.best_params):
-                param[...] = saved              # in place: arrays keep their identity
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(logs["val_loss"] if "val_loss" in logs else logs["loss"])
+        else:
+            self.scheduler.step()
+
+    def finish(self) -> None:
+        """Advance a per-batch schedule by the batches run (once)."""
+        if self.scheduler.per_batch:
+            self.scheduler._advance(self.batches_run)     # type: ignore[attr-defined]
+            self.batches_run = 0
 
 
-class _ProgressObserver:
+class _ProgressObserver(Callback):
     """The progress display (``verbose``) as an observer."""
 
-    def __init__(self, epochs: int, verbose: int) -> None:
+    always_end = True          # the bar is closed also when fit raises
+    on_epoch_begin = None  # type: ignore[assignment]
+
+    def __init__(self, epochs: int, verbose: int, history: History) -> None:
         self.progress = _Progress(epochs, verbose)
+        self.history = history
+
+    def quiet_epochs(self) -> int | None:
+        return 1
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.progress.update(dict(logs))
 
-    def on_train_end(self, history: History) -> None:
-        self.progress.close(history)
+    def on_train_end(self, logs: dict[str, float]) -> None:
+        self.progress.close(self.history)
 
 
 # ------------------------------------------------------------- the trainers
@@ -550,19 +680,22 @@ class _Clipping(NamedTuple):
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                   optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
                   weights: NDArray[np.float64] | None = None,
-                  clip: _Clipping = _Clipping()) -> Any:
+                  clip: _Clipping = _Clipping(), schedule: _Schedule | None = None) -> Any:
     """The backend's native trainer when it has one and knows every piece, else the
     Python trainer -- with one warning, naming the user code, when a native one was
-    passed over (never a piece run as something it is not)."""
+    passed over (never a piece run as something it is not).  A per-batch schedule's
+    table goes to either trainer."""
     if getattr(network.ops, "make_trainer", None) is None:
-        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip)
+        return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip,
+                             schedule)
     reasons = _user_code(network, loss, optimizer)
     if not reasons:
-        return _NativeTrainer(network, X, T, loss, optimizer, batch, weights, clip)
+        return _NativeTrainer(network, X, T, loss, optimizer, batch, weights, clip, schedule)
     warnings.warn(f"{'; '.join(reasons)}: fit runs the Python training loop on the "
                   f"{network.ops.name!r} backend (the built-in layers still run its compiled "
                   "kernels)", UserWarning, stacklevel=4)
-    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip)
+    return PythonTrainer(network, X, T, loss, optimizer, batch, interrupt, weights, clip,
+                         schedule)
 
 
 def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
@@ -618,6 +751,10 @@ class PythonTrainer:
         Each sample's weight, handed to the loss with the batch's rows.
     clip : _Clipping
         Gradient clipping between each backward and the update.
+    schedule : _Schedule, optional
+        A per-batch learning-rate schedule: before each batch the optimizer
+        takes that batch's row of ``schedule.table`` (``batches_run`` counts
+        the batches applied).
 
     Attributes
     ----------
@@ -628,12 +765,15 @@ class PythonTrainer:
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                  optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
                  sample_weight: NDArray[np.float64] | None = None,
-                 clip: _Clipping = _Clipping()) -> None:
+                 clip: _Clipping = _Clipping(), schedule: _Schedule | None = None) -> None:
         self.network, self.X, self.T, self.loss = network, X, T, loss
         self.batch, self.interrupt, self.clip = batch, interrupt, clip
         self.sample_weight = sample_weight
         self._omega = _row_weights(loss, T, sample_weight)
         self.interrupted = False
+        # a per-batch schedule: batch b of this trainer takes row b of its table
+        self._schedule = schedule if schedule is not None and schedule.table is not None \
+            else None
         self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
         self._step = optimizer.checked_step(network)   # creates the state, as the C one
 
@@ -678,6 +818,15 @@ class PythonTrainer:
                 stop = start + batch
                 idx: Any = slice(start, stop) if orders is None else orders[epoch, start:stop]
                 drawn = [layer.step for layer in self._dropouts]
+                if self._schedule is not None:
+                    table = self._schedule.table
+                    assert table is not None
+                    if self._schedule.batches_run >= table.shape[0]:
+                        raise ValueError(f"the learning-rate schedule has values for "
+                                         f"{table.shape[0]} batches; this is batch "
+                                         f"{self._schedule.batches_run + 1}")
+                    self._schedule.scheduler._apply_row(  # type: ignore[attr-defined]
+                        table[self._schedule.batches_run])
                 try:
                     out = network._forward(X[idx], training=True, interrupt=self.interrupt)
                     if self.sample_weight is None:
@@ -710,6 +859,8 @@ class PythonTrainer:
                     losses[epoch] += value * out.shape[0]
                 else:
                     losses[epoch] += value * float(np.sum(self._omega[idx]))
+                if self._schedule is not None:
+                    self._schedule.batches_run += 1
                 ran += 1
                 start = stop
                 if start >= n:
@@ -733,7 +884,7 @@ class _NativeTrainer:
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                  optimizer: Optimizer, batch: int,
                  sample_weight: NDArray[np.float64] | None = None,
-                 clip: _Clipping = _Clipping()) -> None:
+                 clip: _Clipping = _Clipping(), schedule: _Schedule | None = None) -> None:
         for layer, _ in network._plan:          # gradient buffers the trainer writes
             if isinstance(layer, Dense):
                 params = layer.params()
@@ -748,6 +899,12 @@ class _NativeTrainer:
                      if not isinstance(layer, Flatten)]
         stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
         self.network, self.optimizer = network, optimizer
+        self.schedule = schedule if schedule is not None and schedule.table is not None \
+            else None
+        if self.schedule is not None:            # per-batch values, applied in C
+            spec = {**spec, "schedule": {"names": self.schedule.names,
+                                         "values": self.schedule.table}}
+        self._hypers = optimizer._hypers()       # the values the trainer holds
         self.trainer = network.ops.make_trainer(  # type: ignore[attr-defined]
             stages, loss.kernel, loss.reduction, spec, X, T, batch, loss.kernel_args(),
             sample_weight)
@@ -758,6 +915,12 @@ class _NativeTrainer:
 
     def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
             losses: NDArray[np.float64], catch_sigint: bool = False) -> tuple[int, int]:
+        # the optimizer's current values (an epoch-level schedule or a callback
+        # may have changed them since the last call)
+        hypers = self.optimizer._hypers()
+        if hypers != self._hypers:
+            self.trainer.set_hyper(hypers)
+            self._hypers = hypers
         result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches, losses,
                                                    catch_sigint)
         return result
@@ -768,6 +931,8 @@ class _NativeTrainer:
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
         self.optimizer.native_done(final["step"])
+        if self.schedule is not None:
+            self.schedule.batches_run = int(final["scheduled_batches"])
         return final
 
 
@@ -858,16 +1023,6 @@ class _BatchInterrupted(Exception):
     """Raised inside a batch of the reference loop once Ctrl-C is requested."""
 
 
-def _take_sigint(handler: Any) -> Any:
-    """Install ``handler`` for SIGINT if this is the main thread and Python's default
-    handler is in place; return the handler it replaced, or None when left alone
-    (a custom handler, or another thread)."""
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        return signal.signal(signal.SIGINT, handler)
-    return None
-
-
 class _StopOnInterrupt:
     """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
 
@@ -911,33 +1066,3 @@ class _StopOnInterrupt:
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-
-
-class _DeferInterrupt:
-    """Holds back Ctrl-C over a few statements that must all run (a copy of
-    every parameter), then honours it.
-
-    In the main thread, over Python's default SIGINT handler only (as
-    ``_StopOnInterrupt``): a SIGINT inside the block is recorded, and on
-    leaving the block the default handler is put back and the signal raised
-    again, so KeyboardInterrupt comes right after the block instead of in
-    the middle of it.
-    """
-
-    def __init__(self) -> None:
-        self._previous: Any = None
-        self._received = False
-
-    def __enter__(self) -> _DeferInterrupt:
-        self._previous = _take_sigint(self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self._received = True
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            if self._received:
-                signal.raise_signal(signal.SIGINT)
-

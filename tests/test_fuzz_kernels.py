@@ -40,7 +40,7 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
           "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
-          "bce_with_logits", "clip_grad_norm", "clip_grad_value"}
+          "bce_with_logits", "clip_grad_norm", "clip_grad_value", "metric"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes
 
@@ -399,6 +399,26 @@ def test_fuzz_dropout(dtype, data):
     if res:
         (want, _), (got, _) = res
         np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------------ metrics
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_metrics(dtype, data):
+    shape = (data.draw(dims, label="n"), data.draw(dims, label="c"))
+    pred = data.draw(arrays(dtype, shape), label="pred")
+    target = data.draw(arrays(dtype, shape), label="target")
+    labels = np.asarray(data.draw(st.lists(st.integers(-1, 7), min_size=shape[0],
+                                           max_size=shape[0]), label="labels"), np.int64)
+    for name, t in [("mae", target), ("mse", target), ("binary_accuracy", target),
+                    ("argmax_accuracy", target), ("label_accuracy", labels)]:
+        result = outcome("metric", name, pred, t)
+        if result is not None:
+            (ref, _), (got, _) = result
+            agree(got, ref, np.float64, name)
+            if "accuracy" in name:
+                assert got == ref, name
 
 
 def test_every_compiled_kernel_is_fuzzed():

@@ -188,7 +188,7 @@ def test_history_regression(backend, rng):
     hist = net.fit(X, T, loss="mse", optimizer=SGD(0.05), epochs=4, batch_size=None)
     assert isinstance(hist, History)
     assert hist.epochs == [0, 1, 2, 3]
-    assert set(hist.history) == {"loss"}
+    assert set(hist.history) == {"loss", "lr"}
     assert len(hist.loss) == 4 and hist["loss"] is hist.loss
     # full batch: epoch 0's loss is the loss before its one update
     assert hist.loss[0] == pytest.approx(before["loss"], rel=1e-12)
@@ -203,7 +203,7 @@ def test_history_validation_data(backend, rng):
     net = _mlp(backend, seed=0)
     hist = net.fit(X, T, loss="mse", optimizer=SGD(0.05), epochs=3,
                    validation_data=(X_val, T_val))
-    assert set(hist.history) == {"loss", "val_loss"}
+    assert set(hist.history) == {"loss", "lr", "val_loss"}
     assert len(hist.val_loss) == 3
     # the last val_loss is the validation loss of the final weights
     assert hist.val_loss[-1] == pytest.approx(net.evaluate(X_val, T_val, loss="mse")["loss"],
@@ -223,14 +223,14 @@ def test_history_classification_has_val_accuracy(backend, loss, rng):
         y = rng.integers(0, 3, 12)
     hist = net.fit(X, y, loss=loss, optimizer=Adam(0.01), epochs=3, batch_size=5,
                    validation_data=(X[:6], y[:6]))
-    assert set(hist.history) == {"loss", "val_loss", "val_accuracy"}
+    assert set(hist.history) == {"loss", "lr", "val_loss", "val_accuracy"}
     for key in hist.history:
         assert len(hist[key]) == 3
     assert all(0.0 <= a <= 1.0 for a in hist.val_accuracy)
     final = net.evaluate(X[:6], y[:6], loss=loss)
     assert hist.val_accuracy[-1] == final["accuracy"]
     assert hist.val_loss[-1] == pytest.approx(final["loss"], rel=1e-12)
-    assert set(net.fit(X, y, loss=loss, optimizer=Adam(0.01), epochs=1).history) == {"loss"}
+    assert set(net.fit(X, y, loss=loss, optimizer=Adam(0.01), epochs=1).history) == {"loss", "lr"}
 
 
 def test_evaluate_cross_entropy(backend, rng):

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from fastnn import losses, optimizers
-from fastnn.backends.numpy_ops import ACTIVATIONS, NEEDS_PREACTIVATION, REDUCTIONS, NumpyOps
+from fastnn.backends.numpy_ops import (ACTIVATIONS, METRICS, NEEDS_PREACTIVATION, REDUCTIONS,
+                                       NumpyOps)
 
 from tests_conftest import REPO, compiled_problem  # noqa: E402 (conftest.py registers the name)
 
@@ -120,6 +121,10 @@ def test_reductions_match_the_reference(tables):
     assert tables["reductions"] == list(REDUCTIONS)
 
 
+def test_metrics_match_the_reference(tables):
+    assert [(row["name"], row["labels"]) for row in tables["metrics"]] == list(METRICS.items())
+
+
 def test_isa_names_come_from_the_c_table(co, tables):
     assert tables["isas"][0] == "generic"
     assert co.supported_isas() == tables["isas"][:len(co.supported_isas())]
@@ -131,14 +136,14 @@ ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backward", "ms
            "xent_labels", "xent_probs", "loss", "set_isa", "optimizer_update", "trainer_new_loss",
            "trainer_new_optimizer", "trainer_new_reduction", "trainer_new_stage",
            "trainer_new_act", "train_run_loss", "train_run_optimizer", "train_run_reduction",
-           "train_run_stage", "train_run_act")
+           "train_run_stage", "train_run_act", "metric")
 
 #: the table an entry's code is a row of (None: the stage kinds, 0..2)
 TABLE_OF = {"act": "activations", "forward": "activations", "backward": "activations",
             "mse": "reductions", "bce": "reductions", "labels": "reductions",
             "probs": "reductions", "reduction": "reductions", "isa": "isas",
             "loss": "losses", "optimizer": "optimizers", "update": "optimizers",
-            "stage": None}
+            "stage": None, "metric": "metrics"}
 
 
 def _count(tables, entry):

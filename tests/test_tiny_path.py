@@ -100,7 +100,7 @@ def _data(rows, n_in, n_out, kind, dtype, rng):
 
 
 def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False,
-         clip=None):
+         clip=None, one_cycle=False):
     """A fit of NETWORKS[name] through the native trainer, on the tiny path or not
     (with random sample weights when ``weighted``): the parameters, the optimizer's
     state, the epoch losses and how it ended."""
@@ -116,8 +116,15 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False
     Xc, T = net._check_data(X, y, loss)
     weights = rng.random(rows) + 0.5 if weighted else None
     clipping = training._Clipping(*clip) if clip else training._Clipping()
+    schedule = None
+    if one_cycle:                 # per-batch learning rates (and momentum or beta1)
+        cycles = hasattr(opt, "momentum") or hasattr(opt, "betas")
+        scheduler = fastnn.schedules.OneCycleLR(max_lr=0.05, total_steps=200,
+                                                cycle_momentum=cycles)
+        scheduler.bind(opt)
+        schedule = training._Schedule(scheduler, epochs * -(-rows // (batch or rows)))
     trainer = training._make_trainer(net, Xc, T, loss, opt, batch or rows, None, weights,
-                                     clipping)
+                                     clipping, schedule)
     assert isinstance(trainer, training._NativeTrainer)
     trainer.trainer.tiny = tiny
     assert trainer.trainer.tiny == tiny          # the network fits the tiny path
@@ -137,9 +144,9 @@ def _fit(name, dtype, tiny, epochs=6, lr_scale=1.0, shuffle=True, weighted=False
     return params, state, losses, ended, checks
 
 
-# (sample weights; gradient clipping by norm, by value or both)
+# (sample weights; gradient clipping by norm, by value or both; a per-batch schedule)
 VARIANTS = {"plain": {}, "weighted": {"weighted": True}, "clip_norm": {"clip": (0.05, None)},
-            "clip_both": {"clip": (0.05, 0.01)}}
+            "clip_both": {"clip": (0.05, 0.01)}, "one_cycle": {"one_cycle": True}}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

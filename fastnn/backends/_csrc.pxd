@@ -24,6 +24,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_N_LOSS
     enum: FASTNN_N_OPT
     enum: FASTNN_N_REDUCTION
+    enum: FASTNN_N_METRIC
     enum: FASTNN_N_ISA
     enum: FASTNN_OPT_MAX_STATE
     enum: FASTNN_OPT_MAX_HYPER
@@ -43,6 +44,8 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_optimizer_n_hyper(int opt)
     const char *fastnn_optimizer_hypers(int opt)
     const char *fastnn_reduction_name(int reduction)
+    const char *fastnn_metric_name(int metric)
+    int fastnn_metric_labels(int metric)
 
     ctypedef struct fastnn_epilogue:
         void (*fn)(const void *ctx, int64_t row0, int64_t col0, int64_t rows, int64_t cols, void *C, int64_t ldc) noexcept nogil
@@ -123,6 +126,11 @@ cdef extern from "fastnn.h" nogil:
         fastnn_loss_args loss_args
         int clip_norm_on, clip_value_on
         double clip_norm, clip_value
+        const double *hyper_table
+        int64_t hyper_rows, hyper_row
+
+    int fastnn_metric_f32(int metric, int64_t rows, int64_t cols, const float *pred, const void *target, double *value)
+    int fastnn_metric_f64(int metric, int64_t rows, int64_t cols, const double *pred, const void *target, double *value)
 
     ctypedef struct fastnn_trainer:
         pass

@@ -188,7 +188,8 @@ def _c_tables():
         ``rowwise``); ``"losses"``: (``name``, ``python_name``, ``labels``,
         ``params``, a tuple of names, ``vector``, a name or None);
         ``"optimizers"``: (``name``, ``n_state``, ``hypers``, a tuple of
-        names); ``"reductions"`` and ``"isas"``: the names, by code.
+        names); ``"reductions"`` and ``"isas"``: the names, by code;
+        ``"metrics"``: (``name``, ``labels``).
     """
     return {
         "activations": [{"name": _text(fastnn_activation_name(i)),
@@ -207,6 +208,8 @@ def _c_tables():
                         "hypers": tuple(_text(fastnn_optimizer_hypers(i)).split())}
                        for i in range(FASTNN_N_OPT)],
         "reductions": [_text(fastnn_reduction_name(i)) for i in range(FASTNN_N_REDUCTION)],
+        "metrics": [{"name": _text(fastnn_metric_name(i)),
+                     "labels": fastnn_metric_labels(i) == 1} for i in range(FASTNN_N_METRIC)],
         "isas": [_text(fastnn_isa_name(i)) for i in range(FASTNN_N_ISA)],
     }
 
@@ -219,6 +222,7 @@ _REDUCTION_CODES = {name: i for i, name in enumerate(_TABLES["reductions"])}
 _ISA_NAMES = tuple(_TABLES["isas"])
 #: how many scalar parameters a loss may have (fastnn_loss_args.param)
 LOSS_MAX_PARAM = FASTNN_LOSS_MAX_PARAM
+_METRIC_CODES = {row["name"]: i for i, row in enumerate(_TABLES["metrics"])}
 
 
 # -------------------------------------------------------------- ISA, threads
@@ -733,7 +737,7 @@ cdef class Trainer:
     cdef fastnn_train_spec _spec
     cdef int64_t _n_stages, _n, _t_width
     cdef bint _single
-    cdef object _X, _T, _keep, _weights
+    cdef object _X, _T, _keep, _weights, _hyper_table, _hyper_names, _scheduled
 
     def __cinit__(self):
         self._trainer = NULL
@@ -841,10 +845,10 @@ cdef class Trainer:
                 <cnp.ndarray>sample_weight)
         self._weights = (vector, sample_weight)
         self._spec.optimizer = opt
-        for j, name in enumerate(_TABLES["optimizers"][opt]["hypers"]):
-            if name not in spec:
-                raise ValueError(f"the {opt_name} spec lacks {name!r} (it has {sorted(spec)})")
-            self._spec.hyper[j] = float(spec[name])
+        self._hyper_names = _TABLES["optimizers"][opt]["hypers"]
+        self._spec.hyper_table = NULL
+        self._spec.hyper_rows = self._spec.hyper_row = 0
+        self.set_hyper(spec)
         self._spec.step = spec["step"]
         for key in ("clip_grad_norm", "clip_grad_value"):   # None, or a limit >= 0
             limit = spec.get(key)
@@ -855,6 +859,9 @@ cdef class Trainer:
         self._spec.clip_norm = spec["clip_grad_norm"] if self._spec.clip_norm_on else 0.0
         self._spec.clip_value_on = spec.get("clip_grad_value") is not None
         self._spec.clip_value = spec["clip_grad_value"] if self._spec.clip_value_on else 0.0
+        schedule = spec.get("schedule")
+        if schedule is not None:
+            self._set_schedule(schedule, opt_name)
         self._X, self._T, self._keep = X, T, keep
         if self._single:
             status = fastnn_trainer_new_f32(&self._trainer, self._stages, self._n_stages,
@@ -863,6 +870,47 @@ cdef class Trainer:
             status = fastnn_trainer_new_f64(&self._trainer, self._stages, self._n_stages,
                                             &self._spec, X.shape[1], batch)
         _check_status(status, "trainer")
+
+    def set_hyper(self, spec):
+        """Set the hyper-parameters of the next batches (a learning-rate schedule
+        between epochs): ``spec`` maps every name of the optimizer's row to a value.
+        With a per-batch table, the columns the schedule does not set take them too."""
+        values = []
+        for name in self._hyper_names:
+            if name not in spec:
+                raise ValueError(f"the spec lacks the hyper-parameter {name!r} (it has "
+                                 f"{sorted(spec)})")
+            values.append(float(spec[name]))
+        for j, value in enumerate(values):
+            self._spec.hyper[j] = value
+            if self._hyper_table is not None and self._hyper_names[j] not in self._scheduled:
+                self._hyper_table[:, j] = value
+
+    def _set_schedule(self, schedule, opt_name):
+        """Hand C a table of per-batch hyper-parameters (``spec["schedule"]``:
+        ``{"names": (...), "values": (batches, len(names)) float64}``): batch b of
+        the trainer updates with row b -- the names given there, the spec's
+        values for the others."""
+        names = tuple(schedule["names"])
+        values = schedule["values"]
+        unknown = [name for name in names if name not in self._hyper_names]
+        if unknown:
+            raise ValueError(f"the schedule sets {unknown}, which {opt_name} does not have "
+                             f"(its hyper-parameters are {self._hyper_names})")
+        if (not isinstance(values, np.ndarray) or values.dtype != np.float64
+                or values.ndim != 2 or values.shape[1] != len(names) or values.shape[0] < 1):
+            raise ValueError(f"the schedule's values must be a float64 array (batches, "
+                             f"{len(names)}), got {getattr(values, 'shape', values)!r}")
+        table = np.empty((values.shape[0], FASTNN_OPT_MAX_HYPER), dtype=np.float64)
+        for j in range(FASTNN_OPT_MAX_HYPER):
+            table[:, j] = self._spec.hyper[j]
+        for k, name in enumerate(names):
+            table[:, self._hyper_names.index(name)] = values[:, k]
+        self._hyper_table = table
+        self._scheduled = names
+        self._spec.hyper_table = <const double *>cnp.PyArray_DATA(table)
+        self._spec.hyper_rows = table.shape[0]
+        self._spec.hyper_row = 0
 
     def run(self, orders, int64_t epoch, int64_t start, int64_t max_batches,
             double[::1] losses not None, bint catch_sigint=False):
@@ -972,7 +1020,8 @@ cdef class Trainer:
                  for i in range(self._n_stages)]
         fastnn_trainer_free(self._trainer)
         self._trainer = NULL
-        return {"dropout_steps": steps, "step": self._spec.step}
+        return {"dropout_steps": steps, "step": self._spec.step,
+                "scheduled_batches": self._spec.hyper_row}
 
 # ---------------------------------------------------------- gradient clipping
 cdef int _clip(list grads, double limit, bint norm, double *total) except -1:
@@ -1310,6 +1359,44 @@ class CythonOps(NumpyOps):
                                            _flat(grad))
         return loss, grad
 
+    # ---------------------------------------------------------- metrics
+    def metric(self, name, pred, target):
+        """A metric of ``pred`` (n, C) against ``target`` (see NumpyOps.metric)."""
+        if name not in _METRIC_CODES:
+            raise ValueError(f"unknown metric kernel {name!r}; expected one of "
+                             f"{sorted(_METRIC_CODES)}")
+        cdef int code = _METRIC_CODES[name]
+        cdef double value = 0
+        cdef int status
+        _matrix(pred, "pred")
+        if pred.size == 0:
+            raise ValueError(f"pred must be a non-empty 2-D array, got {pred.shape}")
+        cdef int64_t rows = pred.shape[0], cols = pred.shape[1]
+        if _TABLES["metrics"][code]["labels"]:
+            if (not isinstance(target, np.ndarray) or target.dtype != np.int64
+                    or target.shape != (rows,)):
+                raise ValueError(f"{name} takes int64 labels of shape ({rows},), got "
+                                 f"{getattr(target, 'dtype', type(target).__name__)} of shape "
+                                 f"{getattr(target, 'shape', None)}")
+            target = np.ascontiguousarray(target)
+        else:
+            if not isinstance(target, np.ndarray) or target.shape != pred.shape \
+                    or target.dtype != pred.dtype:
+                raise ValueError(f"target is {getattr(target, 'dtype', None)} of shape "
+                                 f"{getattr(target, 'shape', None)} but pred is "
+                                 f"{pred.dtype} of shape {pred.shape}")
+            target = np.ascontiguousarray(target)
+        cdef const void *t = cnp.PyArray_DATA(target)
+        cdef const void *p = cnp.PyArray_DATA(pred)
+        cdef bint single = _f32(pred)
+        with nogil:
+            if single:
+                status = fastnn_metric_f32(code, rows, cols, <const float *>p, t, &value)
+            else:
+                status = fastnn_metric_f64(code, rows, cols, <const double *>p, t, &value)
+        _check_status(status, f"metric {name}")
+        return value
+
     # ------------------------------------------------------- optimizers
     def optimizer_update(self, name, param, grad, states, hypers, step=1):
         """One update of optimizer ``name``, in place (see NumpyOps.optimizer_update).
@@ -1457,7 +1544,7 @@ _PROBE_ENTRIES = ("act_forward", "act_backward", "dense_forward", "dense_backwar
                   "trainer_new_loss", "trainer_new_optimizer", "trainer_new_reduction",
                   "trainer_new_stage", "trainer_new_act", "train_run_loss",
                   "train_run_optimizer", "train_run_reduction", "train_run_stage",
-                  "train_run_act")
+                  "train_run_act", "metric")
 
 
 def _probe_code(str entry, int code):
@@ -1532,6 +1619,8 @@ def _probe_code(str entry, int code):
         for i in range(1, FASTNN_OPT_MAX_HYPER):
             opt_hyper[i] = 0.5
         status = fastnn_optimizer_update_f64(code, 4, y, x, opt_state, opt_hyper, 1)
+    elif entry == "metric":
+        status = fastnn_metric_f64(code, 2, 2, x, tg, &loss)
     elif entry == "set_isa":
         isa = fastnn_get_isa()
         status = fastnn_set_isa(code)

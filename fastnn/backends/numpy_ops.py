@@ -541,6 +541,18 @@ OPTIMIZERS: dict[str, OptimizerRef] = {
 }
 
 
+#: The metrics, by the names of C's table (FASTNN_METRICS): whether the
+#: targets are int64 class labels (n,) rather than values shaped like the
+#: outputs.  ``NumpyOps.metric`` computes each.
+METRICS: dict[str, bool] = {
+    "mae": False,
+    "mse": False,
+    "binary_accuracy": False,
+    "argmax_accuracy": False,
+    "label_accuracy": True,
+}
+
+
 def check_optimizer_call(name: str, states: Any, hypers: Any, step: int, n_state: int,
                          hyper_names: tuple[str, ...]) -> tuple[list[Any], dict[str, float]]:
     """The checks of ``optimizer_update`` both backends share (the same messages).
@@ -917,6 +929,40 @@ class NumpyOps:
                 grad = softmax * target.sum(axis=1, keepdims=True) - target
             grad *= dt(scale)
         return loss, grad
+
+    # ---------------------------------------------------------- metrics
+    @_ieee
+    def metric(self, name: str, pred: Array, target: Array) -> float:
+        """A metric of the outputs ``pred`` (n, C) against ``target``: a mean.
+
+        ``mae`` = mean |pred - t|, ``mse`` = mean (pred - t)^2 (differences in
+        the dtype, terms summed in float64); ``binary_accuracy`` = the fraction
+        of the n * C outputs on the same side of 0.5 as their target;
+        ``argmax_accuracy`` = the fraction of rows whose largest output is at
+        the largest target's place; ``label_accuracy`` = the same against
+        int64 labels ``target`` (n,).  Others: ``target`` shaped like ``pred``.
+        """
+        if name not in METRICS:
+            raise ValueError(f"unknown metric kernel {name!r}; expected one of "
+                             f"{sorted(METRICS)}")
+        if not isinstance(pred, np.ndarray) or pred.ndim != 2 or pred.size == 0:
+            raise ValueError(f"pred must be a non-empty 2-D array, got "
+                             f"{getattr(pred, 'shape', type(pred).__name__)}")
+        if METRICS[name]:
+            if target.dtype != np.int64 or target.shape != pred.shape[:1]:
+                raise ValueError(f"{name} takes int64 labels of shape {pred.shape[:1]}, got "
+                                 f"{target.dtype} of shape {target.shape}")
+            return float(np.mean(pred.argmax(axis=1) == target))
+        if target.shape != pred.shape or target.dtype != pred.dtype:
+            raise ValueError(f"target is {target.dtype} of shape {target.shape} but pred is "
+                             f"{pred.dtype} of shape {pred.shape}")
+        if name == "mae":
+            return float(np.sum(np.abs(pred - target), dtype=np.float64) / pred.size)
+        if name == "mse":
+            return float(np.sum(np.square(pred - target, dtype=np.float64)) / pred.size)
+        if name == "binary_accuracy":
+            return float(np.mean((pred > 0.5) == (target > 0.5)))
+        return float(np.mean(pred.argmax(axis=1) == target.argmax(axis=1)))
 
     # ------------------------------------------------------- optimizers
     @_ieee
