@@ -381,3 +381,36 @@ def test_weighted_training_does_not_depend_on_the_thread_count(rng):
         fastnn.set_num_threads(before)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------- with validation_split and metrics
+def test_validation_split_keeps_the_weights_of_the_rows_it_trains_on(backend, rng):
+    """The held-out rows' weights are dropped with them: the fit equals one given
+    the training rows, their weights and the held-out rows as validation_data."""
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    w = rng.random(10) + 0.1
+    split = _net("ce", backend)
+    h1 = split.fit(X, y, loss="cross_entropy", optimizer=SGD(lr=0.1), epochs=3, batch_size=4,
+                   seed=0, sample_weight=w, validation_split=0.3)
+    given = _net("ce", backend)
+    h2 = given.fit(X[:7], y[:7], loss="cross_entropy", optimizer=SGD(lr=0.1), epochs=3,
+                   batch_size=4, seed=0, sample_weight=w[:7], validation_data=(X[7:], y[7:]))
+    for a, b in zip(_params(split), _params(given)):
+        np.testing.assert_array_equal(a, b)
+    assert h1.loss == h2.loss and h1["val_loss"] == h2["val_loss"]
+
+
+def test_validation_split_refuses_training_rows_that_all_weigh_zero(backend, rng):
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    w = np.r_[np.zeros(7), np.ones(3)]
+    with pytest.raises(ValueError, match="left by validation_split has weight 0"):
+        _net("ce", backend).fit(X, y, loss="cross_entropy", optimizer=SGD(lr=0.1),
+                                sample_weight=w, validation_split=0.3)
+
+
+def test_evaluate_refuses_unweighted_metrics_beside_sample_weight(backend, rng):
+    X, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    net = _net("ce", backend)
+    with pytest.raises(ValueError, match="metrics or sample_weight, not both"):
+        net.evaluate(X, y, loss="cross_entropy", sample_weight=np.ones(5), metrics=["accuracy"])
+    assert "accuracy" in net.evaluate(X, y, loss="cross_entropy", metrics=["accuracy"])
