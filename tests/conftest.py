@@ -42,6 +42,57 @@ def tol(dtype):
     return TOL[np.dtype(dtype)]
 
 
+def fd_grad(f, x, eps=1e-6):
+    """Central differences of the scalar f() w.r.t. every element of x (perturbed in place)."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        up = f()
+        flat[i] = old - eps
+        down = f()
+        flat[i] = old
+        grad.reshape(-1)[i] = (up - down) / (2 * eps)
+    return grad
+
+
+# The hand-worked two-step optimizer harness (tests/test_optimizers.py and
+# tests/test_adaptive_optimizers.py): a 2-1 Dense layer with set weights, two
+# hand-set gradients, and the expected (W, b) after each step.
+STEP_W0 = [[1.0], [-2.0]]
+STEP_B0 = [0.5]
+STEP_GRADS = [([[0.5], [-1.0]], [2.0]), ([[1.0], [0.25]], [-1.0])]
+
+
+def step_net(backend, dtype):
+    """The 2-1 network with weights STEP_W0, STEP_B0."""
+    net = fastnn.Network([fastnn.Dense(2, 1)], backend=backend, dtype=dtype, seed=0)
+    net.layers[0].W = STEP_W0
+    net.layers[0].b = STEP_B0
+    return net
+
+
+def two_steps(net, opt):
+    """Apply the two hand-set gradients; returns [(W, b) after step 1, after step 2]."""
+    dense = net.layers[0]
+    out = []
+    for dW, db in STEP_GRADS:
+        dense.dW = np.array(dW, dtype=net.dtype)
+        dense.db = np.array(db, dtype=net.dtype)
+        opt.step(net)
+        out.append((dense.W.copy(), dense.b.copy()))
+    return out
+
+
+def check_steps(got, want, dtype):
+    """Each step's (W, b) of ``dtype`` against its hand-worked values."""
+    for (W, b), (W_want, b_want) in zip(got, want):
+        assert W.dtype == dtype and b.dtype == dtype
+        np.testing.assert_allclose(W, W_want, **tol(dtype))
+        np.testing.assert_allclose(b, b_want, **tol(dtype))
+
+
 @functools.lru_cache(maxsize=None)
 def compiled_problem():
     """Why the compiled backend cannot be tested here, or None.

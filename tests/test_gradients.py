@@ -13,6 +13,8 @@ import pytest
 from fastnn import (ELU, GELU, SELU, BCELoss, CrossEntropyLoss, Dense, Identity, LeakyReLU,
                     Mish, MSELoss, Network, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 
+from tests_conftest import fd_grad  # noqa: E402 (conftest.py registers the name)
+
 EPS = 1e-6
 FD_TOL = {"rtol": 1e-6, "atol": 1e-8}
 
@@ -40,18 +42,7 @@ def _away_from_kinks(rng, shape, low=0.1, high=2.0):
 
 
 def _fd_grad(f, x):
-    """Central differences of the scalar f() w.r.t. every element of x (perturbed in place)."""
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        grad.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return grad
+    return fd_grad(f, x, EPS)
 
 
 def _built(layer, n_in, ops):

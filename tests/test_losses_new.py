@@ -21,7 +21,7 @@ from fastnn import (SGD, Adam, BCEWithLogitsLoss, CrossEntropyLoss, Dense, Huber
                     Network, ReLU, Sigmoid, SmoothL1Loss, Tanh)
 from fastnn.losses import get_loss
 
-from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
+from tests_conftest import fd_grad, tol  # noqa: E402 (conftest.py registers the name)
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
 nn = torch.nn
@@ -126,17 +126,7 @@ EPS = 1e-6
 
 
 def _fd(f, x):
-    grad = np.zeros_like(x)
-    flat = x.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        grad.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return grad
+    return fd_grad(f, x, EPS)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

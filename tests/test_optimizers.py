@@ -21,35 +21,10 @@ from fastnn import SGD, Adam, Dense, Network, Tanh
 
 
 from tests_conftest import tol  # noqa: E402 (conftest.py registers the name)
-W0 = [[1.0], [-2.0]]
-B0 = [0.5]
-GRADS = [([[0.5], [-1.0]], [2.0]), ([[1.0], [0.25]], [-1.0])]
-
-
-def _net(backend, dtype):
-    net = Network([Dense(2, 1)], backend=backend, dtype=dtype, seed=0)
-    net.layers[0].W = W0
-    net.layers[0].b = B0
-    return net
-
-
-def _two_steps(net, opt):
-    """Apply the two hand-set gradients; returns [(W, b) after step 1, after step 2]."""
-    dense = net.layers[0]
-    out = []
-    for dW, db in GRADS:
-        dense.dW = np.array(dW, dtype=net.dtype)
-        dense.db = np.array(db, dtype=net.dtype)
-        opt.step(net)
-        out.append((dense.W.copy(), dense.b.copy()))
-    return out
-
-
-def _check(got, want, dtype):
-    for (W, b), (W_want, b_want) in zip(got, want):
-        assert W.dtype == dtype and b.dtype == dtype
-        np.testing.assert_allclose(W, W_want, **tol(dtype))
-        np.testing.assert_allclose(b, b_want, **tol(dtype))
+from tests_conftest import STEP_GRADS  # noqa: E402
+from tests_conftest import check_steps as _check  # noqa: E402
+from tests_conftest import step_net as _net  # noqa: E402
+from tests_conftest import two_steps as _two_steps  # noqa: E402
 
 
 def test_sgd_plain(backend, dtype):
@@ -170,8 +145,8 @@ def test_adam_eps_is_added_after_the_square_root(backend, dtype):
     #   (eps inside the sqrt would give W[0] = 1 - 0.05/sqrt(0.75) = 0.94226...)
     net = _net(backend, dtype)
     dense = net.layers[0]
-    dense.dW = np.array(GRADS[0][0], dtype=dtype)
-    dense.db = np.array(GRADS[0][1], dtype=dtype)
+    dense.dW = np.array(STEP_GRADS[0][0], dtype=dtype)
+    dense.db = np.array(STEP_GRADS[0][1], dtype=dtype)
     Adam(lr=0.1, eps=0.5).step(net)
     np.testing.assert_allclose(dense.W, [[0.95], [-2 + 0.1 / 1.5]], **tol(dtype))
     np.testing.assert_allclose(dense.b, [0.42], **tol(dtype))
