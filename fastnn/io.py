@@ -6,7 +6,10 @@ a file can be read without running code from it.  ``load`` checks every member
 against the description before reading its data (through
 ``fastnn._archive.NetworkArchive``), so an untrusted file costs no more than
 the network it describes.  ``save`` writes beside the target and renames over
-it, so a failure never leaves half a file.  The network class is handed in
+it, so a failure never leaves half a file.  The generator that shuffles
+``fit``'s batches is saved with the weights, so a loaded network's next
+``fit`` visits the batches in the order the saved one would have.  The
+network class is handed in
 (``Network.load`` passes itself), so this module does not import the network
 module.  An optimizer's hyper-parameters and state go to a file of their own
 (``save_optimizer`` / ``load_optimizer``, the same format and checks), read
@@ -81,7 +84,38 @@ def save(network: Network, path: str | os.PathLike[str]) -> None:
     for i, layer in enumerate(network.layers):
         if hasattr(layer, "seed") and hasattr(layer, "step"):
             arrays[f"{i}.rng"] = np.array([layer.seed, layer.step], dtype=np.uint64)
+    shuffle = _shuffle_state(network)
+    if shuffle is not None:
+        arrays["shuffle_rng"] = shuffle
     _write_npz(path, arrays)
+
+
+def _shuffle_state(network: Network) -> NDArray[np.uint64] | None:
+    """The state of the generator that shuffles ``fit``'s batches (PCG64, ``default_rng``'s)
+    as 6 uint64: state (high, low), increment (high, low), has_uint32, uinteger; None for
+    another bit generator (a network whose generator was replaced by hand)."""
+    bits = getattr(getattr(network, "_shuffle_rng", None), "bit_generator", None)
+    if type(bits) is not np.random.PCG64:
+        return None
+    st = bits.state
+    mask = (1 << 64) - 1
+    return np.array([st["state"]["state"] >> 64, st["state"]["state"] & mask,
+                     st["state"]["inc"] >> 64, st["state"]["inc"] & mask,
+                     st["has_uint32"], st["uinteger"]], dtype=np.uint64)
+
+
+def _load_shuffle_state(archive: NetworkArchive) -> np.random.Generator:
+    """The shuffling generator ``save`` wrote (``_shuffle_state``), checked."""
+    words = [int(v) for v in archive.read_array("shuffle_rng", (6,), np.dtype(np.uint64))]
+    inc = words[2] << 64 | words[3]
+    if inc % 2 == 0 or words[4] not in (0, 1) or words[5] >= 2**32:
+        raise ValueError(f"{archive.path}: shuffle_rng is not the state of a PCG64 generator "
+                         "(its increment must be odd, has_uint32 0 or 1, uinteger < 2**32)")
+    bits = np.random.PCG64()
+    bits.state = {"bit_generator": "PCG64",
+                  "state": {"state": words[0] << 64 | words[1], "inc": inc},
+                  "has_uint32": words[4], "uinteger": words[5]}
+    return np.random.Generator(bits)
 
 
 def _write_npz(path: str, arrays: dict[str, NDArray[Any]]) -> None:
@@ -148,6 +182,8 @@ def load(cls: type[Network], path: str | os.PathLike[str],
             states = {i: _load_rng_state(archive, f"{i}.rng")
                       for i, layer in enumerate(layers)
                       if hasattr(layer, "seed") and hasattr(layer, "step")}
+            # files of earlier versions lack it: the network's seed then gives it
+            shuffle = _load_shuffle_state(archive) if archive.has("shuffle_rng") else None
     try:
         net = cls(layers, backend=ops, dtype=dtype, seed=config.get("seed"))
     except (KeyError, AttributeError, TypeError, ValueError) as exc:
@@ -164,6 +200,8 @@ def load(cls: type[Network], path: str | os.PathLike[str],
     for i, (seed, step) in states.items():
         layer = net.layers[i]
         layer.seed, layer.step = seed, step  # type: ignore[attr-defined]
+    if shuffle is not None:         # the batch order goes on where the saved run stopped
+        net._shuffle_rng = shuffle
     return net
 
 # ------------------------------------------------------------ optimizer state

@@ -9,7 +9,9 @@ epochs with a schedule, save network, optimizer and schedule, load them into new
 objects, fit M more -- the weights and the learning rates equal those of one fit
 of N + M epochs, on both backends.  Without the schedule's state the resumed run
 restarts the schedule (a new bind takes the initial step from the current rate),
-and these tests fail.  Files whose schedule does not fit are refused.
+and these tests fail; with shuffled batches they fail too unless the network's
+file holds the generator of the batch order, which ``save`` now writes.
+Files whose schedule or generator state does not fit are refused.
 """
 
 import json
@@ -52,20 +54,22 @@ def _net(backend):
     return Network([Dense(3, 5), Tanh(), Dense(5, 2)], backend=backend, seed=1)
 
 
-def _fit(net, opt, schedule, epochs):
+def _fit(net, opt, schedule, epochs, shuffle=False):
     X, y = _data()
     return net.fit(X, y, loss="mse", optimizer=opt, lr_scheduler=schedule, epochs=epochs,
-                   batch_size=BATCH, shuffle=False)
+                   batch_size=BATCH, shuffle=shuffle)
 
 
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_training_with_a_schedule_resumes_exactly(backend, name, tmp_path):
+def test_training_with_a_schedule_resumes_exactly(backend, name, shuffle, tmp_path):
+    # shuffled: the network's file holds the generator of the batch order
     make_opt, make_schedule = SCHEDULES[name]
     straight, opt, schedule = _net(backend), make_opt(), make_schedule()
-    _fit(straight, opt, schedule, N + M)
+    _fit(straight, opt, schedule, N + M, shuffle)
 
     net, opt1, schedule1 = _net(backend), make_opt(), make_schedule()
-    _fit(net, opt1, schedule1, N)
+    _fit(net, opt1, schedule1, N, shuffle)
     net.save(tmp_path / "net.npz")
     save_optimizer(opt1, tmp_path / "opt.npz", lr_scheduler=schedule1)
 
@@ -74,7 +78,7 @@ def test_training_with_a_schedule_resumes_exactly(backend, name, tmp_path):
     opt2 = load_optimizer(tmp_path / "opt.npz", net2, lr_scheduler=schedule2)
     assert schedule2.optimizer is opt2 and schedule2.last_epoch == schedule1.last_epoch
     assert opt2.lr == opt1.lr
-    _fit(net2, opt2, schedule2, M)
+    _fit(net2, opt2, schedule2, M, shuffle)
 
     assert schedule2.state_dict() == schedule.state_dict()
     assert opt2.lr == opt.lr and repr(opt2) == repr(opt)
@@ -189,3 +193,57 @@ def test_onecycle_phases_must_follow_from_its_arguments(tmp_path):
     _rewrite(path, edit)
     with pytest.raises(ValueError, match="_rates"):
         load_optimizer(path, net, lr_scheduler=OneCycleLR(max_lr=0.2, total_steps=20))
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def _write_members(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def test_a_loaded_network_shuffles_on_where_it_stopped(tmp_path):
+    net = _net("numpy")
+    _fit(net, SGD(lr=0.1), None, 2, shuffle=True)
+    net.save(tmp_path / "net.npz")
+    expected = net._shuffle_rng.permutation(21)
+    loaded = Network.load(tmp_path / "net.npz")
+    np.testing.assert_array_equal(loaded._shuffle_rng.permutation(21), expected)
+
+
+def test_a_file_without_the_shuffle_state_still_loads(tmp_path):
+    # files of earlier versions: the batch order starts from the network's seed
+    net = _net("numpy")
+    _fit(net, SGD(lr=0.1), None, 2, shuffle=True)
+    net.save(tmp_path / "net.npz")
+    members = _members(tmp_path / "net.npz")
+    del members["shuffle_rng.npy"]
+    _write_members(tmp_path / "net.npz", members)
+    loaded = Network.load(tmp_path / "net.npz")
+    np.testing.assert_array_equal(loaded._shuffle_rng.permutation(21),
+                                  _net("numpy")._shuffle_rng.permutation(21))
+    np.testing.assert_array_equal(loaded.layers[0].W, net.layers[0].W)
+
+
+@pytest.mark.parametrize("words, shape", [
+    ([1, 2, 3, 4, 0, 0], (6,)),           # an even increment
+    ([1, 2, 3, 5, 2, 0], (6,)),           # has_uint32 neither 0 nor 1
+    ([1, 2, 3, 5, 0, 2**32], (6,)),       # uinteger beyond 32 bits
+    ([1, 2, 3, 5, 0], (5,)),              # the wrong shape
+])
+def test_a_damaged_shuffle_state_is_refused(tmp_path, words, shape):
+    import io as _io
+    net = _net("numpy")
+    net.save(tmp_path / "net.npz")
+    members = _members(tmp_path / "net.npz")
+    buffer = _io.BytesIO()
+    np.save(buffer, np.array(words, dtype=np.uint64).reshape(shape))
+    members["shuffle_rng.npy"] = buffer.getvalue()
+    _write_members(tmp_path / "net.npz", members)
+    with pytest.raises(ValueError, match="shuffle_rng") as info:
+        Network.load(tmp_path / "net.npz")
+    assert "net.npz" in str(info.value)
