@@ -9,9 +9,8 @@ the network it describes.  ``save`` writes beside the target and renames over
 it, so a failure never leaves half a file.  The generator that shuffles
 ``fit``'s batches is saved with the weights, so a loaded network's next
 ``fit`` visits the batches in the order the saved one would have.  The
-network class is handed in
-(``Network.load`` passes itself), so this module does not import the network
-module.  An optimizer's hyper-parameters and state go to a file of their own
+network class is handed in (``Network.load`` passes itself), so this module
+does not import the network module.  An optimizer's hyper-parameters and state go to a file of their own
 (``save_optimizer`` / ``load_optimizer``, the same format and checks), read
 back for a given network, whose parameters fix every state array's shape and
 dtype before it is read.  A learning-rate schedule's state goes into the

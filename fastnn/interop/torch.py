@@ -104,13 +104,6 @@ def from_torch(cls: type[Network], module: Any, *,
     torch = _import_torch("Network.from_torch")
     nn = torch.nn
 
-    def flatten(mods: Iterable[Any], prefix: str) -> Iterator[tuple[str, Any]]:
-        for k, m in enumerate(mods):
-            if isinstance(m, (nn.Sequential, nn.ModuleList)):
-                yield from flatten(m, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}", m
-
     if isinstance(module, nn.Module) and not isinstance(module, (nn.Sequential,
                                                                  nn.ModuleList)):
         raise TypeError(f"from_torch reads an nn.Sequential (or a list of modules), got "
@@ -118,7 +111,7 @@ def from_torch(cls: type[Network], module: Any, *,
     layers: list[Layer] = []
     weights: list[tuple[Dense, Any, Any]] = []
     dtypes = set()
-    for where, m in flatten(module, ""):
+    for where, m in _flat_modules(module, nn):
         kind = type(m)
         layer: Layer
         if kind is nn.Linear:
@@ -170,7 +163,8 @@ _OPTIMIZER_MAP: dict[type[Optimizer], tuple[str, dict[str, str]]] = {
 _TORCH_FIXED = {"dampening": 0, "maximize": False}
 
 
-def _flat_modules(module: Any, nn: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def _flat_modules(module: Iterable[Any], nn: Any,
+                  prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(position, module) of each leaf of nested Sequentials / ModuleLists, in order."""
     for k, m in enumerate(module):
         if isinstance(m, (nn.Sequential, nn.ModuleList)):
@@ -238,8 +232,8 @@ def optimizer_to_torch(optimizer: Optimizer, model: Any) -> Any:
     torch = _import_torch("optimizer_to_torch")
     cls = type(optimizer)
     if cls not in _OPTIMIZER_MAP:
-        raise TypeError(f"optimizer_to_torch converts fastnn's {[c.__name__ for c in _OPTIMIZER_MAP]}, "
-                        f"not {cls.__name__}")
+        known = [c.__name__ for c in _OPTIMIZER_MAP]
+        raise TypeError(f"optimizer_to_torch converts fastnn's {known}, not {cls.__name__}")
     name, names = _OPTIMIZER_MAP[cls]
     params = _torch_parameters(model, torch.nn)
     args: dict[str, Any] = {arg: getattr(optimizer, arg)
