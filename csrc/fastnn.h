@@ -368,6 +368,37 @@ int fastnn_dropout_backward_f32(int64_t size, const float *dy, const float *mask
 int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *mask,
                                 double *dx);
 
+/* ---- BatchNorm1d and LayerNorm (norm.c) ----------------------------------
+ * X is (n, d) row-major; weight/bias (d,) or NULL (no affine parameters).
+ * Means and variances (biased) are summed in double, in index order, in one
+ * thread; mean/var (BatchNorm1d, per column) and rstd = 1 / sqrt(var + eps)
+ * (LayerNorm, per row) are double.  work: 2 d doubles of scratch.  A
+ * BatchNorm1d training batch needs n >= 2 (FASTNN_EINVAL otherwise). */
+int fastnn_batchnorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w,
+        const float *b, double eps, float *y, float *xhat, double *mean, double *var);
+int fastnn_batchnorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w,
+        const double *b, double eps, double *y, double *xhat, double *mean, double *var);
+int fastnn_batchnorm_eval_f32(int64_t n, int64_t d, const float *x, const float *rmean,
+        const float *rvar, const float *w, const float *b, double eps, float *y);
+int fastnn_batchnorm_eval_f64(int64_t n, int64_t d, const double *x, const double *rmean,
+        const double *rvar, const double *w, const double *b, double eps, double *y);
+int fastnn_batchnorm_backward_f32(int64_t n, int64_t d, const float *dy, const float
+        *xhat, const double *var, const float *w, double eps, float *dx, float *dw, float
+        *db, double *work);
+int fastnn_batchnorm_backward_f64(int64_t n, int64_t d, const double *dy, const double
+        *xhat, const double *var, const double *w, double eps, double *dx, double *dw,
+        double *db, double *work);
+int fastnn_layernorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w,
+        const float *b, double eps, float *y, float *xhat, double *rstd);
+int fastnn_layernorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w,
+        const double *b, double eps, double *y, double *xhat, double *rstd);
+int fastnn_layernorm_backward_f32(int64_t n, int64_t d, const float *dy, const float
+        *xhat, const double *rstd, const float *w, float *dx, float *dw, float *db, double
+        *work);
+int fastnn_layernorm_backward_f64(int64_t n, int64_t d, const double *dy, const double
+        *xhat, const double *rstd, const double *w, double *dx, double *dw, double *db,
+        double *work);
+
 /* ---- whole training epochs (train.c) -------------------------------------
  * The network's plan as a flat list of stages, the loss and the optimizer;
  * a trainer owns the workspace for one fit (allocated once) and runs batches

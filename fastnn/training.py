@@ -30,7 +30,7 @@ from ._metrics import resolve_metrics, score_metrics
 from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
 from .callbacks import Callback, EarlyStopping
-from .layers import Activation, Dense, Dropout, Flatten, Layer
+from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 from .schedules import LRScheduler, OneCycleLR, ReduceLROnPlateau
@@ -775,6 +775,8 @@ class PythonTrainer:
         self._schedule = schedule if schedule is not None and schedule.table is not None \
             else None
         self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
+        # running statistics are written only when a batch's update is applied
+        self._batchnorms = [layer for layer in network.layers if isinstance(layer, BatchNorm1d)]
         self._step = optimizer.checked_step(network)   # creates the state, as the C one
 
     def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
@@ -805,10 +807,20 @@ class PythonTrainer:
             ``(message, epoch)`` when a batch's loss is not finite or its
             update was refused; nothing of that batch is applied.
         """
+        self.interrupted = False
+        for norm in self._batchnorms:
+            norm._hold, norm._pending = True, None
+        try:
+            return self._run(orders, epoch, start, max_batches, losses)
+        finally:
+            for norm in self._batchnorms:
+                norm._hold, norm._pending = False, None
+
+    def _run(self, orders: NDArray[np.int64] | None, epoch: int, start: int,
+             max_batches: int, losses: NDArray[np.float64]) -> tuple[int, int]:
         network, X, T, batch = self.network, self.X, self.T, self.batch
         n = X.shape[0]
         mean = self.loss.reduction == "mean"
-        self.interrupted = False
         ran = 0
         with ieee_scope():                          # the kernels' error state, set once
             while epoch < losses.shape[0] and ran < max_batches:
@@ -853,6 +865,8 @@ class PythonTrainer:
                 if not self._step():                # refused: weights and state unchanged
                     raise FloatingPointError("training diverged: an update is not finite",
                                              epoch)
+                for norm in self._batchnorms:       # the applied batch's statistics
+                    norm._commit()
                 if not mean:
                     losses[epoch] += value
                 elif self._omega is None:

@@ -1,0 +1,347 @@
+"""BatchNorm1d and LayerNorm: kernels, gradients, backends, PyTorch parity, save/load.
+
+The reference kernels are checked against finite differences and PyTorch; the
+compiled kernels against the reference over a grid of shapes; whole trainings
+against PyTorch's float64 trajectory (shuffled batches, SGD with momentum and
+Adam, then eval-mode prediction), running statistics included.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import (SGD, Adam, AdamW, BatchNorm1d, Dense, GELU, LayerNorm, Network, ReLU,
+                    get_backend)
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+SHAPES = [(2, 1), (7, 13), (300, 5), (3, 257), (64, 33)]
+
+
+def _backends():
+    names = ["numpy"]
+    try:
+        get_backend("cython")
+        names.append("cython")
+    except ImportError:
+        pass
+    return names
+
+
+BACKENDS = _backends()
+
+
+# ------------------------------------------------------------ kernels
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_kernels_match_pytorch(shape, affine):
+    """The reference forward and backward of both norms are PyTorch's (float64)."""
+    rng = np.random.default_rng(1)
+    ops = get_backend("numpy")
+    X = rng.standard_normal(shape) * 3 + 1
+    dY = rng.standard_normal(shape)
+    w = rng.standard_normal(shape[1]) if affine else None
+    b = rng.standard_normal(shape[1]) if affine else None
+    for kind in ("bn", "ln"):
+        xt = torch.tensor(X, requires_grad=True)
+        if kind == "bn":
+            m = nn.BatchNorm1d(shape[1], affine=affine, dtype=torch.float64).train()
+            Y, xhat, mean, var = ops.batchnorm_forward(X, w, b, 1e-5)
+            dX, dw, db = ops.batchnorm_backward(dY, xhat, var, w, 1e-5)
+        else:
+            m = nn.LayerNorm(shape[1], elementwise_affine=affine, dtype=torch.float64)
+            Y, xhat, rstd = ops.layernorm_forward(X, w, b, 1e-5)
+            dX, dw, db = ops.layernorm_backward(dY, xhat, rstd, w)
+        if affine:
+            with torch.no_grad():
+                m.weight.copy_(torch.tensor(w))
+                m.bias.copy_(torch.tensor(b))
+        yt = m(xt)
+        yt.backward(torch.tensor(dY))
+        np.testing.assert_allclose(Y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dX, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+        if affine:
+            np.testing.assert_allclose(dw, m.weight.grad.numpy(), rtol=1e-10, atol=1e-11)
+            np.testing.assert_allclose(db, m.bias.grad.numpy(), rtol=1e-10, atol=1e-11)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="compiled backend not built")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_compiled_kernels_match_reference(shape, affine, dtype):
+    rng = np.random.default_rng(2)
+    ref, cy = get_backend("numpy"), get_backend("cython")
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    X = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    dY = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(shape[1]).astype(dtype) if affine else None
+    b = rng.standard_normal(shape[1]).astype(dtype) if affine else None
+    rm = rng.standard_normal(shape[1]).astype(dtype)
+    rv = rng.uniform(0.5, 2, shape[1]).astype(dtype)
+    copies = [a.copy() for a in (X, dY, rm, rv)]
+    got, want = cy.batchnorm_forward(X, w, b, 1e-5), ref.batchnorm_forward(X, w, b, 1e-5)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, **tol)
+        assert g.dtype == r.dtype
+    got = cy.batchnorm_backward(dY, want[1], want[3], w, 1e-5)
+    for g, r in zip(got, ref.batchnorm_backward(dY, want[1], want[3], w, 1e-5)):
+        np.testing.assert_allclose(g, r, **tol)
+        assert g.dtype == r.dtype
+    np.testing.assert_allclose(cy.batchnorm_eval(X, rm, rv, w, b, 1e-5),
+                               ref.batchnorm_eval(X, rm, rv, w, b, 1e-5), **tol)
+    got, want = cy.layernorm_forward(X, w, b, 1e-5), ref.layernorm_forward(X, w, b, 1e-5)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, **tol)
+    got = cy.layernorm_backward(dY, want[1], want[2], w)
+    for g, r in zip(got, ref.layernorm_backward(dY, want[1], want[2], w)):
+        np.testing.assert_allclose(g, r, **tol)
+        assert g.dtype == r.dtype
+    for a, c in zip((X, dY, rm, rv), copies):       # inputs never modified
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="compiled backend not built")
+def test_compiled_kernels_validate():
+    cy = get_backend("cython")
+    X = np.ones((4, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        cy.batchnorm_forward(X[:1], None, None, 1e-5)
+    with pytest.raises(ValueError, match="weight has shape"):
+        cy.batchnorm_forward(X, np.ones(2), np.ones(2), 1e-5)
+    with pytest.raises(TypeError):
+        cy.layernorm_forward(X, np.ones(3, dtype=np.float32), np.ones(3, np.float32), 1e-5)
+    with pytest.raises(ValueError, match="both"):
+        cy.layernorm_forward(X, np.ones(3), None, 1e-5)
+    with pytest.raises(ValueError, match="eps"):
+        cy.layernorm_forward(X, None, None, -1.0)
+    with pytest.raises(ValueError, match="rstd"):
+        cy.layernorm_backward(X, X, np.ones(3), None)
+
+
+# ------------------------------------------------------------ gradients
+def _numeric_check(net, X, T, loss):
+    """Finite differences of the training-mode loss against backward, every parameter."""
+    def value():
+        return loss(net.forward(X, training=True), T)
+    out = net.forward(X, training=True)
+    net.backward(loss.gradient(out, T))
+    for key, p, g in list(net.parameters()):
+        g = g.copy()
+        num = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up = value()
+            p[idx] = old - 1e-6
+            down = value()
+            p[idx] = old
+            num[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("norm", ["bn", "ln"])
+def test_gradients_in_a_network(backend, norm):
+    rng = np.random.default_rng(3)
+    make = (lambda: BatchNorm1d(5)) if norm == "bn" else (lambda: LayerNorm(5))
+    last = BatchNorm1d(3) if norm == "bn" else LayerNorm(3)
+    net = Network([Dense(4, 5), make(), GELU(), Dense(5, 3), last], seed=2, backend=backend)
+    for layer in net.layers:             # non-trivial affine parameters
+        if isinstance(layer, (BatchNorm1d, LayerNorm)):
+            layer.weight[...] = rng.uniform(0.5, 1.5, layer.weight.shape)
+            layer.bias[...] = rng.standard_normal(layer.bias.shape)
+    X = rng.standard_normal((9, 4))
+    T = rng.standard_normal((9, 3))
+    _numeric_check(net, X, T, fastnn.MSELoss())
+    # the input gradient too
+    out = net.forward(X, training=True)
+    dX = net.backward(fastnn.MSELoss().gradient(out, T))
+    num = np.zeros_like(X)
+    for idx in np.ndindex(X.shape):
+        Xp, Xm = X.copy(), X.copy()
+        Xp[idx] += 1e-6
+        Xm[idx] -= 1e-6
+        num[idx] = (fastnn.MSELoss()(net.forward(Xp, training=True), T)
+                    - fastnn.MSELoss()(net.forward(Xm, training=True), T)) / 2e-6
+    np.testing.assert_allclose(dX, num, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------ layer semantics
+def test_defaults_and_names_are_pytorchs():
+    bn, ln = BatchNorm1d(4), LayerNorm(4)
+    assert bn.config() == {"num_features": 4, "eps": 1e-5, "momentum": 0.1, "affine": True}
+    assert ln.config() == {"normalized_shape": 4, "eps": 1e-5, "elementwise_affine": True}
+    assert LayerNorm((4,)).normalized_shape == (4,)
+    net = Network([Dense(3, 4), bn, ln], seed=0)
+    np.testing.assert_array_equal(bn.weight, np.ones(4))
+    np.testing.assert_array_equal(bn.bias, np.zeros(4))
+    np.testing.assert_array_equal(bn.running_mean, np.zeros(4))
+    np.testing.assert_array_equal(bn.running_var, np.ones(4))
+    assert bn.num_batches_tracked == 0
+    assert [k for k, _, _ in net.parameters()] == ["0.W", "0.b", "1.weight", "1.bias",
+                                                    "2.weight", "2.bias"]
+    with pytest.raises(ValueError, match="1-tuple"):
+        LayerNorm((2, 3))
+    with pytest.raises(ValueError, match="features"):
+        Network([Dense(3, 4), BatchNorm1d(5)])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_row_in_training_is_an_error(backend):
+    net = Network([Dense(3, 4), BatchNorm1d(4), Dense(4, 1)], seed=0, backend=backend)
+    X = np.ones((5, 3))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        net.forward(X[:1], training=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="more than 1 value per channel"):
+            net.fit(X, np.ones((5, 1)), loss="mse", optimizer=SGD(), batch_size=4,
+                    shuffle=False)              # the last batch has one row
+    assert net.predict(X[:1]).shape == (1, 1)  # eval mode takes one row
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refused_batch_leaves_running_statistics(backend):
+    """A diverged batch changes neither the weights nor the running statistics."""
+    rng = np.random.default_rng(5)
+    net = Network([Dense(3, 4), BatchNorm1d(4), Dense(4, 1)], seed=0, backend=backend)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal((8, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y, loss="mse", optimizer=SGD(lr=0.01), batch_size=4, shuffle=False)
+    bn = net.layers[1]
+    before = (bn.running_mean.copy(), bn.running_var.copy(), bn.num_batches_tracked,
+              net.layers[0].W.copy())
+    assert before[2] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(FloatingPointError):
+            net.fit(X, y * 1e300, loss="mse", optimizer=SGD(lr=1e300), batch_size=4,
+                    shuffle=False)
+    np.testing.assert_array_equal(bn.running_mean, before[0])
+    np.testing.assert_array_equal(bn.running_var, before[1])
+    assert bn.num_batches_tracked == before[2]
+    np.testing.assert_array_equal(net.layers[0].W, before[3])
+
+
+# ------------------------------------------------------------ PyTorch trajectories
+MEASURED = {}
+
+OPTIMIZERS = {
+    "sgd": (lambda: SGD(lr=0.05, momentum=0.9, weight_decay=1e-3),
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
+    "adam": (lambda: Adam(lr=0.01, weight_decay=1e-3),
+             lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3)),
+    "adamw": (lambda: AdamW(lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)),
+}
+
+
+def _network(norm, backend):
+    if norm == "bn":
+        # no bias before the batch norm: its gradient is 0 up to rounding, which
+        # Adam's normalized step would turn into steps of size lr in either direction
+        return Network([Dense(5, 8, bias=False), BatchNorm1d(8), ReLU(), Dense(8, 3)], seed=4,
+                       backend=backend)
+    return Network([Dense(5, 8), LayerNorm(8), GELU(), Dense(8, 3)], seed=4, backend=backend)
+
+
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("norm", ["bn", "ln"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_matches_pytorch(backend, norm, opt):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((30, 5)) * 2 + 1
+    y = rng.integers(0, 3, 30)
+    net = _network(norm, backend)
+    model = net.to_torch().train()
+    ours, theirs = OPTIMIZERS[opt]
+    topt = theirs(model.parameters())
+    epochs, batch, n, seed = 5, 8, 30, 11
+    orders = np.random.default_rng(seed)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    loss_fn = nn.CrossEntropyLoss()
+    torch_losses = []
+    for _ in range(epochs):
+        order = torch.from_numpy(orders.permutation(n))
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            topt.zero_grad()
+            value = loss_fn(model(Xt[idx]), yt[idx])
+            value.backward()
+            topt.step()
+            total += value.item() * len(idx)
+        torch_losses.append(total / n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        history = net.fit(X, y, loss="cross_entropy", optimizer=ours(), epochs=epochs,
+                          batch_size=batch, shuffle=True, seed=seed)
+    np.testing.assert_allclose(history.loss, torch_losses, rtol=1e-9)
+    worst = 0.0
+    tstate = model.state_dict()
+    for i, layer in enumerate(net.layers):
+        pairs = []
+        if isinstance(layer, Dense):
+            pairs = [(layer.W, tstate[f"{i}.weight"].numpy().T)]
+            if layer.bias:
+                pairs.append((layer.b, tstate[f"{i}.bias"].numpy()))
+        elif isinstance(layer, (BatchNorm1d, LayerNorm)):
+            pairs = [(layer.weight, tstate[f"{i}.weight"].numpy()),
+                     (layer.bias, tstate[f"{i}.bias"].numpy())]
+            if isinstance(layer, BatchNorm1d):
+                pairs += [(layer.running_mean, tstate[f"{i}.running_mean"].numpy()),
+                          (layer.running_var, tstate[f"{i}.running_var"].numpy())]
+                assert layer.num_batches_tracked == int(tstate[f"{i}.num_batches_tracked"])
+                assert layer.num_batches_tracked == epochs * 4
+        for ours_, theirs_ in pairs:
+            np.testing.assert_allclose(ours_, theirs_, rtol=1e-9, atol=1e-12)
+            worst = max(worst, float(np.max(np.abs(ours_ - theirs_) /
+                                            np.maximum(np.abs(theirs_), 1e-300))))
+    model.eval()
+    with torch.no_grad():
+        want = model(Xt).numpy()
+    np.testing.assert_allclose(net.predict(X), want, rtol=1e-9, atol=1e-12)
+    key = (norm, backend)
+    MEASURED[key] = max(MEASURED.get(key, 0.0), worst)
+    print(f"\n{norm} {backend} {opt}: largest relative difference {worst:.2e}")
+
+
+# ------------------------------------------------------------ interop and io
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_round_trip_and_save_load(backend, tmp_path):
+    rng = np.random.default_rng(9)
+    net = Network([Dense(4, 6), BatchNorm1d(6, momentum=0.2, eps=1e-3), ReLU(),
+                   LayerNorm(6, eps=1e-4), Dense(6, 2)], seed=1, backend=backend)
+    X = rng.standard_normal((12, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, rng.standard_normal((12, 2)), loss="mse", optimizer=Adam(lr=0.05),
+                epochs=3, batch_size=5)
+    bn = net.layers[1]
+    assert bn.num_batches_tracked == 9
+    model = net.to_torch()
+    assert isinstance(model[1], nn.BatchNorm1d) and isinstance(model[3], nn.LayerNorm)
+    assert model[1].momentum == 0.2 and model[1].eps == 1e-3 and model[3].eps == 1e-4
+    assert int(model[1].num_batches_tracked) == 9
+    np.testing.assert_array_equal(model[1].running_var.numpy(), bn.running_var)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(torch.from_numpy(X)).numpy(), net.predict(X),
+                                   rtol=1e-12)
+    back = Network.from_torch(model, backend=backend)
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
+    assert back.layers[1].num_batches_tracked == 9
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = Network.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    lb = loaded.layers[1]
+    np.testing.assert_array_equal(lb.running_mean, bn.running_mean)
+    np.testing.assert_array_equal(lb.running_var, bn.running_var)
+    assert lb.num_batches_tracked == 9
+    assert lb.config() == bn.config()
+    assert loaded.layers[3].config() == net.layers[3].config()
