@@ -409,6 +409,8 @@ int fastnn_layernorm_backward_f64(int64_t n, int64_t d, const double *dy, const 
 #define FASTNN_STAGE_DENSE 0      /* Y = act(X @ W + b) */
 #define FASTNN_STAGE_ACTIVATION 1 /* Y = act(X) */
 #define FASTNN_STAGE_DROPOUT 2    /* Y = X * mask(seed, step) */
+#define FASTNN_STAGE_BATCHNORM 3  /* BatchNorm1d in training mode (batch statistics) */
+#define FASTNN_STAGE_LAYERNORM 4  /* LayerNorm over each row */
 
 typedef struct fastnn_stage {
     int kind;                   /* FASTNN_STAGE_* */
@@ -422,6 +424,16 @@ typedef struct fastnn_stage {
     void *state_W[FASTNN_OPT_MAX_STATE], *state_b[FASTNN_OPT_MAX_STATE];
     double p;                   /* dropout probability */
     uint64_t seed, step;        /* dropout stream; step advances per batch */
+    /* norm stages (width_in == width_out): W, b, dW, db, state_W and state_b
+       are weight, bias, their gradients and state (all NULL: no affine
+       parameters); eps; BatchNorm1d's running statistics (width_out values of
+       T each), updated with the unbiased batch variance only when a batch's
+       update is applied, by momentum or (momentum_none) the cumulative average
+       1 / num_batches_tracked, as torch.nn.BatchNorm1d */
+    double eps, momentum;
+    int momentum_none;
+    void *running_mean, *running_var;
+    int64_t num_batches_tracked;
 } fastnn_stage;
 
 typedef struct fastnn_train_spec {

@@ -30,7 +30,7 @@ from ._metrics import resolve_metrics, score_metrics
 from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
 from .callbacks import Callback, EarlyStopping
-from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer
+from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer, LayerNorm
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 from .schedules import LRScheduler, OneCycleLR, ReduceLROnPlateau
@@ -712,7 +712,8 @@ def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
         methods = user_methods(layer, "Layer")
         if methods:
             say(layer, methods)
-        elif not isinstance(layer, (Dense, Activation, Dropout, Flatten)):
+        elif not isinstance(layer, (Dense, Activation, Dropout, Flatten, BatchNorm1d,
+                                    LayerNorm)):
             reasons.append(f"{type(layer).__name__} is a layer the native trainer does not know")
     for piece, kind in ((loss, "Loss"), (optimizer, "Optimizer")):
         methods = user_methods(piece, kind)
@@ -906,6 +907,10 @@ class _NativeTrainer:
                     layer.dW = network.ops.zeros_like(params["W"])
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
+            elif isinstance(layer, (BatchNorm1d, LayerNorm)) and layer.affine:
+                if layer.dweight is None or layer.dbias is None:
+                    layer.dweight = network.ops.zeros_like(layer.weight)
+                    layer.dbias = network.ops.zeros_like(layer.bias)
         spec, states = optimizer.native_spec(network)
         spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value}
         # a Flatten has no stage: fit's X was flattened where it entered the network
@@ -935,8 +940,13 @@ class _NativeTrainer:
         if hypers != self._hypers:
             self.trainer.set_hyper(hypers)
             self._hypers = hypers
-        result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches, losses,
-                                                   catch_sigint)
+        try:
+            result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches,
+                                                       losses, catch_sigint)
+        finally:     # the counts beside the running statistics C wrote in place
+            for stage, count in zip(self.plan, self.trainer.batchnorm_counts()):
+                if count is not None:
+                    stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         return result
 
     def close(self) -> dict[str, Any]:
@@ -944,6 +954,9 @@ class _NativeTrainer:
         for stage, step in zip(self.plan, final["dropout_steps"]):
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
+        for stage, count in zip(self.plan, final["num_batches_tracked"]):
+            if count is not None:     # the running statistics were written in place
+                stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         self.optimizer.native_done(final["step"])
         if self.schedule is not None:
             self.schedule.batches_run = int(final["scheduled_batches"])
@@ -967,6 +980,19 @@ def _stage(network: Network, layer: Layer, activation: Activation | None,
                 "beta": layer.beta}
     if isinstance(layer, Dropout):
         return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
+    if isinstance(layer, (BatchNorm1d, LayerNorm)):
+        key = network.layers.index(layer)
+        n_state = len(states[f"{key}.weight"]) if layer.affine else 0
+        desc = {"kind": "batchnorm" if isinstance(layer, BatchNorm1d) else "layernorm",
+                "eps": layer.eps, "weight": layer.weight, "bias": layer.bias,
+                "dweight": layer.dweight, "dbias": layer.dbias,
+                "state_W": states[f"{key}.weight"] if layer.affine else [None] * n_state,
+                "state_b": states[f"{key}.bias"] if layer.affine else [None] * n_state}
+        if isinstance(layer, BatchNorm1d):
+            desc.update(momentum=layer.momentum, running_mean=layer.running_mean,
+                        running_var=layer.running_var,
+                        num_batches_tracked=layer.num_batches_tracked)
+        return desc
     raise TypeError(f"the native trainer cannot run {layer!r}")
 
 

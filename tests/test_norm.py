@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import training
 from fastnn import (SGD, Adam, AdamW, BatchNorm1d, Dense, GELU, LayerNorm, Network, ReLU,
                     get_backend)
 
@@ -277,8 +278,16 @@ def test_training_matches_pytorch(backend, norm, opt):
             topt.step()
             total += value.item() * len(idx)
         torch_losses.append(total / n)
+    if backend == "cython":   # the compiled trainer runs the norms in C, not the Python loop
+        loss = fastnn.CrossEntropyLoss()
+        Xc, T = net._check_data(X, y, loss)
+        made = training._make_trainer(net, Xc, T, loss, ours(), batch, None)
+        try:
+            assert isinstance(made, training._NativeTrainer)
+        finally:
+            made.close()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")        # no "runs the Python training loop" warning
         history = net.fit(X, y, loss="cross_entropy", optimizer=ours(), epochs=epochs,
                           batch_size=batch, shuffle=True, seed=seed)
     np.testing.assert_allclose(history.loss, torch_losses, rtol=1e-9)
@@ -345,3 +354,127 @@ def test_torch_round_trip_and_save_load(backend, tmp_path):
     assert lb.num_batches_tracked == 9
     assert lb.config() == bn.config()
     assert loaded.layers[3].config() == net.layers[3].config()
+
+
+# ------------------------------------------------------------ the compiled trainer
+def _norm_net(backend, dtype, kind, affine, momentum, dropout):
+    norm1 = BatchNorm1d(24, momentum=momentum, affine=affine) if kind == "bn" else \
+        LayerNorm(24, elementwise_affine=affine)
+    # no bias before a batch norm (its gradient is 0 up to rounding, which Adam's
+    # normalized step would magnify into steps of size lr)
+    layers = [Dense(7, 24, bias=kind != "bn"), norm1, GELU()]
+    if dropout:
+        layers.append(fastnn.Dropout(0.2))
+    layers += [Dense(24, 5, bias=kind == "bn"),
+               LayerNorm(5) if kind == "bn" else BatchNorm1d(5), Dense(5, 3)]
+    return Network(layers, seed=3, backend=backend, dtype=dtype)
+
+
+def _stats(net):
+    out = []
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm1d):
+            out += [layer.running_mean, layer.running_var,
+                    np.array([layer.num_batches_tracked], dtype=float)]
+    return out
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="compiled backend not built")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind, affine, momentum, dropout", [
+    ("bn", True, 0.1, False), ("bn", False, None, True), ("ln", True, 0.3, True),
+    ("ln", False, 0.1, False)])
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_compiled_trainer_matches_reference(kind, affine, momentum, dropout, opt, dtype):
+    """The C trainer's norm stages give the reference trainer's weights and statistics."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((53, 7)) * 2
+    y = rng.integers(0, 3, 53)
+    nets = []
+    for backend in ("numpy", "cython"):
+        net = _norm_net(backend, dtype, kind, affine, momentum, dropout)
+        optimizer = SGD(lr=0.05, momentum=0.9) if opt == "sgd" else AdamW(lr=0.01)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            history = net.fit(X, y, loss="cross_entropy", optimizer=optimizer, epochs=3,
+                              batch_size=10, seed=1, clip_grad_norm=5.0)
+        nets.append((net, history))
+    (ref, h_ref), (cy, h_cy) = nets
+    tol = dict(rtol=2e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_cy.loss, h_ref.loss, **tol)
+    for (_, p_ref, _), (_, p_cy, _) in zip(ref.parameters(), cy.parameters()):
+        np.testing.assert_allclose(p_cy, p_ref, **tol)
+    for s_ref, s_cy in zip(_stats(ref), _stats(cy)):
+        np.testing.assert_allclose(s_cy, s_ref, **tol)
+    assert _stats(ref)[2][0] == 3 * 6
+    np.testing.assert_allclose(cy.predict(X), ref.predict(X), **tol)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="compiled backend not built")
+def test_compiled_trainer_does_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 40))
+    y = rng.integers(0, 4, 300)
+    before = fastnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            fastnn.set_num_threads(threads)
+            net = Network([Dense(40, 256), BatchNorm1d(256), ReLU(), Dense(256, 64),
+                           LayerNorm(64), GELU(), Dense(64, 4)], seed=2, backend="cython")
+            net.fit(X, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=2,
+                    batch_size=100, seed=0)
+            results.append([p.copy() for _, p, _ in net.parameters()] + _stats(net))
+    finally:
+        fastnn.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="compiled backend not built")
+def test_tiny_path_refuses_norm_stages_and_the_proof_is_off():
+    """A tiny network with a norm takes the general path; any network with a norm
+    checks every update with the dry run (the proof does not bound norm gradients)."""
+    loss = fastnn.MSELoss()
+    X = np.random.default_rng(0).standard_normal((8, 2))
+    T = np.zeros((8, 1))
+    for layers, tiny in (([Dense(2, 4), ReLU(), Dense(4, 1)], True),
+                         ([Dense(2, 4), LayerNorm(4), ReLU(), Dense(4, 1)], False),
+                         ([Dense(2, 4), BatchNorm1d(4), ReLU(), Dense(4, 1)], False)):
+        net = Network(layers, seed=0, backend="cython")
+        made = training._make_trainer(net, X, T, loss, SGD(), 4, None)
+        try:
+            assert isinstance(made, training._NativeTrainer)
+            assert made.trainer.tiny is tiny
+        finally:
+            made.close()
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((64, 100))
+    net = Network([Dense(100, 64), BatchNorm1d(64), ReLU(), Dense(64, 2)], seed=0,
+                  backend="cython")                       # 6,000+ parameters
+    loss = fastnn.CrossEntropyLoss()
+    Xc, T = net._check_data(X, rng.integers(0, 2, 64), loss)
+    made = training._make_trainer(net, Xc, T, loss, SGD(lr=0.01), 16, None)
+    try:
+        made.run(None, 0, 0, 8, np.zeros(2))
+        assert made.trainer.exact_checks == 8
+    finally:
+        made.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refused_update_leaves_running_statistics(backend):
+    """A finite loss whose update would overflow: refused whole, statistics included."""
+    rng = np.random.default_rng(6)
+    net = Network([Dense(3, 4), BatchNorm1d(4), Dense(4, 1)], seed=0, backend=backend)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal((8, 1)) * 1e3
+    bn = net.layers[1]
+    bn.running_mean[...] = 0.5
+    before = [a.copy() for a in (bn.running_mean, bn.running_var, net.layers[0].W,
+                                 bn.weight)]
+    with pytest.raises(FloatingPointError):
+        net.fit(X, y, loss="mse", optimizer=SGD(lr=1e308), batch_size=4, shuffle=False)
+    for a, b in zip((bn.running_mean, bn.running_var, net.layers[0].W, bn.weight), before):
+        np.testing.assert_array_equal(a, b)
+    assert bn.num_batches_tracked == 0

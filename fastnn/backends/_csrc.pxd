@@ -114,6 +114,8 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_STAGE_DENSE
     enum: FASTNN_STAGE_ACTIVATION
     enum: FASTNN_STAGE_DROPOUT
+    enum: FASTNN_STAGE_BATCHNORM
+    enum: FASTNN_STAGE_LAYERNORM
 
     ctypedef struct fastnn_stage:
         int kind
@@ -130,6 +132,11 @@ cdef extern from "fastnn.h" nogil:
         void *state_b[FASTNN_OPT_MAX_STATE]
         double p
         uint64_t seed, step
+        double eps, momentum
+        int momentum_none
+        void *running_mean
+        void *running_var
+        int64_t num_batches_tracked
 
     ctypedef struct fastnn_train_spec:
         int loss, reduction, optimizer

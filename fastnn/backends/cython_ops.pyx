@@ -728,7 +728,8 @@ cdef object _gemm_fast(object A, object B, bint ta, bint tb):
 
 # ------------------------------------------------------------------ trainer
 _STAGE_CODES = {"dense": FASTNN_STAGE_DENSE, "activation": FASTNN_STAGE_ACTIVATION,
-                "dropout": FASTNN_STAGE_DROPOUT}
+                "dropout": FASTNN_STAGE_DROPOUT, "batchnorm": FASTNN_STAGE_BATCHNORM,
+                "layernorm": FASTNN_STAGE_LAYERNORM}
 
 
 cdef void *_data(a, str name, shape, dtype, bint writable, bint optional) except? NULL:
@@ -834,6 +835,46 @@ cdef class Trainer:
                 st.act = _act_code(desc["activation"])
                 st.alpha = desc["alpha"]
                 st.beta = desc["beta"]
+            elif kind in ("batchnorm", "layernorm"):
+                st.eps = _eps(desc["eps"], f"stage {i}")
+                st.W = _data(desc["weight"], f"stage {i} weight", (width,), dt, True, True)
+                st.b = _data(desc["bias"], f"stage {i} bias", (width,), dt, True, st.W == NULL)
+                if st.W == NULL and st.b != NULL:
+                    raise ValueError(f"stage {i}: weight and bias must both be given or both "
+                                     "be None")
+                if st.W != NULL:
+                    st.dW = _data(desc["dweight"], f"stage {i} dweight", (width,), dt, True,
+                                  False)
+                    st.db = _data(desc["dbias"], f"stage {i} dbias", (width,), dt, True,
+                                  False)
+                    for j in range(n_state):    # the optimizer's state arrays
+                        st.state_W[j] = _data(desc["state_W"][j], f"stage {i} state_W[{j}]",
+                                              (width,), dt, True, True)
+                        st.state_b[j] = _data(desc["state_b"][j], f"stage {i} state_b[{j}]",
+                                              (width,), dt, True, True)
+                if kind == "batchnorm":
+                    momentum = desc["momentum"]
+                    st.momentum_none = momentum is None
+                    if momentum is not None:
+                        momentum = float(momentum)
+                        if not 0.0 <= momentum <= 1.0:
+                            raise ValueError(f"stage {i}: BatchNorm1d momentum must lie in "
+                                             f"[0, 1] or be None, got {momentum}")
+                        st.momentum = momentum
+                    st.running_mean = _data(desc["running_mean"], f"stage {i} running_mean",
+                                            (width,), dt, True, False)
+                    st.running_var = _data(desc["running_var"], f"stage {i} running_var",
+                                           (width,), dt, True, False)
+                    count = desc["num_batches_tracked"]
+                    if not isinstance(count, (int, np.integer)) or count < 0:
+                        raise ValueError(f"stage {i}: num_batches_tracked must be an int >= 0,"
+                                         f" got {count!r}")
+                    st.num_batches_tracked = count
+                    if batch < 2 or n % batch == 1:   # the batch that would have one row
+                        raise ValueError(
+                            f"BatchNorm1d needs more than 1 value per channel when training: "
+                            f"{n} samples in batches of {batch} leave a batch of one row")
+                keep.append(desc)
             else:
                 if not 0.0 <= desc["p"] <= 1.0:
                     raise ValueError(f"stage {i}: dropout p must lie in [0, 1], got {desc['p']}")
@@ -1054,10 +1095,17 @@ cdef class Trainer:
         """Free the workspace; returns the dropout steps per stage and the optimizer step."""
         steps = [self._stages[i].step if self._stages[i].kind == FASTNN_STAGE_DROPOUT else None
                  for i in range(self._n_stages)]
+        tracked = self.batchnorm_counts()
         fastnn_trainer_free(self._trainer)
         self._trainer = NULL
         return {"dropout_steps": steps, "step": self._spec.step,
-                "scheduled_batches": self._spec.hyper_row}
+                "scheduled_batches": self._spec.hyper_row, "num_batches_tracked": tracked}
+
+    def batchnorm_counts(self):
+        """Each stage's BatchNorm1d ``num_batches_tracked`` (None for other stages)."""
+        return [self._stages[i].num_batches_tracked
+                if self._stages[i].kind == FASTNN_STAGE_BATCHNORM else None
+                for i in range(self._n_stages)]
 
 # ---------------------------------------------------------- gradient clipping
 cdef int _clip(list grads, double limit, bint norm, double *total) except -1:
