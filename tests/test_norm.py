@@ -478,3 +478,69 @@ def test_refused_update_leaves_running_statistics(backend):
     for a, b in zip((bn.running_mean, bn.running_var, net.layers[0].W, bn.weight), before):
         np.testing.assert_array_equal(a, b)
     assert bn.num_batches_tracked == 0
+
+
+class _InterruptAt:
+    """A stand-in for fit's Ctrl-C guard: ``requested`` turns True at its k-th look."""
+
+    def __init__(self, k):
+        self.k, self.looks = k, 0
+
+    @property
+    def requested(self):
+        self.looks += 1
+        return self.looks >= self.k
+
+
+@pytest.mark.parametrize("looks", [3, 5, 7, 8])
+def test_interrupted_batch_leaves_running_statistics(looks):
+    """The reference trainer drops a batch interrupted after its BatchNorm1d ran:
+    its statistics are not written (the first batch's are)."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((16, 3))
+    T = rng.standard_normal((16, 1))
+    loss = fastnn.MSELoss()
+
+    def make():
+        return Network([Dense(3, 4), BatchNorm1d(4), ReLU(), Dense(4, 1)], seed=0,
+                       backend="numpy")
+    net, twin = make(), make()
+    # the guard is looked at before each batch, before each stage of its forward and
+    # backward, and before its update: every k stops the second batch, before its
+    # BatchNorm1d ran (3, 5) or after (7, 8)
+    trainer = training.PythonTrainer(net, X, T, loss, SGD(lr=0.1), 8, _InterruptAt(8 + looks))
+    epoch, start = trainer.run(None, 0, 0, 2, np.zeros(1))
+    assert trainer.interrupted and (epoch, start) == (0, 8)
+    twin_trainer = training.PythonTrainer(twin, X, T, loss, SGD(lr=0.1), 8, _InterruptAt(10**9))
+    twin_trainer.run(None, 0, 0, 1, np.zeros(1))
+    for a, b in zip(_stats(net), _stats(twin)):
+        np.testing.assert_array_equal(a, b)
+    assert net.layers[1].num_batches_tracked == 1
+    assert not net.layers[1]._hold and net.layers[1]._pending is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_optimizer_state_of_the_norms_saves_and_resumes(backend, tmp_path):
+    """save/load of the network and its optimizer (the norms' moments included):
+    training resumes as if uninterrupted."""
+    from fastnn.io import load_optimizer, save_optimizer
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((20, 4))
+    y = rng.integers(0, 2, 20)
+
+    def make():
+        return Network([Dense(4, 6, bias=False), BatchNorm1d(6), ReLU(), Dense(6, 6),
+                        LayerNorm(6), Dense(6, 2)], seed=5, backend=backend)
+    net, opt = make(), Adam(lr=0.01)
+    net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=8, shuffle=False)
+    net.save(tmp_path / "net.npz")
+    save_optimizer(opt, tmp_path / "opt.npz")
+    assert any(key.endswith(".weight") for key in opt.state)
+    resumed = Network.load(tmp_path / "net.npz", backend=backend)
+    ropt = load_optimizer(tmp_path / "opt.npz", resumed)
+    for a, o in ((net, opt), (resumed, ropt)):
+        a.fit(X, y, loss="cross_entropy", optimizer=o, epochs=1, batch_size=8, shuffle=False)
+    for (_, p, _), (_, q, _) in zip(net.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(p, q)
+    for a, b in zip(_stats(net), _stats(resumed)):
+        np.testing.assert_array_equal(a, b)
