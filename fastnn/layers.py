@@ -1,4 +1,5 @@
-"""Layers: Dense, the activations, Dropout and Flatten -- each backward beside its forward.
+"""Layers: Dense, the activations, Dropout, Flatten and the norms -- each backward beside
+its forward.
 
 Why it is built this way: a layer holds its parameters and the few arrays its
 backward needs, and delegates every computation to ``self.ops`` (the backend
@@ -17,6 +18,9 @@ made all the same, so the other layers get the weights they would get anyway.
 A layer belongs to one network: a second Network refuses it, since building it
 again would change the first network's weights and dtype.  This module imports
 no backend: a layer computes only through the ops object it is handed.
+BatchNorm1d keeps its running statistics beside its parameters; a training
+loop that must be able to refuse a batch holds their update (``_hold``) until
+the batch is applied (``_commit``), so a refused batch leaves them unchanged.
 """
 
 from __future__ import annotations

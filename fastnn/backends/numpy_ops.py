@@ -1142,6 +1142,9 @@ class NumpyOps:
         Returns (dX (n, d), dweight (d,), dbias (d,)), X's dtype.
         """
         n = dY.shape[0]
+        if n < 1:
+            raise ValueError(f"batchnorm_backward needs at least one row, got dY of shape "
+                             f"{dY.shape}")
         dy = dY.astype(np.float64)
         xh = xhat.astype(np.float64)
         dbias = dy.sum(axis=0)
@@ -1164,6 +1167,9 @@ class NumpyOps:
         Returns (Y, xhat, rstd): Y, xhat (n, d) X's dtype, rstd float64 (n,).
         """
         d = X.shape[1]
+        if d < 1:
+            raise ValueError(f"layernorm_forward needs at least one feature, got X of shape "
+                             f"{X.shape}")
         x64 = X.astype(np.float64)
         mean = x64.sum(axis=1, keepdims=True) / d
         var = ((x64 - mean) ** 2).sum(axis=1, keepdims=True) / d
@@ -1185,6 +1191,9 @@ class NumpyOps:
         Returns (dX (n, d), dweight (d,), dbias (d,)), X's dtype.
         """
         d = dY.shape[1]
+        if d < 1:
+            raise ValueError(f"layernorm_backward needs at least one feature, got dY of "
+                             f"shape {dY.shape}")
         dy = dY.astype(np.float64)
         xh = xhat.astype(np.float64)
         g = dy * weight.astype(np.float64) if weight is not None else dy
