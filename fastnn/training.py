@@ -917,6 +917,7 @@ class _NativeTrainer:
         self.plan = [(layer, activation) for layer, activation in network._plan
                      if not isinstance(layer, Flatten)]
         stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
+        self._batchnorms = any(isinstance(layer, BatchNorm1d) for layer, _ in self.plan)
         self.network, self.optimizer = network, optimizer
         self.schedule = schedule if schedule is not None and schedule.table is not None \
             else None
@@ -944,9 +945,10 @@ class _NativeTrainer:
             result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches,
                                                        losses, catch_sigint)
         finally:     # the counts beside the running statistics C wrote in place
-            for stage, count in zip(self.plan, self.trainer.batchnorm_counts()):
-                if count is not None:
-                    stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
+            if self._batchnorms:
+                for stage, count in zip(self.plan, self.trainer.batchnorm_counts()):
+                    if count is not None:
+                        stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         return result
 
     def close(self) -> dict[str, Any]:
@@ -954,7 +956,7 @@ class _NativeTrainer:
         for stage, step in zip(self.plan, final["dropout_steps"]):
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
-        for stage, count in zip(self.plan, final["num_batches_tracked"]):
+        for stage, count in zip(self.plan, final.get("num_batches_tracked", ())):
             if count is not None:     # the running statistics were written in place
                 stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         self.optimizer.native_done(final["step"])
