@@ -544,3 +544,41 @@ def test_optimizer_state_of_the_norms_saves_and_resumes(backend, tmp_path):
         np.testing.assert_array_equal(p, q)
     for a, b in zip(_stats(net), _stats(resumed)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("make", [lambda: BatchNorm1d(4), lambda: LayerNorm(4),
+                                  lambda: BatchNorm1d(4, affine=False),
+                                  lambda: LayerNorm(4, elementwise_affine=False)],
+                         ids=["bn", "ln", "bn-plain", "ln-plain"])
+def test_layer_gradients_by_finite_differences(backend, make):
+    """Each layer alone: backward's dX, dweight and dbias against central differences
+    of sum(Y * G) in float64 (training mode)."""
+    rng = np.random.default_rng(13)
+    layer = make()
+    layer.build(4, get_backend(backend), np.dtype(np.float64), rng)
+    if layer.affine:
+        layer.weight[...] = rng.uniform(0.5, 1.5, 4)
+        layer.bias[...] = rng.standard_normal(4)
+    X = rng.standard_normal((6, 4)) * 2
+    G = rng.standard_normal((6, 4))
+
+    def f():
+        return float(np.sum(layer.forward(X, training=True) * G))
+    layer.forward(X, training=True)
+    dX = layer.backward(G)
+    arrays = [("X", X, dX)]
+    if layer.affine:
+        arrays += [("weight", layer.weight, layer.dweight.copy()),
+                   ("bias", layer.bias, layer.dbias.copy())]
+    for name, a, grad in arrays:
+        num = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + 1e-6
+            up = f()
+            a[idx] = old - 1e-6
+            down = f()
+            a[idx] = old
+            num[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8, err_msg=name)
