@@ -368,6 +368,37 @@ int fastnn_dropout_backward_f32(int64_t size, const float *dy, const float *mask
 int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *mask,
                                 double *dx);
 
+/* ---- BatchNorm1d and LayerNorm (norm.c) ----------------------------------
+ * X is (n, d) row-major; weight/bias (d,) or NULL (no affine parameters).
+ * Means and variances (biased) are summed in double, in index order, in one
+ * thread; mean/var (BatchNorm1d, per column) and rstd = 1 / sqrt(var + eps)
+ * (LayerNorm, per row) are double.  work: 2 d doubles of scratch.  A
+ * BatchNorm1d training batch needs n >= 2 (FASTNN_EINVAL otherwise). */
+int fastnn_batchnorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w,
+        const float *b, double eps, float *y, float *xhat, double *mean, double *var);
+int fastnn_batchnorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w,
+        const double *b, double eps, double *y, double *xhat, double *mean, double *var);
+int fastnn_batchnorm_eval_f32(int64_t n, int64_t d, const float *x, const float *rmean,
+        const float *rvar, const float *w, const float *b, double eps, float *y);
+int fastnn_batchnorm_eval_f64(int64_t n, int64_t d, const double *x, const double *rmean,
+        const double *rvar, const double *w, const double *b, double eps, double *y);
+int fastnn_batchnorm_backward_f32(int64_t n, int64_t d, const float *dy, const float
+        *xhat, const double *var, const float *w, double eps, float *dx, float *dw, float
+        *db, double *work);
+int fastnn_batchnorm_backward_f64(int64_t n, int64_t d, const double *dy, const double
+        *xhat, const double *var, const double *w, double eps, double *dx, double *dw,
+        double *db, double *work);
+int fastnn_layernorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w,
+        const float *b, double eps, float *y, float *xhat, double *rstd);
+int fastnn_layernorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w,
+        const double *b, double eps, double *y, double *xhat, double *rstd);
+int fastnn_layernorm_backward_f32(int64_t n, int64_t d, const float *dy, const float
+        *xhat, const double *rstd, const float *w, float *dx, float *dw, float *db, double
+        *work);
+int fastnn_layernorm_backward_f64(int64_t n, int64_t d, const double *dy, const double
+        *xhat, const double *rstd, const double *w, double *dx, double *dw, double *db,
+        double *work);
+
 /* ---- whole training epochs (train.c) -------------------------------------
  * The network's plan as a flat list of stages, the loss and the optimizer;
  * a trainer owns the workspace for one fit (allocated once) and runs batches
@@ -378,6 +409,8 @@ int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *ma
 #define FASTNN_STAGE_DENSE 0      /* Y = act(X @ W + b) */
 #define FASTNN_STAGE_ACTIVATION 1 /* Y = act(X) */
 #define FASTNN_STAGE_DROPOUT 2    /* Y = X * mask(seed, step) */
+#define FASTNN_STAGE_BATCHNORM 3  /* BatchNorm1d in training mode (batch statistics) */
+#define FASTNN_STAGE_LAYERNORM 4  /* LayerNorm over each row */
 
 typedef struct fastnn_stage {
     int kind;                   /* FASTNN_STAGE_* */
@@ -391,6 +424,16 @@ typedef struct fastnn_stage {
     void *state_W[FASTNN_OPT_MAX_STATE], *state_b[FASTNN_OPT_MAX_STATE];
     double p;                   /* dropout probability */
     uint64_t seed, step;        /* dropout stream; step advances per batch */
+    /* norm stages (width_in == width_out): W, b, dW, db, state_W and state_b
+       are weight, bias, their gradients and state (all NULL: no affine
+       parameters); eps; BatchNorm1d's running statistics (width_out values of
+       T each), updated with the unbiased batch variance only when a batch's
+       update is applied, by momentum or (momentum_none) the cumulative average
+       1 / num_batches_tracked, as torch.nn.BatchNorm1d */
+    double eps, momentum;
+    int momentum_none;
+    void *running_mean, *running_var;
+    int64_t num_batches_tracked;
 } fastnn_stage;
 
 typedef struct fastnn_train_spec {

@@ -53,6 +53,10 @@ struct fastnn_trainer {
     void **ys;       /* per stage: output of the current batch (may alias) */
     void *grad;      /* the gradient flowing down (batch x widest) */
     void **dz;       /* per dense stage: its dZ, kept for the second phase */
+    double **stat;   /* per norm stage: BatchNorm1d's batch mean and (biased) variance
+                        (2 x width), LayerNorm's rstd (batch); its xhat is in z */
+    double *norm_work; /* the norm backward's scratch (2 x widest) */
+    int has_norm;    /* the network has a norm stage */
     double *loss_work; /* the cross-entropy's per-row scratch (2 x batch) */
     /* every parameter array in layer order (W, then b), as the optimizer
        takes them; per stage, the index of its W there (-1: none); per array,
@@ -109,7 +113,8 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
 }
 
 /* Whether a network is small enough for the tiny path (tiny_batch in
- * train_impl.h): dense and activation stages only, fewer parameters than
+ * train_impl.h): dense and activation stages only (no dropout or norm), fewer
+ * parameters than
  * the proof wants (both paths then check every update with its dry run),
  * and at most FASTNN_TRAIN_TINY_VALUES values in any stage's output for a
  * batch (so the general path, too, would run every elementwise pass on one
@@ -192,6 +197,11 @@ void fastnn_trainer_free(fastnn_trainer *t)
         for (int64_t s = 0; s < t->n_stages; s++)
             free(t->dz[s]);
     free(t->dz);
+    if (t->stat)
+        for (int64_t s = 0; s < t->n_stages; s++)
+            free(t->stat[s]);
+    free(t->stat);
+    free(t->norm_work);
     free(t->next_bounds);
     free(t->loss_work);
     free(t->bounds);
@@ -229,6 +239,17 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             break;
         case FASTNN_STAGE_DROPOUT:
             break;
+        case FASTNN_STAGE_BATCHNORM:
+        case FASTNN_STAGE_LAYERNORM:
+            if (st->width_in != st->width_out || !(st->eps >= 0.0) ||
+                (st->W == NULL) != (st->b == NULL) || (st->W && (!st->dW || !st->db)))
+                return FASTNN_EINVAL;
+            if (st->kind == FASTNN_STAGE_BATCHNORM &&
+                ((!st->momentum_none && !(st->momentum >= 0.0 && st->momentum <= 1.0)) ||
+                 st->running_mean == NULL || st->running_var == NULL ||
+                 st->num_batches_tracked < 0 || batch < 2))
+                return FASTNN_EINVAL;
+            break;
         default:
             return FASTNN_EINVAL;
         }
@@ -248,6 +269,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->mask = calloc((size_t)n_stages, sizeof(void *));
     t->ys = calloc((size_t)n_stages, sizeof(void *));
     t->dz = calloc((size_t)n_stages, sizeof(void *));
+    t->stat = calloc((size_t)n_stages, sizeof(double *));
     /* at most two parameter arrays per stage */
     const size_t most = 2 * (size_t)n_stages;
     t->bounds = calloc(most, sizeof(fastnn_opt_bounds));
@@ -258,7 +280,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->param_ptrs = calloc(most, sizeof(void *));
     t->grad_ptrs = calloc(most, sizeof(void *));
     t->state_ptrs = calloc(most * FASTNN_OPT_MAX_STATE, sizeof(void *));
-    if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->bounds || !t->next_bounds ||
+    if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->stat || !t->bounds ||
+        !t->next_bounds ||
         !t->grad_max ||
         !t->param_sizes || !t->first_param || !t->param_ptrs || !t->grad_ptrs ||
         !t->state_ptrs)
@@ -271,8 +294,18 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             goto invalid;
         if (st->width_out > widest)
             widest = st->width_out;
-        if (st->kind == FASTNN_STAGE_DENSE && t->first_param_stage == n_stages)
+        const int norm = st->kind == FASTNN_STAGE_BATCHNORM ||
+                         st->kind == FASTNN_STAGE_LAYERNORM;
+        if ((st->kind == FASTNN_STAGE_DENSE || (norm && st->W != NULL)) &&
+            t->first_param_stage == n_stages)
             t->first_param_stage = s;
+        if (norm) {  /* xhat in z; the batch statistics */
+            t->has_norm = 1;
+            if (!(t->z[s] = wmalloc(bytes)) ||
+                !(t->stat[s] = wmalloc((2 * (size_t)st->width_out + (size_t)batch) *
+                                       sizeof(double))))
+                goto nomem;
+        }
         if (!(t->out[s] = wmalloc(bytes)))
             goto nomem;
         if (st->kind == FASTNN_STAGE_DENSE && fastnn_needs_preactivation(st->act) &&
@@ -289,14 +322,17 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     for (int64_t s = 0; s < n_stages; s++) {
         fastnn_stage *st = &stages[s];
         t->first_param[s] = -1;
-        if (st->kind != FASTNN_STAGE_DENSE)
+        const int norm = st->kind == FASTNN_STAGE_BATCHNORM ||
+                         st->kind == FASTNN_STAGE_LAYERNORM;
+        if (st->kind != FASTNN_STAGE_DENSE && !(norm && st->W != NULL))
             continue;
         t->first_param[s] = count;
         for (int which = 0; which < 2; which++) {
             void *p = which ? st->b : st->W;
             if (p == NULL)
                 continue;
-            t->param_sizes[count] = which ? st->width_out : st->width_in * st->width_out;
+            t->param_sizes[count] = which || norm ? st->width_out
+                                                  : st->width_in * st->width_out;
             t->param_ptrs[count] = p;
             t->grad_ptrs[count] = which ? st->db : st->dW;
             for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
@@ -308,7 +344,9 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     }
     t->params = (fastnn_opt_arrays){count, t->param_sizes, t->param_ptrs, t->grad_ptrs,
                                     t->state_ptrs};
-    t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN;
+    /* the proof bounds dense gradients only: a network with a norm stage
+       checks every update with its dry run */
+    t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN && !t->has_norm;
     t->tiny = t->tiny_fits = tiny_fits(stages, n_stages, batch, n_params);
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
@@ -319,7 +357,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
     t->wb = wmalloc((size_t)batch * sizeof(double));
-    if (!t->xb || !t->tb || !t->grad || !t->loss_work || !t->wb)
+    t->norm_work = wmalloc(2 * (size_t)widest * sizeof(double));
+    if (!t->xb || !t->tb || !t->grad || !t->loss_work || !t->wb || !t->norm_work)
         goto nomem;
     *out = t;
     return FASTNN_OK;

@@ -130,6 +130,30 @@ static int F(clip_gradients)(fastnn_trainer *t)
     return status;
 }
 
+/* The applied batch's statistics into each BatchNorm1d stage's running ones,
+ * as torch.nn.BatchNorm1d: num_batches_tracked + 1, then with f = momentum
+ * (or 1 / num_batches_tracked) running = (1 - f) running + f batch, the
+ * variance unbiased (times rows / (rows - 1)); in double, as the reference. */
+static void F(running_statistics)(fastnn_trainer *t, int64_t rows)
+{
+    for (int64_t s = 0; s < t->n_stages; s++) {
+        fastnn_stage *st = &t->stages[s];
+        if (st->kind != FASTNN_STAGE_BATCHNORM)
+            continue;
+        const int64_t w = st->width_out;
+        const double *mean = t->stat[s], *var = t->stat[s] + w;
+        T *rm = (T *)st->running_mean, *rv = (T *)st->running_var;
+        st->num_batches_tracked++;
+        const double f = st->momentum_none ? 1.0 / (double)st->num_batches_tracked
+                                           : st->momentum;
+        const double unbias = (double)rows / (double)(rows - 1);
+        for (int64_t j = 0; j < w; j++) {
+            rm[j] = (T)((1.0 - f) * (double)rm[j] + f * mean[j]);
+            rv[j] = (T)((1.0 - f) * (double)rv[j] + f * (var[j] * unbias));
+        }
+    }
+}
+
 /* one batch: forward, loss, backward, update; *loss gets the batch loss and
  * *total its total weight (sw: the batch's sample weights, or NULL) */
 static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
@@ -150,6 +174,11 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         fastnn_stage *st = &stages[s];
         T *y = (T *)t->out[s];
         const int64_t size = rows * st->width_out;
+        if ((st->kind == FASTNN_STAGE_BATCHNORM || st->kind == FASTNN_STAGE_LAYERNORM) &&
+            (t->stat[s] == NULL ||
+             (st->kind == FASTNN_STAGE_BATCHNORM &&
+              (st->running_mean == NULL || st->running_var == NULL))))
+            return FASTNN_EINVAL;   /* a norm the trainer was not made with */
         switch (st->kind) {
         case FASTNN_STAGE_DENSE:
             status = F(fastnn_dense_forward)(rows, st->width_in, st->width_out, in,
@@ -159,6 +188,16 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         case FASTNN_STAGE_ACTIVATION:
             status = F(fastnn_act_forward)(st->act, st->alpha, st->beta, rows, st->width_out,
                                            in, y);
+            break;
+        case FASTNN_STAGE_BATCHNORM: /* xhat in z; the batch's mean and variance */
+            status = F(fastnn_batchnorm_forward)(rows, st->width_out, in, (const T *)st->W,
+                                                  (const T *)st->b, st->eps, y, (T *)t->z[s],
+                                                  t->stat[s], t->stat[s] + st->width_out);
+            break;
+        case FASTNN_STAGE_LAYERNORM: /* xhat in z; each row's rstd */
+            status = F(fastnn_layernorm_forward)(rows, st->width_out, in, (const T *)st->W,
+                                                  (const T *)st->b, st->eps, y, (T *)t->z[s],
+                                                  t->stat[s]);
             break;
         case FASTNN_STAGE_DROPOUT: /* p == 0 is the identity and draws nothing */
             if (st->p == 0.0) {
@@ -210,6 +249,17 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                   : F(fastnn_dropout_backward)(size, cur, (const T *)t->mask[s],
                                                                cur);
             break;
+        case FASTNN_STAGE_BATCHNORM: /* dX over dY (elementwise, after the sums) */
+            status = F(fastnn_batchnorm_backward)(rows, st->width_out, cur, (const T *)t->z[s],
+                                                   t->stat[s] + st->width_out,
+                                                   (const T *)st->W, st->eps, cur,
+                                                   (T *)st->dW, (T *)st->db, t->norm_work);
+            break;
+        case FASTNN_STAGE_LAYERNORM:
+            status = F(fastnn_layernorm_backward)(rows, st->width_out, cur, (const T *)t->z[s],
+                                                   t->stat[s], (const T *)st->W, cur,
+                                                   (T *)st->dW, (T *)st->db, t->norm_work);
+            break;
         default:
             return FASTNN_EINVAL;
         }
@@ -256,6 +306,7 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (proved)
         for (int64_t i = 0; i < t->params.count; i++)
             t->bounds[i] = t->next_bounds[i];
+    F(running_statistics)(t, rows);
     batch_done(t->spec, step);
     return FASTNN_OK;
 }

@@ -19,7 +19,7 @@ lowers it).  The workloads are defined once
 here and also used by ``benchmarks/``.
 
 The default run takes about a minute on the project's 2-core machines
-(63 s with PyTorch): three rounds of each training workload and of each
+(57-63 s with PyTorch, the toolbox workload included): three rounds of each training workload and of each
 GEMM shape (whose blocks wait for the other library's threads to go idle,
 so a round costs more).  ``--scaling`` adds the growth with the data size,
 one thread against two, and the memory of the wide network (~20 s more).  It
@@ -38,17 +38,24 @@ import numpy as np
 
 
 def _workload(sizes, activation, loss, optimizer, lr, batch, rows, dtype, title, *,
-              momentum=0.0, shuffle=None, init="auto", tiny=False):
+              momentum=0.0, shuffle=None, init="auto", tiny=False, norm=None,
+              schedule=None):
     """One workload: the network (``sizes``: input width, then each layer's output
     width; ``activation`` after every layer but a cross-entropy's logits), its
-    loss and optimizer (``"sgd"`` with ``momentum``, or ``"adam"``), batches
-    (None: the whole set), data rows and dtype.  ``shuffle`` defaults to
+    loss and optimizer (``"sgd"`` with ``momentum``, ``"adam"`` or ``"adamw"``),
+    batches (None: the whole set), data rows and dtype.  ``shuffle`` defaults to
     "when there are batches"; ``tiny``: too small for "% of peak" to mean
-    anything (all call overhead)."""
+    anything (all call overhead); ``norm``: ``"batchnorm"`` puts a BatchNorm1d
+    after each hidden Dense (before its activation); ``schedule``:
+    ``"onecycle"`` runs OneCycleLR(max_lr=lr) over each training call's batches.
+    ``tutorial``: whether ``TutorialMLP`` can express it (plain Dense layers,
+    sigmoid or ReLU, SGD or Adam, no schedule)."""
+    tutorial = (norm is None and schedule is None and activation in ("sigmoid", "relu")
+                and optimizer in ("sgd", "adam"))
     return dict(sizes=sizes, activation=activation, loss=loss, optimizer=optimizer, lr=lr,
                 momentum=momentum, batch=batch, rows=rows, dtype=dtype, title=title,
                 shuffle=batch is not None if shuffle is None else shuffle, init=init,
-                tiny=tiny)
+                tiny=tiny, norm=norm, schedule=schedule, tutorial=tutorial)
 
 
 WORKLOADS = {
@@ -71,6 +78,11 @@ WORKLOADS = {
     "wide": _workload((784, 1024, 1024, 10), "relu", "cross_entropy", "adam", 1e-3, 256, 2048,
                       "float32", "wide 784-1024-1024-10 relu, cross-entropy, Adam, "
                       "batch 256, float32"),
+    # the training toolbox: batch norm, GELU, AdamW and a one-cycle schedule
+    "toolbox": _workload((784, 256, 128, 10), "gelu", "cross_entropy", "adamw", 1e-3, 64, 6400,
+                         "float32", "toolbox 784-256-128-10 BatchNorm1d, GELU, AdamW, "
+                         "OneCycleLR, batch 64, float32", norm="batchnorm",
+                         schedule="onecycle"),
 }
 
 
@@ -100,16 +112,39 @@ def fastnn_network(name, backend, dtype=None):
     (``dtype``: another dtype than the workload's, for tests)."""
     import fastnn
     w = WORKLOADS[name]
-    act = {"sigmoid": fastnn.Sigmoid, "relu": fastnn.ReLU}[w["activation"]]
+    act = {"sigmoid": fastnn.Sigmoid, "relu": fastnn.ReLU, "gelu": fastnn.GELU}[w["activation"]]
     layers = []
     for n_in, n_out in zip(w["sizes"][:-1], w["sizes"][1:]):
-        layers += [fastnn.Dense(n_in, n_out, init=w["init"]), act()]
+        layers.append(fastnn.Dense(n_in, n_out, init=w["init"]))
+        if w["norm"] == "batchnorm":
+            layers.append(fastnn.BatchNorm1d(n_out))
+        layers.append(act())
     if w["loss"] == "cross_entropy":
         layers.pop()                       # logits out
+        if w["norm"] is not None:
+            layers.pop()                   # no norm on the logits
     net = fastnn.Network(layers, backend=backend, dtype=dtype or w["dtype"], seed=0)
-    optimizer = (fastnn.Adam(lr=w["lr"]) if w["optimizer"] == "adam"
-                 else fastnn.SGD(lr=w["lr"], momentum=w["momentum"]))
+    optimizer = {"adam": lambda: fastnn.Adam(lr=w["lr"]),
+                 "adamw": lambda: fastnn.AdamW(lr=w["lr"]),
+                 "sgd": lambda: fastnn.SGD(lr=w["lr"], momentum=w["momentum"])}[w["optimizer"]]()
     return net, w["loss"], optimizer
+
+
+def batches_per_epoch(name, rows=None):
+    """Batches in one epoch of the workload (``rows``: default the workload's)."""
+    w = WORKLOADS[name]
+    rows = w["rows"] if rows is None else rows
+    return 1 if w["batch"] is None else -(-rows // w["batch"])
+
+
+def fastnn_schedule(name, epochs, rows=None):
+    """The workload's learning-rate schedule for one training call of ``epochs``
+    epochs (a fresh one-cycle over its batches), or None."""
+    w = WORKLOADS[name]
+    if w["schedule"] is None:
+        return None
+    from fastnn.schedules import OneCycleLR
+    return OneCycleLR(max_lr=w["lr"], total_steps=epochs * batches_per_epoch(name, rows))
 
 
 def _fastnn_trainer(name, backend, data=None):
@@ -121,7 +156,8 @@ def _fastnn_trainer(name, backend, data=None):
 
     def train(epochs):
         net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=w["batch"],
-                shuffle=w["shuffle"], seed=0)
+                shuffle=w["shuffle"], seed=0,
+                lr_scheduler=fastnn_schedule(name, epochs, len(X)))
     return train
 
 
@@ -265,6 +301,8 @@ def tutorial_network(name, dtype=None, net=None):
     """The workload as a ``TutorialMLP`` from the initial weights of its fastnn
     network (``net``, default the workload's on the reference backend, seed 0)."""
     w = WORKLOADS[name]
+    if not w["tutorial"]:
+        raise ValueError(f"TutorialMLP cannot express the {name!r} workload ({w['title']})")
     if net is None:
         net, _, _ = fastnn_network(name, "numpy", dtype)
     dense = [layer for layer in net.layers if hasattr(layer, "W")]
@@ -284,29 +322,62 @@ def _tutorial_trainer(name, data=None):
     return train
 
 
+def torch_model(name, dtype=None):
+    """The workload's network as a ``torch.nn.Sequential`` (torch's own initial
+    weights; ``dtype``: a torch dtype other than the workload's, for tests), its
+    loss function and its optimizer."""
+    import torch
+    w = WORKLOADS[name]
+    dtype = getattr(torch, w["dtype"]) if dtype is None else dtype
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU,
+           "gelu": torch.nn.GELU}[w["activation"]]
+    layers = []
+    for n_in, n_out in zip(w["sizes"][:-1], w["sizes"][1:]):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if w["norm"] == "batchnorm":
+            layers.append(torch.nn.BatchNorm1d(n_out))
+        layers.append(act())
+    if w["loss"] == "cross_entropy":
+        layers.pop()
+        if w["norm"] is not None:
+            layers.pop()
+    model = torch.nn.Sequential(*layers).to(dtype)
+    loss_fn = torch.nn.MSELoss() if w["loss"] == "mse" else torch.nn.CrossEntropyLoss()
+    params = model.parameters()
+    optimizer = {"adam": lambda: torch.optim.Adam(params, lr=w["lr"]),
+                 "adamw": lambda: torch.optim.AdamW(params, lr=w["lr"]),
+                 "sgd": lambda: torch.optim.SGD(params, lr=w["lr"],
+                                                momentum=w["momentum"])}[w["optimizer"]]()
+    return model, loss_fn, optimizer
+
+
+def torch_schedule(name, optimizer, epochs, rows=None):
+    """``fastnn_schedule``'s PyTorch twin: a fresh ``OneCycleLR`` over one training
+    call's batches, stepped after each batch, or None."""
+    import torch
+    w = WORKLOADS[name]
+    if w["schedule"] is None:
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=w["lr"], total_steps=epochs * batches_per_epoch(name, rows))
+
+
 def _torch_trainer(name):
     """The same workload as an idiomatic PyTorch CPU training loop."""
     import torch
     w = WORKLOADS[name]
     X, y = workload_data(name)
+    model, loss_fn, optimizer = torch_model(name)
     dtype = getattr(torch, w["dtype"])
     Xt = torch.from_numpy(X).to(dtype)
     yt = torch.from_numpy(y).to(dtype) if w["loss"] == "mse" else torch.from_numpy(y)
-    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[w["activation"]]
-    layers = []
-    for n_in, n_out in zip(w["sizes"][:-1], w["sizes"][1:]):
-        layers += [torch.nn.Linear(n_in, n_out), act()]
-    if w["loss"] == "cross_entropy":
-        layers.pop()
-    model = torch.nn.Sequential(*layers).to(dtype)
-    loss_fn = torch.nn.MSELoss() if w["loss"] == "mse" else torch.nn.CrossEntropyLoss()
-    optimizer = (torch.optim.Adam(model.parameters(), lr=w["lr"]) if w["optimizer"] == "adam"
-                 else torch.optim.SGD(model.parameters(), lr=w["lr"], momentum=w["momentum"]))
+    model.train()
     n = len(Xt)
     batch = w["batch"] or n
     generator = torch.Generator().manual_seed(0)
 
     def train(epochs):
+        scheduler = torch_schedule(name, optimizer, epochs, n)
         for _ in range(epochs):
             order = torch.randperm(n, generator=generator) if w["shuffle"] else None
             for start in range(0, n, batch):
@@ -318,6 +389,8 @@ def _torch_trainer(name):
                 optimizer.zero_grad()
                 loss_fn(model(xb), yb).backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
     return train
 
 
@@ -434,7 +507,8 @@ def bench_training(names, rounds=3, target=0.25, use_torch=None, out=None, peak=
         for name in names:
             data = workload_data(name)
             rows = len(data[0])
-            entries = {"tutorial": _local(_tutorial_trainer(name, data))}
+            entries = ({"tutorial": _local(_tutorial_trainer(name, data))}
+                       if WORKLOADS[name]["tutorial"] else {})
             entries.update((b, _local(_fastnn_trainer(name, b, data))) for b in backends)
             if worker:
                 entries["torch"] = worker.entry(name)

@@ -40,7 +40,7 @@ from ._archive import NetworkArchive
 from ._validation import as_float_array, check_dtype
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
-from .layers import LAYER_TYPES, Dense, Layer
+from .layers import LAYER_TYPES, BatchNorm1d, Dense, Layer, _Norm
 from .optimizers import _OPTIMIZERS, Optimizer
 from . import schedules as _schedules
 from .schedules import LRScheduler
@@ -83,6 +83,11 @@ def save(network: Network, path: str | os.PathLike[str]) -> None:
     for i, layer in enumerate(network.layers):
         if hasattr(layer, "seed") and hasattr(layer, "step"):
             arrays[f"{i}.rng"] = np.array([layer.seed, layer.step], dtype=np.uint64)
+        if isinstance(layer, BatchNorm1d):     # the running statistics
+            for name, value in layer.buffers().items():
+                arrays[f"{i}.{name}"] = value
+            arrays[f"{i}.num_batches_tracked"] = np.array([layer.num_batches_tracked],
+                                                          dtype=np.int64)
     shuffle = _shuffle_state(network)
     if shuffle is not None:
         arrays["shuffle_rng"] = shuffle
@@ -181,6 +186,8 @@ def load(cls: type[Network], path: str | os.PathLike[str],
             states = {i: _load_rng_state(archive, f"{i}.rng")
                       for i, layer in enumerate(layers)
                       if hasattr(layer, "seed") and hasattr(layer, "step")}
+            running = {i: _load_running(archive, i, layer, dtype)
+                       for i, layer in enumerate(layers) if isinstance(layer, BatchNorm1d)}
             # files of earlier versions lack it: the network's seed then gives it
             shuffle = _load_shuffle_state(archive) if archive.has("shuffle_rng") else None
     try:
@@ -199,6 +206,11 @@ def load(cls: type[Network], path: str | os.PathLike[str],
     for i, (seed, step) in states.items():
         layer = net.layers[i]
         layer.seed, layer.step = seed, step  # type: ignore[attr-defined]
+    for i, (mean, var, count) in running.items():
+        norm: Any = net.layers[i]
+        norm.running_mean[...] = mean
+        norm.running_var[...] = var
+        norm.num_batches_tracked = count
     if shuffle is not None:         # the batch order goes on where the saved run stopped
         net._shuffle_rng = shuffle
     return net
@@ -602,9 +614,35 @@ def _param_shapes(layers: list[Layer]) -> list[tuple[str, tuple[int, ...]]]:
             shapes.append((f"{i}.W", (layer.n_in, layer.n_out)))
             if layer.bias:
                 shapes.append((f"{i}.b", (layer.n_out,)))
+        elif isinstance(layer, _Norm):
+            if layer.affine:
+                shapes.append((f"{i}.weight", (layer.num_features,)))
+                shapes.append((f"{i}.bias", (layer.num_features,)))
         elif layer.param_names:
             raise TypeError(f"load cannot tell the parameter shapes of {layer!r}")
     return shapes
+
+
+def _load_running(archive: NetworkArchive, i: int, layer: BatchNorm1d,
+                  dtype: np.dtype[Any]) -> tuple[NDArray[Any], NDArray[Any], int]:
+    """A BatchNorm1d's running mean and variance (finite, the variance >= 0) and
+    its ``num_batches_tracked`` (int64 (1,), >= 0)."""
+    values = []
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        key = f"{i}.{name}"
+        if not archive.has(key):
+            raise ValueError(f"{archive.path} lacks the array {key!r} (the BatchNorm1d "
+                             "layer's running statistics, which save writes)")
+        if name == "num_batches_tracked":
+            values.append(archive.read_array(key, (1,), np.dtype(np.int64)))
+        else:
+            values.append(as_float_array(archive.read_array(key, (layer.num_features,), dtype),
+                                         dtype, key))
+    mean, var, count = values
+    if (var < 0).any() or count[0] < 0:
+        raise ValueError(f"{archive.path}: layer {i}'s running variance or batch count is "
+                         "negative")
+    return mean, var, int(count[0])
 
 
 def _load_rng_state(archive: NetworkArchive, key: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Layers: Dense, the activations, Dropout and Flatten -- each backward beside its forward.
+"""Layers: Dense, the activations, Dropout, Flatten and the norms -- each backward beside
+its forward.
 
 Why it is built this way: a layer holds its parameters and the few arrays its
 backward needs, and delegates every computation to ``self.ops`` (the backend
@@ -17,6 +18,9 @@ made all the same, so the other layers get the weights they would get anyway.
 A layer belongs to one network: a second Network refuses it, since building it
 again would change the first network's weights and dtype.  This module imports
 no backend: a layer computes only through the ops object it is handed.
+BatchNorm1d keeps its running statistics beside its parameters; a training
+loop that must be able to refuse a batch holds their update (``_hold``) until
+the batch is applied (``_commit``), so a refused batch leaves them unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ if TYPE_CHECKING:  # for the type checker only: a layer is handed its ops by bui
 
 __all__ = ["Layer", "Dense", "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
            "SiLU", "Softmax", "GELU", "ELU", "SELU", "Softplus", "Mish", "Dropout", "Flatten",
-           "INITIALIZERS"]
+           "BatchNorm1d", "LayerNorm", "INITIALIZERS"]
 
 #: Weight initialisers; ``"auto"`` picks He for ReLU-like activations, else Xavier.
 INITIALIZERS = ("auto", "normal", "small_normal", "xavier", "glorot", "he", "kaiming")
@@ -630,6 +634,291 @@ class Flatten(Layer):
         dY = as_batch(dY, self.dtype, (n, int(np.prod(self._shape[1:]))), "dY", self,
                       of_last_forward=True)
         return dY.reshape(self._shape)
+
+
+# ---------------------------------------------------------------- normalization
+class _Norm(Layer):
+    """What BatchNorm1d and LayerNorm share: an optional affine ``weight`` (ones)
+    and ``bias`` (zeros) of shape (num_features,), trained like W and b."""
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, num_features: int, eps: float, affine: bool) -> None:
+        super().__init__()
+        self.num_features = check_int(num_features, f"{type(self).__name__} num_features",
+                                      minimum=1)
+        self.eps = check_float(eps, f"{type(self).__name__} eps", minimum=0.0)
+        if not isinstance(affine, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: the affine flag must be a bool, "
+                            f"got {affine!r}")
+        self.affine = bool(affine)
+        self.weight: NDArray[Any] | None = None
+        self.bias: NDArray[Any] | None = None
+        self.dweight: NDArray[Any] | None = None
+        self.dbias: NDArray[Any] | None = None
+        self._xhat: NDArray[Any] | None = None
+
+    def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
+              next_layer: Layer | None = None) -> int:
+        if n_in != self.num_features:
+            raise ValueError(f"{self!r} takes {self.num_features} features but the layer "
+                             f"before it gives {n_in}")
+        super().build(n_in, ops, dtype, rng)
+        if self.affine:
+            self.weight = self._keep(self.weight, np.ones(n_in, dtype=dtype), "weight")
+            self.bias = self._keep(self.bias, np.zeros(n_in, dtype=dtype), "bias")
+        return n_in
+
+    def _keep(self, current: NDArray[Any] | None, fresh: NDArray[Any],
+              name: str) -> NDArray[Any]:
+        """A value assigned before build, in the network's dtype; else ``fresh``."""
+        if current is None:
+            return fresh
+        arr = np.ascontiguousarray(current, dtype=fresh.dtype)
+        if arr.shape != fresh.shape:
+            raise ValueError(f"{type(self).__name__}.{name} has shape {arr.shape}, "
+                             f"expected {fresh.shape}")
+        return arr
+
+    def params(self) -> dict[str, NDArray[Any]]:
+        if not self.affine or self.weight is None or self.bias is None:
+            return {}
+        return {"weight": self.weight, "bias": self.bias}
+
+    def grads(self) -> dict[str, NDArray[Any] | None]:
+        if not self.affine:
+            return {}
+        return {"weight": self.dweight, "bias": self.dbias}
+
+    def torch_state(self) -> dict[str, Any]:
+        """The torch module's tensors this layer sets (``Network.to_torch``)."""
+        return dict(self.params())
+
+    def load_torch_state(self, module: Any) -> None:
+        """Take the torch module's parameters (``Network.from_torch``), before build."""
+        if self.affine:
+            self.weight = module.weight.detach().cpu().numpy().copy()
+            self.bias = module.bias.detach().cpu().numpy().copy()
+
+    def _set_grads(self, dweight: NDArray[Any], dbias: NDArray[Any]) -> None:
+        """Write the gradients in place (the compiled trainer holds these buffers)."""
+        if not self.affine:
+            return
+        if self.dweight is None or self.dbias is None:
+            self.dweight, self.dbias = dweight, dbias
+        else:
+            self.dweight[...] = dweight
+            self.dbias[...] = dbias
+
+
+class BatchNorm1d(_Norm):
+    """Batch normalization over the batch axis, PyTorch's ``nn.BatchNorm1d`` on (n, C).
+
+    In training (``fit``, ``forward(training=True)``) each feature is normalized
+    with the batch's mean and biased variance; the running statistics move by
+    ``momentum`` towards the batch mean and the *unbiased* batch variance::
+
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var + momentum * var * n / (n - 1)
+
+    (``momentum=None``: the cumulative average, factor ``1 / num_batches_tracked``),
+    and ``num_batches_tracked`` counts the batches.  In ``predict`` / ``evaluate``
+    (eval mode) it uses the running statistics.  During ``fit`` the statistics of a
+    batch are written only when its update is applied: a refused, diverged or
+    interrupted batch leaves them unchanged, like the weights.
+
+    Parameters
+    ----------
+    num_features : int
+        C, the width of the input (n, C).
+    eps : float, default 1e-5
+        Added to the variance before the square root.
+    momentum : float or None, default 0.1
+    affine : bool, default True
+        Learn ``weight`` (ones at init) and ``bias`` (zeros), shape (C,).
+
+    Attributes
+    ----------
+    weight, bias : ndarray (C,) or None
+    running_mean : ndarray (C,), zeros at init
+    running_var : ndarray (C,), ones at init
+    num_batches_tracked : int
+
+    Raises
+    ------
+    ValueError
+        A training batch of one row (as PyTorch).
+    """
+
+    torch_module = "BatchNorm1d"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True) -> None:
+        super().__init__(num_features, eps, affine)
+        self.momentum = None if momentum is None else \
+            check_float(momentum, "BatchNorm1d momentum", minimum=0.0, maximum=1.0)
+        self.running_mean: NDArray[Any] | None = None
+        self.running_var: NDArray[Any] | None = None
+        self.num_batches_tracked = 0
+        self._var: NDArray[Any] | None = None
+        #: while True (the Python trainer's batch), training forwards leave their
+        #: statistics in ``_pending`` for ``_commit``; else they are written at once
+        self._hold = False
+        self._pending: tuple[NDArray[Any], NDArray[Any], int] | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine}
+
+    def build(self, n_in: int, ops: NumpyOps, dtype: np.dtype[Any], rng: np.random.Generator,
+              next_layer: Layer | None = None) -> int:
+        super().build(n_in, ops, dtype, rng)
+        self.running_mean = self._keep(self.running_mean, np.zeros(n_in, dtype=dtype),
+                                       "running_mean")
+        self.running_var = self._keep(self.running_var, np.ones(n_in, dtype=dtype),
+                                      "running_var")
+        return n_in
+
+    def torch_state(self) -> dict[str, Any]:
+        return {**self.params(), **self.buffers(),
+                "num_batches_tracked": np.int64(self.num_batches_tracked)}
+
+    def load_torch_state(self, module: Any) -> None:
+        if not module.track_running_stats:
+            raise ValueError("BatchNorm1d(track_running_stats=False) is not supported: "
+                             "fastnn's BatchNorm1d keeps running statistics")
+        super().load_torch_state(module)
+        self.running_mean = module.running_mean.detach().cpu().numpy().copy()
+        self.running_var = module.running_var.detach().cpu().numpy().copy()
+        self.num_batches_tracked = int(module.num_batches_tracked)
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """The layer of an ``nn.BatchNorm1d`` (its arguments; the tensors come apart)."""
+        return cls(module.num_features, eps=module.eps, momentum=module.momentum,
+                   affine=module.affine)
+
+    def buffers(self) -> dict[str, NDArray[Any]]:
+        """The running statistics (not trained by the optimizer), for save/load."""
+        assert self.running_mean is not None and self.running_var is not None
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
+        """X: (n, C) -> Y: (n, C); batch statistics when ``training``, else the running ones."""
+        self._require_built()
+        X = as_batch(X, self.dtype, (None, self.num_features), "X", self)
+        if not training:
+            if keep:
+                self._xhat = None
+            return self.ops.batchnorm_eval(X, self.running_mean, self.running_var,
+                                           self.weight, self.bias, self.eps)
+        Y, xhat, mean, var = self.ops.batchnorm_forward(X, self.weight, self.bias, self.eps)
+        if keep:
+            self._xhat, self._var = xhat, var
+        n = X.shape[0]
+        self._pending = (mean, var * (n / (n - 1)), n)
+        if not self._hold:
+            self._commit()
+        return Y
+
+    def _commit(self) -> None:
+        """Write the last training forward's statistics into the running ones."""
+        if self._pending is None:
+            return
+        mean, unbiased, _ = self._pending
+        self._pending = None
+        assert self.running_mean is not None and self.running_var is not None
+        self.num_batches_tracked += 1
+        f = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        self.running_mean[...] = (1.0 - f) * self.running_mean.astype(np.float64) + f * mean
+        self.running_var[...] = (1.0 - f) * self.running_var.astype(np.float64) + f * unbiased
+
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
+        """dY: (n, C) -> dX: (n, C); sets ``dweight``, ``dbias`` (C,)."""
+        if self._xhat is None or self._var is None:
+            raise RuntimeError("BatchNorm1d.backward needs a training forward before it")
+        dY = as_batch(dY, self.dtype, self._xhat.shape, "dY", self, of_last_forward=True)
+        dX, dw, db = self.ops.batchnorm_backward(dY, self._xhat, self._var, self.weight,
+                                                 self.eps)
+        self._set_grads(dw, db)
+        return dX
+
+
+class LayerNorm(_Norm):
+    """Layer normalization over the last axis, PyTorch's ``nn.LayerNorm(C)`` on (n, C).
+
+    Each row is normalized with its own mean and biased variance,
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; the same in training
+    and in eval mode (no running statistics).
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of one int
+        C, the width of the input (n, C).
+    eps : float, default 1e-5
+    elementwise_affine : bool, default True
+        Learn ``weight`` (ones at init) and ``bias`` (zeros), shape (C,).
+
+    Attributes
+    ----------
+    weight, bias : ndarray (C,) or None
+    """
+
+    torch_module = "LayerNorm"
+
+    def __init__(self, normalized_shape: int | tuple[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True) -> None:
+        shape = normalized_shape
+        if isinstance(shape, (tuple, list)):
+            if len(shape) != 1:
+                raise ValueError(f"LayerNorm normalizes over the last axis only: "
+                                 f"normalized_shape must be an int or a 1-tuple, got {shape!r}")
+            shape = shape[0]
+        super().__init__(shape, eps, elementwise_affine)
+        self._rstd: NDArray[Any] | None = None
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """The layer of an ``nn.LayerNorm`` over one last axis (its arguments)."""
+        if getattr(module, "bias", True) is None and module.elementwise_affine:
+            raise ValueError("LayerNorm(bias=False) is not supported: the affine LayerNorm "
+                             "has a weight and a bias")
+        return cls(tuple(module.normalized_shape), eps=module.eps,  # type: ignore[arg-type]
+                   elementwise_affine=module.elementwise_affine)
+
+    @property
+    def normalized_shape(self) -> tuple[int]:
+        """PyTorch's name for the width: ``(num_features,)``."""
+        return (self.num_features,)
+
+    @property
+    def elementwise_affine(self) -> bool:
+        """PyTorch's name for ``affine``: whether ``weight`` and ``bias`` are learnt."""
+        return self.affine
+
+    def config(self) -> dict[str, Any]:
+        return {"normalized_shape": self.num_features, "eps": self.eps,
+                "elementwise_affine": self.affine}
+
+    def forward(self, X: NDArray[Any], *, training: bool = False,
+                keep: bool = True) -> NDArray[Any]:
+        """X: (n, C) -> Y: (n, C)."""
+        self._require_built()
+        X = as_batch(X, self.dtype, (None, self.num_features), "X", self)
+        Y, xhat, rstd = self.ops.layernorm_forward(X, self.weight, self.bias, self.eps)
+        if keep:
+            self._xhat, self._rstd = xhat, rstd
+        return Y
+
+    def backward(self, dY: NDArray[Any]) -> NDArray[Any]:
+        """dY: (n, C) -> dX: (n, C); sets ``dweight``, ``dbias`` (C,)."""
+        if self._xhat is None or self._rstd is None:
+            raise RuntimeError("LayerNorm.backward needs a forward before it")
+        dY = as_batch(dY, self.dtype, self._xhat.shape, "dY", self, of_last_forward=True)
+        dX, dw, db = self.ops.layernorm_backward(dY, self._xhat, self._rstd, self.weight)
+        self._set_grads(dw, db)
+        return dX
 
 
 #: The layers ``load`` builds by name: every public one (``__all__``) but the bases.

@@ -30,7 +30,7 @@ from ._metrics import resolve_metrics, score_metrics
 from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
 from .backends.numpy_ops import ieee_scope
 from .callbacks import Callback, EarlyStopping
-from .layers import Activation, Dense, Dropout, Flatten, Layer
+from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer, LayerNorm
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 from .schedules import LRScheduler, OneCycleLR, ReduceLROnPlateau
@@ -712,7 +712,8 @@ def _user_code(network: Network, loss: Loss, optimizer: Optimizer) -> list[str]:
         methods = user_methods(layer, "Layer")
         if methods:
             say(layer, methods)
-        elif not isinstance(layer, (Dense, Activation, Dropout, Flatten)):
+        elif not isinstance(layer, (Dense, Activation, Dropout, Flatten, BatchNorm1d,
+                                    LayerNorm)):
             reasons.append(f"{type(layer).__name__} is a layer the native trainer does not know")
     for piece, kind in ((loss, "Loss"), (optimizer, "Optimizer")):
         methods = user_methods(piece, kind)
@@ -775,6 +776,8 @@ class PythonTrainer:
         self._schedule = schedule if schedule is not None and schedule.table is not None \
             else None
         self._dropouts = [layer for layer in network.layers if isinstance(layer, Dropout)]
+        # running statistics are written only when a batch's update is applied
+        self._batchnorms = [layer for layer in network.layers if isinstance(layer, BatchNorm1d)]
         self._step = optimizer.checked_step(network)   # creates the state, as the C one
 
     def run(self, orders: NDArray[np.int64] | None, epoch: int, start: int, max_batches: int,
@@ -805,10 +808,20 @@ class PythonTrainer:
             ``(message, epoch)`` when a batch's loss is not finite or its
             update was refused; nothing of that batch is applied.
         """
+        self.interrupted = False
+        for norm in self._batchnorms:
+            norm._hold, norm._pending = True, None
+        try:
+            return self._run(orders, epoch, start, max_batches, losses)
+        finally:
+            for norm in self._batchnorms:
+                norm._hold, norm._pending = False, None
+
+    def _run(self, orders: NDArray[np.int64] | None, epoch: int, start: int,
+             max_batches: int, losses: NDArray[np.float64]) -> tuple[int, int]:
         network, X, T, batch = self.network, self.X, self.T, self.batch
         n = X.shape[0]
         mean = self.loss.reduction == "mean"
-        self.interrupted = False
         ran = 0
         with ieee_scope():                          # the kernels' error state, set once
             while epoch < losses.shape[0] and ran < max_batches:
@@ -853,6 +866,8 @@ class PythonTrainer:
                 if not self._step():                # refused: weights and state unchanged
                     raise FloatingPointError("training diverged: an update is not finite",
                                              epoch)
+                for norm in self._batchnorms:       # the applied batch's statistics
+                    norm._commit()
                 if not mean:
                     losses[epoch] += value
                 elif self._omega is None:
@@ -892,12 +907,17 @@ class _NativeTrainer:
                     layer.dW = network.ops.zeros_like(params["W"])
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
+            elif isinstance(layer, (BatchNorm1d, LayerNorm)) and layer.affine:
+                if layer.dweight is None or layer.dbias is None:
+                    layer.dweight = network.ops.zeros_like(layer.weight)
+                    layer.dbias = network.ops.zeros_like(layer.bias)
         spec, states = optimizer.native_spec(network)
         spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value}
         # a Flatten has no stage: fit's X was flattened where it entered the network
         self.plan = [(layer, activation) for layer, activation in network._plan
                      if not isinstance(layer, Flatten)]
         stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
+        self._batchnorms = any(isinstance(layer, BatchNorm1d) for layer, _ in self.plan)
         self.network, self.optimizer = network, optimizer
         self.schedule = schedule if schedule is not None and schedule.table is not None \
             else None
@@ -921,8 +941,14 @@ class _NativeTrainer:
         if hypers != self._hypers:
             self.trainer.set_hyper(hypers)
             self._hypers = hypers
-        result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches, losses,
-                                                   catch_sigint)
+        try:
+            result: tuple[int, int] = self.trainer.run(orders, epoch, start, max_batches,
+                                                       losses, catch_sigint)
+        finally:     # the counts beside the running statistics C wrote in place
+            if self._batchnorms:
+                for stage, count in zip(self.plan, self.trainer.batchnorm_counts()):
+                    if count is not None:
+                        stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         return result
 
     def close(self) -> dict[str, Any]:
@@ -930,6 +956,9 @@ class _NativeTrainer:
         for stage, step in zip(self.plan, final["dropout_steps"]):
             if step is not None:
                 stage[0].step = step  # type: ignore[attr-defined]
+        for stage, count in zip(self.plan, final.get("num_batches_tracked", ())):
+            if count is not None:     # the running statistics were written in place
+                stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
         self.optimizer.native_done(final["step"])
         if self.schedule is not None:
             self.schedule.batches_run = int(final["scheduled_batches"])
@@ -953,6 +982,19 @@ def _stage(network: Network, layer: Layer, activation: Activation | None,
                 "beta": layer.beta}
     if isinstance(layer, Dropout):
         return {"kind": "dropout", "p": layer.p, "seed": layer.seed, "step": layer.step}
+    if isinstance(layer, (BatchNorm1d, LayerNorm)):
+        key = network.layers.index(layer)
+        n_state = len(states[f"{key}.weight"]) if layer.affine else 0
+        desc = {"kind": "batchnorm" if isinstance(layer, BatchNorm1d) else "layernorm",
+                "eps": layer.eps, "weight": layer.weight, "bias": layer.bias,
+                "dweight": layer.dweight, "dbias": layer.dbias,
+                "state_W": states[f"{key}.weight"] if layer.affine else [None] * n_state,
+                "state_b": states[f"{key}.bias"] if layer.affine else [None] * n_state}
+        if isinstance(layer, BatchNorm1d):
+            desc.update(momentum=layer.momentum, running_mean=layer.running_mean,
+                        running_var=layer.running_var,
+                        num_batches_tracked=layer.num_batches_tracked)
+        return desc
     raise TypeError(f"the native trainer cannot run {layer!r}")
 
 

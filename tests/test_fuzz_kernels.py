@@ -40,7 +40,9 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
           "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
-          "bce_with_logits", "clip_grad_norm", "clip_grad_value", "metric"}
+          "bce_with_logits", "clip_grad_norm", "clip_grad_value", "metric",
+          "batchnorm_forward", "batchnorm_eval", "batchnorm_backward", "layernorm_forward",
+          "layernorm_backward"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes
 
@@ -399,6 +401,46 @@ def test_fuzz_dropout(dtype, data):
     if res:
         (want, _), (got, _) = res
         np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------ normalization
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_norms(dtype, data):
+    n, d = data.draw(dims, label="n"), data.draw(dims, label="d")
+    X = data.draw(arrays(dtype, (n, d)), label="X")
+    dY = data.draw(arrays(dtype, (n, d)), label="dY")
+    affine = data.draw(st.booleans(), label="affine")
+    w = data.draw(arrays(dtype, (d,)), label="weight") if affine else None
+    b = data.draw(arrays(dtype, (d,)), label="bias") if affine else None
+    eps = data.draw(st.sampled_from([1e-5, 0.0, 0.5]), label="eps")
+    res = outcome("batchnorm_forward", X, w, b, eps)
+    if res:
+        (want, _), (got, _) = res
+        for i, (g, r) in enumerate(zip(got, want)):
+            agree(g, r, dtype if i < 2 else np.float64, f"batchnorm_forward output {i}")
+        res = outcome("batchnorm_backward", dY, want[1], want[3], w, eps)
+        if res:
+            (bw, _), (bg, _) = res
+            for i, (g, r) in enumerate(zip(bg, bw)):
+                agree(g, r, dtype, f"batchnorm_backward output {i}")
+    rm = data.draw(arrays(dtype, (d,)), label="running_mean")
+    rv = data.draw(arrays(dtype, (d,), lo=0.0), label="running_var")
+    res = outcome("batchnorm_eval", X, rm, rv, w, b, eps)
+    if res:
+        (want, _), (got, _) = res
+        agree(got, want, dtype, "batchnorm_eval")
+    res = outcome("layernorm_forward", X, w, b, eps)
+    if res:
+        (want, _), (got, _) = res
+        for i, (g, r) in enumerate(zip(got, want)):
+            agree(g, r, dtype if i < 2 else np.float64, f"layernorm_forward output {i}")
+        res = outcome("layernorm_backward", dY, want[1], want[2], w)
+        if res:
+            (bw, _), (bg, _) = res
+            for i, (g, r) in enumerate(zip(bg, bw)):
+                agree(g, r, dtype, f"layernorm_backward output {i}")
 
 
 # ------------------------------------------------------------------ metrics

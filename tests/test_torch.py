@@ -202,7 +202,7 @@ def test_every_layer_that_declares_a_torch_module_round_trips(cls, backend, rng)
     # from_torch_module): a new layer brings it, nothing else lists it
     assert {c.__name__ for c in _declared_torch_layers()} >= {
         "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "SiLU", "Softmax", "Dropout"}
-    layer = cls()
+    layer = cls(3) if cls.__name__ in ("BatchNorm1d", "LayerNorm") else cls()  # the width
     net = Network([Dense(4, 3), layer], backend=backend, seed=1)
     model = net.to_torch()
     assert type(model[1]) is getattr(nn, cls.torch_module)

@@ -98,10 +98,24 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_dropout_backward_f32(int64_t size, const float *dy, const float *mask, float *dx)
     int fastnn_dropout_backward_f64(int64_t size, const double *dy, const double *mask, double *dx)
 
+    # norm.c
+    int fastnn_batchnorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w, const float *b, double eps, float *y, float *xhat, double *mean, double *var)
+    int fastnn_batchnorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w, const double *b, double eps, double *y, double *xhat, double *mean, double *var)
+    int fastnn_batchnorm_eval_f32(int64_t n, int64_t d, const float *x, const float *rmean, const float *rvar, const float *w, const float *b, double eps, float *y)
+    int fastnn_batchnorm_eval_f64(int64_t n, int64_t d, const double *x, const double *rmean, const double *rvar, const double *w, const double *b, double eps, double *y)
+    int fastnn_batchnorm_backward_f32(int64_t n, int64_t d, const float *dy, const float *xhat, const double *var, const float *w, double eps, float *dx, float *dw, float *db, double *work)
+    int fastnn_batchnorm_backward_f64(int64_t n, int64_t d, const double *dy, const double *xhat, const double *var, const double *w, double eps, double *dx, double *dw, double *db, double *work)
+    int fastnn_layernorm_forward_f32(int64_t n, int64_t d, const float *x, const float *w, const float *b, double eps, float *y, float *xhat, double *rstd)
+    int fastnn_layernorm_forward_f64(int64_t n, int64_t d, const double *x, const double *w, const double *b, double eps, double *y, double *xhat, double *rstd)
+    int fastnn_layernorm_backward_f32(int64_t n, int64_t d, const float *dy, const float *xhat, const double *rstd, const float *w, float *dx, float *dw, float *db, double *work)
+    int fastnn_layernorm_backward_f64(int64_t n, int64_t d, const double *dy, const double *xhat, const double *rstd, const double *w, double *dx, double *dw, double *db, double *work)
+
     # whole training epochs (train.c)
     enum: FASTNN_STAGE_DENSE
     enum: FASTNN_STAGE_ACTIVATION
     enum: FASTNN_STAGE_DROPOUT
+    enum: FASTNN_STAGE_BATCHNORM
+    enum: FASTNN_STAGE_LAYERNORM
 
     ctypedef struct fastnn_stage:
         int kind
@@ -118,6 +132,11 @@ cdef extern from "fastnn.h" nogil:
         void *state_b[FASTNN_OPT_MAX_STATE]
         double p
         uint64_t seed, step
+        double eps, momentum
+        int momentum_none
+        void *running_mean
+        void *running_var
+        int64_t num_batches_tracked
 
     ctypedef struct fastnn_train_spec:
         int loss, reduction, optimizer

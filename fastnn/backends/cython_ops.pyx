@@ -654,6 +654,42 @@ cdef int _rng(uint64_t seed, uint64_t step, const uint64_t[::1] idx, uint64_t[::
     return 0
 
 
+# ------------------------------------------------------------ normalization
+cdef inline void *_ptr(a):
+    """Data pointer of a checked ndarray, NULL for None."""
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+def _norm_params(X, weight, bias, str what):
+    """weight and bias: both None, or both C-contiguous (d,) arrays of X's dtype."""
+    if (weight is None) != (bias is None):
+        raise ValueError(f"{what}: weight and bias must both be given or both be None")
+    if weight is None:
+        return
+    for a, name in ((weight, "weight"), (bias, "bias")):
+        _float_array(a, name)
+        if a.shape != (X.shape[1],):
+            raise ValueError(f"{what}: {name} has shape {a.shape} but X has shape {X.shape}"
+                             f" (expected ({X.shape[1]},))")
+        _same_dtype(X, "X", a, name)
+
+
+def _stat(a, int64_t d, str name, str what):
+    """A C-contiguous float64 (d,) statistic."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != (d,) \
+            or not a.flags.c_contiguous:
+        raise ValueError(f"{what}: {name} must be a C-contiguous float64 array of shape "
+                         f"({d},), got {getattr(a, 'dtype', type(a).__name__)} "
+                         f"{getattr(a, 'shape', '')}")
+
+
+def _eps(eps, str what):
+    eps = float(eps)
+    if not eps >= 0.0 or not math.isfinite(eps):
+        raise ValueError(f"{what}: eps must be a finite number >= 0, got {eps}")
+    return eps
+
+
 # ------------------------------------------------------------ gemm fast path
 cdef inline bint _plain_matrix(object a, int typenum):
     """a is an ndarray, 2-D, C-contiguous, aligned and in native byte order, of the
@@ -692,7 +728,8 @@ cdef object _gemm_fast(object A, object B, bint ta, bint tb):
 
 # ------------------------------------------------------------------ trainer
 _STAGE_CODES = {"dense": FASTNN_STAGE_DENSE, "activation": FASTNN_STAGE_ACTIVATION,
-                "dropout": FASTNN_STAGE_DROPOUT}
+                "dropout": FASTNN_STAGE_DROPOUT, "batchnorm": FASTNN_STAGE_BATCHNORM,
+                "layernorm": FASTNN_STAGE_LAYERNORM}
 
 
 cdef void *_data(a, str name, shape, dtype, bint writable, bint optional) except? NULL:
@@ -798,6 +835,46 @@ cdef class Trainer:
                 st.act = _act_code(desc["activation"])
                 st.alpha = desc["alpha"]
                 st.beta = desc["beta"]
+            elif kind in ("batchnorm", "layernorm"):
+                st.eps = _eps(desc["eps"], f"stage {i}")
+                st.W = _data(desc["weight"], f"stage {i} weight", (width,), dt, True, True)
+                st.b = _data(desc["bias"], f"stage {i} bias", (width,), dt, True, st.W == NULL)
+                if st.W == NULL and st.b != NULL:
+                    raise ValueError(f"stage {i}: weight and bias must both be given or both "
+                                     "be None")
+                if st.W != NULL:
+                    st.dW = _data(desc["dweight"], f"stage {i} dweight", (width,), dt, True,
+                                  False)
+                    st.db = _data(desc["dbias"], f"stage {i} dbias", (width,), dt, True,
+                                  False)
+                    for j in range(n_state):    # the optimizer's state arrays
+                        st.state_W[j] = _data(desc["state_W"][j], f"stage {i} state_W[{j}]",
+                                              (width,), dt, True, True)
+                        st.state_b[j] = _data(desc["state_b"][j], f"stage {i} state_b[{j}]",
+                                              (width,), dt, True, True)
+                if kind == "batchnorm":
+                    momentum = desc["momentum"]
+                    st.momentum_none = momentum is None
+                    if momentum is not None:
+                        momentum = float(momentum)
+                        if not 0.0 <= momentum <= 1.0:
+                            raise ValueError(f"stage {i}: BatchNorm1d momentum must lie in "
+                                             f"[0, 1] or be None, got {momentum}")
+                        st.momentum = momentum
+                    st.running_mean = _data(desc["running_mean"], f"stage {i} running_mean",
+                                            (width,), dt, True, False)
+                    st.running_var = _data(desc["running_var"], f"stage {i} running_var",
+                                           (width,), dt, True, False)
+                    count = desc["num_batches_tracked"]
+                    if not isinstance(count, (int, np.integer)) or count < 0:
+                        raise ValueError(f"stage {i}: num_batches_tracked must be an int >= 0,"
+                                         f" got {count!r}")
+                    st.num_batches_tracked = count
+                    if batch < 2 or n % batch == 1:   # the batch that would have one row
+                        raise ValueError(
+                            f"BatchNorm1d needs more than 1 value per channel when training: "
+                            f"{n} samples in batches of {batch} leave a batch of one row")
+                keep.append(desc)
             else:
                 if not 0.0 <= desc["p"] <= 1.0:
                     raise ValueError(f"stage {i}: dropout p must lie in [0, 1], got {desc['p']}")
@@ -1018,10 +1095,17 @@ cdef class Trainer:
         """Free the workspace; returns the dropout steps per stage and the optimizer step."""
         steps = [self._stages[i].step if self._stages[i].kind == FASTNN_STAGE_DROPOUT else None
                  for i in range(self._n_stages)]
+        tracked = self.batchnorm_counts()
         fastnn_trainer_free(self._trainer)
         self._trainer = NULL
         return {"dropout_steps": steps, "step": self._spec.step,
-                "scheduled_batches": self._spec.hyper_row}
+                "scheduled_batches": self._spec.hyper_row, "num_batches_tracked": tracked}
+
+    def batchnorm_counts(self):
+        """Each stage's BatchNorm1d ``num_batches_tracked`` (None for other stages)."""
+        return [self._stages[i].num_batches_tracked
+                if self._stages[i].kind == FASTNN_STAGE_BATCHNORM else None
+                for i in range(self._n_stages)]
 
 # ---------------------------------------------------------- gradient clipping
 cdef int _clip(list grads, double limit, bint norm, double *total) except -1:
@@ -1530,6 +1614,183 @@ class CythonOps(NumpyOps):
         else:
             _dropout_backward[double](_flat(dY), _flat(mask), _flat(dX))
         return dX
+
+    def batchnorm_forward(self, X, weight, bias, eps):
+        """Training-mode BatchNorm1d (see NumpyOps.batchnorm_forward): (Y, xhat, mean, var)."""
+        _matrix(X, "X")
+        _norm_params(X, weight, bias, "batchnorm_forward")
+        cdef double e = _eps(eps, "batchnorm_forward")
+        cdef int64_t n = X.shape[0], d = X.shape[1]
+        if n < 2:
+            raise ValueError(f"BatchNorm1d needs more than 1 value per channel when "
+                             f"training, got input of shape {X.shape}")
+        Y = np.empty(X.shape, dtype=X.dtype)
+        xhat = np.empty(X.shape, dtype=X.dtype)
+        mean = np.empty(d, dtype=np.float64)
+        var = np.empty(d, dtype=np.float64)
+        cdef void *px = _ptr(X)
+        cdef void *pw = _ptr(weight)
+        cdef void *pb = _ptr(bias)
+        cdef void *py = _ptr(Y)
+        cdef void *ph = _ptr(xhat)
+        cdef double *pm = <double *>_ptr(mean)
+        cdef double *pv = <double *>_ptr(var)
+        cdef bint f32 = _f32(X)
+        cdef int status
+        with nogil:
+            if f32:
+                status = fastnn_batchnorm_forward_f32(n, d, <const float *>px,
+                                                      <const float *>pw, <const float *>pb,
+                                                      e, <float *>py, <float *>ph, pm, pv)
+            else:
+                status = fastnn_batchnorm_forward_f64(n, d, <const double *>px,
+                                                      <const double *>pw, <const double *>pb,
+                                                      e, <double *>py, <double *>ph, pm, pv)
+        _check_status(status, "batchnorm_forward")
+        return Y, xhat, mean, var
+
+    def batchnorm_eval(self, X, running_mean, running_var, weight, bias, eps):
+        """Eval-mode BatchNorm1d (see NumpyOps.batchnorm_eval): Y (n, d)."""
+        _matrix(X, "X")
+        _norm_params(X, weight, bias, "batchnorm_eval")
+        _norm_params(X, running_mean, running_var, "batchnorm_eval running statistics")
+        if running_mean is None:
+            raise ValueError("batchnorm_eval needs running_mean and running_var")
+        cdef double e = _eps(eps, "batchnorm_eval")
+        cdef int64_t n = X.shape[0], d = X.shape[1]
+        Y = np.empty(X.shape, dtype=X.dtype)
+        cdef void *px = _ptr(X)
+        cdef void *prm = _ptr(running_mean)
+        cdef void *prv = _ptr(running_var)
+        cdef void *pw = _ptr(weight)
+        cdef void *pb = _ptr(bias)
+        cdef void *py = _ptr(Y)
+        cdef bint f32 = _f32(X)
+        cdef int status
+        with nogil:
+            if f32:
+                status = fastnn_batchnorm_eval_f32(n, d, <const float *>px, <const float *>prm,
+                                                   <const float *>prv, <const float *>pw,
+                                                   <const float *>pb, e, <float *>py)
+            else:
+                status = fastnn_batchnorm_eval_f64(n, d, <const double *>px,
+                                                   <const double *>prm, <const double *>prv,
+                                                   <const double *>pw, <const double *>pb, e,
+                                                   <double *>py)
+        _check_status(status, "batchnorm_eval")
+        return Y
+
+    def batchnorm_backward(self, dY, xhat, var, weight, eps):
+        """Training-mode BatchNorm1d backward (see NumpyOps.batchnorm_backward):
+        (dX, dweight, dbias)."""
+        _matrix(dY, "dY")
+        _same(dY, "dY", xhat, "xhat")
+        cdef int64_t n = dY.shape[0], d = dY.shape[1]
+        _stat(var, d, "var", "batchnorm_backward")
+        if weight is not None:
+            _norm_params(dY, weight, weight, "batchnorm_backward")
+        cdef double e = _eps(eps, "batchnorm_backward")
+        if n < 1:
+            raise ValueError(f"batchnorm_backward needs at least one row, got dY of shape "
+                             f"{dY.shape}")
+        dX = np.empty(dY.shape, dtype=dY.dtype)
+        dw = np.empty(d, dtype=dY.dtype)
+        db = np.empty(d, dtype=dY.dtype)
+        work = np.empty(2 * d, dtype=np.float64)
+        cdef void *pdy = _ptr(dY)
+        cdef void *ph = _ptr(xhat)
+        cdef double *pv = <double *>_ptr(var)
+        cdef void *pw = _ptr(weight)
+        cdef void *pdx = _ptr(dX)
+        cdef void *pdw = _ptr(dw)
+        cdef void *pdb = _ptr(db)
+        cdef double *pk = <double *>_ptr(work)
+        cdef bint f32 = _f32(dY)
+        cdef int status
+        with nogil:
+            if f32:
+                status = fastnn_batchnorm_backward_f32(n, d, <const float *>pdy,
+                                                       <const float *>ph, pv, <const float *>pw,
+                                                       e, <float *>pdx, <float *>pdw,
+                                                       <float *>pdb, pk)
+            else:
+                status = fastnn_batchnorm_backward_f64(n, d, <const double *>pdy,
+                                                       <const double *>ph, pv,
+                                                       <const double *>pw, e, <double *>pdx,
+                                                       <double *>pdw, <double *>pdb, pk)
+        _check_status(status, "batchnorm_backward")
+        return dX, dw, db
+
+    def layernorm_forward(self, X, weight, bias, eps):
+        """LayerNorm over the last axis (see NumpyOps.layernorm_forward): (Y, xhat, rstd)."""
+        _matrix(X, "X")
+        _norm_params(X, weight, bias, "layernorm_forward")
+        cdef double e = _eps(eps, "layernorm_forward")
+        cdef int64_t n = X.shape[0], d = X.shape[1]
+        if d < 1:
+            raise ValueError(f"layernorm_forward needs at least one feature, got X of shape "
+                             f"{X.shape}")
+        Y = np.empty(X.shape, dtype=X.dtype)
+        xhat = np.empty(X.shape, dtype=X.dtype)
+        rstd = np.empty(n, dtype=np.float64)
+        cdef void *px = _ptr(X)
+        cdef void *pw = _ptr(weight)
+        cdef void *pb = _ptr(bias)
+        cdef void *py = _ptr(Y)
+        cdef void *ph = _ptr(xhat)
+        cdef double *pr = <double *>_ptr(rstd)
+        cdef bint f32 = _f32(X)
+        cdef int status
+        with nogil:
+            if f32:
+                status = fastnn_layernorm_forward_f32(n, d, <const float *>px,
+                                                      <const float *>pw, <const float *>pb,
+                                                      e, <float *>py, <float *>ph, pr)
+            else:
+                status = fastnn_layernorm_forward_f64(n, d, <const double *>px,
+                                                      <const double *>pw, <const double *>pb,
+                                                      e, <double *>py, <double *>ph, pr)
+        _check_status(status, "layernorm_forward")
+        return Y, xhat, rstd
+
+    def layernorm_backward(self, dY, xhat, rstd, weight):
+        """LayerNorm backward (see NumpyOps.layernorm_backward): (dX, dweight, dbias)."""
+        _matrix(dY, "dY")
+        _same(dY, "dY", xhat, "xhat")
+        cdef int64_t n = dY.shape[0], d = dY.shape[1]
+        _stat(rstd, n, "rstd", "layernorm_backward")
+        if weight is not None:
+            _norm_params(dY, weight, weight, "layernorm_backward")
+        if d < 1:
+            raise ValueError(f"layernorm_backward needs at least one feature, got dY of "
+                             f"shape {dY.shape}")
+        dX = np.empty(dY.shape, dtype=dY.dtype)
+        dw = np.empty(d, dtype=dY.dtype)
+        db = np.empty(d, dtype=dY.dtype)
+        work = np.empty(2 * d, dtype=np.float64)
+        cdef void *pdy = _ptr(dY)
+        cdef void *ph = _ptr(xhat)
+        cdef double *pr = <double *>_ptr(rstd)
+        cdef void *pw = _ptr(weight)
+        cdef void *pdx = _ptr(dX)
+        cdef void *pdw = _ptr(dw)
+        cdef void *pdb = _ptr(db)
+        cdef double *pk = <double *>_ptr(work)
+        cdef bint f32 = _f32(dY)
+        cdef int status
+        with nogil:
+            if f32:
+                status = fastnn_layernorm_backward_f32(n, d, <const float *>pdy,
+                                                       <const float *>ph, pr, <const float *>pw,
+                                                       <float *>pdx, <float *>pdw, <float *>pdb,
+                                                       pk)
+            else:
+                status = fastnn_layernorm_backward_f64(n, d, <const double *>pdy,
+                                                       <const double *>ph, pr,
+                                                       <const double *>pw, <double *>pdx,
+                                                       <double *>pdw, <double *>pdb, pk)
+        _check_status(status, "layernorm_backward")
+        return dX, dw, db
 
     def make_trainer(self, stages, loss, reduction, spec, X, T, batch, loss_args=None,
                      sample_weight=None):

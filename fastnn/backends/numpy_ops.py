@@ -1082,3 +1082,123 @@ class NumpyOps:
     def dropout_backward(self, dY: Array, mask: Array) -> Array:
         """dX = dY * mask (the mask of the matching forward)."""
         return dY * mask
+
+    # ------------------------------------------------------------ normalization
+    # PyTorch's formulas: xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) with
+    # the biased variance; y = xhat * weight + bias.  Each mean and variance is
+    # summed in float64 in one pass per column (BatchNorm1d) or per row (LayerNorm),
+    # in index order, and never split, so the compiled kernels match the sums' order.
+    @_ieee
+    def batchnorm_forward(self, X: Array, weight: Array | None, bias: Array | None,
+                          eps: float) -> tuple[Array, Array, Array, Array]:
+        """Training-mode BatchNorm1d over the batch axis.
+
+        X: (n, d), n >= 2; weight, bias: (d,) or None (``affine=False``).
+        mean_j = sum_i x_ij / n, var_j = sum_i (x_ij - mean_j)^2 / n,
+        xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps), Y = xhat * weight + bias.
+
+        Returns
+        -------
+        (Y, xhat, mean, var) : Y, xhat of X's shape and dtype; mean, var float64 (d,),
+            var the biased batch variance (the running variance takes
+            ``var * n / (n - 1)``).
+        """
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"BatchNorm1d needs more than 1 value per channel when "
+                             f"training, got input of shape {X.shape}")
+        x64 = X.astype(np.float64)
+        mean = x64.sum(axis=0) / n
+        var = ((x64 - mean) ** 2).sum(axis=0) / n
+        rstd = 1.0 / np.sqrt(var + eps)
+        xhat64 = (x64 - mean) * rstd
+        Y = xhat64 * weight.astype(np.float64) + bias.astype(np.float64) \
+            if weight is not None and bias is not None else xhat64
+        return Y.astype(X.dtype), xhat64.astype(X.dtype), mean, var
+
+    @_ieee
+    def batchnorm_eval(self, X: Array, running_mean: Array, running_var: Array,
+                       weight: Array | None, bias: Array | None, eps: float) -> Array:
+        """Eval-mode BatchNorm1d: Y = (X - running_mean) / sqrt(running_var + eps) * weight + bias.
+
+        X: (n, d); running_mean, running_var, weight, bias: (d,).  Returns Y (n, d).
+        """
+        x64 = X.astype(np.float64)
+        rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+        Y = (x64 - running_mean.astype(np.float64)) * rstd
+        if weight is not None and bias is not None:
+            Y = Y * weight.astype(np.float64) + bias.astype(np.float64)
+        return Y.astype(X.dtype)
+
+    @_ieee
+    def batchnorm_backward(self, dY: Array, xhat: Array, var: Array, weight: Array | None,
+                           eps: float) -> tuple[Array, Array, Array]:
+        """Training-mode BatchNorm1d backward.
+
+        dY, xhat: (n, d); var: float64 (d,) the biased batch variance; weight (d,) or None.
+        g = dY * weight, dX = rstd / n * (n g - sum_i g - xhat sum_i g xhat),
+        dweight = sum_i dY xhat, dbias = sum_i dY.
+
+        Returns (dX (n, d), dweight (d,), dbias (d,)), X's dtype.
+        """
+        n = dY.shape[0]
+        if n < 1:
+            raise ValueError(f"batchnorm_backward needs at least one row, got dY of shape "
+                             f"{dY.shape}")
+        dy = dY.astype(np.float64)
+        xh = xhat.astype(np.float64)
+        dbias = dy.sum(axis=0)
+        dweight = (dy * xh).sum(axis=0)
+        w = weight.astype(np.float64) if weight is not None else np.ones(dY.shape[1])
+        rstd = 1.0 / np.sqrt(var + eps)
+        dX = (w * rstd / n) * (n * dy - dbias - xh * dweight)
+        dt = dY.dtype
+        return dX.astype(dt), dweight.astype(dt), dbias.astype(dt)
+
+    @_ieee
+    def layernorm_forward(self, X: Array, weight: Array | None, bias: Array | None,
+                          eps: float) -> tuple[Array, Array, Array]:
+        """LayerNorm over the last axis.
+
+        X: (n, d); weight, bias: (d,) or None (``elementwise_affine=False``).
+        mean_i = sum_j x_ij / d, var_i = sum_j (x_ij - mean_i)^2 / d,
+        xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps), Y = xhat * weight + bias.
+
+        Returns (Y, xhat, rstd): Y, xhat (n, d) X's dtype, rstd float64 (n,).
+        """
+        d = X.shape[1]
+        if d < 1:
+            raise ValueError(f"layernorm_forward needs at least one feature, got X of shape "
+                             f"{X.shape}")
+        x64 = X.astype(np.float64)
+        mean = x64.sum(axis=1, keepdims=True) / d
+        var = ((x64 - mean) ** 2).sum(axis=1, keepdims=True) / d
+        rstd = 1.0 / np.sqrt(var + eps)
+        xhat64 = (x64 - mean) * rstd
+        Y = xhat64 * weight.astype(np.float64) + bias.astype(np.float64) \
+            if weight is not None and bias is not None else xhat64
+        return Y.astype(X.dtype), xhat64.astype(X.dtype), rstd[:, 0]
+
+    @_ieee
+    def layernorm_backward(self, dY: Array, xhat: Array, rstd: Array,
+                           weight: Array | None) -> tuple[Array, Array, Array]:
+        """LayerNorm backward.
+
+        dY, xhat: (n, d); rstd: float64 (n,); weight (d,) or None.
+        g = dY * weight, dX = rstd / d * (d g - sum_j g - xhat sum_j g xhat),
+        dweight = sum_i dY xhat, dbias = sum_i dY.
+
+        Returns (dX (n, d), dweight (d,), dbias (d,)), X's dtype.
+        """
+        d = dY.shape[1]
+        if d < 1:
+            raise ValueError(f"layernorm_backward needs at least one feature, got dY of "
+                             f"shape {dY.shape}")
+        dy = dY.astype(np.float64)
+        xh = xhat.astype(np.float64)
+        g = dy * weight.astype(np.float64) if weight is not None else dy
+        sg = g.sum(axis=1, keepdims=True)
+        sgx = (g * xh).sum(axis=1, keepdims=True)
+        dX = (rstd[:, None] / d) * (d * g - sg - xh * sgx)
+        dt = dY.dtype
+        return dX.astype(dt), (dy * xh).sum(axis=0).astype(dt), dy.sum(axis=0).astype(dt)

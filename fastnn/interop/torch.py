@@ -78,6 +78,14 @@ def to_torch(network: Network) -> Any:
                 if layer.bias:
                     linear.bias.copy_(torch.from_numpy(layer.b.copy()))  # type: ignore[union-attr]
             modules.append(linear)
+        elif hasattr(layer, "torch_state") and not user_methods(layer, "Layer"):
+            # a norm: its parameters and running statistics, in the network's dtype
+            norm = getattr(nn, layer.torch_module)(**layer.torch_config(), dtype=dtype)
+            with torch.no_grad():
+                for name, value in layer.torch_state().items():
+                    target = getattr(norm, name)
+                    target.copy_(torch.from_numpy(np.array(value)).to(target.dtype))
+            modules.append(norm)
         elif layer.torch_module is not None and not user_methods(layer, "Layer"):
             modules.append(getattr(nn, layer.torch_module)(**layer.torch_config()))
         else:
@@ -126,6 +134,9 @@ def from_torch(cls: type[Network], module: Any, *,
                 layer = _FROM_TORCH[kind.__name__].from_torch_module(m)
             except ValueError as exc:
                 raise ValueError(f"module {where}: {exc}") from None
+            if hasattr(layer, "load_torch_state"):   # a norm's parameters and statistics
+                dtypes.update(p.dtype for p in m.parameters())
+                layer.load_torch_state(m)
         else:
             known = ", ".join(f"nn.{name}" for name in ["Linear", *_FROM_TORCH])
             raise TypeError(f"module {where} ({type(m).__module__}.{type(m).__qualname__}: "
