@@ -884,7 +884,7 @@ class LayerNorm(_Norm):
         if getattr(module, "bias", True) is None and module.elementwise_affine:
             raise ValueError("LayerNorm(bias=False) is not supported: the affine LayerNorm "
                              "has a weight and a bias")
-        return cls(tuple(module.normalized_shape), eps=module.eps,  # type: ignore[arg-type]
+        return cls(tuple(module.normalized_shape), eps=module.eps,
                    elementwise_affine=module.elementwise_affine)
 
     @property

@@ -908,6 +908,7 @@ class _NativeTrainer:
                 if "b" in params and layer.db is None:
                     layer.db = network.ops.zeros_like(params["b"])
             elif isinstance(layer, (BatchNorm1d, LayerNorm)) and layer.affine:
+                assert layer.weight is not None and layer.bias is not None  # (affine)
                 if layer.dweight is None or layer.dbias is None:
                     layer.dweight = network.ops.zeros_like(layer.weight)
                     layer.dbias = network.ops.zeros_like(layer.bias)

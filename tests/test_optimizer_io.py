@@ -18,7 +18,6 @@ import zipfile
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import SGD, Adagrad, Adam, AdamW, Dense, Network, RMSprop, Tanh
 from fastnn.io import load_optimizer, save_optimizer
 

@@ -80,6 +80,7 @@ def to_torch(network: Network) -> Any:
             modules.append(linear)
         elif hasattr(layer, "torch_state") and not user_methods(layer, "Layer"):
             # a norm: its parameters and running statistics, in the network's dtype
+            assert layer.torch_module is not None     # (a norm names its module)
             norm = getattr(nn, layer.torch_module)(**layer.torch_config(), dtype=dtype)
             with torch.no_grad():
                 for name, value in layer.torch_state().items():
@@ -276,7 +277,8 @@ def optimizer_to_torch(optimizer: Optimizer, model: Any) -> Any:
             ).to(param.dtype)
         if cls is RMSprop:
             entry.setdefault("step", torch.tensor(0.0, dtype=torch.float32))
-        if cls in (Adam, AdamW) and optimizer.amsgrad and "max_exp_avg_sq" not in entry:
+        if cls in (Adam, AdamW) and getattr(optimizer, "amsgrad") and \
+                "max_exp_avg_sq" not in entry:
             entry["max_exp_avg_sq"] = torch.zeros_like(param)
         topt.state[param] = entry
     return topt
@@ -328,7 +330,7 @@ def optimizer_from_torch(torch_optimizer: Any, model: Any) -> Optimizer:
         if option in group and group[option] != value:
             raise ValueError(f"the {kind.__name__} has {option}={group[option]!r}; fastnn's "
                              f"{cls.__name__} has no such option (only {option}={value!r})")
-    args = {}
+    args: dict[str, Any] = {}
     for arg in inspect.signature(cls).parameters:
         value = group[arg]
         if isinstance(value, torch.Tensor):
