@@ -398,7 +398,12 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """f(x) = x if x > 0 else negative_slope * x."""
+    """f(x) = x if x > 0 else negative_slope * x.
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+    """
     kind = "leaky_relu"
     torch_module = "LeakyReLU"
 

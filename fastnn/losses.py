@@ -230,6 +230,10 @@ class MSELoss(Loss):
     """Mean squared error: mean (or sum) over all elements of (pred - target)^2.
 
     ``reduction="sum"`` is the tutorials' sum-of-squares error.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
     """
 
     kernel = "mse"
@@ -239,6 +243,10 @@ class L1Loss(Loss):
     """Mean absolute error: mean (or sum) over all elements of |pred - target|.
 
     The gradient at pred == target is 0 (PyTorch's).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
 
     Examples
     --------
@@ -301,7 +309,12 @@ class SmoothL1Loss(Loss):
 
 
 class BCELoss(Loss):
-    """Binary cross-entropy on probabilities (after a Sigmoid), logs clamped at -100."""
+    """Binary cross-entropy on probabilities (after a Sigmoid), logs clamped at -100.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+    """
 
     kernel = "bce"
     classification = True
