@@ -32,6 +32,8 @@ WITH_EXAMPLES = {"fastnn.network", "fastnn.layers", "fastnn.losses", "fastnn.dat
 def _module(name):
     if name == "fastnn.sklearn":
         pytest.importorskip("sklearn", reason="fastnn.sklearn needs scikit-learn")
+    if name == "fastnn.interop.torch":
+        pytest.importorskip("torch", reason="its examples convert to and from PyTorch")
     return importlib.import_module(name)
 
 
