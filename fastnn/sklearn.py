@@ -52,6 +52,12 @@ every epoch.
 
 Plan: scikit-learn's fitted model, exactly (work in progress)
 -------------------------------------------------------------
+Built so far, not yet wired into the estimators: the optimizer rows
+``sk_sgd`` / ``sk_adam`` (``optimizers._SklearnSGD`` / ``_SklearnAdam``),
+``_SklearnOrder`` (scikit-learn's composed batch orders) and
+``_sklearn_initial_weights`` (its ``_init_coef`` draws); with ``alpha=0``
+they already give the multiclass ``MLPClassifier``'s model
+(tests/test_sklearn_optimizers.py).
 The specification is scikit-learn 1.9's ``sklearn/neural_network``
 (``_multilayer_perceptron.py``, ``_base.py``, ``_stochastic_optimizers.py``).
 Goal: with the same parameters and ``random_state``, ``coefs_``,
@@ -219,6 +225,7 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
+    from sklearn.utils import shuffle as sklearn_shuffle
     from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import check_array, check_is_fitted
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -267,6 +274,53 @@ def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+class _SklearnOrder:
+    """scikit-learn's batch order, as the ``permutation`` of a fit driver's ``rng``.
+
+    scikit-learn shuffles ``sample_idx = shuffle(sample_idx, random_state=rs)``
+    each epoch (``sklearn.utils.shuffle``: ``rs.shuffle`` of ``arange(n)``, then
+    ``sample_idx`` taken in that order), so its orders compose from epoch to
+    epoch.  An instance stands in for the network's shuffle generator during a
+    ``fit``: each ``permutation(n)`` is the next epoch's ``sample_idx``, drawn
+    from ``rs`` exactly as scikit-learn draws it, one call per epoch run.
+
+    Parameters
+    ----------
+    random_state : numpy.random.RandomState
+        The estimator's ``RandomState`` of this ``fit`` (advanced in place).
+    n : int
+        The number of training samples; ``sample_idx`` starts at ``arange(n)``.
+    """
+
+    def __init__(self, random_state: np.random.RandomState, n: int) -> None:
+        self.random_state = random_state
+        self.sample_idx = np.arange(n, dtype=int)
+
+    def permutation(self, n: int) -> NDArray[np.int64]:
+        """The next epoch's order, (n,) int64."""
+        if n != self.sample_idx.shape[0]:
+            raise ValueError(f"scikit-learn's order is over {self.sample_idx.shape[0]} samples, "
+                             f"not {n}")
+        self.sample_idx = sklearn_shuffle(self.sample_idx, random_state=self.random_state)
+        return np.asarray(self.sample_idx, dtype=np.int64)
+
+
+def _sklearn_initial_weights(random_state, layer_units, activation):
+    """scikit-learn's ``_init_coef`` draws, layer by layer: W (fan_in, fan_out) then b (fan_out,).
+
+    ``uniform(-r, r)`` with ``r = sqrt(f / (fan_in + fan_out))``, ``f = 2`` for
+    ``activation="logistic"``, else 6; float64.  Returns [(W, b), ...].
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    out = []
+    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        W = random_state.uniform(-bound, bound, (fan_in, fan_out))
+        b = random_state.uniform(-bound, bound, fan_out)
+        out.append((W, b))
+    return out
 
 
 class _BaseMLP(BaseEstimator):
