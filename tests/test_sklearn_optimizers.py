@@ -137,12 +137,15 @@ def _sklearn_run(est_cls, X, y, **params):
 @pytest.mark.parametrize("solver, schedule", [("adam", "constant"), ("sgd", "constant"),
                                               ("sgd", "invscaling")])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+@pytest.mark.parametrize("n_classes", [2, 3], ids=["binary", "multiclass"])
 def test_sklearn_draws_orders_and_optimizers_give_its_model(backend, solver, schedule,
-                                                            activation):
+                                                            activation, n_classes):
     """A fastnn Network with scikit-learn's initial draws, its composed batch orders and
     its optimizer rows, trained with Network.fit epoch by epoch, ends with the
     multiclass MLPClassifier's coefs_, intercepts_ and loss_curve_ (alpha=0: the L2
-    penalty on the weights is not in the trainer yet)."""
+    penalty on the weights is not in the trainer yet).  Binary: scikit-learn's one
+    logistic output is a Dense with one output under BCEWithLogitsLoss (the same
+    gradient, sigmoid(z) - y, over the batch's rows)."""
     sksk = pytest.importorskip("fastnn.sklearn")
     from sklearn.neural_network import MLPClassifier
     from sklearn.utils import check_random_state
@@ -152,16 +155,17 @@ def test_sklearn_draws_orders_and_optimizers_give_its_model(backend, solver, sch
     from fastnn import Tanh as FTanh
     rng = np.random.default_rng(11)
     X = rng.standard_normal((90, 6))
-    y = rng.integers(0, 3, 90)
+    y = rng.integers(0, n_classes, 90)
+    n_out = 1 if n_classes == 2 else n_classes
     epochs, batch, lr = 12, 16, (1e-2 if solver == "adam" else 0.05)
     est = _sklearn_run(MLPClassifier, X, y, hidden_layer_sizes=(7,), activation=activation,
                        solver=solver, learning_rate=schedule, learning_rate_init=lr,
                        alpha=0.0, batch_size=batch, max_iter=epochs, tol=0.0,
                        n_iter_no_change=10**6, random_state=4)
     rs = check_random_state(4)
-    init = sksk._sklearn_initial_weights(rs, [6, 7, 3], activation)
+    init = sksk._sklearn_initial_weights(rs, [6, 7, n_out], activation)
     act = {"relu": FReLU, "tanh": FTanh, "logistic": Sigmoid}[activation]
-    net = Network([Dense(6, 7), act(), Dense(7, 3)], backend=backend, seed=0)
+    net = Network([Dense(6, 7), act(), Dense(7, n_out)], backend=backend, seed=0)
     for layer, (W, b) in zip([net.layers[0], net.layers[2]], init):
         layer.W, layer.b = W, b
     net._shuffle_rng = sksk._SklearnOrder(rs, 90)
@@ -169,7 +173,10 @@ def test_sklearn_draws_orders_and_optimizers_give_its_model(backend, solver, sch
            else _SklearnSGD(lr=lr, momentum=0.9, nesterov=True))
     curve, t = [], 0
     for _ in range(epochs):
-        h = net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=batch)
+        h = (net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=batch)
+             if n_classes > 2 else
+             net.fit(X, y.reshape(-1, 1).astype(float), loss="bce_with_logits",
+                     optimizer=opt, epochs=1, batch_size=batch))
         curve.append(h.loss[0])
         t += 90
         if schedule == "invscaling":
@@ -180,5 +187,5 @@ def test_sklearn_draws_orders_and_optimizers_give_its_model(backend, solver, sch
         np.testing.assert_allclose(layer.b, b, rtol=1e-9, atol=1e-12)
         worst = max(worst, float(np.max(np.abs(layer.W - W) / np.abs(W))))
     np.testing.assert_allclose(curve, est.loss_curve_, rtol=1e-9)
-    print(f"{backend} {solver} {schedule} {activation}: largest relative difference of "
+    print(f"{backend} {solver} {schedule} {activation} {n_classes} classes: largest relative difference of "
           f"coefs_ {worst:.2e}")
