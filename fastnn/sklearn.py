@@ -56,7 +56,7 @@ Built so far, not yet wired into the estimators: the optimizer rows
 ``sk_sgd`` / ``sk_adam`` (``optimizers._SklearnSGD`` / ``_SklearnAdam``),
 ``_SklearnOrder`` (scikit-learn's composed batch orders) and
 ``_sklearn_initial_weights`` (its ``_init_coef`` draws); with ``alpha=0``
-they already give the multiclass ``MLPClassifier``'s model
+they already give the binary and multiclass ``MLPClassifier``'s model
 (tests/test_sklearn_optimizers.py).
 The specification is scikit-learn 1.9's ``sklearn/neural_network``
 (``_multilayer_perceptron.py``, ``_base.py``, ``_stochastic_optimizers.py``).
