@@ -87,13 +87,17 @@ extern "C" {
  * (booleans are 0/1).  optim_impl.h defines, for each row, name_k (its
  * per-step constants), name_prepare and name_elem (its update of one
  * element).  States: SGD velocity; Adam and AdamW m, v, max v (amsgrad);
- * RMSprop square_avg, momentum_buffer, grad_avg (centered); Adagrad sum. */
+ * RMSprop square_avg, momentum_buffer, grad_avg (centered); Adagrad sum;
+ * sk_sgd and sk_adam, scikit-learn's SGD and Adam (fastnn.sklearn): the
+ * velocity; m, v. */
 #define FASTNN_OPTIMIZERS(X)                                                  \
     X(SGD, sgd, 1, 4, "lr momentum weight_decay nesterov")                    \
     X(ADAM, adam, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")            \
     X(ADAMW, adamw, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")          \
     X(RMSPROP, rmsprop, 3, 6, "lr alpha eps weight_decay momentum centered")  \
-    X(ADAGRAD, adagrad, 1, 4, "lr lr_decay weight_decay eps")
+    X(ADAGRAD, adagrad, 1, 4, "lr lr_decay weight_decay eps")                 \
+    X(SK_SGD, sk_sgd, 1, 3, "lr momentum nesterov")                           \
+    X(SK_ADAM, sk_adam, 2, 4, "lr beta1 beta2 eps")
 
 /* Metrics of fit and evaluate: X(ID, name, labels).  Each is a mean over
  * a batch of outputs pred (rows x cols) and its targets: labels, int64 class

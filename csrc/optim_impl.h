@@ -500,6 +500,138 @@ static int F(adagrad_safe)(const F(adagrad_k) *k, int mode, const fastnn_opt_bou
     return 1;
 }
 
+/* ---- scikit-learn's SGD ------------------------------------------------
+ * sklearn.neural_network's SGDOptimizer, in its own form (not PyTorch's):
+ * v = mu*v - lr*g;  update = mu*v - lr*g (nesterov, with the new v) or v;
+ * p += update.  No weight decay (scikit-learn's L2 penalty is in the
+ * gradient), no subnormal flush (scikit-learn has none).  hyper: lr,
+ * momentum, nesterov.  State: the velocity, always (also for mu == 0, as
+ * scikit-learn keeps it).  Modes: 0 heavy ball, 1 Nesterov.
+ */
+typedef struct {
+    T lr, mu;
+} F(sk_sgd_k);
+enum { F(sk_sgd_modes) = 2 };
+
+static int F(sk_sgd_prepare)(const double *h, int64_t step, T *const *state, F(sk_sgd_k) *k,
+                             int *mode)
+{
+    (void)step;
+    k->lr = (T)h[0];
+    k->mu = (T)h[1];
+    *mode = h[2] != 0.0;
+    return state[0] == NULL ? FASTNN_EINVAL : FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(sk_sgd_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+               T *const *s, const F(sk_sgd_k) *k)
+{
+    const T g = grad[i];
+    const T v = k->mu * s[0][i] - k->lr * g;
+    const T u = mode == 1 ? k->mu * v - k->lr * g : v;
+    const T p = param[i] + u;
+    if (write) {
+        s[0][i] = v;
+        param[i] = p;
+    }
+    return write ? 0 : NOT_FINITE(v) | NOT_FINITE(p);
+}
+
+static inline int F(sk_sgd_states)(int mode)
+{
+    (void)mode;
+    return 1;   /* bits: the velocity */
+}
+
+/* |v| <= |mu| V + |lr| G;  |update| <= |mu| |v| + |lr| G (nesterov) or |v|;
+ * |p'| <= P + |update|;  next: those bounds (v of either sign) */
+static int F(sk_sgd_safe)(const F(sk_sgd_k) *k, int mode, const fastnn_opt_bounds *b,
+                          double G, fastnn_opt_bounds *next)
+{
+    const double lr = fabs((double)k->lr), mu = fabs((double)k->mu);
+    const double lg = lr * G, v = mu * b->state[0] + lg;
+    const double u = mode == 1 ? mu * v + lg : v;
+    if (!(WITHIN(lg) && WITHIN(mu * b->state[0]) && WITHIN(v) && WITHIN(u) &&
+          WITHIN(b->param + u)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + u), {NEXT(v), 0.0, 0.0}, {1, 0, 0}};
+    return 1;
+}
+
+/* ---- scikit-learn's Adam -----------------------------------------------
+ * sklearn.neural_network's AdamOptimizer, step t counted from 1:
+ * m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+ * lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) computed in double (as scikit-learn
+ * does in Python floats), then rounded to T;  p += (-lr_t * m) / (sqrt(v) + eps)
+ * -- eps added to the uncorrected sqrt(v), unlike PyTorch's Adam.  No weight
+ * decay, no subnormal flush.  hyper: lr, beta1, beta2, eps.  States: m, v.
+ */
+typedef struct {
+    T b1, b2, omb1, omb2, nlr, ep;
+} F(sk_adam_k);
+enum { F(sk_adam_modes) = 1 };
+
+static int F(sk_adam_prepare)(const double *h, int64_t step, T *const *state, F(sk_adam_k) *k,
+                              int *mode)
+{
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], eps = h[3];
+    *mode = 0;
+    if (step < 1 || state[0] == NULL || state[1] == NULL)
+        return FASTNN_EINVAL;
+    const double lr_t = lr * sqrt(1.0 - pow(beta2, (double)step)) / (1.0 - pow(beta1, (double)step));
+    k->b1 = (T)beta1;
+    k->b2 = (T)beta2;
+    k->omb1 = (T)(1.0 - beta1);
+    k->omb2 = (T)(1.0 - beta2);
+    k->nlr = (T)(-lr_t);
+    k->ep = (T)eps;
+    return FASTNN_OK;
+}
+
+static inline __attribute__((always_inline)) int
+F(sk_adam_elem)(const int write, const int mode, int64_t i, T *param, const T *grad,
+                T *const *s, const F(sk_adam_k) *k)
+{
+    (void)mode;
+    const T g = grad[i];
+    const T m = k->b1 * s[0][i] + k->omb1 * g;
+    const T v = k->b2 * s[1][i] + k->omb2 * (g * g);
+    const T p = param[i] + (k->nlr * m) / (SQRT(v) + k->ep);
+    if (write) {
+        s[0][i] = m;
+        s[1][i] = v;
+        param[i] = p;
+    }
+    return write ? 0 : NOT_FINITE(m) | NOT_FINITE(v) | NOT_FINITE(p);
+}
+
+static inline int F(sk_adam_states)(int mode)
+{
+    (void)mode;
+    return 3;   /* bits: m, v */
+}
+
+/* With v >= 0 (no sign bit in the state), b2 >= 0, 1 - b2 >= 0 and eps > 0
+ * the denominator is at least eps:  |m| <= |b1| M + |1-b1| G;
+ * v <= b2 V + (1-b2) G^2 (and v >= 0);  |lr_t m| <= |lr_t| |m|;
+ * |p'| <= P + |lr_t| |m| / eps;  next: those bounds. */
+static int F(sk_adam_safe)(const F(sk_adam_k) *k, int mode, const fastnn_opt_bounds *b,
+                           double G, fastnn_opt_bounds *next)
+{
+    (void)mode;
+    if (b->negative[1] || !(k->b2 >= 0) || !(k->omb2 >= 0) || !(k->ep > 0))
+        return 0;
+    const double m = fabs((double)k->b1) * b->state[0] + fabs((double)k->omb1) * G;
+    const double v = (double)k->b2 * b->state[1] + (double)k->omb2 * (G * G);
+    const double num = fabs((double)k->nlr) * m, step = num / (double)k->ep;
+    if (!(WITHIN(G * G) && WITHIN(m) && WITHIN(v) && WITHIN(sqrt(v) + (double)k->ep) &&
+          WITHIN(num) && WITHIN(step) && WITHIN(b->param + step)))
+        return 0;
+    *next = (fastnn_opt_bounds){1, NEXT(b->param + step), {NEXT(m), NEXT(v), 0.0}, {1, 0, 0}};
+    return 1;
+}
+
 /* ---- the shared machinery ----------------------------------------------- */
 
 /* one pass of an update over [lo, hi), split across threads: bad is NULL for

@@ -633,8 +633,88 @@ class Adagrad(_StepCounting, _HasEps):
                 "eps": self.eps}
 
 
+class _SklearnSGD(Optimizer):
+    """scikit-learn's SGD (its ``SGDOptimizer``), for ``fastnn.sklearn``.
+
+    ``v = momentum * v - lr * g``; ``p += momentum * v - lr * g`` with
+    ``nesterov`` (the new ``v``), else ``p += v``.  Not PyTorch's form: the
+    same updates only for a constant ``lr``, and not to the last bit.  No
+    weight decay: scikit-learn's L2 penalty is part of the gradient.
+
+    Parameters
+    ----------
+    lr : float, default 0.1
+        The current learning rate (scikit-learn's ``invscaling`` and
+        ``adaptive`` schedules change it between epochs).
+    momentum : float in [0, 1], default 0.9
+    nesterov : bool, default True
+    """
+
+    kernel = "sk_sgd"
+
+    def __init__(self, lr: float = 0.1, momentum: float = 0.9, nesterov: bool = True) -> None:
+        super().__init__(lr)
+        self.momentum = check_float(momentum, "momentum", minimum=0.0, maximum=1.0)
+        self.nesterov = check_bool(nesterov, "nesterov")
+
+    def __repr__(self) -> str:
+        return f"_SklearnSGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov})"
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        if key not in self.state:
+            self.state[key] = ops.zeros_like(param)
+        return [self.state[key], None]
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class _SklearnAdam(_StepCounting, _HasEps):
+    """scikit-learn's Adam (its ``AdamOptimizer``), for ``fastnn.sklearn``.
+
+    At step t (from 1): ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p += (-lr_t m) / (sqrt(v) + eps)`` with ``lr_t = lr sqrt(1 - b2^t) /
+    (1 - b1^t)`` -- ``eps`` added to the uncorrected ``sqrt(v)``, unlike
+    ``Adam`` (PyTorch's).  No weight decay.
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    """
+
+    kernel = "sk_adam"
+
+    def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        super().__init__(lr)
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
+        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
+                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+        self.eps = check_float(eps, "eps", above=0.0)
+
+    def __repr__(self) -> str:
+        return f"_SklearnAdam(lr={self.lr}, betas={self.betas}, eps={self.eps})"
+
+    def _state_arrays(self, ops: Any, key: str,
+                      param: NDArray[Any]) -> list[NDArray[Any] | None]:
+        if key not in self.state:
+            self.state[key] = {"step": 0, "m": ops.zeros_like(param), "v": ops.zeros_like(param)}
+        st = self.state[key]
+        return [st["m"], st["v"], None]
+
+    def _hypers(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
+
+
 _OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW,
-                                           "rmsprop": RMSprop, "adagrad": Adagrad}
+                                           "rmsprop": RMSprop, "adagrad": Adagrad,
+                                           "sk_sgd": _SklearnSGD, "sk_adam": _SklearnAdam}
 
 
 def get_optimizer(optimizer: Optimizer | type[Optimizer] | str) -> Optimizer:

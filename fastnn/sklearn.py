@@ -49,6 +49,165 @@ the counter can rise by at most one per epoch, it lets the trainer run the
 epochs in which no stop is possible in one call (same numbers as one call per
 epoch, less overhead); with ``early_stopping`` or ``verbose`` it observes
 every epoch.
+
+Plan: scikit-learn's fitted model, exactly (work in progress)
+-------------------------------------------------------------
+Built so far, not yet wired into the estimators: the optimizer rows
+``sk_sgd`` / ``sk_adam`` (``optimizers._SklearnSGD`` / ``_SklearnAdam``),
+``_SklearnOrder`` (scikit-learn's composed batch orders) and
+``_sklearn_initial_weights`` (its ``_init_coef`` draws); with ``alpha=0``
+they already give the binary and multiclass ``MLPClassifier``'s model
+(tests/test_sklearn_optimizers.py).
+The specification is scikit-learn 1.9's ``sklearn/neural_network``
+(``_multilayer_perceptron.py``, ``_base.py``, ``_stochastic_optimizers.py``).
+Goal: with the same parameters and ``random_state``, ``coefs_``,
+``intercepts_``, ``n_iter_``, ``loss_curve_``, ``best_loss_``,
+``validation_scores_``, ``best_validation_score_`` and ``t_`` equal to
+scikit-learn's to 1e-9 relative in float64 (1e-7 for L-BFGS).  Convention by
+convention, what scikit-learn does and the fastnn piece that does the same:
+
+* **Random draws** -- one ``RandomState``, ``check_random_state(random_state)``,
+  taken afresh at the start of *every* ``fit``/``partial_fit`` call (so a
+  ``RandomState`` instance passed in advances across calls; an int restarts).
+  Its draws, in this order, and no others:
+  1. on the first pass only (``_initialize``), per layer ``i`` in order:
+     ``coef = rs.uniform(-b, b, (fan_in, fan_out))`` then
+     ``intercept = rs.uniform(-b, b, fan_out)``, ``b = sqrt(f / (fan_in +
+     fan_out))`` with ``f = 2`` for ``activation="logistic"``, else 6 (the
+     output layer too); drawn in float64, then cast to X's dtype.  fastnn:
+     drawn in Python with that ``RandomState`` and assigned to the Dense
+     layers' ``W``/``b`` (replacing the ``seed``-from-``random_state`` and
+     ``init="auto"`` of today).
+  2. with ``early_stopping`` (each ``fit``): ``train_test_split(X, y,
+     random_state=rs, test_size=validation_fraction, stratify=...)`` with
+     ``y`` the *binarized* targets, stratified only when the classifier has
+     one output (binary; multiclass and multi-label are not stratified); with
+     ``sample_weight`` the weights are split alongside.  fastnn: call
+     scikit-learn's ``train_test_split`` with the same arguments (the draws
+     are then the same by construction); fewer than 2 validation rows is
+     scikit-learn's ValueError.
+  3. with ``shuffle``, per epoch: ``sample_idx = shuffle(sample_idx,
+     random_state=rs)`` (``sklearn.utils.shuffle`` = ``rs.shuffle`` of
+     ``arange(n)`` then ``sample_idx[indices]``), so the epochs' orders
+     *compose*: ``sample_idx`` starts at ``arange(n_train)`` each ``fit`` and
+     is permuted again each epoch.  fastnn: Python computes exactly those
+     permutations and hands them to the trainer as the batch order (fastnn's
+     own ``_shuffle_rng`` is not used).  Only the epochs actually run may draw
+     (a passed-in ``RandomState`` must end in scikit-learn's state): a call
+     of the trainer over several epochs draws the orders of those epochs
+     only, which ``quiet_epochs`` already guarantees (no stop is possible
+     inside the chunk).  Without ``shuffle`` the order is ``arange``.
+* **Batches** -- ``gen_batches(n_train, batch_size)``, the last batch
+  smaller; ``batch_size="auto"`` is ``min(200, n_train)``, a larger int is
+  clipped to ``n_train`` with scikit-learn's warning text; ``n_train`` is the
+  size *after* the validation split.  fastnn's batching is the same.
+* **Outputs and losses** (``_backprop``): the output delta is always
+  ``out - y`` per row, and every gradient is divided by the batch's rows
+  ``n_b`` (``sum(sample_weight)`` when weighted):
+  - regressor, ``loss="squared_error"``: identity output, loss
+    ``0.5 * mean over rows, then mean over outputs, of (out - y)^2``.  Its
+    gradient is ``(out - y) / n_b`` -- *not* divided by the number of
+    outputs, so for k outputs the gradient is k times that of the reported
+    loss.  fastnn: a new loss row (``sk_squared_error``) whose value is the
+    half mean and whose gradient is ``(out - y) / rows``; MSELoss with a
+    factor cannot express both (its gradient is ``2 (out - y) / (rows k)``).
+  - regressor, ``loss="poisson"`` (scikit-learn >= 1.7; ``out_activation_ =
+    "exp"``): loss ``sum over outputs of mean over rows of xlogy(y, y/p) - y
+    + p`` with ``p = exp(z)``, gradient ``(p - y) / n_b``.  fastnn: an
+    ``exp`` output handled in the loss row (Poisson NLL on the log input,
+    PyTorch's ``PoissonNLLLoss(log_input=True)``, plus scikit-learn's
+    constant term in the value only).
+  - classifier, binary (one ``LabelBinarizer`` column): ONE logistic output
+    (``out_activation_ = "logistic"``, ``n_outputs_ = 1``), loss
+    ``binary_log_loss`` = mean of ``-(y log p + (1-y) log(1-p))`` with ``p``
+    clipped to ``[eps, 1-eps]`` (``eps`` of X's dtype), gradient ``(p - y) /
+    n_b``.  fastnn: a Dense with 1 output and ``BCEWithLogitsLoss`` for the
+    gradient (the same ``(sigmoid(z) - y) / n_b``); the *value* must be
+    scikit-learn's (clipped probabilities), so a loss row computing the value
+    from ``p`` as scikit-learn does.
+  - classifier, multiclass: softmax output, ``log_loss`` = mean over rows of
+    ``-sum_c y_c log(clip(p_c))``, gradient ``(p - y) / n_b``: fastnn's
+    cross-entropy on logits with labels, except the clip in the value (the
+    same loss row's value rule).
+  - classifier, multi-label (2-D indicator ``y``): ``n_classes`` independent
+    logistic outputs, ``binary_log_loss`` *summed* over the outputs (mean
+    over rows), gradient ``(p - y) / n_b`` per output; ``predict`` thresholds
+    at 0.5.  fastnn: BCEWithLogits with reduction over rows only.
+* **L2 penalty** ``alpha`` -- on the weights ``W`` only, never the biases,
+  per batch: ``dW = (A^T delta + alpha W) / n_b``, ``db = sum(delta) / n_b``,
+  and the batch loss gets ``0.5 * alpha * sum_i ||W_i||^2 / n_b`` (with ``W``
+  *before* the batch's update).  fastnn: the trainer adds ``(alpha / n_b) W``
+  to each ``dW`` (a per-array flag: W yes, b no; ``n_b`` the batch's own
+  rows, so the last smaller batch gets its own factor) and adds the penalty,
+  summed in a fixed order in double, to the batch's loss; the reference
+  trainer the same in NumPy.  Not the optimizer's ``weight_decay`` (which
+  decays b too and has no per-batch divisor).
+* **loss_curve_** -- per epoch ``sum over batches of batch_loss * n_b``
+  divided by ``n_train``, ``batch_loss`` including the penalty above.  fastnn's
+  epoch loss is already the row-weighted mean of the batch losses; with the
+  penalty inside the batch loss it is scikit-learn's value.
+* **SGD** (``SGDOptimizer``): velocities ``v = momentum * v - lr * g``; the
+  update is ``momentum * v - lr * g`` (the new ``v``) with
+  ``nesterovs_momentum``, else ``v``; ``p += update``.  Not PyTorch's form
+  (``v = mu v + g``, ``p -= lr (g + mu v)``): equal only for a constant lr,
+  and not to the last bit.  fastnn: a new row ``sk_sgd`` (hypers ``lr
+  momentum nesterov``, one state: the velocity) in FASTNN_OPTIMIZERS /
+  ``optim_impl.h`` with its ``sk_sgd_safe`` proof, its reference in
+  ``numpy_ops.OPTIMIZERS`` and a class in ``optimizers.py``.  Velocities are
+  created per ``fit`` (also with ``warm_start``) and kept by ``partial_fit``.
+  Learning rates (SGD only; Adam ignores ``learning_rate``):
+  - ``constant``: ``learning_rate_init``;
+  - ``invscaling``: after each epoch (``iteration_ends(t_)``), ``lr =
+    float(learning_rate_init) / (t_ + 1) ** power_t`` with ``t_`` the samples
+    seen *over all calls*; a new optimizer (each ``fit``) starts again at
+    ``learning_rate_init`` for its first epoch.  fastnn: computed in Python
+    with the same expression, handed to the trainer per epoch (a chunk of
+    epochs as the trainer's per-batch ``hyper_table``);
+  - ``adaptive``: when the no-improvement counter exceeds
+    ``n_iter_no_change``: stop if ``lr <= 1e-6``, else ``lr /= 5``, reset the
+    counter to 0 and go on.  fastnn: in ``_end_of_epoch``; the counter may now
+    reset inside a chunk, so ``quiet_epochs`` counts from 0 after a division.
+* **Adam** (``AdamOptimizer``): ``t += 1``; ``m = b1 m + (1-b1) g``; ``v = b2 v
+  + (1-b2) g^2``; ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` (in Python
+  floats); ``p += (-lr_t * m) / (sqrt(v) + eps)`` -- eps added to the
+  *uncorrected* ``sqrt(v)``, which PyTorch's form (``sqrt(v)/sqrt(bc2) + eps``)
+  is not.  No subnormal flush.  fastnn: a new row ``sk_adam`` (hypers ``lr
+  beta1 beta2 eps``, states m, v; ``t`` the trainer's step counter, from 1,
+  restarted by every ``fit`` since scikit-learn makes a new optimizer, kept by
+  ``partial_fit``), with its proof, reference and class as for ``sk_sgd``.
+* **Epoch bookkeeping** (``_fit_stochastic``), in this order after each
+  epoch: ``n_iter_ += 1`` (``n_iter_`` restarts at 0 every call, so it is 1
+  after ``partial_fit``); ``loss_ = accumulated / n_train``; ``t_ += n_train``
+  (over all calls); ``loss_curve_.append``; then the counter: with
+  ``early_stopping`` the validation score (``accuracy_score`` of ``predict``
+  on the held-out labels; ``r2_score`` for the regressor; ``nan`` if the
+  predictions are not finite) is appended to ``validation_scores_``, the
+  counter rises if ``score < best + tol`` else resets, and a *strictly*
+  better score becomes ``best_validation_score_`` with copies of the weights;
+  otherwise the counter rises if ``loss > best_loss_ - tol`` else resets and
+  ``best_loss_ = min``.  Then the invscaling update, then ``counter >
+  n_iter_no_change`` triggers stopping (``adaptive``: see above); then
+  ``partial_fit`` stops after its one epoch; a ``fit`` reaching ``max_iter``
+  warns ``ConvergenceWarning``.  At the end of a ``fit`` with
+  ``early_stopping`` the best weights become ``coefs_``/``intercepts_`` (the
+  initial weights if no epoch was better than ``-inf``).  ``warm_start``
+  keeps ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
+  ``best_validation_score_``, ``t_`` *and the counter* (only the first pass
+  resets them), with a new optimizer.  Non-finite weights at the end:
+  scikit-learn's ValueError.
+* **dtype** -- scikit-learn trains in X's dtype (float32 X stays float32);
+  fastnn's ``dtype`` parameter decides instead (float64 default); parity is
+  promised in float64.
+* **L-BFGS** -- ``scipy.optimize.minimize(fun, _pack(coefs, intercepts),
+  method="L-BFGS-B", jac=True, options={maxfun: max_fun, maxiter: max_iter,
+  gtol: tol, iprint})`` over the whole set (the loss with the penalty / n, the
+  gradient packed: all W raveled, then all b), ``n_iter_`` from
+  ``_check_optimize_result``; fastnn computes ``fun`` in compiled code (one
+  forward and backward over the whole set per call).  No ``loss_curve_``.
+* **sample_weight** -- ``delta *= w`` per row, every divisor ``n_b`` becomes
+  ``sum(w)`` of the batch (also the penalty's), losses ``np.average(...,
+  weights=w)``; ``train_test_split`` splits the weights too.  fastnn's loss
+  rows already take sample weights with that denominator.
 """
 
 from __future__ import annotations
@@ -66,6 +225,7 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
+    from sklearn.utils import shuffle as sklearn_shuffle
     from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import check_array, check_is_fitted
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -114,6 +274,53 @@ def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+class _SklearnOrder:
+    """scikit-learn's batch order, as the ``permutation`` of a fit driver's ``rng``.
+
+    scikit-learn shuffles ``sample_idx = shuffle(sample_idx, random_state=rs)``
+    each epoch (``sklearn.utils.shuffle``: ``rs.shuffle`` of ``arange(n)``, then
+    ``sample_idx`` taken in that order), so its orders compose from epoch to
+    epoch.  An instance stands in for the network's shuffle generator during a
+    ``fit``: each ``permutation(n)`` is the next epoch's ``sample_idx``, drawn
+    from ``rs`` exactly as scikit-learn draws it, one call per epoch run.
+
+    Parameters
+    ----------
+    random_state : numpy.random.RandomState
+        The estimator's ``RandomState`` of this ``fit`` (advanced in place).
+    n : int
+        The number of training samples; ``sample_idx`` starts at ``arange(n)``.
+    """
+
+    def __init__(self, random_state: np.random.RandomState, n: int) -> None:
+        self.random_state = random_state
+        self.sample_idx = np.arange(n, dtype=int)
+
+    def permutation(self, n: int) -> NDArray[np.int64]:
+        """The next epoch's order, (n,) int64."""
+        if n != self.sample_idx.shape[0]:
+            raise ValueError(f"scikit-learn's order is over {self.sample_idx.shape[0]} samples, "
+                             f"not {n}")
+        self.sample_idx = sklearn_shuffle(self.sample_idx, random_state=self.random_state)
+        return np.asarray(self.sample_idx, dtype=np.int64)
+
+
+def _sklearn_initial_weights(random_state, layer_units, activation):
+    """scikit-learn's ``_init_coef`` draws, layer by layer: W (fan_in, fan_out) then b (fan_out,).
+
+    ``uniform(-r, r)`` with ``r = sqrt(f / (fan_in + fan_out))``, ``f = 2`` for
+    ``activation="logistic"``, else 6; float64.  Returns [(W, b), ...].
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    out = []
+    for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        W = random_state.uniform(-bound, bound, (fan_in, fan_out))
+        b = random_state.uniform(-bound, bound, fan_out)
+        out.append((W, b))
+    return out
 
 
 class _BaseMLP(BaseEstimator):

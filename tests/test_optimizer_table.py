@@ -41,7 +41,8 @@ def test_every_c_row_has_its_reference_function(c_rows):
 def _hypers(name, rng):
     """Random hyper-parameters of the row ``name`` that use all of its state."""
     h = {k: float(rng.uniform(0.05, 0.95)) for k in OPTIMIZERS[name].hypers}
-    h["weight_decay"] = 0.01
+    if "weight_decay" in h:
+        h["weight_decay"] = 0.01
     if "nesterov" in h:
         h["nesterov"] = float(rng.integers(0, 2))
     return h

@@ -31,7 +31,7 @@ DTYPES = (np.float32, np.float64)
 
 
 #: the optimizers of the table and their flags that switch state arrays on
-NAMES = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+NAMES = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "sk_sgd", "sk_adam"]
 
 
 def _hypers(name, lr, beta1, beta2, eps, weight_decay, momentum, nesterov, amsgrad=False,
@@ -44,12 +44,17 @@ def _hypers(name, lr, beta1, beta2, eps, weight_decay, momentum, nesterov, amsgr
                 "momentum": momentum, "centered": float(centered)}
     if name == "adagrad":
         return {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay, "eps": eps}
+    if name == "sk_sgd":
+        return {"lr": lr, "momentum": momentum, "nesterov": float(nesterov)}
+    if name == "sk_adam":
+        return {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps}
     return {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps, "weight_decay": weight_decay,
             "amsgrad": float(amsgrad)}
 
 
 #: per optimizer, the state arrays that hold squares (never negative once written)
-SQUARES = {"sgd": (), "adam": (1, 2), "adamw": (1, 2), "rmsprop": (0,), "adagrad": (0,)}
+SQUARES = {"sgd": (), "adam": (1, 2), "adamw": (1, 2), "rmsprop": (0,), "adagrad": (0,),
+           "sk_sgd": (), "sk_adam": (1,)}
 
 
 def _used(name, hypers):
@@ -58,8 +63,10 @@ def _used(name, hypers):
         return [hypers["momentum"] != 0]
     if name == "rmsprop":
         return [True, hypers["momentum"] != 0, hypers["centered"] != 0]
-    if name == "adagrad":
+    if name in ("adagrad", "sk_sgd"):
         return [True]
+    if name == "sk_adam":
+        return [True, True]
     return [True, True, hypers["amsgrad"] != 0]
 
 
@@ -132,7 +139,7 @@ def test_a_proved_update_is_finite_in_the_reference(name, dtype, exps, lr_exp, m
 #: every mode of every row, with the flags that pick it
 MODES = {"sgd": {}, "adam": {}, "adam-amsgrad": {"amsgrad": True}, "adamw": {},
          "adamw-amsgrad": {"amsgrad": True}, "rmsprop": {"momentum": 0.0},
-         "rmsprop-momentum": {}, "adagrad": {"lr_decay": 0.01}}
+         "rmsprop-momentum": {}, "adagrad": {"lr_decay": 0.01}, "sk_sgd": {}, "sk_adam": {}}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -222,7 +229,9 @@ OPTIMIZERS = {"sgd-momentum": lambda: fastnn.SGD(lr=0.05, momentum=0.9),
               "rmsprop-momentum-wd": lambda: fastnn.RMSprop(lr=1e-3, momentum=0.9,
                                                             weight_decay=1e-3),
               "adagrad-wd": lambda: fastnn.Adagrad(lr=1e-2, weight_decay=1e-3),
-              "adagrad": lambda: fastnn.Adagrad(lr=1e-2, lr_decay=1e-3)}
+              "adagrad": lambda: fastnn.Adagrad(lr=1e-2, lr_decay=1e-3),
+              "sk_sgd": lambda: fastnn.optimizers._SklearnSGD(lr=0.05),
+              "sk_adam": lambda: fastnn.optimizers._SklearnAdam(lr=1e-3)}
 
 
 def _native_run(dtype, logit, optimizer, epochs=3, batch=8, n_in=40):

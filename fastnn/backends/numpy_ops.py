@@ -520,6 +520,46 @@ def _adagrad_update(param: Array, grad: Array, states: list[Array | None],
     param -= dt(clr) * (g / (np.sqrt(state_sum) + dt(eps)))
 
 
+def _sk_sgd_update(param: Array, grad: Array, states: list[Array | None],
+                   h: dict[str, float], step: int) -> None:
+    """scikit-learn's SGDOptimizer: v = mu*v - lr*g;
+
+    p += mu*v - lr*g (nesterov, the new v) or v.  No weight decay, no flush.
+    states: [velocity] (always, also for mu == 0).
+    """
+    lr, momentum, nesterov = h["lr"], h["momentum"], h["nesterov"]
+    velocity = states[0]
+    if velocity is None:
+        raise missing_state("sk_sgd", 0, param.shape, h)
+    dt = param.dtype.type
+    velocity[...] = dt(momentum) * velocity - dt(lr) * grad
+    if nesterov:
+        param += dt(momentum) * velocity - dt(lr) * grad
+    else:
+        param += velocity
+
+
+def _sk_adam_update(param: Array, grad: Array, states: list[Array | None],
+                    h: dict[str, float], step: int) -> None:
+    """scikit-learn's AdamOptimizer, step t counted from 1: m = b1*m + (1-b1)*g;
+
+    v = b2*v + (1-b2)*g^2; lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) (in double);
+    p += (-lr_t * m) / (sqrt(v) + eps).  No weight decay, no flush.
+    states: [m, v].
+    """
+    lr, beta1, beta2, eps = h["lr"], h["beta1"], h["beta2"], h["eps"]
+    for j in range(2):
+        if states[j] is None:
+            raise missing_state("sk_adam", j, param.shape, h)
+    m, v = states[0], states[1]
+    assert m is not None and v is not None
+    dt = param.dtype.type
+    m[...] = dt(beta1) * m + dt(1 - beta1) * grad
+    v[...] = dt(beta2) * v + dt(1 - beta2) * (grad * grad)
+    lr_t = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+    param += (dt(-lr_t) * m) / (np.sqrt(v) + dt(eps))
+
+
 class OptimizerRef(NamedTuple):
     """A row of the reference optimizer table (as C's row: n_state, hyper names)."""
 
@@ -538,6 +578,8 @@ OPTIMIZERS: dict[str, OptimizerRef] = {
     "rmsprop": OptimizerRef(3, ("lr", "alpha", "eps", "weight_decay", "momentum", "centered"),
                             _rmsprop_update),
     "adagrad": OptimizerRef(1, ("lr", "lr_decay", "weight_decay", "eps"), _adagrad_update),
+    "sk_sgd": OptimizerRef(1, ("lr", "momentum", "nesterov"), _sk_sgd_update),
+    "sk_adam": OptimizerRef(2, ("lr", "beta1", "beta2", "eps"), _sk_adam_update),
 }
 
 
