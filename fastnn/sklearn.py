@@ -1,233 +1,94 @@
 """scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor`` over a fastnn Network.
 
-Why it is built this way: the estimators are thin.  ``fit`` checks the data
-with scikit-learn's own validators, builds a ``fastnn.Network`` (Dense layers
-with the chosen activation between them, a linear output layer) and trains it
-with ``Network.fit``, so the training arithmetic -- and its speed on the
-compiled backend -- is fastnn's, while parameters, fitted attributes and
-behaviour follow ``sklearn.neural_network``'s estimators of the same names.
+Why it is built this way: a user should change one import and get
+scikit-learn's fitted model, faster.  So the estimators follow
+``sklearn.neural_network``'s source (1.9: ``_multilayer_perceptron.py``,
+``_base.py``, ``_stochastic_optimizers.py``) convention by convention, and
+only the arithmetic of training is fastnn's -- its trainer running whole
+epochs in C on the compiled backend.  Each convention has one fastnn piece:
+
+* **Random draws** -- one ``check_random_state(random_state)`` per
+  ``fit``/``partial_fit`` call, drawn from in scikit-learn's order:
+  ``_init_coef``'s uniform weights then biases per layer on a first pass
+  (``_sklearn_initial_weights``), ``train_test_split`` (scikit-learn's own)
+  for ``early_stopping``, then each epoch's ``sklearn.utils.shuffle`` of
+  the previous epoch's order (``_SklearnOrder``, handed to ``fit`` as its
+  ``shuffler``).  Only the epochs run draw, so a ``RandomState`` passed in
+  ends in scikit-learn's state.
+* **Losses** -- loss rows of fastnn's table that compute scikit-learn's
+  values (its clipped log-losses, half the squared error) and its output
+  delta ``(out - y) / n_b``: ``_SklearnSoftmax`` (multiclass, labels),
+  ``_SklearnLogistic`` (binary: one output; multi-label: one per label, the
+  losses summed) and ``_SklearnSquaredError``.  The network's output is
+  before the output activation; ``predict_proba`` applies it as
+  scikit-learn's ``ACTIVATIONS`` do.
+* **L2 penalty** -- ``alpha`` on the weights only, added by the trainer per
+  batch: ``dW += alpha W / n_b`` and ``0.5 alpha sum ||W||^2 / n_b`` in the
+  batch's loss, ``n_b`` the batch's rows (total sample weight); the
+  loss's ``l2_penalty``.  ``loss_curve_`` is the rows-weighted mean of the
+  batch losses, as scikit-learn accumulates it.
+* **Optimizers** -- scikit-learn's SGD (velocity form, Nesterov) and Adam
+  (bias-corrected step size, eps on the uncorrected root): the rows
+  ``sk_sgd`` and ``sk_adam``.  A new one per ``fit`` (also warm-started),
+  kept by ``partial_fit``.  ``invscaling`` sets the rate after each epoch,
+  ``adaptive`` divides it by 5 where scikit-learn would stop.
+* **Epoch bookkeeping** -- ``_Epochs`` does ``_fit_stochastic``'s per-epoch
+  steps in its order (``n_iter_``, ``loss_``, ``t_``, ``loss_curve_``, the
+  validation score or best loss and the no-improvement counter, the rate,
+  stopping), and lets the trainer run several epochs per call where nothing
+  can happen between them.  ``warm_start`` keeps the curve, the counter,
+  the best loss and score; early stopping restores the best weights.
+* **L-BFGS** -- ``scipy.optimize.minimize(method="L-BFGS-B")`` with
+  scikit-learn's options over its packing (every W raveled, then every b);
+  each loss and gradient over the whole set is one call of fastnn's
+  trainer (``training.loss_and_gradients``).
+* **dtype** -- training in X's dtype (float64 or float32) unless ``dtype``
+  says otherwise; the same model to 1e-9 is promised in float64.
+
+What still differs from scikit-learn (each is tested in
+tests/test_sklearn_parity.py):
+
+* The arithmetic is fastnn's (its GEMM, its summation orders), so the
+  models agree to rounding: about 1e-12 relative after a few epochs in
+  float64, growing with the epochs as any two BLAS libraries' runs do.
+* ``MLPRegressor(loss="poisson")`` is refused with a clear error (its exp
+  output is not implemented).
+* Sparse X is refused (scikit-learn takes CSR/CSC): fastnn's kernels are
+  dense.
+* Negative sample weights are refused (fastnn's losses need weights >= 0).
+* A diverging run: scikit-learn writes non-finite weights, then raises
+  ``ValueError``; fastnn's trainer refuses the update that would write
+  them, so the weights stay those of the last good batch, and raises the
+  same ``ValueError``.
 
 scikit-learn is an optional dependency of fastnn: ``import fastnn`` never
 imports it; importing this module needs it (``pip install "fastnn[sklearn]"``).
-
-What differs from scikit-learn's MLPs (read before comparing numbers)
---------------------------------------------------------------------
-* Solvers: ``"adam"`` (default) and ``"sgd"`` with a constant learning rate;
-  no ``"lbfgs"``, no ``learning_rate`` schedules.  SGD momentum and Nesterov
-  momentum are PyTorch's formulas, which for a constant learning rate are the
-  same updates as scikit-learn's.  Adam adds ``epsilon`` after the square root
-  of the bias-corrected second moment (PyTorch's placement).
-* ``alpha`` (L2 penalty) is applied as the optimizer's ``weight_decay``:
-  ``weight_decay = alpha / b`` with ``b`` the effective batch size
-  (``min(batch_size, n_samples)``), i.e. every step adds ``alpha / b * p`` to
-  the gradient of each parameter ``p``.  For the weights this is exactly
-  scikit-learn's term (its penalty ``alpha/2 * ||W||^2 / n_batch`` has the
-  gradient ``alpha * W / n_batch``).  Three honest differences: fastnn also
-  decays the biases (scikit-learn does not); the last, smaller batch of an
-  epoch uses the same ``alpha / b`` (scikit-learn divides by that batch's own
-  size); and ``loss_curve_`` / ``best_loss_`` report the data loss only,
-  without the penalty term that scikit-learn adds to its reported loss.
-* Losses: the classifier minimises the mean cross-entropy of a softmax over
-  one logit per class (two logits for a binary problem); the regressor
-  minimises fastnn's ``MSELoss`` -- the mean over all elements of
-  ``(y_pred - y)^2``, without scikit-learn's factor 1/2.  Its loss values are
-  therefore twice scikit-learn's for one output, and its gradients too.
-* Initial weights: fastnn's ``init="auto"`` (He-normal before ReLU, Glorot-
-  uniform otherwise, zero biases), drawn from a seed taken from
-  ``random_state``; scikit-learn draws Glorot-uniform weights and biases.
-* Multi-label classification (a 2-D indicator ``y``) and ``sample_weight``
-  are not supported.
-
-Convergence follows scikit-learn's rule exactly: after each epoch the loss
-(or, with ``early_stopping``, the validation score) is compared with the best
-so far; an epoch that does not improve it by at least ``tol`` increments a
-counter, any other epoch resets it, and training stops when the counter
-exceeds ``n_iter_no_change``.  When ``max_iter`` epochs run without stopping,
-a ``ConvergenceWarning`` is issued.  The rule is an observer of one ``fit``
-(``_Convergence``), the same mechanism as fit's own early stopping.  Because
-the counter can rise by at most one per epoch, it lets the trainer run the
-epochs in which no stop is possible in one call (same numbers as one call per
-epoch, less overhead); with ``early_stopping`` or ``verbose`` it observes
-every epoch.
-
-Plan: scikit-learn's fitted model, exactly (work in progress)
--------------------------------------------------------------
-Built so far, not yet wired into the estimators: the optimizer rows
-``sk_sgd`` / ``sk_adam`` (``optimizers._SklearnSGD`` / ``_SklearnAdam``),
-``_SklearnOrder`` (scikit-learn's composed batch orders) and
-``_sklearn_initial_weights`` (its ``_init_coef`` draws); with ``alpha=0``
-they already give the binary and multiclass ``MLPClassifier``'s model
-(tests/test_sklearn_optimizers.py).
-The specification is scikit-learn 1.9's ``sklearn/neural_network``
-(``_multilayer_perceptron.py``, ``_base.py``, ``_stochastic_optimizers.py``).
-Goal: with the same parameters and ``random_state``, ``coefs_``,
-``intercepts_``, ``n_iter_``, ``loss_curve_``, ``best_loss_``,
-``validation_scores_``, ``best_validation_score_`` and ``t_`` equal to
-scikit-learn's to 1e-9 relative in float64 (1e-7 for L-BFGS).  Convention by
-convention, what scikit-learn does and the fastnn piece that does the same:
-
-* **Random draws** -- one ``RandomState``, ``check_random_state(random_state)``,
-  taken afresh at the start of *every* ``fit``/``partial_fit`` call (so a
-  ``RandomState`` instance passed in advances across calls; an int restarts).
-  Its draws, in this order, and no others:
-  1. on the first pass only (``_initialize``), per layer ``i`` in order:
-     ``coef = rs.uniform(-b, b, (fan_in, fan_out))`` then
-     ``intercept = rs.uniform(-b, b, fan_out)``, ``b = sqrt(f / (fan_in +
-     fan_out))`` with ``f = 2`` for ``activation="logistic"``, else 6 (the
-     output layer too); drawn in float64, then cast to X's dtype.  fastnn:
-     drawn in Python with that ``RandomState`` and assigned to the Dense
-     layers' ``W``/``b`` (replacing the ``seed``-from-``random_state`` and
-     ``init="auto"`` of today).
-  2. with ``early_stopping`` (each ``fit``): ``train_test_split(X, y,
-     random_state=rs, test_size=validation_fraction, stratify=...)`` with
-     ``y`` the *binarized* targets, stratified only when the classifier has
-     one output (binary; multiclass and multi-label are not stratified); with
-     ``sample_weight`` the weights are split alongside.  fastnn: call
-     scikit-learn's ``train_test_split`` with the same arguments (the draws
-     are then the same by construction); fewer than 2 validation rows is
-     scikit-learn's ValueError.
-  3. with ``shuffle``, per epoch: ``sample_idx = shuffle(sample_idx,
-     random_state=rs)`` (``sklearn.utils.shuffle`` = ``rs.shuffle`` of
-     ``arange(n)`` then ``sample_idx[indices]``), so the epochs' orders
-     *compose*: ``sample_idx`` starts at ``arange(n_train)`` each ``fit`` and
-     is permuted again each epoch.  fastnn: Python computes exactly those
-     permutations and hands them to the trainer as the batch order (fastnn's
-     own ``_shuffle_rng`` is not used).  Only the epochs actually run may draw
-     (a passed-in ``RandomState`` must end in scikit-learn's state): a call
-     of the trainer over several epochs draws the orders of those epochs
-     only, which ``quiet_epochs`` already guarantees (no stop is possible
-     inside the chunk).  Without ``shuffle`` the order is ``arange``.
-* **Batches** -- ``gen_batches(n_train, batch_size)``, the last batch
-  smaller; ``batch_size="auto"`` is ``min(200, n_train)``, a larger int is
-  clipped to ``n_train`` with scikit-learn's warning text; ``n_train`` is the
-  size *after* the validation split.  fastnn's batching is the same.
-* **Outputs and losses** (``_backprop``): the output delta is always
-  ``out - y`` per row, and every gradient is divided by the batch's rows
-  ``n_b`` (``sum(sample_weight)`` when weighted):
-  - regressor, ``loss="squared_error"``: identity output, loss
-    ``0.5 * mean over rows, then mean over outputs, of (out - y)^2``.  Its
-    gradient is ``(out - y) / n_b`` -- *not* divided by the number of
-    outputs, so for k outputs the gradient is k times that of the reported
-    loss.  fastnn: a new loss row (``sk_squared_error``) whose value is the
-    half mean and whose gradient is ``(out - y) / rows``; MSELoss with a
-    factor cannot express both (its gradient is ``2 (out - y) / (rows k)``).
-  - regressor, ``loss="poisson"`` (scikit-learn >= 1.7; ``out_activation_ =
-    "exp"``): loss ``sum over outputs of mean over rows of xlogy(y, y/p) - y
-    + p`` with ``p = exp(z)``, gradient ``(p - y) / n_b``.  fastnn: an
-    ``exp`` output handled in the loss row (Poisson NLL on the log input,
-    PyTorch's ``PoissonNLLLoss(log_input=True)``, plus scikit-learn's
-    constant term in the value only).
-  - classifier, binary (one ``LabelBinarizer`` column): ONE logistic output
-    (``out_activation_ = "logistic"``, ``n_outputs_ = 1``), loss
-    ``binary_log_loss`` = mean of ``-(y log p + (1-y) log(1-p))`` with ``p``
-    clipped to ``[eps, 1-eps]`` (``eps`` of X's dtype), gradient ``(p - y) /
-    n_b``.  fastnn: a Dense with 1 output and ``BCEWithLogitsLoss`` for the
-    gradient (the same ``(sigmoid(z) - y) / n_b``); the *value* must be
-    scikit-learn's (clipped probabilities), so a loss row computing the value
-    from ``p`` as scikit-learn does.
-  - classifier, multiclass: softmax output, ``log_loss`` = mean over rows of
-    ``-sum_c y_c log(clip(p_c))``, gradient ``(p - y) / n_b``: fastnn's
-    cross-entropy on logits with labels, except the clip in the value (the
-    same loss row's value rule).
-  - classifier, multi-label (2-D indicator ``y``): ``n_classes`` independent
-    logistic outputs, ``binary_log_loss`` *summed* over the outputs (mean
-    over rows), gradient ``(p - y) / n_b`` per output; ``predict`` thresholds
-    at 0.5.  fastnn: BCEWithLogits with reduction over rows only.
-* **L2 penalty** ``alpha`` -- on the weights ``W`` only, never the biases,
-  per batch: ``dW = (A^T delta + alpha W) / n_b``, ``db = sum(delta) / n_b``,
-  and the batch loss gets ``0.5 * alpha * sum_i ||W_i||^2 / n_b`` (with ``W``
-  *before* the batch's update).  fastnn: the trainer adds ``(alpha / n_b) W``
-  to each ``dW`` (a per-array flag: W yes, b no; ``n_b`` the batch's own
-  rows, so the last smaller batch gets its own factor) and adds the penalty,
-  summed in a fixed order in double, to the batch's loss; the reference
-  trainer the same in NumPy.  Not the optimizer's ``weight_decay`` (which
-  decays b too and has no per-batch divisor).
-* **loss_curve_** -- per epoch ``sum over batches of batch_loss * n_b``
-  divided by ``n_train``, ``batch_loss`` including the penalty above.  fastnn's
-  epoch loss is already the row-weighted mean of the batch losses; with the
-  penalty inside the batch loss it is scikit-learn's value.
-* **SGD** (``SGDOptimizer``): velocities ``v = momentum * v - lr * g``; the
-  update is ``momentum * v - lr * g`` (the new ``v``) with
-  ``nesterovs_momentum``, else ``v``; ``p += update``.  Not PyTorch's form
-  (``v = mu v + g``, ``p -= lr (g + mu v)``): equal only for a constant lr,
-  and not to the last bit.  fastnn: a new row ``sk_sgd`` (hypers ``lr
-  momentum nesterov``, one state: the velocity) in FASTNN_OPTIMIZERS /
-  ``optim_impl.h`` with its ``sk_sgd_safe`` proof, its reference in
-  ``numpy_ops.OPTIMIZERS`` and a class in ``optimizers.py``.  Velocities are
-  created per ``fit`` (also with ``warm_start``) and kept by ``partial_fit``.
-  Learning rates (SGD only; Adam ignores ``learning_rate``):
-  - ``constant``: ``learning_rate_init``;
-  - ``invscaling``: after each epoch (``iteration_ends(t_)``), ``lr =
-    float(learning_rate_init) / (t_ + 1) ** power_t`` with ``t_`` the samples
-    seen *over all calls*; a new optimizer (each ``fit``) starts again at
-    ``learning_rate_init`` for its first epoch.  fastnn: computed in Python
-    with the same expression, handed to the trainer per epoch (a chunk of
-    epochs as the trainer's per-batch ``hyper_table``);
-  - ``adaptive``: when the no-improvement counter exceeds
-    ``n_iter_no_change``: stop if ``lr <= 1e-6``, else ``lr /= 5``, reset the
-    counter to 0 and go on.  fastnn: in ``_end_of_epoch``; the counter may now
-    reset inside a chunk, so ``quiet_epochs`` counts from 0 after a division.
-* **Adam** (``AdamOptimizer``): ``t += 1``; ``m = b1 m + (1-b1) g``; ``v = b2 v
-  + (1-b2) g^2``; ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)`` (in Python
-  floats); ``p += (-lr_t * m) / (sqrt(v) + eps)`` -- eps added to the
-  *uncorrected* ``sqrt(v)``, which PyTorch's form (``sqrt(v)/sqrt(bc2) + eps``)
-  is not.  No subnormal flush.  fastnn: a new row ``sk_adam`` (hypers ``lr
-  beta1 beta2 eps``, states m, v; ``t`` the trainer's step counter, from 1,
-  restarted by every ``fit`` since scikit-learn makes a new optimizer, kept by
-  ``partial_fit``), with its proof, reference and class as for ``sk_sgd``.
-* **Epoch bookkeeping** (``_fit_stochastic``), in this order after each
-  epoch: ``n_iter_ += 1`` (``n_iter_`` restarts at 0 every call, so it is 1
-  after ``partial_fit``); ``loss_ = accumulated / n_train``; ``t_ += n_train``
-  (over all calls); ``loss_curve_.append``; then the counter: with
-  ``early_stopping`` the validation score (``accuracy_score`` of ``predict``
-  on the held-out labels; ``r2_score`` for the regressor; ``nan`` if the
-  predictions are not finite) is appended to ``validation_scores_``, the
-  counter rises if ``score < best + tol`` else resets, and a *strictly*
-  better score becomes ``best_validation_score_`` with copies of the weights;
-  otherwise the counter rises if ``loss > best_loss_ - tol`` else resets and
-  ``best_loss_ = min``.  Then the invscaling update, then ``counter >
-  n_iter_no_change`` triggers stopping (``adaptive``: see above); then
-  ``partial_fit`` stops after its one epoch; a ``fit`` reaching ``max_iter``
-  warns ``ConvergenceWarning``.  At the end of a ``fit`` with
-  ``early_stopping`` the best weights become ``coefs_``/``intercepts_`` (the
-  initial weights if no epoch was better than ``-inf``).  ``warm_start``
-  keeps ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
-  ``best_validation_score_``, ``t_`` *and the counter* (only the first pass
-  resets them), with a new optimizer.  Non-finite weights at the end:
-  scikit-learn's ValueError.
-* **dtype** -- scikit-learn trains in X's dtype (float32 X stays float32);
-  fastnn's ``dtype`` parameter decides instead (float64 default); parity is
-  promised in float64.
-* **L-BFGS** -- ``scipy.optimize.minimize(fun, _pack(coefs, intercepts),
-  method="L-BFGS-B", jac=True, options={maxfun: max_fun, maxiter: max_iter,
-  gtol: tol, iprint})`` over the whole set (the loss with the penalty / n, the
-  gradient packed: all W raveled, then all b), ``n_iter_`` from
-  ``_check_optimize_result``; fastnn computes ``fun`` in compiled code (one
-  forward and backward over the whole set per call).  No ``loss_curve_``.
-* **sample_weight** -- ``delta *= w`` per row, every divisor ``n_b`` becomes
-  ``sum(w)`` of the batch (also the penalty's), losses ``np.average(...,
-  weights=w)``; ``train_test_split`` splits the weights too.  fastnn's loss
-  rows already take sample weights with that denominator.
 """
 
 from __future__ import annotations
 
 import numbers
 import warnings
+from itertools import chain
 from typing import Any
 
 import numpy as np
+import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
     from sklearn.utils import shuffle as sklearn_shuffle
-    from sklearn.utils.multiclass import check_classification_targets, unique_labels
-    from sklearn.utils.validation import check_array, check_is_fitted
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+    from sklearn.utils.optimize import _check_optimize_result
+    from sklearn.utils.validation import (_check_sample_weight, check_is_fitted,
+                                          column_or_1d)
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
         "fastnn.sklearn needs scikit-learn, which is not installed; install it with "
@@ -239,19 +100,26 @@ except ImportError:  # scikit-learn < 1.6: the same function was a method
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
+try:   # scipy < 1.15 takes L-BFGS-B's iprint; scikit-learn passes it only there
+    from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+except ImportError:  # pragma: no cover - older scikit-learn: scipy's iprint exists
+    def _get_additional_lbfgs_options_dict(key, value):
+        return {key: value}
+
 from . import layers as _layers
+from . import losses as _losses
 from . import training as _training
 from ._validation import unmasked
 from .backends import available_backends
-from .losses import CrossEntropyLoss, MSELoss
 from .network import Network
-from .optimizers import SGD, Adam
+from .optimizers import _SklearnAdam, _SklearnSGD
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"relu": _layers.ReLU, "tanh": _layers.Tanh, "logistic": _layers.Sigmoid,
                 "identity": None}
-_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
 # ---------------------------------------------------------------- checks
@@ -323,10 +191,31 @@ def _sklearn_initial_weights(random_state, layer_units, activation):
     return out
 
 
-class _BaseMLP(BaseEstimator):
-    """Shared parameters, network building and the training loop."""
+def _pack(arrays):
+    """scikit-learn's ``_pack``: the arrays raveled one after the other, float64."""
+    return np.hstack([np.ravel(a) for a in arrays]).astype(np.float64, copy=False)
 
-    _loss: Any = None       # MSELoss or CrossEntropyLoss, set by the subclasses
+
+def _output_activation(name, z):
+    """scikit-learn's output activations (its ``ACTIVATIONS``), on a copy of z.
+
+    ``"logistic"``: ``scipy.special.expit``; ``"softmax"``: ``exp(z - max)``
+    over each row divided by the row's sum; ``"identity"``: z.
+    """
+    z = np.array(z, copy=True)
+    if name == "logistic":
+        from scipy.special import expit
+        expit(z, out=z)
+    elif name == "softmax":
+        z -= z.max(axis=1)[:, np.newaxis]
+        np.exp(z, out=z)
+        z /= z.sum(axis=1)[:, np.newaxis]
+    return z
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, network building and the two solvers' drivers."""
+
     # fitted attributes (set by fit)
     network_: Network
     coefs_: list[Any]
@@ -337,17 +226,20 @@ class _BaseMLP(BaseEstimator):
     best_loss_: Any
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, backend=None, dtype="float64"):
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend=None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -362,6 +254,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
 
@@ -388,9 +281,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {self.activation!r}")
         if self.solver not in _SOLVERS:
-            extra = (" (fastnn has no 'lbfgs'; use 'adam' or 'sgd')"
-                     if self.solver == "lbfgs" else "")
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}{extra}")
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         _check_number(self.alpha, "alpha", low=0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             if (isinstance(self.batch_size, bool)
@@ -398,10 +289,19 @@ class _BaseMLP(BaseEstimator):
                     or self.batch_size < 1):
                 raise ValueError(f"batch_size must be 'auto' or an integer >= 1, "
                                  f"got {self.batch_size!r}")
+        if self.learning_rate not in _LEARNING_RATES:
+            raise ValueError(f"learning_rate must be one of {_LEARNING_RATES}, "
+                             f"got {self.learning_rate!r}")
         _check_number(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        _check_number(self.power_t, "power_t", low=0.0)
         _check_number(self.max_iter, "max_iter", integral=True, low=1)
         _check_bool(self.shuffle, "shuffle")
         _check_number(self.tol, "tol", low=0.0)
+        if isinstance(self.verbose, bool) or not isinstance(self.verbose, numbers.Integral) \
+                or self.verbose < 0:
+            if not isinstance(self.verbose, (bool, np.bool_)):
+                raise TypeError(f"verbose must be True, False or an integer >= 0, "
+                                f"got {self.verbose!r}")
         _check_bool(self.warm_start, "warm_start")
         _check_number(self.momentum, "momentum", low=0.0, high=1.0)
         _check_bool(self.nesterovs_momentum, "nesterovs_momentum")
@@ -412,77 +312,58 @@ class _BaseMLP(BaseEstimator):
         _check_number(self.beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
         _check_number(self.epsilon, "epsilon", low=0.0, low_open=True)
         _check_number(self.n_iter_no_change, "n_iter_no_change", integral=True, low=1)
+        _check_number(self.max_fun, "max_fun", integral=True, low=1)
         if self.backend is not None and self.backend not in available_backends():
             raise ValueError(f"backend must be None or one of {available_backends()}, "
                              f"got {self.backend!r}")
-        if self.dtype not in ("float64", "float32", np.float64, np.float32):
-            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if self.dtype not in (None, "float64", "float32", np.float64, np.float32):
+            raise ValueError(f"dtype must be None (X's), 'float64' or 'float32', "
+                             f"got {self.dtype!r}")
 
     # --------------------------------------------------------- network
-    def _build_network(self, n_features, n_outputs, seed):
-        sizes = [n_features] + self._hidden_sizes() + [n_outputs]
+    def _build_network(self, layer_units, dtype):
         activation = _ACTIVATIONS[self.activation]
         stack: list[_layers.Layer] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (n_in, n_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
             stack.append(_layers.Dense(n_in, n_out))
-            if i < len(sizes) - 2 and activation is not None:
+            if i < len(layer_units) - 2 and activation is not None:
                 stack.append(activation())
-        return Network(stack, backend=self.backend, dtype=self.dtype, seed=seed)
+        return Network(stack, backend=self.backend, dtype=dtype, seed=0)
+
+    def _dense(self):
+        return [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
 
     def _link_weights(self):
         """coefs_[i] (n_in, n_out) and intercepts_[i] (n_out,) are the Dense layers'
         own arrays (not copies): training updates them in place."""
-        dense = [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
+        dense = self._dense()
         self.coefs_ = [layer.W for layer in dense]
         self.intercepts_ = [layer.b for layer in dense]
-        self.n_layers_ = len(dense) + 1
 
-    def _convert_network(self):
-        """Go on in a new ``dtype`` (set_params after fit): the fitted network's weights,
-        converted (a value too large for float32 is refused), in a network of that dtype."""
-        old = self.network_
-        net = self._build_network(old.n_inputs, old.n_outputs, old.seed)
-        for layer, fitted in zip(net.layers, old.layers):
-            if isinstance(layer, _layers.Dense) and isinstance(fitted, _layers.Dense):
-                layer.W = fitted.W
-                layer.b = fitted.b
-        net._shuffle_rng = old._shuffle_rng      # the batch order goes on as it would have
-        self.network_ = net
+    def _set_weights(self, coefs, intercepts):
+        """Copy values into the Dense layers (coefs_ and intercepts_ stay their views)."""
+        for layer, W, b in zip(self._dense(), coefs, intercepts):
+            layer.W = W
+            layer.b = b
+
+    def _train_dtype(self, X):
+        return np.dtype(self.dtype) if self.dtype is not None else X.dtype
+
+    def _initialize(self, Y, layer_units, dtype, random_state):
+        """scikit-learn's ``_initialize``: its draws (``_init_coef``), in float64,
+        cast to the training dtype, and the bookkeeping of a first pass."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        self.network_ = self._build_network(layer_units, dtype)
         self._link_weights()
-
-    def _make_optimizer(self):
-        if self.solver == "adam":
-            return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                        eps=self.epsilon)
-        return SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                   nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
-
-    def _batch(self, n_samples):
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        if self.batch_size > n_samples:
-            warnings.warn(f"Got batch_size={self.batch_size} larger than the number of "
-                          f"samples {n_samples}; it is clipped to {n_samples}")
-        return min(int(self.batch_size), n_samples)
-
-    # ------------------------------------------------------- training
-    def _fit(self, X, y, incremental):
-        self._check_params()
-        first = (not hasattr(self, "network_")
-                 or (not self.warm_start and not incremental))
-        X, y = unmasked(X, "X"), unmasked(y, "y")       # masked values: refused
-        X, T = self._validate_input(X, y, incremental, reset=first)
-        n_outputs = self._n_network_outputs(T)
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        random_state = check_random_state(self.random_state)
-        if first:
-            seed = int(random_state.randint(np.iinfo(np.int32).max))
-            self.network_ = self._build_network(X.shape[1], n_outputs, seed)
-            self._link_weights()
-            self.n_outputs_ = n_outputs
-            self.n_iter_ = 0
-            self.t_ = 0
+        init = _sklearn_initial_weights(random_state, layer_units, self.activation)
+        self._set_weights([W for W, _ in init], [b for _, b in init])
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver != "lbfgs":
             self.loss_curve_ = []
             self._no_improvement_count = 0
             if self.early_stopping:
@@ -490,101 +371,220 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
+                self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
-                self.best_loss_ = np.inf
-        else:
-            sizes = [layer.W.shape[1] for layer in self.network_.layers
-                     if isinstance(layer, _layers.Dense)][:-1]
-            if sizes != self._hidden_sizes():
-                raise ValueError(f"hidden_layer_sizes is {self.hidden_layer_sizes!r} but the "
-                                 f"fitted network has hidden layers {tuple(sizes)}; fit with "
-                                 "warm_start=False to start a new network")
-            if n_outputs != self.n_outputs_:
-                raise ValueError(f"y has {n_outputs} outputs but the fitted network has "
-                                 f"{self.n_outputs_}")
-            if self.network_.dtype != np.dtype(self.dtype):
-                self._convert_network()
-            if not incremental:
-                # a warm-started fit: n_iter_ restarts (as in scikit-learn); so do the
-                # stopping counter and the best validation score (scikit-learn carries
-                # its counter over, which can end a warm-started fit after one epoch);
-                # best_loss_ and loss_curve_ carry over
-                self.n_iter_ = 0
-                self._no_improvement_count = 0
-                if self.early_stopping:
-                    if self.validation_scores_ is None:
-                        self.validation_scores_ = []
-                    self.best_validation_score_ = -np.inf
-                elif self.best_loss_ is None:
-                    self.best_loss_ = np.inf
-        if first or not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
 
+    def _convert_network(self, dtype):
+        """Go on in a new dtype (``dtype`` set after fit): the fitted network's
+        weights, converted (a value too large for float32 is refused)."""
+        old = self._dense()
+        units = [old[0].W.shape[0]] + [layer.W.shape[1] for layer in old]
+        self.network_ = self._build_network(units, dtype)
+        self._link_weights()
+        self._set_weights([layer.W for layer in old], [layer.b for layer in old])
+        self.__dict__.pop("_optimizer", None)  # its state arrays are of the old dtype
+
+    def _make_loss(self):
+        """The fastnn loss row of scikit-learn's loss for this output, with its L2
+        penalty ``alpha`` (applied by the trainer to the weights, not the biases)."""
+        kind = {"identity": _losses._SklearnSquaredError, "logistic": _losses._SklearnLogistic,
+                "softmax": _losses._SklearnSoftmax}[self.out_activation_]
+        loss = kind()
+        loss.l2_penalty = float(self.alpha)
+        return loss
+
+    def _targets(self, Y):
+        """Y (n, n_outputs) as the loss row takes it: class labels for softmax."""
+        if self.out_activation_ == "softmax":
+            return np.argmax(Y, axis=1).astype(np.int64)
+        return np.asarray(Y, dtype=self.network_.dtype)
+
+    def _check_solver(self):
+        """``partial_fit`` exists for the stochastic solvers only (scikit-learn's rule)."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def _make_optimizer(self):
+        if self.solver == "adam":
+            return _SklearnAdam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                                eps=self.epsilon)
+        return _SklearnSGD(lr=self.learning_rate_init, momentum=self.momentum,
+                           nesterov=self.nesterovs_momentum)
+
+    def _batch(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                          "going to be clipped")
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    # ------------------------------------------------------- training
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = unmasked(X, "X"), unmasked(y, "y")       # masked values: refused
+        X, y = self._validate_input(X, y, incremental, reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        layer_units = [X.shape[1]] + hidden + [Y.shape[1]]
+        random_state = check_random_state(self.random_state)
+        dtype = self._train_dtype(X)
+        if first:
+            self._initialize(Y, layer_units, dtype, random_state)
+        else:
+            fitted = [W.shape[1] for W in self.coefs_][:-1]
+            if fitted != hidden:
+                raise ValueError(f"hidden_layer_sizes is {self.hidden_layer_sizes!r} but the "
+                                 f"fitted network has hidden layers {tuple(fitted)}; fit with "
+                                 "warm_start=False to start a new network")
+            if Y.shape[1] != self.n_outputs_:
+                raise ValueError(f"y has {Y.shape[1]} outputs but the fitted network has "
+                                 f"{self.n_outputs_}")
+            if self.network_.dtype != dtype:
+                self._convert_network(dtype)
+        X = np.asarray(X, dtype=dtype)
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, Y, sample_weight)
+            else:
+                self._fit_stochastic(X, Y, sample_weight, incremental, random_state)
+        except FloatingPointError as exc:
+            # fastnn's trainer refuses an update that would write a non-finite value
+            # (the weights stay those of the last good batch); scikit-learn's error
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.") from exc
+        if not all(np.isfinite(w).all() for w in chain(self.coefs_, self.intercepts_)):
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.")
+        return self
+
+    def _fit_stochastic(self, X, Y, sample_weight, incremental, random_state):
+        """scikit-learn's ``_fit_stochastic``: its split, batch orders, optimizer and
+        per-epoch bookkeeping; the batches run in fastnn's trainer, several epochs
+        per call where no stop or learning-rate change can fall between them."""
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X_val = y_val = sw_val = None
         if self.early_stopping:
-            stratify = T if self._loss is CrossEntropyLoss else None
-            X, X_val, T, T_val = train_test_split(X, T, random_state=random_state,
-                                                  test_size=self.validation_fraction,
-                                                  stratify=stratify)
+            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+            parts = train_test_split(*arrays, random_state=random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, X_val, Y, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, sw_val = parts[4:]
             if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small: increase "
-                                 "validation_fraction or the number of samples")
-            self._best_coefs = [c.copy() for c in self.coefs_]
-            self._best_intercepts = [b.copy() for b in self.intercepts_]
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
         n_samples = X.shape[0]
         batch = self._batch(n_samples)
-        self._optimizer.weight_decay = self.alpha / batch
-        loss = self._loss()
-        epochs_to_run = 1 if incremental else self.max_iter
-        if incremental:
-            self.n_iter_ = 0
-        convergence = _Convergence(self, n_samples, X_val if self.early_stopping else None,
-                                   T_val if self.early_stopping else None)
-        history = _training.fit(self.network_, X, T, loss=loss, optimizer=self._optimizer,
-                                epochs=epochs_to_run, batch_size=batch, shuffle=self.shuffle,
-                                observers=[convergence])
-        stopped = convergence.stopped or history.interrupted  # Ctrl-C: fit stopped and warned
-        if not stopped and not incremental:
+        order = _SklearnOrder(random_state, n_samples) if self.shuffle else None
+        self.n_iter_ = 0
+        epochs = _Epochs(self, n_samples, X_val, y_val, sw_val)
+        history = _training.fit(self.network_, X, self._targets(Y), loss=self._make_loss(),
+                                optimizer=self._optimizer, epochs=1 if incremental
+                                else self.max_iter, batch_size=batch, shuffle=self.shuffle,
+                                sample_weight=sample_weight, observers=[epochs],
+                                shuffler=order)
+        if not (epochs.stopped or incremental or history.interrupted):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
         if self.early_stopping:
-            for layer, W, b in zip(self._dense(), self._best_coefs, self._best_intercepts):
-                layer.W = W                       # copies in place: coefs_ stay views
-                layer.b = b
-        return self
+            # scikit-learn's coefs_ become its best copies: the same arrays from now on
+            self._set_weights(self._best_coefs, self._best_intercepts)
+            self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
 
-    def _dense(self):
-        return [layer for layer in self.network_.layers if isinstance(layer, _layers.Dense)]
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        """scikit-learn's ``_fit_lbfgs``: scipy's L-BFGS-B over the packed weights
+        (all W raveled, then all b), fastnn computing each loss and gradient over
+        the whole set in one compiled call."""
+        evaluate = _training.loss_and_gradients(self.network_, X, self._targets(Y),
+                                                self._make_loss(), sample_weight)
+        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
+        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
 
-    def _end_of_epoch(self, loss_value, n_samples, X_val, T_val):
-        """scikit-learn's bookkeeping after one epoch; True when its rule says stop."""
+        def unpack(packed):
+            pieces = [packed[end - int(np.prod(shape)):end].reshape(shape)
+                      for shape, end in zip(shapes, ends)]
+            half = len(self.coefs_)
+            self._set_weights(pieces[:half], pieces[half:])
+
+        def fun(packed):
+            unpack(packed)
+            value, grads = evaluate()
+            return value, _pack([g for g, _ in grads] + [g for _, g in grads])
+
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        result = scipy.optimize.minimize(
+            fun, _pack(self.coefs_ + self.intercepts_), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(result.fun)
+        unpack(result.x)
+
+    def _end_of_epoch(self, loss_value, n_samples, X_val, y_val, sw_val):
+        """scikit-learn's bookkeeping after one epoch, in its order; True to stop."""
         self.n_iter_ += 1
-        self.t_ += n_samples
         self.loss_ = float(loss_value)
+        self.t_ += n_samples
         self.loss_curve_.append(self.loss_)
         if self.verbose:
-            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
         if self.early_stopping:
-            self._update_validation(X_val, T_val)
+            self._update_validation(X_val, y_val, sw_val)
         else:
-            if self.loss_ > self.best_loss_ - self.tol:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            self.best_loss_ = min(self.best_loss_, self.loss_)
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+        if self.solver == "sgd" and self.learning_rate == "invscaling":   # iteration_ends
+            self._optimizer.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
         if self._no_improvement_count > self.n_iter_no_change:
-            if self.verbose:
-                what = ("Validation score" if self.early_stopping else "Training loss")
-                print(f"{what} did not improve more than tol={self.tol:f} for "
-                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-            return True
+            if self.early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d consecutive "
+                       "epochs." % (self.tol, self.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d consecutive "
+                       "epochs." % (self.tol, self.n_iter_no_change))
+            if self._trigger_stopping(msg):
+                return True
+            self._no_improvement_count = 0
         return False
 
-    def _update_validation(self, X_val, T_val):
-        score = self._validation_score(X_val, T_val)
+    def _trigger_stopping(self, msg):
+        """scikit-learn's ``trigger_stopping``: SGD's adaptive rate divides by 5
+        instead of stopping, until it is at most 1e-6."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._optimizer.lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._optimizer.lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._optimizer.lr)
+        return False
+
+    def _update_validation(self, X_val, y_val, sw_val):
+        score = self._score(X_val, y_val, sw_val)
         self.validation_scores_.append(score)
         if self.verbose:
-            print(f"Validation score: {score:f}")
+            print("Validation score: %f" % self.validation_scores_[-1])
         if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
@@ -594,9 +594,17 @@ class _BaseMLP(BaseEstimator):
             self._best_coefs = [c.copy() for c in self.coefs_]
             self._best_intercepts = [b.copy() for b in self.intercepts_]
 
+    def _score(self, X, y, sample_weight):
+        """The validation score on checked X: ``nan`` for non-finite outputs."""
+        out = self._forward(X)
+        if not np.isfinite(out).all():
+            return np.nan
+        return self._score_function(y, self._predict_from(out), sample_weight=sample_weight)
+
+    # ------------------------------------------------------ prediction
     def _forward(self, X):
-        """Network output for validated X."""
-        return self.network_.predict(X)
+        """The output activation of the network's output, (n, n_outputs), for checked X."""
+        return _output_activation(self.out_activation_, self.network_.predict(X))
 
     def _check_X(self, X):
         check_is_fitted(self)
@@ -607,165 +615,220 @@ class _BaseMLP(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)      # scikit-learn's: checks the pickling version
         if "network_" in self.__dict__:
+            best_is_current = all(a is b for a, b in zip(state.get("_best_coefs", ()),
+                                                         state.get("coefs_", ())))
             self._link_weights()
+            if best_is_current and "_best_coefs" in state:
+                self._best_coefs, self._best_intercepts = self.coefs_, self.intercepts_
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier trained by fastnn (scikit-learn API).
+class _Epochs:
+    """scikit-learn's end-of-epoch bookkeeping as an observer of ``fit``.
 
-    A ``fastnn.Network`` of Dense layers with ``activation`` between them and
-    one output logit per class, trained on the softmax cross-entropy with
-    ``Network.fit``.  Parameters and fitted attributes follow
-    ``sklearn.neural_network.MLPClassifier``; see the module docstring for
-    exactly how fastnn differs (``alpha``, solvers, loss, initialisation).
+    ``quiet_epochs`` lets the driver run, in one call of the trainer, the
+    epochs after which nothing can stop training or change the learning
+    rate: the no-improvement counter rises by at most one per epoch, so no
+    stop is possible in the next ``n_iter_no_change + 1 - counter`` epochs;
+    with ``early_stopping`` (the weights of each epoch are scored), ``verbose``
+    or SGD's ``invscaling`` rate (a new rate every epoch) it asks for every
+    epoch.  The numbers are the same as epoch by epoch.
+    """
 
+    def __init__(self, estimator, n_samples, X_val, y_val, sw_val):
+        self.estimator, self.n_samples = estimator, n_samples
+        self.X_val, self.y_val, self.sw_val = X_val, y_val, sw_val
+        self.stopped = False
+
+    def quiet_epochs(self):
+        est = self.estimator
+        if est.early_stopping or est.verbose or (est.solver == "sgd"
+                                                 and est.learning_rate == "invscaling"):
+            return 1
+        return max(1, est.n_iter_no_change + 1 - est._no_improvement_count)
+
+    def on_epoch_end(self, epoch, logs):
+        if self.estimator._end_of_epoch(logs["loss"], self.n_samples, self.X_val, self.y_val,
+                                        self.sw_val):
+            self.stopped = True
+            return "stop"
+        return None
+
+
+_PARAMETERS_DOC = """
     Parameters
     ----------
     hidden_layer_sizes : int or sequence of int, default (100,)
-        Width of each hidden layer; ``()`` gives a linear (softmax) model.
+        Width of each hidden layer; ``()`` gives a linear model.
     activation : {"relu", "tanh", "logistic", "identity"}, default "relu"
-    solver : {"adam", "sgd"}, default "adam"
-    alpha : float, default 1e-4
-        L2 penalty, applied as the optimizer's ``weight_decay = alpha / b``
-        (b: effective batch size), to weights and biases.
+        Activation of the hidden layers.
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        scikit-learn's Adam and SGD (fastnn's optimizer rows ``sk_adam`` and
+        ``sk_sgd``, run in fastnn's trainer), or scipy's L-BFGS-B over the
+        whole set (each loss and gradient computed by fastnn).
+    alpha : float >= 0, default 1e-4
+        L2 penalty on the weights (not the biases), divided by the batch's
+        size (its total sample weight) in the loss and the gradients.
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are clipped (with a
-        warning).
-    learning_rate_init : float, default 1e-3
+        warning).  Not used by ``"lbfgs"``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        SGD's schedule: ``invscaling`` sets ``learning_rate_init / (t_ + 1) **
+        power_t`` after each epoch; ``adaptive`` divides the rate by 5 instead
+        of stopping, until it is at most 1e-6.
+    learning_rate_init : float > 0, default 1e-3
+    power_t : float >= 0, default 0.5
     max_iter : int, default 200
-        Maximum number of epochs (full passes over the training data).
+        Epochs (stochastic solvers) or iterations (``"lbfgs"``).
     shuffle : bool, default True
     random_state : int, RandomState or None
-        Seeds the initial weights, the batch order and the validation split.
+        scikit-learn's: the same draws, in the same order, as its estimator
+        (initial weights, validation split, batch orders).
     tol : float, default 1e-4
-    verbose : bool, default False
-        Print the loss (and the validation score) after each epoch.
+    verbose : bool or int, default False
+        Print scikit-learn's progress lines.
     warm_start : bool, default False
-        Continue from the fitted network on the next ``fit`` (same classes), with a
-        new optimizer (as scikit-learn does) and a reset stopping counter.
-    momentum : float, default 0.9
-        SGD only.
+    momentum : float in [0, 1], default 0.9
     nesterovs_momentum : bool, default True
-        SGD only (when momentum > 0).
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the training data (stratified),
-        stop when its accuracy has not improved by ``tol`` for more than
-        ``n_iter_no_change`` epochs, and keep the best weights.
-    validation_fraction : float, default 0.1
-    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
-        Adam only.
+        Hold out ``validation_fraction`` of the data (stratified for a
+        binary classifier), stop when its score has not improved by ``tol``
+        for more than ``n_iter_no_change`` epochs, keep the best weights.
+    validation_fraction : float in (0, 1), default 0.1
+    beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
+    epsilon : float > 0, default 1e-8
     n_iter_no_change : int, default 10
+    max_fun : int, default 15000
+        ``"lbfgs"``: the most loss evaluations.
     backend : {"cython", "numpy"} or None, default None
-        fastnn backend; None uses fastnn's default (the compiled one if built).
-    dtype : {"float64", "float32"}, default "float64"
-        The network's dtype.  Changed with ``set_params`` after a fit, a
-        warm-started ``fit`` or a ``partial_fit`` goes on from the fitted
-        weights converted to the new dtype.
+        fastnn's backend; None: fastnn's default (the compiled one if built).
+    dtype : {None, "float64", "float32"}, default None
+        The dtype of training; None: X's (float64 or float32), as
+        scikit-learn trains.
+"""
 
+_ATTRIBUTES_DOC = """
     Attributes
     ----------
-    classes_ : ndarray (n_classes,)
+    coefs_ : list of ndarray
+        ``coefs_[i]`` (n_units_i, n_units_i+1): the i-th Dense layer's ``W``
+        itself (a view: training updates it).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` (n_units_i+1,): the i-th Dense layer's ``b``.
+    loss_ : float
+        The last epoch's loss (with the penalty), or L-BFGS's final value.
+    loss_curve_ : list of float
+        The loss of each epoch (stochastic solvers), over warm-started fits.
+    best_loss_ : float or None
+        The smallest loss so far; None with ``early_stopping``.
+    validation_scores_ : list of float or None
+        The validation score of each epoch with ``early_stopping``.
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen by the stochastic solvers.
+    n_iter_ : int
+        Epochs (or L-BFGS iterations) run by the last call.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names
-    network_ : fastnn.Network
-        The trained network (its output is the logits).
-    coefs_ : list of ndarray
-        ``coefs_[i]`` has shape (n_units_i, n_units_i+1): the i-th Dense ``W``
-        itself (not a copy).
-    intercepts_ : list of ndarray
-        ``intercepts_[i]`` has shape (n_units_i+1,): the i-th Dense ``b``.
-    loss_ : float
-        Mean cross-entropy of the last epoch (no penalty term).
-    loss_curve_ : list of float
-        One entry per epoch, over all calls of ``fit`` (warm start) and
-        ``partial_fit``.
-    best_loss_ : float or None
-        Smallest value of ``loss_curve_``; None with ``early_stopping``.
-    validation_scores_ : list of float or None
-        Validation accuracy per epoch with ``early_stopping``, else None.
-    best_validation_score_ : float or None
-    n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``).
-    t_ : int
-        Training samples seen.
     n_layers_ : int
     n_outputs_ : int
-        Number of logits (= number of classes).
     out_activation_ : str
-        ``"softmax"``.
-    """
+    network_ : fastnn.Network
+        The trained network (Dense layers and the activation; its output is
+        before ``out_activation_``).
+"""
 
-    _loss = CrossEntropyLoss
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastnn.
+
+    The same parameters and, with the same ``random_state``, the same fitted
+    model as ``sklearn.neural_network.MLPClassifier`` (see the module
+    docstring for the few differences).  Multiclass ``y`` trains a softmax
+    output on the log-loss; binary ``y`` one logistic output; a multi-label
+    indicator matrix ``y`` (n_samples, n_classes) one logistic output per
+    label.
+    """ + _PARAMETERS_DOC + """
+    classes_ : ndarray (n_classes,)
+        (Attributes) The class labels.
+    """ + _ATTRIBUTES_DOC
+
+    def _out_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
-        check_classification_targets(y)
+        X, y = _validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                              reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self.classes_ = unique_labels(y)
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
-            if self.warm_start and not incremental:
+            if self.warm_start:
                 if set(classes) != set(self.classes_):
-                    raise ValueError("warm_start can only be used where y has the same classes "
-                                     f"as in the previous fit: it had {self.classes_}, y has "
-                                     f"{classes}")
-            elif len(np.setdiff1d(classes, self.classes_)):
-                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
-                                 f"{np.setdiff1d(classes, self.classes_)}")
-        if len(self.classes_) < 2:
-            raise ValueError("MLPClassifier needs samples of at least 2 classes; y has 1 class "
-                             f"({self.classes_[0]!r})")
-        return X, np.searchsorted(self.classes_, y).astype(np.int64)
+                    raise ValueError("warm_start can only be used where `y` has the same "
+                                     "classes as in the previous call to fit. Previously "
+                                     f"got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. "
+                                 f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(bool)
 
-    def _n_network_outputs(self, T):
-        self.out_activation_ = "softmax"
-        return len(self.classes_)
+    def _predict_from(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
-        """Train on X (n_samples, n_features) and class labels y (n_samples,).
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return accuracy_score(y, y_pred, sample_weight=sample_weight)
+
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> MLPClassifier:
+        """Train on X and y.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-        y : array-like, shape (n_samples,)
+        y : array-like, shape (n_samples,), or (n_samples, n_classes) label indicators
+        sample_weight : array-like, shape (n_samples,), optional
+            scikit-learn's weighting: each row's loss and output delta times
+            its weight, divided by the batch's total weight.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
                     classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
         ----------
-        X : array-like (n_samples, n_features)
-        y : array-like (n_samples,)
-        classes : array-like (n_classes,), required on the first call
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,), or (n_samples, n_classes)
+        sample_weight : array-like, shape (n_samples,), optional
+        classes : array-like, shape (n_classes,), required on the first call
             Every class of all the calls; y may hold only some of them.
 
         Returns
         -------
         self
         """
-        if not hasattr(self, "classes_") or not hasattr(self, "network_"):
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self.classes_ = unique_labels(classes)
-            if len(self.classes_) < 2:
-                raise ValueError("MLPClassifier needs at least 2 classes; classes has 1 class")
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
-                             f"partial_fit ({self.classes_!r})")
-        return self._fit(X, y, incremental=True)
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def _validation_score(self, X_val, T_val):
-        return accuracy_score(T_val, self._forward(X_val).argmax(axis=1))
-
-    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Class probabilities (the softmax of the network's logits).
+    def predict_proba(self, X: ArrayLike) -> NDArray[Any]:
+        """Class probabilities.
 
         Parameters
         ----------
@@ -773,154 +836,131 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Returns
         -------
-        ndarray, float64, shape (n_samples, n_classes)
-            In the order of ``classes_``.
+        ndarray, shape (n_samples, n_classes)
+            In the order of ``classes_`` (multi-label: each label's probability).
         """
-        logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        out = self._forward(self._check_X(X))
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        if out.ndim == 1:
+            return np.vstack([1 - out, out]).T
+        return out
 
-    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Log of ``predict_proba``.
-
-        Parameters
-        ----------
-        X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray, float64, shape (n_samples, n_classes)
-        """
-        logits = np.asarray(self._forward(self._check_X(X)), dtype=np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return logits
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[Any]:
+        """Log of ``predict_proba``, shape (n_samples, n_classes)."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
-        """Predicted class labels.
+        """Predicted labels, shape (n_samples,) (multi-label: (n_samples, n_classes)).
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray, shape (n_samples,)
-            Labels from ``classes_``.
         """
-        index = self.predict_proba(X).argmax(axis=1)
-        return self.classes_[index]
+        return self._predict_from(self._forward(self._check_X(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor trained by fastnn (scikit-learn API).
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor``, trained by fastnn.
 
-    A ``fastnn.Network`` of Dense layers with ``activation`` between them and a
-    linear output layer, trained on fastnn's ``MSELoss`` (mean of squared
-    errors, no factor 1/2) with ``Network.fit``.  y may be 1-D (n_samples,) or
-    2-D (n_samples, n_outputs); ``predict`` returns the same number of
-    dimensions.  Parameters and attributes are those of ``MLPClassifier``
-    (without ``classes_``); with ``early_stopping`` the validation score is
-    R^2.  ``loss_`` / ``loss_curve_`` are mean squared errors; ``out_activation_``
-    is ``"identity"``.
-    """
+    The same parameters and, with the same ``random_state``, the same fitted
+    model as ``sklearn.neural_network.MLPRegressor``: an identity output
+    trained on half the squared error (see the module docstring for the few
+    differences).  y may be 1-D or 2-D (n_samples, n_outputs).
 
-    _loss = MSELoss
+    Parameters
+    ----------
+    loss : {"squared_error"}, default "squared_error"
+        scikit-learn's ``"poisson"`` is not available (a clear error).
+    """ + _PARAMETERS_DOC[_PARAMETERS_DOC.index("hidden_layer_sizes"):] + _ATTRIBUTES_DOC
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend=None, dtype=None):
+        self.loss = loss
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, backend=backend, dtype=dtype)
+
+    def _check_params(self):
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' (scikit-learn's exp output on the Poisson "
+                             "deviance) is not available in fastnn.sklearn; use "
+                             "loss='squared_error'")
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error', got {self.loss!r}")
+        super()._check_params()
+
+    def _out_activation(self):
+        return "identity"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32),
-                              multi_output=True, y_numeric=True)
-        y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")  # refuses strings
-        if reset:
-            self._y_ndim = y.ndim
-        return X, y.reshape(-1, 1) if y.ndim == 1 else y
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
+                              dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
 
-    def _n_network_outputs(self, T):
-        self.out_activation_ = "identity"
-        return T.shape[1]
+    def _predict_from(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+    def _score_function(self, y, y_pred, sample_weight=None):
+        return r2_score(y, y_pred, sample_weight=sample_weight)
+
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> MLPRegressor:
         """Train on X and targets y.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
         y : array-like, shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like, shape (n_samples,), optional
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+                    ) -> MLPRegressor:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
         y : array-like, shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like, shape (n_samples,), optional
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
-
-    def _validation_score(self, X_val, T_val):
-        return r2_score(T_val, self._forward(X_val))
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
-        """Predictions of the network.
+        """Predictions, shape (n_samples,) for one output, else (n_samples, n_outputs).
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray, shape (n_samples,) for a 1-D y in fit, else (n_samples, n_outputs)
         """
-        out = self._forward(self._check_X(X))
-        return out.ravel() if self._y_ndim == 1 else out
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True     # y may be 2-D (n_samples, n_outputs)
-        return tags
-
-    def _more_tags(self):                        # the same tag for scikit-learn < 1.6
-        return {"multioutput": True}
-
-
-class _Convergence:
-    """scikit-learn's stopping rule as an observer of ``fit``'s epochs.
-
-    After each epoch it does the estimator's bookkeeping (``loss_curve_``,
-    ``n_iter_``, the validation score) and says ``"stop"`` when the counter
-    of epochs without improvement exceeds ``n_iter_no_change``.  The counter
-    rises by at most one per epoch, so no stop is possible in the next
-    ``n_iter_no_change + 1 - counter`` epochs: ``quiet_epochs`` lets the
-    driver run them in one go (the same numbers as epoch by epoch); with
-    ``early_stopping`` (the weights of each epoch are scored) or ``verbose``
-    it asks for every epoch.
-    """
-
-    def __init__(self, estimator, n_samples, X_val, T_val):
-        self.estimator, self.n_samples = estimator, n_samples
-        self.X_val, self.T_val = X_val, T_val
-        self.stopped = False
-
-    def quiet_epochs(self):
-        est = self.estimator
-        if est.early_stopping or est.verbose:
-            return 1
-        return max(1, est.n_iter_no_change + 1 - est._no_improvement_count)
-
-    def on_epoch_end(self, epoch, logs):
-        if self.estimator._end_of_epoch(logs["loss"], self.n_samples, self.X_val, self.T_val):
-            self.stopped = True
-            return "stop"
-        return None
+        return self._predict_from(self._forward(self._check_X(X)))

@@ -174,7 +174,7 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         observers: Sequence[_Observer] = (), clip_grad_norm: float | None = None,
         clip_grad_value: float | None = None, validation_split: float = 0.0,
         lr_scheduler: LRScheduler | None = None, callbacks: Sequence[Callback] = (),
-        metrics: Sequence[str] | None = None) -> History:
+        metrics: Sequence[str] | None = None, shuffler: Any = None) -> History:
     """Train ``network`` on (X, y): the one fit driver behind ``Network.fit``.
 
     Parameters
@@ -188,6 +188,11 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         Called after each epoch, after the callbacks, with the epoch's
         records; one returning ``"stop"`` ends training.  Internal
         (fastnn.sklearn uses it); see ``_Observer``.
+    shuffler : object with ``permutation(n)``, optional
+        Gives each epoch's sample order (one call per epoch run, when
+        ``shuffle``) in place of the network's shuffle generator; ``seed``
+        must then be None.  Internal: fastnn.sklearn hands scikit-learn's
+        composed orders through it.
 
     Returns
     -------
@@ -256,7 +261,10 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
         validation = _Validation(network, loss,
                                  *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"),
                                  resolved)
-    rng = np.random.default_rng(seed) if seed is not None else network._shuffle_rng
+    if shuffler is not None and seed is not None:
+        raise ValueError("give seed or shuffler, not both")
+    rng = (shuffler if shuffler is not None
+           else np.random.default_rng(seed) if seed is not None else network._shuffle_rng)
     n = X.shape[0]
     batch = n if batch_size is None else min(batch_size, n)
     per_epoch_batches = -(-n // batch)
