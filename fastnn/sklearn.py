@@ -383,7 +383,6 @@ class _BaseMLP(BaseEstimator):
         self.network_ = self._build_network(units, dtype)
         self._link_weights()
         self._set_weights([layer.W for layer in old], [layer.b for layer in old])
-        self.__dict__.pop("_optimizer", None)  # its state arrays are of the old dtype
 
     def _make_loss(self):
         """The fastnn loss row of scikit-learn's loss for this output, with its L2
