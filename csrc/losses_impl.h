@@ -530,10 +530,10 @@ int F(fastnn_internal_loss_xent_probs)(int64_t rows, int64_t width, const T *pre
  * delta its _backprop uses.  Each row's loss w_i l_i is computed in double,
  * each term times w_i as np.average weighs it (so tiny weights round as
  * there), and kept in work (rows doubles); the batch's loss is their sum
- * (NumPy's pairwise order), divided for mean by the total
- * weight W = sum_i w_i (rows without weights) -- never by the width:
- * scikit-learn averages over rows (np.average(..., axis=0)), then takes the
- * mean (squared error) or the sum (log losses) over the outputs.  The
+ * (NumPy's pairwise order), divided for mean by the total weight W = sum_i
+ * w_i (rows without weights) -- never by the width: scikit-learn averages
+ * over rows (np.average(..., axis=0)), then takes the mean (squared error)
+ * or the sum (log losses) over the outputs.  The
  * gradient is the delta d (out - y, or p - y with the unclipped p) in T,
  * d * T(w_i) with weights (its deltas[last] *= sample_weight), divided by
  * T(W) for mean (its / sw_sum); sum is the same without the division. */

@@ -197,6 +197,31 @@ def test_the_log_loss_deltas_are_the_derivatives_of_their_values(ops, name, rng)
     np.testing.assert_allclose(grad, fd_grad(f, out), rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample_weight"])
+def test_the_log_losses_are_pytorchs_where_the_clip_does_not_act(ops, weighted, rng):
+    # away from saturation scikit-learn's log losses are PyTorch's BCEWithLogitsLoss
+    # summed over the outputs and CrossEntropyLoss, per row; both mean over rows
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    w = rng.uniform(0.2, 2.0, 9) if weighted else None
+    tw = torch.ones(9, dtype=torch.float64) if w is None else torch.from_numpy(w)
+    for name in ("sk_logistic", "sk_softmax"):
+        out, target = _data(name, rng, 9, 3, np.float64)
+        z = torch.from_numpy(out.copy()).requires_grad_(True)
+        if name == "sk_logistic":
+            rows = nn.BCEWithLogitsLoss(reduction="none")(z, torch.from_numpy(target)).sum(1)
+        else:
+            rows = nn.CrossEntropyLoss(reduction="none")(z, torch.from_numpy(target))
+        expected = (rows * tw).sum() / tw.sum()
+        expected.backward()
+        value, grad = LOSSES[name]().compute(ops, out, target, sample_weight=w)
+        assert value == pytest.approx(expected.item(), rel=1e-12)
+        np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-12, atol=1e-15)
+        print(f"{name} {type(ops).__name__} {'weighted' if weighted else ''}: value "
+              f"{abs(value - expected.item()) / expected.item():.1e}, gradient "
+              f"{np.max(np.abs(grad - z.grad.numpy()) / np.abs(z.grad.numpy())):.1e}")
+
+
 # ---------------------------------------------------- compiled vs reference
 @pytest.mark.parametrize("shape", [(1, 1), (1, 17), (17, 1), (7, 13), (300, 257)],
                          ids=lambda s: "x".join(map(str, s)))
