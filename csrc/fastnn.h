@@ -68,7 +68,9 @@ extern "C" {
  * params: the names of fastnn_loss_args.param[0 ..), space separated, as the
  * Python loss names them; vector: the name of the loss's per-output weight
  * vector (fastnn_loss_args.weight), "" for none.  losses_impl.h defines
- * fastnn_internal_loss_<name> for each row. */
+ * fastnn_internal_loss_<name> for each row.  The sk_ rows are scikit-learn's
+ * MLP losses for fastnn.sklearn (squared_loss, binary_log_loss on logistic
+ * outputs, log_loss on a softmax), with its output delta as gradient. */
 #define FASTNN_LOSSES(X)                                                              \
     X(MSE, mse, "mse", 0, "", "")                                                     \
     X(BCE, bce, "bce", 0, "", "")                                                     \
@@ -77,7 +79,10 @@ extern "C" {
     X(L1, l1, "l1", 0, "", "")                                                        \
     X(HUBER, huber, "huber", 0, "delta", "")                                          \
     X(SMOOTH_L1, smooth_l1, "smooth_l1", 0, "beta", "")                               \
-    X(BCE_LOGITS, bce_logits, "bce_with_logits", 0, "", "pos_weight")
+    X(BCE_LOGITS, bce_logits, "bce_with_logits", 0, "", "pos_weight")                \
+    X(SK_SQUARED_ERROR, sk_squared_error, "sk_squared_error", 0, "", "")              \
+    X(SK_LOGISTIC, sk_logistic, "sk_logistic", 0, "", "")                             \
+    X(SK_SOFTMAX, sk_softmax, "sk_softmax", 1, "", "")
 
 /* Optimizers: X(ID, name, n_state, n_hyper, hypers).  n_state: the state
  * arrays per parameter (fastnn_stage.state_W / state_b, in this order; an
@@ -258,7 +263,10 @@ int fastnn_dense_backward_f64(int64_t n, int64_t n_in, int64_t n_out,
  * loss is sum_i w_i l_i, divided for reduction mean by the batch's total
  * weight sum_i w_i -- times the label's class weight for the cross-entropy
  * with labels and a weight vector, PyTorch's denominator -- so an integer
- * weight counts as that many copies of the row.  *total (may be NULL) gets
+ * weight counts as that many copies of the row.  The sk_ rows (scikit-learn's
+ * losses) divide by sum_i w_i only, never by the width, and their gradient is
+ * scikit-learn's output delta (out - y, p - y) times w_i / sum_i w_i (see
+ * losses_impl.h).  *total (may be NULL) gets
  * that total weight (rows when unweighted).  FASTNN_EZEROWEIGHT for reduction
  * mean when it is 0 (rows > 0); FASTNN_EINVAL for an unknown code or
  * reduction, a label out of range, or a parameter out of its range (Huber's

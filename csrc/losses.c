@@ -23,8 +23,15 @@
  * the mean divides by the batch's total weight, so a weight of 2 counts as
  * two copies of the row.  Without weights or parameters nothing is
  * multiplied by 1: the unweighted losses keep their bits.
+ *
+ * scikit-learn's losses (the sk_ rows, for fastnn.sklearn) follow its
+ * sklearn/neural_network code instead: its probabilities (expit, a softmax
+ * of z - max), clipped to [eps, 1 - eps] in the value only, xlogy's zero
+ * terms, a mean over rows (not over outputs), and as gradient its output
+ * delta, which for the squared error is not the derivative of the value.
  */
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -93,6 +100,13 @@ static int pointwise_scale(int64_t rows, int64_t width, const double *sw, int re
         return FASTNN_OK;
     }
     return FASTNN_EINVAL;
+}
+
+/* scipy.special.xlogy in double: 0 where x is 0 (unless y is NaN), else
+ * x * log(y) */
+static inline double sk_xlogy(double x, double y)
+{
+    return x == 0.0 && !isnan(y) ? 0.0 : x * log(y);
 }
 
 #define FASTNN_TEMPLATE "losses_impl.h"

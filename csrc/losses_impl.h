@@ -524,6 +524,198 @@ int F(fastnn_internal_loss_xent_probs)(int64_t rows, int64_t width, const T *pre
                                work);
 }
 
+/* ---- scikit-learn's losses (fastnn.sklearn) ------------------------------
+ * sk_squared_error, sk_logistic and sk_softmax: the losses of scikit-learn's
+ * MLPs (sklearn/neural_network/_base.py) and, as their gradient, the output
+ * delta its _backprop uses.  Each row's loss w_i l_i is computed in double,
+ * each term times w_i as np.average weighs it (so tiny weights round as
+ * there), and kept in work (rows doubles); the batch's loss is their sum
+ * (NumPy's pairwise order), divided for mean by the total weight W = sum_i
+ * w_i (rows without weights) -- never by the width: scikit-learn averages
+ * over rows (np.average(..., axis=0)), then takes the mean (squared error)
+ * or the sum (log losses) over the outputs.  The
+ * gradient is the delta d (out - y, or p - y with the unclipped p) in T,
+ * d * T(w_i) with weights (its deltas[last] *= sample_weight), divided by
+ * T(W) for mean (its / sw_sum); sum is the same without the division. */
+
+/* the delta of one element: (d * w) / W for mean, d * w for sum */
+static inline T F(sk_delta)(T d, const double *sw, int64_t row, T div, int mean)
+{
+    if (sw != NULL)
+        d = d * (T)sw[row];
+    return mean ? d / div : d;
+}
+
+/* the checks shared by the sk_ rows, and W: pointwise_scale's (mean over no
+ * element is FASTNN_EINVAL, a total weight of 0 FASTNN_EZEROWEIGHT; its
+ * scale is not used) */
+static inline int F(sk_prologue)(int64_t rows, int64_t width, const T *pred,
+                                 const void *targets, const fastnn_loss_args *args,
+                                 int reduction, double *loss, double *work, double *weight)
+{
+    double scale;
+    if (loss == NULL)
+        return FASTNN_EINVAL;
+    const int status = pointwise_scale(rows, width, args->sample_weight, reduction, &scale,
+                                       weight);
+    if (status != FASTNN_OK)
+        return status;
+    if ((rows * width > 0 && (pred == NULL || targets == NULL)) || (rows > 0 && work == NULL))
+        return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+/* the batch's loss from the rows' (weighted) losses in work */
+static inline double F(sk_batch)(const double *work, int64_t rows, double weight, int mean)
+{
+    dvec_ctx v = {work};
+    const double s = 0.0 + pw_dvec(&v, 0, rows);
+    return mean ? s / weight : s;
+}
+
+/* scikit-learn's squared_loss: l_i = 0.5 * mean over the width of
+ * float64(out - y)^2, so the mean loss is 0.5 * the mean over outputs of
+ * the (weighted) mean over rows.  Gradient: the delta out - y, NOT divided
+ * by the width -- scikit-learn's gradient is not the derivative of the
+ * value it reports when there are k > 1 outputs (it is k times it), and
+ * not MSELoss's either (2 (out - y) / (rows k)). */
+int F(fastnn_internal_loss_sk_squared_error)(int64_t rows, int64_t width, const T *pred,
+                                             const void *targets,
+                                             const fastnn_loss_args *args, int reduction,
+                                             double *loss, double *total, T *grad,
+                                             double *work)
+{
+    const T *target = (const T *)targets;
+    const double *sw = args->sample_weight;
+    double weight;
+    const int status = F(sk_prologue)(rows, width, pred, targets, args, reduction, loss, work,
+                                      &weight);
+    if (status != FASTNN_OK)
+        return status;
+    const int mean = reduction == FASTNN_REDUCTION_MEAN;
+    const T div = (T)weight;
+    for (int64_t r = 0; r < rows; r++) {
+        const T *pr = pred + r * width, *tr = target + r * width;
+        double l = 0.0;
+        for (int64_t j = 0; j < width; j++) {
+            const T d = pr[j] - tr[j];
+            const double e = (double)d * (double)d;
+            l += sw != NULL ? sw[r] * e : e;
+        }
+        work[r] = l;
+        if (grad != NULL) {
+            T *gr = grad + r * width;
+            for (int64_t j = 0; j < width; j++)
+                gr[j] = F(sk_delta)(pr[j] - tr[j], sw, r, div, mean);
+        }
+    }
+    *loss = width > 0 ? 0.5 * (F(sk_batch)(work, rows, weight, mean) / (double)width) : 0.0;
+    if (total != NULL)
+        *total = weight;
+    return FASTNN_OK;
+}
+
+/* T's machine epsilon, np.finfo(T).eps: scikit-learn's clip */
+#define SK_EPS ((T)(sizeof(T) == sizeof(float) ? (double)FLT_EPSILON : DBL_EPSILON))
+
+/* np.clip(p, eps, 1 - eps), NaN staying NaN */
+static inline T F(sk_clip)(T p)
+{
+    const T lo = SK_EPS, hi = (T)1 - SK_EPS;
+    return p < lo ? lo : (p > hi ? hi : p);
+}
+
+/* scikit-learn's binary_log_loss on p = expit(z) = 1 / (1 + exp(-z)) in T:
+ * l_i = the SUM over the width of -(xlogy(y, pc) + xlogy(1 - y, 1 - pc)),
+ * pc = clip(p, eps, 1 - eps) (one logistic output: binary; k: multi-label).
+ * Gradient: the delta p - y, with the unclipped p. */
+int F(fastnn_internal_loss_sk_logistic)(int64_t rows, int64_t width, const T *pred,
+                                        const void *targets, const fastnn_loss_args *args,
+                                        int reduction, double *loss, double *total, T *grad,
+                                        double *work)
+{
+    const T *target = (const T *)targets;
+    const double *sw = args->sample_weight;
+    double weight;
+    const int status = F(sk_prologue)(rows, width, pred, targets, args, reduction, loss, work,
+                                      &weight);
+    if (status != FASTNN_OK)
+        return status;
+    const int mean = reduction == FASTNN_REDUCTION_MEAN;
+    const T div = (T)weight, one = (T)1;
+    for (int64_t r = 0; r < rows; r++) {
+        const T *zr = pred + r * width, *yr = target + r * width;
+        T *gr = grad != NULL ? grad + r * width : NULL;
+        double l = 0.0;
+        for (int64_t j = 0; j < width; j++) {
+            const T p = one / (one + F(fastnn_exp)(-zr[j]));
+            const T pc = F(sk_clip)(p), y = yr[j];
+            const double e = -(sk_xlogy((double)y, (double)pc) +
+                               sk_xlogy((double)(one - y), (double)(one - pc)));
+            l += sw != NULL ? sw[r] * e : e;
+            if (gr != NULL)
+                gr[j] = F(sk_delta)(p - y, sw, r, div, mean);
+        }
+        work[r] = l;
+    }
+    *loss = F(sk_batch)(work, rows, weight, mean);
+    if (total != NULL)
+        *total = weight;
+    return FASTNN_OK;
+}
+
+/* scikit-learn's log_loss on its softmax p = exp(z - max) / sum (in T) with
+ * one-hot targets (int64 labels): l_i = -log(clip(p_label, eps, 1 - eps))
+ * (the other classes are xlogy(0, .) = 0; a row is NaN in all its p or in
+ * none).  Gradient: the delta p - onehot. */
+int F(fastnn_internal_loss_sk_softmax)(int64_t rows, int64_t width, const T *pred,
+                                       const void *targets, const fastnn_loss_args *args,
+                                       int reduction, double *loss, double *total, T *grad,
+                                       double *work)
+{
+    const int64_t *labels = (const int64_t *)targets;
+    const double *sw = args->sample_weight;
+    double weight;
+    const int status = F(sk_prologue)(rows, width, pred, targets, args, reduction, loss, work,
+                                      &weight);
+    if (status != FASTNN_OK)
+        return status;
+    if (rows > 0 && width == 0)
+        return FASTNN_EINVAL;
+    for (int64_t i = 0; i < rows; i++)
+        if (labels[i] < 0 || labels[i] >= width)
+            return FASTNN_EINVAL;
+    const int mean = reduction == FASTNN_REDUCTION_MEAN;
+    const T div = (T)weight;
+    for (int64_t i = 0; i < rows; i++) {
+        const T *x = pred + i * width;
+        const int64_t lab = labels[i];
+        T m, sum_e, p_lab;
+        if (grad != NULL) {
+            T *g = grad + i * width;
+            m = F(fastnn_internal_row_max)(x, width);
+            for (int64_t k = 0; k < width; k++)
+                g[k] = F(fastnn_exp)(x[k] - m);
+            sum_e = F(fastnn_internal_sum)(g, width);
+            p_lab = g[lab] / sum_e;
+            for (int64_t k = 0; k < width; k++) {
+                const T p = g[k] / sum_e;
+                g[k] = F(sk_delta)(k == lab ? p - (T)1 : p, sw, i, div, mean);
+            }
+        } else {
+            sum_e = F(row_sum_exp)(x, width, &m);
+            p_lab = F(fastnn_exp)(x[lab] - m) / sum_e;
+        }
+        const double l = -log((double)F(sk_clip)(p_lab));
+        work[i] = sw != NULL ? sw[i] * l : l;
+    }
+    *loss = F(sk_batch)(work, rows, weight, mean);
+    if (total != NULL)
+        *total = weight;
+    return FASTNN_OK;
+}
+#undef SK_EPS
+
 /* ---- any row by its code ------------------------------------------------ */
 static int F(loss_dispatch)(int code, int64_t rows, int64_t width, const T *pred,
                             const void *targets, const fastnn_loss_args *args, int reduction,

@@ -13,6 +13,11 @@ validated and converted once per ``fit``, in ``prepare_target``, not per batch.
 A loss computes through the ops object it is handed; only the user-facing
 ``loss(pred, target)`` looks up the default backend, inside the call.  A
 subclass may override ``compute``: its code then runs on every backend.
+
+The private ``_SklearnSquaredError``, ``_SklearnLogistic`` and
+``_SklearnSoftmax`` are scikit-learn's MLP losses for ``fastnn.sklearn``:
+its values (clipped probabilities, means over rows) and, as gradient, its
+output delta -- rows of the same C table, so the compiled trainer runs them.
 """
 
 from __future__ import annotations
@@ -444,6 +449,130 @@ class CrossEntropyLoss(Loss):
         return arr.astype(np.int64)
 
 
+class _SklearnSquaredError(Loss):
+    """scikit-learn's squared error (``MLPRegressor``), for ``fastnn.sklearn``.
+
+    The value is scikit-learn's ``squared_loss``: each row's loss is 0.5 times
+    the mean over its k outputs of (pred - target)^2, and the batch's the
+    mean of those over the rows (with sample weights w: sum_i w_i l_i /
+    sum_i w_i).  The gradient is scikit-learn's output delta, (pred -
+    target) / n (with weights (pred - target) w_i / sum_i w_i) -- *not*
+    divided by k: for k > 1 outputs scikit-learn's gradient is k times the
+    derivative of the value it reports, and this loss keeps that so the
+    fitted model is scikit-learn's.  Not ``MSELoss`` with a factor either
+    (its gradient is 2 (pred - target) / (n k)).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+        "sum": the same without the division by the rows' total weight.
+
+    Notes
+    -----
+    pred and target: (n, k); the gradient (n, k).
+
+    Examples
+    --------
+    >>> from fastnn.losses import _SklearnSquaredError
+    >>> _SklearnSquaredError()([[1.0, 3.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]])
+    1.75
+    >>> _SklearnSquaredError().gradient([[1.0, 3.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]])
+    array([[0.5, 1.5],
+           [1. , 0. ]])
+    """
+
+    kernel = "sk_squared_error"
+
+
+class _SklearnLogistic(Loss):
+    """scikit-learn's log-loss of logistic outputs (binary or multi-label ``MLPClassifier``).
+
+    The network outputs the logits z (no Sigmoid layer); p = 1 / (1 +
+    exp(-z)) in the network's dtype (scikit-learn's ``expit``).  The value is
+    scikit-learn's ``binary_log_loss``: each row's loss is the *sum* over its
+    k outputs of -(t log pc + (1 - t) log(1 - pc)), pc = p clipped to [eps,
+    1 - eps] with eps the dtype's machine epsilon, a 0 factor giving 0
+    (``xlogy``); the batch's is the (weighted) mean over the rows.  The
+    gradient is scikit-learn's output delta (p - t) / n (with weights (p - t)
+    w_i / sum_i w_i), with the unclipped p.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+        "sum": the same without the division by the rows' total weight.
+
+    Notes
+    -----
+    pred (logits) and target: (n, k), targets in [0, 1]; the gradient (n, k).
+    The accuracy of ``evaluate`` thresholds the logits at 0.
+
+    Examples
+    --------
+    >>> from fastnn.losses import _SklearnLogistic
+    >>> round(_SklearnLogistic()([[0.0], [2.0]], [1, 1]), 6)   # -(log .5 + log s(2)) / 2
+    0.410038
+    """
+
+    kernel = "sk_logistic"
+    classification = True
+    threshold = 0.0     # a logit of 0 is the probability 0.5
+
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        arr = super().prepare_target(y, n_samples, n_outputs, dtype, name)
+        if ((arr < 0) | (arr > 1)).any():
+            raise ValueError(f"_SklearnLogistic targets must lie in [0, 1]; {name} has "
+                             f"values from {arr.min():g} to {arr.max():g}")
+        return arr
+
+
+class _SklearnSoftmax(CrossEntropyLoss):
+    """scikit-learn's log-loss of a softmax output (multiclass ``MLPClassifier``).
+
+    The network outputs the logits z (no Softmax layer); p = exp(z - max) /
+    sum, in the network's dtype, as scikit-learn computes its softmax.  The
+    value is scikit-learn's ``log_loss`` with one-hot targets: each row's
+    loss is -log(clip(p_label, eps, 1 - eps)), eps the dtype's machine
+    epsilon, and the batch's the (weighted) mean over the rows.  The gradient
+    is scikit-learn's output delta (p - onehot) / n (with weights times w_i /
+    sum_i w_i).  Targets are class labels only.  A ``CrossEntropyLoss`` for
+    the rest of fastnn (accuracy by argmax, ``class_weight``), without
+    ``weight`` or ``label_smoothing``.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}, default "mean"
+        "sum": the same without the division by the rows' total weight.
+
+    Notes
+    -----
+    pred (logits): (n, C); target: int64 class labels (n,) in [0, C); the
+    gradient (n, C).
+
+    Examples
+    --------
+    >>> from fastnn.losses import _SklearnSoftmax
+    >>> round(_SklearnSoftmax()([[2.0, 0.0, 0.0]], [0]), 6)
+    0.239545
+    """
+
+    kernel = "sk_softmax"
+    params = ()
+    vector = None
+
+    def __init__(self, reduction: str = "mean") -> None:
+        Loss.__init__(self, reduction)
+        self.weight = None
+        self.label_smoothing = 0.0
+
+    def prepare_target(self, y: ArrayLike, n_samples: int, n_outputs: int,
+                       dtype: DTypeLike, name: str = "y") -> NDArray[Any]:
+        if np.ndim(y) != 1:
+            raise ValueError(f"_SklearnSoftmax takes class labels of shape ({n_samples},); "
+                             f"{name} has shape {np.shape(y)}")
+        return super().prepare_target(y, n_samples, n_outputs, dtype, name)
+
+
 def _check_probabilities(y: NDArray[Any], name: str) -> NDArray[Any]:
     if ((y < 0) | (y > 1)).any():
         raise ValueError(f"probability targets must lie in [0, 1]; {name} has values from "
@@ -453,7 +582,9 @@ def _check_probabilities(y: NDArray[Any], name: str) -> NDArray[Any]:
 
 _LOSSES: dict[str, type[Loss]] = {"mse": MSELoss, "bce": BCELoss, "cross_entropy": CrossEntropyLoss,
            "crossentropy": CrossEntropyLoss, "l1": L1Loss, "huber": HuberLoss,
-           "smooth_l1": SmoothL1Loss, "bce_with_logits": BCEWithLogitsLoss}
+           "smooth_l1": SmoothL1Loss, "bce_with_logits": BCEWithLogitsLoss,
+           "sk_squared_error": _SklearnSquaredError, "sk_logistic": _SklearnLogistic,
+           "sk_softmax": _SklearnSoftmax}
 
 
 def get_loss(loss: Loss | type[Loss] | str) -> Loss:

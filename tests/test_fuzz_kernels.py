@@ -42,7 +42,7 @@ FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
           "bce_with_logits", "clip_grad_norm", "clip_grad_value", "metric",
           "batchnorm_forward", "batchnorm_eval", "batchnorm_backward", "layernorm_forward",
-          "layernorm_backward"}
+          "layernorm_backward", "sk_squared_error", "sk_logistic", "sk_softmax"}
 
 dims = st.integers(0, 6)          # 0 and 1 come up often; 6 spans a few SIMD lanes
 
@@ -251,6 +251,27 @@ def test_fuzz_weighted_and_new_losses(dtype, data):
              ("cross_entropy", a, t, {"weight": vec, "label_smoothing": eps})]
     for name, x, y, kwargs in cases:
         res = outcome(name, x, y, reduction, need_grad=need_grad, sample_weight=sw, **kwargs)
+        _loss_pair(res, dtype, name)
+
+
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_sklearn_losses(dtype, data):
+    # scikit-learn's losses (the sk_ rows), logits up to +-100 and beyond (inf)
+    shape = (data.draw(dims, label="n"), data.draw(dims, label="c"))
+    n, c = shape
+    reduction = data.draw(st.sampled_from(("mean", "sum")), label="reduction")
+    need_grad = data.draw(st.booleans(), label="need_grad")
+    a = data.draw(arrays(dtype, shape), label="a")
+    b = data.draw(arrays(dtype, shape), label="b")
+    t = data.draw(arrays(dtype, shape, lo=0.0, hi=1.0, nan=False, inf=False), label="t")
+    labels = np.asarray(data.draw(st.lists(st.integers(0, max(c - 1, 0)), min_size=n,
+                                           max_size=n), label="labels"), np.int64)
+    sw = _weights(data, n, "sample_weight")
+    for name, x, y in [("sk_squared_error", a, b), ("sk_logistic", a, t),
+                       ("sk_softmax", a, labels)]:
+        res = outcome(name, x, y, reduction, need_grad=need_grad, sample_weight=sw)
         _loss_pair(res, dtype, name)
 
 

@@ -84,6 +84,17 @@ NETWORKS = {
                           _dense(8, 1)],
                  fastnn.MSELoss(reduction="sum"), lambda: fastnn.Adam(lr=0.005), 2, 7,
                  "values"),
+    # scikit-learn's losses (fastnn.sklearn's rows)
+    "sk_squared_error": (lambda: [_dense(3, 4), fastnn.ReLU(), _dense(4, 2)],
+                         fastnn.losses._SklearnSquaredError(),
+                         lambda: fastnn.optimizers._SklearnSGD(lr=0.05), 4, 9, "values"),
+    "sk_logistic": (lambda: [_dense(3, 4), fastnn.Tanh(), _dense(4, 3)],
+                    fastnn.losses._SklearnLogistic(),
+                    lambda: fastnn.optimizers._SklearnAdam(lr=0.01), 4, 10, "binary"),
+    "sk_softmax": (lambda: [_dense(4, 5), fastnn.Sigmoid(), _dense(5, 3)],
+                   fastnn.losses._SklearnSoftmax(reduction="sum"),
+                   lambda: fastnn.optimizers._SklearnSGD(lr=0.05, nesterov=False), 5, 12,
+                   "labels"),
 }
 
 

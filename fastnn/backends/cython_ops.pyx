@@ -38,7 +38,7 @@ from fastnn.backends._csrc cimport *
 from fastnn._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kernel_weights,
                                 check_loss_params)
 from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
-                                       _unknown_optimizer, check_clip_call,
+                                       _sk_total, _unknown_optimizer, check_clip_call,
                                        check_optimizer_call, missing_state, rows_width)
 
 cnp.import_array()
@@ -1442,6 +1442,55 @@ class CythonOps(NumpyOps):
                 loss = _xent_probs[double](n, c, _flat(logits), _flat(target), red,
                                            _flat(grad))
         return loss, grad
+
+    # ------------------------------------------ scikit-learn's losses
+    def sk_squared_error(self, pred, target, reduction="mean", *, sample_weight=None,
+                         need_grad=True):
+        """scikit-learn's squared_loss; its delta (pred - target) * w_i / sum(w) as gradient."""
+        return self._sk_loss("sk_squared_error", "pred", pred, target, reduction,
+                             sample_weight, need_grad)
+
+    def sk_logistic(self, logits, target, reduction="mean", *, sample_weight=None,
+                    need_grad=True):
+        """scikit-learn's binary_log_loss of expit(logits); its delta (p - t) * w_i / sum(w)."""
+        return self._sk_loss("sk_logistic", "logits", logits, target, reduction,
+                             sample_weight, need_grad)
+
+    def sk_softmax(self, logits, target, reduction="mean", *, sample_weight=None,
+                   need_grad=True):
+        """scikit-learn's log_loss of its softmax (int64 labels); its delta (p - Y) w_i / sum(w)."""
+        _matrix(logits, "logits")
+        cdef int64_t n = logits.shape[0], c = logits.shape[1]
+        if not isinstance(target, np.ndarray):
+            raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
+        if target.dtype != np.int64:
+            raise TypeError(f"target labels must be int64, got {target.dtype} "
+                            f"(shape {target.shape}, logits shape {logits.shape})")
+        if target.shape != (n,):
+            raise ValueError(f"target has shape {target.shape} but logits has shape "
+                             f"{logits.shape} (labels must have shape ({n},))")
+        if not target.flags.c_contiguous:
+            raise ValueError(f"target must be C-contiguous (shape {target.shape})")
+        if c == 0 and n > 0:
+            raise ValueError(f"sk_softmax needs at least one class, logits has shape "
+                             f"{logits.shape}")
+        if n and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"sk_softmax: target labels must lie in [0, {c}) for logits of "
+                             f"shape ({n}, {c})")
+        _sk_total(logits, reduction, sample_weight)    # the reference's checks and errors
+        return _loss(_LOSS_CODES[("sk_softmax", True)], n, c, logits, target,
+                     _reduction_code(reduction, 1), (), None, sample_weight, need_grad,
+                     "sk_softmax")
+
+    def _sk_loss(self, str kernel, str name, p, target, reduction, sample_weight,
+                 bint need_grad):
+        """sk_squared_error or sk_logistic: the reference's checks, then C's row."""
+        _float_array(p, name)
+        _same(p, name, target, "target")
+        _sk_total(p, reduction, sample_weight)
+        rows, width = rows_width(p)
+        return _loss(_LOSS_CODES[(kernel, False)], rows, width, p, target,
+                     _reduction_code(reduction, 1), (), None, sample_weight, need_grad, kernel)
 
     # ---------------------------------------------------------- metrics
     def metric(self, name, pred, target):

@@ -226,6 +226,46 @@ def _cross_entropy_general(logits: Array, target: Array, reduction: str,
     return loss, grad.astype(logits.dtype)
 
 
+# scikit-learn's losses (the sk_ kernels, for fastnn.sklearn) are written below
+# as its sklearn/neural_network/_base.py and _multilayer_perceptron.py write them
+def _sk_total(pred: Array, reduction: str, sample_weight: Array | None) -> float:
+    """The sk_ kernels' checks, and the rows' total weight (rows without weights).
+
+    An empty ``pred`` under "mean" is the error of an empty mean, a total
+    weight of 0 a ZeroWeightError, as for the other losses.
+    """
+    rows, _ = rows_width(pred)
+    check_kernel_weights(rows, sample_weight)
+    if pred.size == 0:
+        _reduction_scale(reduction, 0)                 # the error of an empty mean
+    total = float(rows) if sample_weight is None else float(np.sum(sample_weight))
+    _weighted_scale(reduction, 1, total)                # unknown reduction; weights of 0
+    return total
+
+
+def _sk_average(terms: Any, sample_weight: Array | None, reduction: str) -> Any:
+    """scikit-learn's ``np.average(terms, weights=sample_weight, axis=0)`` (float64
+    (n, k) -> (k,)) for "mean"; for "sum" the same without the division."""
+    if reduction == "sum":
+        return (terms if sample_weight is None else terms * sample_weight[:, None]).sum(axis=0)
+    return np.average(terms, weights=sample_weight, axis=0)
+
+
+def _sk_delta(delta: Array, sample_weight: Array | None, reduction: str,
+              total: float) -> Array:
+    """scikit-learn's output delta as the gradient: ``delta *= sample_weight`` per
+    row, then ``/ sw_sum`` (the total weight, in the dtype) for "mean"."""
+    if sample_weight is not None:
+        delta = delta * sample_weight.astype(delta.dtype)[:, None]
+    return delta / delta.dtype.type(total) if reduction == "mean" else delta
+
+
+def _xlogy(x: Any, y: Any) -> Any:
+    """scipy.special.xlogy in float64: 0 where x == 0 (unless y is NaN), else x log y."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return np.where((x == 0) & ~np.isnan(y), 0.0, x * np.log(y))
+
+
 def _softmax_forward(X: Array, alpha: float, beta: float) -> Array:
     _check_softmax_2d(X, "X")
     _check_softmax_columns(X.shape[0], X.shape[1], "X", X.shape)
@@ -971,6 +1011,85 @@ class NumpyOps:
                 grad = softmax * target.sum(axis=1, keepdims=True) - target
             grad *= dt(scale)
         return loss, grad
+
+    # ------------------------------------------ scikit-learn's losses
+    # For fastnn.sklearn: the losses of scikit-learn's MLPs, and as gradient
+    # the output delta its _backprop uses (out - y, p - y; times w_i, divided
+    # for "mean" by sum_i w_i).  Each batch loss is a weighted mean over ROWS
+    # (np.average(..., axis=0)), then a mean (squared error) or a sum (log
+    # losses) over the outputs; "sum" leaves out the division by sum_i w_i.
+    @_ieee
+    def sk_squared_error(self, pred: Array, target: Array, reduction: str = "mean", *,
+                         sample_weight: Array | None = None,
+                         need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = 0.5 * mean over outputs of np.average((pred - target)^2, weights=w, axis=0);
+
+        dL/dpred = (pred - target) * w_i / sum(w) -- scikit-learn's delta, NOT
+        divided by the k outputs, so for k > 1 it is k times the derivative of L
+        (scikit-learn's squared_loss and _backprop).  pred, target: (n, k).
+        """
+        total = _sk_total(pred, reduction, sample_weight)
+        rows, width = rows_width(pred)
+        diff = (pred - target).reshape(rows, width)
+        avg = _sk_average(np.square(diff, dtype=np.float64), sample_weight, reduction)
+        loss = float(0.5 * avg.mean()) if width else 0.0
+        if not need_grad:
+            return loss, None
+        return loss, _sk_delta(diff, sample_weight, reduction, total).reshape(pred.shape)
+
+    @_ieee
+    def sk_logistic(self, logits: Array, target: Array, reduction: str = "mean", *,
+                    sample_weight: Array | None = None,
+                    need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = sum over outputs of np.average(-(xlogy(t, pc) + xlogy(1-t, 1-pc)), weights=w,
+
+        axis=0), p = expit(z) = 1/(1 + exp(-z)) in the dtype, pc = clip(p, eps,
+        1 - eps), eps = finfo(dtype).eps (scikit-learn's binary_log_loss of its
+        logistic outputs); dL/dz = (p - t) * w_i / sum(w), p unclipped.
+        logits, target: (n, k), targets in [0, 1].
+        """
+        total = _sk_total(logits, reduction, sample_weight)
+        shape = rows_width(logits)
+        dt = logits.dtype.type
+        z, t = logits.reshape(shape), target.reshape(shape)
+        p = dt(1) / (dt(1) + np.exp(-z))                   # scipy.special.expit
+        eps = dt(np.finfo(logits.dtype).eps)
+        pc = np.clip(p, eps, dt(1) - eps)
+        terms = -(_xlogy(t, pc) + _xlogy(dt(1) - t, dt(1) - pc))
+        loss = float(_sk_average(terms, sample_weight, reduction).sum())
+        if not need_grad:
+            return loss, None
+        return loss, _sk_delta(p - t, sample_weight, reduction, total).reshape(logits.shape)
+
+    @_ieee
+    def sk_softmax(self, logits: Array, target: Array, reduction: str = "mean", *,
+                   sample_weight: Array | None = None,
+                   need_grad: bool = True) -> tuple[float, Array | None]:
+        """L = -sum over classes of np.average(xlogy(Y, clip(p, eps, 1 - eps)), weights=w,
+
+        axis=0), Y the one-hot int64 labels ``target`` (n,), p = exp(z - max) /
+        sum in the dtype (scikit-learn's softmax and log_loss); dL/dz =
+        (p - Y) * w_i / sum(w).  logits: (n, C).
+        """
+        n, c = logits.shape
+        if c == 0 and n:
+            raise ValueError(f"sk_softmax needs at least one class, logits has shape "
+                             f"{logits.shape}")
+        if n and (target.min() < 0 or target.max() >= c):
+            raise ValueError(f"sk_softmax: target labels must lie in [0, {c}) for logits of "
+                             f"shape ({n}, {c})")
+        total = _sk_total(logits, reduction, sample_weight)
+        dt = logits.dtype.type
+        p = np.exp(logits - logits.max(axis=1, keepdims=True, initial=-np.inf))
+        p /= p.sum(axis=1, keepdims=True)
+        onehot = np.zeros_like(logits)
+        onehot[np.arange(n), target] = 1
+        eps = dt(np.finfo(logits.dtype).eps)
+        terms = _xlogy(onehot, np.clip(p, eps, dt(1) - eps))
+        loss = float(-_sk_average(terms, sample_weight, reduction).sum())
+        if not need_grad:
+            return loss, None
+        return loss, _sk_delta(p - onehot, sample_weight, reduction, total)
 
     # ---------------------------------------------------------- metrics
     @_ieee
