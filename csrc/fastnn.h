@@ -537,8 +537,9 @@ int fastnn_trainer_set_tiny(fastnn_trainer *t, int on);
  * batches or at the end of epoch n_epochs - 1, and stores the position
  * reached.  losses[e] accumulates epoch e's batch losses (times the batch's
  * total weight, see fastnn_loss_*, for reduction mean: its rows when
- * unweighted; times its rows with the spec's loss_by_rows).  FASTNN_EZEROWEIGHT: a batch's total weight is 0 (reduction
- * mean), before anything of it is written.  A batch whose loss is NaN or infinite, or whose
+ * unweighted; times its rows with the spec's loss_by_rows).
+ * FASTNN_EZEROWEIGHT: a batch's total weight is 0 (reduction
+ * mean, or with the L2 penalty), before anything of it is written.  A batch whose loss is NaN or infinite, or whose
  * update would make any parameter or optimizer state value NaN or infinite,
  * stops the run with FASTNN_EDIVERGED before anything is written, so the
  * parameters and optimizer state are those left by the last good batch and

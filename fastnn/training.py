@@ -7,7 +7,9 @@ driver: the batch order comes from a seeded ``numpy.random.Generator`` here
 in Python (every backend visits the samples in the same order), the backend's
 trainer runs the batches, and between its calls Python observes the epochs
 (validation, progress, early stopping).  This module imports no network
-module: it works on the network it is handed.
+module: it works on the network it is handed.  For L-BFGS (fastnn.sklearn)
+it also gives the loss and gradient over a whole data set without an
+update (``_LossAndGradients``): the same trainer, one batch of all the rows.
 """
 
 from __future__ import annotations
@@ -1196,10 +1198,15 @@ class _LossAndGradients:
         self.X, self.T = Xc, Tc
         self._native: _NativeTrainer | None = None
         optimizer = SGD(lr=0.0)     # no update is ever applied; its spec fills the C one
-        if getattr(network.ops, "make_trainer", None) is not None \
-                and not _user_code(network, loss, optimizer):
-            self._native = _NativeTrainer(network, Xc, Tc, loss, optimizer, Xc.shape[0],
-                                          self.weights)
+        if getattr(network.ops, "make_trainer", None) is not None:
+            reasons = _user_code(network, loss, optimizer)
+            if not reasons:
+                self._native = _NativeTrainer(network, Xc, Tc, loss, optimizer, Xc.shape[0],
+                                              self.weights)
+            else:
+                warnings.warn(f"{'; '.join(reasons)}: the loss and gradients run in Python on "
+                              f"the {network.ops.name!r} backend (the built-in layers still "
+                              "run its compiled kernels)", UserWarning, stacklevel=3)
         self._batchnorms = [layer for layer in network.layers if isinstance(layer, BatchNorm1d)]
 
     def value_and_grad(self, params: ArrayLike | None = None

@@ -416,3 +416,25 @@ def test_a_bad_l2_penalty_is_refused(backend):
         net = _network(backend, np.float64)
         with pytest.raises(ValueError, match="l2_penalty"):
             net.fit(X, y, loss=_penalized(bad), optimizer=fastnn.SGD(lr=0.1))
+
+
+def test_a_user_loss_gets_the_reference_loss_and_gradients_with_a_warning():
+    """A Loss whose compute is user code: the reference runs it (on the compiled
+    backend too, saying so), with the penalty, and gives the built-in's numbers."""
+    class MyCrossEntropy(fastnn.CrossEntropyLoss):
+        def compute(self, ops, pred, target, **kwargs):
+            return super().compute(ops, pred, target, **kwargs)
+
+    X, y, w = _problem()
+    mine = MyCrossEntropy()
+    mine.l2_penalty = 0.3
+    net = _network("cython", np.float64)
+    with pytest.warns(UserWarning, match="MyCrossEntropy.compute is user code"):
+        computer = training._LossAndGradients(net, X, y, mine, w)
+    assert computer._native is None
+    value, grads = computer.value_and_grad()
+    expected, sk = _sk_loss_grad(*_dense_params(net), X, y, w, 0.3)
+    np.testing.assert_allclose(value, expected, rtol=1e-13)
+    for (dW, db), (eW, eb) in zip(grads, sk):
+        np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-14)
