@@ -438,3 +438,72 @@ def test_a_user_loss_gets_the_reference_loss_and_gradients_with_a_warning():
     for (dW, db), (eW, eb) in zip(grads, sk):
         np.testing.assert_allclose(dW, eW, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(db, eb, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------- against scikit-learn's estimator itself
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scikit_learns_multiclass_model_with_alpha(backend, solver, weighted):
+    """MLPClassifier(alpha=0.05) on 3 classes, with and without sample weights: a
+    Network with scikit-learn's initial draws and batch orders (fastnn.sklearn's
+    pieces), its optimizer rows, and this trainer's penalty and epoch loss ends with
+    scikit-learn's coefs_, intercepts_ and loss_curve_ (1e-9); L-BFGS, scipy's
+    minimize over ``_LossAndGradients``, with its coefs_ and loss_ (1e-7)."""
+    sksk = pytest.importorskip("fastnn.sklearn")
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.utils import check_random_state
+
+    from fastnn.optimizers import _SklearnAdam, _SklearnSGD
+    rng = np.random.default_rng(11)
+    n, alpha, epochs, batch = 90, 0.05, 10, 16
+    X = rng.standard_normal((n, 6))
+    y = rng.integers(0, 3, n)
+    w = rng.uniform(0.2, 3.0, n) if weighted else None
+    lr = 1e-2 if solver == "adam" else 0.05
+    est = MLPClassifier(hidden_layer_sizes=(7,), activation="tanh", solver=solver,
+                        learning_rate_init=lr, alpha=alpha, batch_size=batch,
+                        max_iter=epochs, tol=0.0, n_iter_no_change=10**6, random_state=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # ConvergenceWarning: max_iter is small
+        est.fit(X, y, sample_weight=w)
+    rs = check_random_state(4)
+    init = sksk._sklearn_initial_weights(rs, [6, 7, 3], "tanh")
+    net = fastnn.Network([fastnn.Dense(6, 7), fastnn.Tanh(), fastnn.Dense(7, 3)],
+                         backend=backend, seed=0)
+    dense = [net.layers[0], net.layers[2]]
+    for layer, (W, b) in zip(dense, init):
+        layer.W, layer.b = W, b
+    loss = _penalized(alpha, by_rows=True)
+    if solver == "lbfgs":
+        computer = training._LossAndGradients(net, X, y, loss, w)
+        x0 = _flat_params(net)
+        result = scipy_optimize.minimize(computer.value_and_packed_grad, x0,
+                                         method="L-BFGS-B", jac=True,
+                                         options={"maxfun": 15000, "maxiter": epochs,
+                                                  "gtol": 0.0})
+        computer.set_params(result.x)
+        computer.close()
+        np.testing.assert_allclose(result.fun, est.loss_, rtol=1e-7)
+        tol = {"rtol": 1e-7, "atol": 1e-9}
+    else:
+        net._shuffle_rng = sksk._SklearnOrder(rs, n)
+        opt = (_SklearnAdam(lr=lr) if solver == "adam"
+               else _SklearnSGD(lr=lr, momentum=0.9, nesterov=True))
+        curve = []
+        for _ in range(epochs):
+            curve.append(net.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=batch,
+                                 sample_weight=w).loss[0])
+        np.testing.assert_allclose(curve, est.loss_curve_, rtol=1e-9)
+        tol = {"rtol": 1e-9, "atol": 1e-12}
+    worst = 0.0
+    for layer, W, b in zip(dense, est.coefs_, est.intercepts_):
+        np.testing.assert_allclose(layer.W, W, **tol)
+        np.testing.assert_allclose(layer.b, b, **tol)
+        worst = max(worst, float(np.max(np.abs(layer.W - W) / np.abs(W))),
+                    float(np.max(np.abs(layer.b - b) / np.abs(b))))
+    print(f"{backend} {solver} weighted={weighted}: largest relative difference of "
+          f"coefs_/intercepts_ {worst:.2e}")
