@@ -21,6 +21,11 @@ from fastnn import training
 from fastnn._validation import ZeroWeightError
 from tests_conftest import fd_grad
 
+try:
+    from fastnn.backends import cython_ops as co
+except ImportError:         # the compiled half fails in conftest, naming the cause
+    co = None
+
 BACKENDS = ("numpy", "cython")
 DTYPES = (np.float64, np.float32)
 #: hand loop (float64) against a fit: float64 to 1e-12, float32 as float32 drifts
@@ -214,7 +219,7 @@ def _native_fit(dtype, tiny, alpha, weighted, by_rows=False, epochs=4, batch=16,
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_the_tiny_path_gives_the_general_paths_bits_with_the_penalty(dtype, weighted,
-                                                                      by_rows):
+                                                                      by_rows, isa):
     tiny = _native_fit(dtype, True, 0.05, weighted, by_rows)
     general = _native_fit(dtype, False, 0.05, weighted, by_rows)
     plain = _native_fit(dtype, False, 0.0, weighted, by_rows)
@@ -225,6 +230,17 @@ def test_the_tiny_path_gives_the_general_paths_bits_with_the_penalty(dtype, weig
     # the penalty changed the numbers (so the comparison tests it)
     assert not np.array_equal(tiny[0][0], plain[0][0])
     assert (tiny[1] > plain[1]).all()
+
+
+@pytest.fixture(params=["default"] if co is None else co.supported_isas())
+def isa(request):
+    """Every instruction set this machine runs, in turn (the default back after)."""
+    if co is None:
+        pytest.skip("the compiled backend is not built")
+    before = co.get_isa()
+    co.set_isa(request.param)
+    yield request.param
+    co.set_isa(before)
 
 
 def _proved_layers():
