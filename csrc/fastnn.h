@@ -341,6 +341,20 @@ int fastnn_clip_grad_value_f32(int64_t count, const int64_t *sizes, float *const
 int fastnn_clip_grad_value_f64(int64_t count, const int64_t *sizes, double *const *grads,
                                double clip_value);
 
+/* scikit-learn's L2 penalty on count weight arrays W[i] (sizes[i]
+ * elements) with their gradients dW[i], in place: every dW += c W with c =
+ * alpha / total rounded to T, and *penalty = 0.5 alpha S / total, S = the
+ * sum over the arrays, in order, of each one's sum of W^2 in double (8
+ * interleaved partial sums combined in a fixed order; one thread, so the
+ * same bits for any thread count).  The trainer's penalty (spec l2_alpha)
+ * is this function over its dense stages' W.  FASTNN_EINVAL: alpha negative,
+ * NaN or infinite, a negative size or a NULL array of non-zero size;
+ * FASTNN_EZEROWEIGHT: total <= 0 or NaN (nothing written). */
+int fastnn_l2_penalty_f32(int64_t count, const int64_t *sizes, const float *const *W,
+                          float *const *dW, double alpha, double total, double *penalty);
+int fastnn_l2_penalty_f64(int64_t count, const int64_t *sizes, const double *const *W,
+                          double *const *dW, double alpha, double total, double *penalty);
+
 /* The proof the trainer uses to skip the dry run of an update, on these
  * arrays (nothing is written): 1 when every new value of the update above
  * is proved finite from the largest magnitudes of param, grad and state
@@ -467,6 +481,16 @@ typedef struct fastnn_train_spec {
      * is FASTNN_EINVAL, before anything of it is computed. */
     const double *hyper_table;
     int64_t hyper_rows, hyper_row;
+    /* scikit-learn's L2 penalty, l2_alpha >= 0 (0: off): after each
+     * backward, before clipping and the update, every dense stage's dW gets
+     * (l2_alpha / total) W added (W before the update; not b, not the norm
+     * stages) and the batch's loss 0.5 l2_alpha sum ||W||^2 / total, total
+     * the batch's total weight (see fastnn_l2_penalty) */
+    double l2_alpha;
+    /* reduction mean: losses[e] of fastnn_train_run accumulates each batch's
+     * loss times its rows (scikit-learn's epoch loss, also with sample
+     * weights) instead of times its total weight */
+    int loss_by_rows;
 } fastnn_train_spec;
 
 typedef struct fastnn_trainer fastnn_trainer;
@@ -521,8 +545,9 @@ int fastnn_trainer_set_tiny(fastnn_trainer *t, int on);
  * batches or at the end of epoch n_epochs - 1, and stores the position
  * reached.  losses[e] accumulates epoch e's batch losses (times the batch's
  * total weight, see fastnn_loss_*, for reduction mean: its rows when
- * unweighted).  FASTNN_EZEROWEIGHT: a batch's total weight is 0 (reduction
- * mean), before anything of it is written.  A batch whose loss is NaN or infinite, or whose
+ * unweighted; times its rows with the spec's loss_by_rows).
+ * FASTNN_EZEROWEIGHT: a batch's total weight is 0 (reduction
+ * mean, or with the L2 penalty), before anything of it is written.  A batch whose loss is NaN or infinite, or whose
  * update would make any parameter or optimizer state value NaN or infinite,
  * stops the run with FASTNN_EDIVERGED before anything is written, so the
  * parameters and optimizer state are those left by the last good batch and
@@ -538,6 +563,22 @@ int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets
                          int64_t n, int64_t t_width, const int64_t *orders,
                          int64_t n_epochs, int64_t *epoch, int64_t *start,
                          int64_t max_batches, double *losses);
+
+/* One forward and backward pass over rows n <= the trainer's batch size of
+ * X (n x n_features) and targets (as fastnn_train_run's, in order; the
+ * spec's sample weights, if any, are those of these rows), with the L2
+ * penalty (spec l2_alpha): *loss gets the loss plus the penalty, and every
+ * stage's dW and db the gradient -- scikit-learn's _loss_grad_lbfgs.  No
+ * clipping, no update: the parameters, the optimizer state and the step
+ * count stay as they are (a dropout stage draws its mask, and advances its
+ * step, as in a training batch; BatchNorm1d uses the rows' statistics and
+ * leaves its running ones).  FASTNN_EDIVERGED: the loss is NaN or
+ * infinite; FASTNN_EZEROWEIGHT: the rows' total weight is 0 (reduction
+ * mean, or with the penalty).  All arguments are checked by the caller. */
+int fastnn_train_gradient_f32(fastnn_trainer *t, const float *X, const void *targets,
+                              int64_t n, double *loss);
+int fastnn_train_gradient_f64(fastnn_trainer *t, const double *X, const void *targets,
+                              int64_t n, double *loss);
 
 #ifdef __cplusplus
 }

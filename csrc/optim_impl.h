@@ -1150,6 +1150,49 @@ int F(fastnn_clip_grad_value)(int64_t count, const int64_t *sizes, T *const *gra
     return FASTNN_OK;
 }
 
+/* ---- scikit-learn's L2 penalty (see fastnn.h) --------------------------- */
+
+/* dw += c w over n elements, and the sum of w^2 in double by F(sum_squares)'s
+ * 8 interleaved partial sums (the same bits), in one pass */
+static double F(l2_array)(const T *w, T *dw, int64_t n, T c)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            const T v = w[i + j];
+            dw[i + j] = dw[i + j] + c * v;
+            acc[j] += (double)v * (double)v;
+        }
+    for (int j = 0; i < n; i++, j++) {
+        const T v = w[i];
+        dw[i] = dw[i] + c * v;
+        acc[j] += (double)v * (double)v;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+int F(fastnn_l2_penalty)(int64_t count, const int64_t *sizes, const T *const *W,
+                         T *const *dW, double alpha, double total, double *penalty)
+{
+    if (penalty == NULL || count < 0 || (count > 0 && (sizes == NULL || W == NULL ||
+                                                       dW == NULL)) ||
+        !(alpha >= 0.0) || !isfinite(alpha))
+        return FASTNN_EINVAL;
+    for (int64_t i = 0; i < count; i++)
+        if (sizes[i] < 0 || (sizes[i] > 0 && (W[i] == NULL || dW[i] == NULL)))
+            return FASTNN_EINVAL;
+    if (!(total > 0.0))
+        return FASTNN_EZEROWEIGHT;
+    const T c = (T)(alpha / total);
+    double sum = 0.0;
+    for (int64_t i = 0; i < count; i++)
+        if (sizes[i] > 0)
+            sum += F(l2_array)(W[i], dW[i], sizes[i], c);
+    *penalty = 0.5 * alpha * sum / total;
+    return FASTNN_OK;
+}
+
 #undef OPT_MODES
 #undef OPT_DRY
 #undef OPT_WRITE

@@ -45,7 +45,9 @@ struct fastnn_trainer {
     int64_t n_features, batch;
     int64_t first_param_stage;
     size_t elem;     /* sizeof(T) the trainer was made for */
-    void *xb, *tb;   /* gathered batch: inputs and targets */
+    void *xb, *tb;   /* gathered batch: inputs (allocated by the first run with
+                        orders: a fit in order, or fastnn_train_gradient over
+                        a whole data set, needs no copy of X) and targets */
     double *wb;      /* gathered batch: sample weights (spec->loss_args.sample_weight) */
     void **out;      /* per stage: output (batch x width_out) */
     void **z;        /* per stage: pre-activation, or NULL */
@@ -69,6 +71,12 @@ struct fastnn_trainer {
     const void **grad_ptrs;
     fastnn_opt_bounds *bounds, *next_bounds;
     double *grad_max;
+    /* the L2 penalty's arrays (spec->l2_alpha): every dense stage's W and dW
+       in layer order, and per entry the index of its W in params */
+    int64_t l2_count;
+    int64_t *l2_sizes, *l2_param;
+    const void **l2_W;
+    void **l2_dW;
     int64_t exact_checks; /* batches whose update needed the dry run */
     int use_proof;        /* prove updates finite (see safe_all) */
     int tiny_fits;        /* the network is tiny (see tiny_fits) */
@@ -211,6 +219,10 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t->param_ptrs);
     free(t->state_ptrs);
     free(t->grad_ptrs);
+    free(t->l2_sizes);
+    free(t->l2_param);
+    free(t->l2_W);
+    free(t->l2_dW);
     free(t);
 }
 
@@ -227,7 +239,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
         spec->reduction >= FASTNN_N_REDUCTION)
         return FASTNN_EINVAL;
     if ((spec->clip_norm_on && !(spec->clip_norm >= 0.0)) ||
-        (spec->clip_value_on && !(spec->clip_value >= 0.0)))
+        (spec->clip_value_on && !(spec->clip_value >= 0.0)) ||
+        !(spec->l2_alpha >= 0.0) || !isfinite(spec->l2_alpha))
         return FASTNN_EINVAL;
     for (int64_t s = 0; s < n_stages; s++) {
         const fastnn_stage *st = &stages[s];
@@ -280,6 +293,12 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->param_ptrs = calloc(most, sizeof(void *));
     t->grad_ptrs = calloc(most, sizeof(void *));
     t->state_ptrs = calloc(most * FASTNN_OPT_MAX_STATE, sizeof(void *));
+    t->l2_sizes = calloc((size_t)n_stages, sizeof(int64_t));
+    t->l2_param = calloc((size_t)n_stages, sizeof(int64_t));
+    t->l2_W = calloc((size_t)n_stages, sizeof(void *));
+    t->l2_dW = calloc((size_t)n_stages, sizeof(void *));
+    if (!t->l2_sizes || !t->l2_param || !t->l2_W || !t->l2_dW)
+        goto nomem;
     if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->stat || !t->bounds ||
         !t->next_bounds ||
         !t->grad_max ||
@@ -327,6 +346,13 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
         if (st->kind != FASTNN_STAGE_DENSE && !(norm && st->W != NULL))
             continue;
         t->first_param[s] = count;
+        if (!norm) {    /* a dense stage: its W takes the L2 penalty */
+            t->l2_sizes[t->l2_count] = st->width_in * st->width_out;
+            t->l2_param[t->l2_count] = count;
+            t->l2_W[t->l2_count] = st->W;
+            t->l2_dW[t->l2_count] = st->dW;
+            t->l2_count++;
+        }
         for (int which = 0; which < 2; which++) {
             void *p = which ? st->b : st->W;
             if (p == NULL)
@@ -352,13 +378,12 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
                            (elem > sizeof(int64_t) ? elem : sizeof(int64_t));
     const size_t g_bytes = (size_t)batch * (size_t)widest * elem;
-    t->xb = wmalloc((size_t)batch * (size_t)n_features * elem);
     t->tb = wmalloc(t_bytes);
     t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
     t->wb = wmalloc((size_t)batch * sizeof(double));
     t->norm_work = wmalloc(2 * (size_t)widest * sizeof(double));
-    if (!t->xb || !t->tb || !t->grad || !t->loss_work || !t->wb || !t->norm_work)
+    if (!t->tb || !t->grad || !t->loss_work || !t->wb || !t->norm_work)
         goto nomem;
     *out = t;
     return FASTNN_OK;

@@ -48,9 +48,13 @@ static int F(safe_all)(fastnn_trainer *t, const double *hyper, int64_t step)
  * input, dZ kept from phase 1), widened for the rounding of the sum, and
  * |db| exactly.  Taken after the gradients are clipped: the norm's factor
  * (at most 1) only shrinks them, so the bound on dW still holds, and
- * clipping by value caps it at v; db is read as clipped.  0 when the
- * trainer does not prove (a small network). */
-static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
+ * clipping by value caps it at v; db is read as clipped.  With the L2
+ * penalty (spec->l2_alpha > 0, added before the clipping) the bound on dW
+ * grows by c P, c = alpha / total as rounded to T and P the bound on |W|
+ * that the proof holds (t->bounds; none known: no proof), widened for the
+ * rounding of the product and the sum (and an underflow's absolute error).
+ * 0 when the trainer does not prove (a small network). */
+static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows, double total)
 {
     if (!t->use_proof)
         return 0;
@@ -69,6 +73,14 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows)
            a factor (1 + rows eps), eps T's epsilon (or inf or NaN: no proof) */
         const double eps = sizeof(T) == sizeof(float) ? (double)FLT_EPSILON : DBL_EPSILON;
         t->grad_max[i] = (double)rows * in_max * dz_max * (1.0 + (double)(rows + 2) * eps);
+        if (t->spec->l2_alpha > 0.0) {
+            const double c = (double)(T)(t->spec->l2_alpha / total);
+            const double tiny = sizeof(T) == sizeof(float) ? (double)FLT_MIN : DBL_MIN;
+            t->grad_max[i] = t->bounds[i].known && isfinite(c)
+                                 ? (t->grad_max[i] + c * t->bounds[i].param * (1.0 + eps) +
+                                    tiny) * (1.0 + eps)
+                                 : INFINITY;
+        }
         /* clipped to [-v, v] (after the norm's scaling, which shrinks
            magnitudes: a factor below 1 rounded to T is at most 1) */
         if (t->spec->clip_value_on && (double)(T)t->spec->clip_value < t->grad_max[i])
@@ -107,6 +119,25 @@ static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
     }
     if (status != FASTNN_OK)
         return status;
+    return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
+}
+
+/* scikit-learn's L2 penalty (spec->l2_alpha, 0: off) after the backward,
+ * before clipping: every dense stage's dW += (alpha / total) W and *loss +=
+ * 0.5 alpha sum ||W||^2 / total (fastnn_l2_penalty), total the batch's
+ * total weight; FASTNN_EDIVERGED when the loss is then NaN or infinite.
+ * The one code of both paths (train_batch, tiny_batch): the same bits. */
+static int F(l2_penalty)(fastnn_trainer *t, double total, double *loss)
+{
+    if (t->spec->l2_alpha == 0.0)
+        return FASTNN_OK;
+    double penalty;
+    const int status = F(fastnn_l2_penalty)(t->l2_count, t->l2_sizes,
+                                            (const T *const *)t->l2_W, (T *const *)t->l2_dW,
+                                            t->spec->l2_alpha, total, &penalty);
+    if (status != FASTNN_OK)
+        return status;
+    *loss += penalty;
     return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
 }
 
@@ -154,19 +185,16 @@ static void F(running_statistics)(fastnn_trainer *t, int64_t rows)
     }
 }
 
-/* one batch: forward, loss, backward, update; *loss gets the batch loss and
- * *total its total weight (sw: the batch's sample weights, or NULL) */
-static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
-                           const double *sw, int64_t rows, double *loss, double *total)
+/* one batch's gradients: forward, loss, backward and the L2 penalty,
+ * nothing applied; *loss gets the batch loss (with the penalty) and *total
+ * its total weight (sw: the batch's sample weights, or NULL) */
+static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets,
+                              const double *sw, int64_t rows, double *loss, double *total)
 {
     fastnn_stage *stages = t->stages;
-    const fastnn_train_spec *spec = t->spec;
     const int64_t ns = t->n_stages;
     const T **ys = (const T **)t->ys;
     int status;
-    const double *hyper = batch_hyper(spec);
-    if (hyper == NULL)
-        return FASTNN_EINVAL;
 
     /* forward */
     const T *in = x;
@@ -285,11 +313,28 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         if (status != FASTNN_OK)
             return status;
     }
+    return F(l2_penalty)(t, *total, loss);
+}
+
+/* one batch: forward, loss, backward (batch_gradients), update; *loss gets
+ * the batch loss and *total its total weight (sw: the batch's sample
+ * weights, or NULL) */
+static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
+                           const double *sw, int64_t rows, double *loss, double *total)
+{
+    const fastnn_train_spec *spec = t->spec;
+    const int64_t ns = t->n_stages;
+    const double *hyper = batch_hyper(spec);
+    if (hyper == NULL)
+        return FASTNN_EINVAL;
+    int status = F(batch_gradients)(t, x, targets, sw, rows, loss, total);
+    if (status != FASTNN_OK)
+        return status;
     status = F(clip_gradients)(t);
     if (status != FASTNN_OK)
         return status;
     const int64_t step = spec->step + 1;
-    const int proved = F(bound_gradients)(t, x, rows) && F(safe_all)(t, hyper, step);
+    const int proved = F(bound_gradients)(t, x, rows, *total) && F(safe_all)(t, hyper, step);
     if (!proved) {
         t->exact_checks++;
         status = F(update_all)(t, hyper, step, 0, 0);
@@ -414,6 +459,9 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
         }
     }
 
+    status = F(l2_penalty)(t, *total, loss);
+    if (status != FASTNN_OK)
+        return status;
     status = F(clip_gradients)(t);
     if (status != FASTNN_OK)
         return status;
@@ -462,6 +510,9 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     case FASTNN_REDUCTION_SUM: mean = 0; break;
     default: return FASTNN_EINVAL;
     }
+    if (orders != NULL && t->xb == NULL &&
+        (t->xb = wmalloc((size_t)t->batch * (size_t)nf * sizeof(T))) == NULL)
+        return FASTNN_ENOMEM;
     int64_t e = *epoch, pos = *start, done = 0;
     const int tiny = tiny_run(t);
     for (int64_t i = 0; i < t->params.count; i++)
@@ -513,7 +564,8 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
                       : F(train_batch)(t, x, tg, sw, rows, &value, &total);
         if (status != FASTNN_OK)
             break;              /* the position stays at the failed batch */
-        losses[e] += mean ? value * total : value;
+        losses[e] += !mean ? value : t->spec->loss_by_rows ? value * (double)rows
+                                                           : value * total;
         done++;
         pos += rows;
         if (pos >= n) {
@@ -527,3 +579,19 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     return status;
 }
 
+
+int F(fastnn_train_gradient)(fastnn_trainer *t, const T *X, const void *targets, int64_t n,
+                             double *loss)
+{
+    if (t == NULL || t->elem != sizeof(T) || X == NULL || targets == NULL || loss == NULL ||
+        n < 1 || n > t->batch || fastnn_loss_labels(t->spec->loss) < 0 ||
+        t->spec->reduction < 0 || t->spec->reduction >= FASTNN_N_REDUCTION)
+        return FASTNN_EINVAL;
+    const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;
+    fastnn_internal_cancel = t->cancel;
+    double total;
+    const int status = F(batch_gradients)(t, X, targets, t->spec->loss_args.sample_weight, n,
+                                          loss, &total);
+    fastnn_internal_cancel = outer_cancel;
+    return status;
+}

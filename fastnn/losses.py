@@ -65,6 +65,19 @@ class Loss:
     params: tuple[str, ...] = ()
     #: the attribute holding a per-output weight vector (C's table), or None
     vector: str | None = None
+    #: scikit-learn's L2 penalty ``alpha`` (>= 0; 0: off), read by ``fit``'s
+    #: trainers (both backends): after each batch's backward, before clipping
+    #: and the update, every Dense layer's ``dW`` gets ``(alpha / total) * W``
+    #: (not ``db``, not the norm layers; ``W`` before the update) and the
+    #: batch's loss ``0.5 * alpha * sum ||W||^2 / total``, ``total`` the batch's
+    #: total weight (its rows, or the sum of its sample weights).  Only the
+    #: training loss has it: ``compute``, ``evaluate`` and validation do not.
+    #: The scikit-learn losses set it per instance.
+    l2_penalty: float = 0.0
+    #: whether ``fit``'s epoch loss is scikit-learn's, ``sum_b loss_b * rows_b /
+    #: n`` (each batch's loss weighted by its rows), rather than the batches'
+    #: losses weighted by their total weights (the same without sample weights)
+    epoch_by_rows: bool = False
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:

@@ -7,7 +7,9 @@ driver: the batch order comes from a seeded ``numpy.random.Generator`` here
 in Python (every backend visits the samples in the same order), the backend's
 trainer runs the batches, and between its calls Python observes the epochs
 (validation, progress, early stopping).  This module imports no network
-module: it works on the network it is handed.
+module: it works on the network it is handed.  For L-BFGS (fastnn.sklearn)
+it also gives the loss and gradient over a whole data set without an
+update (``_LossAndGradients``): the same trainer, one batch of all the rows.
 """
 
 from __future__ import annotations
@@ -462,7 +464,8 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
     epoch the watchers' ``on_epoch_begin`` run.  The sample orders of a
     call's epochs come from ``rng`` here, so every trainer visits the same
     samples.  ``omega``: each sample's weight in a mean (see ``_row_weights``;
-    None: 1): the epoch's loss divides by their total, and with
+    None: 1): the epoch's loss divides by their total (by n with the loss's
+    ``epoch_by_rows``), and with
     ``reduction="mean"`` epochs with a batch of total weight 0 are refused
     before they run.  During a call SIGINT stops the trainer (its batch is
     dropped, see ``_StopOnInterrupt``); the completed epochs are recorded and
@@ -472,7 +475,8 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
     """
     per_epoch_batches = -(-n // batch)
     mean = loss.reduction == "mean"
-    total = float(np.sum(omega)) if omega is not None else n
+    # scikit-learn's epoch loss: the batches' losses weighted by their rows, over n
+    total = float(np.sum(omega)) if omega is not None and not loss.epoch_by_rows else n
     check_zero = mean and omega is not None and bool((omega == 0).any())
     max_batches = 1
     done = 0
@@ -685,6 +689,25 @@ class _Clipping(NamedTuple):
             ops.clip_grad_value(grads, self.value)
 
 
+def _sklearn_terms(loss: Loss) -> tuple[float, bool]:
+    """The loss's L2 penalty and epoch rule (``Loss.l2_penalty``,
+    ``Loss.epoch_by_rows``), checked: what both trainers read."""
+    alpha = loss.l2_penalty
+    if (isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real)
+            or not (math.isfinite(alpha) and alpha >= 0)):
+        raise ValueError(f"{type(loss).__name__}.l2_penalty must be a finite number >= 0, "
+                         f"got {alpha!r}")
+    by_rows = loss.epoch_by_rows
+    if not isinstance(by_rows, (bool, np.bool_)):
+        raise TypeError(f"{type(loss).__name__}.epoch_by_rows must be a bool, got {by_rows!r}")
+    return float(alpha), bool(by_rows)
+
+
+def _dense_layers(network: Network) -> list[Dense]:
+    """The network's Dense layers in the order of its plan (the L2 penalty's arrays)."""
+    return [layer for layer, _ in network._plan if isinstance(layer, Dense)]
+
+
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                   optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
                   weights: NDArray[np.float64] | None = None,
@@ -779,6 +802,8 @@ class PythonTrainer:
         self.batch, self.interrupt, self.clip = batch, interrupt, clip
         self.sample_weight = sample_weight
         self._omega = _row_weights(loss, T, sample_weight)
+        self._alpha, self._by_rows = _sklearn_terms(loss)
+        self._dense = _dense_layers(network)
         self.interrupted = False
         # a per-batch schedule: batch b of this trainer takes row b of its table
         self._schedule = schedule if schedule is not None and schedule.table is not None \
@@ -859,6 +884,11 @@ class PythonTrainer:
                         raise FloatingPointError("training diverged: the loss is not finite",
                                                  epoch)
                     network._backward_no_input_grad(grad, self.interrupt)  # type: ignore[arg-type]
+                    if self._alpha:                 # scikit-learn's L2 penalty
+                        value += self._penalty(idx, out.shape[0])
+                        if not math.isfinite(value):
+                            raise FloatingPointError("training diverged: the loss is not "
+                                                     "finite", epoch)
                     if self.interrupt.requested:    # the last moment to drop the batch
                         raise _BatchInterrupted
                     if self.clip != _Clipping():    # the gradients, in place
@@ -878,7 +908,7 @@ class PythonTrainer:
                     norm._commit()
                 if not mean:
                     losses[epoch] += value
-                elif self._omega is None:
+                elif self._omega is None or self._by_rows:
                     losses[epoch] += value * out.shape[0]
                 else:
                     losses[epoch] += value * float(np.sum(self._omega[idx]))
@@ -889,6 +919,14 @@ class PythonTrainer:
                 if start >= n:
                     epoch, start = epoch + 1, 0
         return epoch, start
+
+    def _penalty(self, idx: Any, rows: int) -> float:
+        """The L2 penalty of the batch ``idx`` of ``rows`` rows, added to its Dense
+        layers' dW (``ops.l2_penalty``); returns the penalty of its loss."""
+        total = float(rows) if self._omega is None else float(np.sum(self._omega[idx]))
+        return float(self.network.ops.l2_penalty(
+            [layer.W for layer in self._dense], [layer.dW for layer in self._dense],
+            self._alpha, total))
 
     def close(self) -> dict[str, Any]:
         """Nothing to free: the layers and the optimizer hold their state already."""
@@ -921,7 +959,9 @@ class _NativeTrainer:
                     layer.dweight = network.ops.zeros_like(layer.weight)
                     layer.dbias = network.ops.zeros_like(layer.bias)
         spec, states = optimizer.native_spec(network)
-        spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value}
+        alpha, by_rows = _sklearn_terms(loss)
+        spec = {**spec, "clip_grad_norm": clip.norm, "clip_grad_value": clip.value,
+                "l2_penalty": alpha, "loss_by_rows": by_rows}
         # a Flatten has no stage: fit's X was flattened where it entered the network
         self.plan = [(layer, activation) for layer, activation in network._plan
                      if not isinstance(layer, Flatten)]
@@ -1117,3 +1157,185 @@ class _StopOnInterrupt:
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+# ------------------------------------------------- loss and gradient, for L-BFGS
+class _LossAndGradients:
+    """scikit-learn's ``_loss_grad_lbfgs``: the loss (with the L2 penalty) and its
+    gradient over a whole data set, one forward and backward pass, no update.
+
+    Made once per fit (the data checked and converted once, the compiled
+    backend's trainer and its workspace allocated once) and called many times
+    with new parameters, as ``scipy.optimize.minimize`` calls its ``fun``.  On a
+    backend with a native trainer that knows every piece each call is one C
+    call (``Trainer.gradient``, the trainer's own batch code: the same
+    arithmetic as a training batch of all the rows); otherwise the reference
+    in Python (the layers' forward and backward, ``loss.compute`` and
+    ``ops.l2_penalty``).
+
+    Parameters
+    ----------
+    network : Network
+    X : array-like (n, n_inputs)
+    T : array-like
+        The targets, as ``fit`` takes them.
+    loss : Loss
+        Its ``l2_penalty`` is the penalty's ``alpha``.
+    sample_weight : array-like (n,), optional
+        The loss's weights (scikit-learn's: every divisor becomes their sum).
+
+    Notes
+    -----
+    The gradient is that of the training-mode forward pass: a Dropout layer
+    draws a new mask per call (and advances its step), BatchNorm1d uses the
+    data's statistics and leaves its running ones.  The trainer points at
+    the network's parameter arrays: ``value_and_grad`` writes new values
+    into them in place, never replaces them.
+    """
+
+    def __init__(self, network: Network, X: ArrayLike, T: ArrayLike, loss: Loss,
+                 sample_weight: ArrayLike | None = None) -> None:
+        from .optimizers import SGD
+        loss = get_loss(loss)
+        Xc, Tc = network._check_data(X, T, loss)
+        self.network, self.loss = network, loss
+        self.weights = fit_weights(loss, Tc, sample_weight, None, network.n_outputs)
+        self._omega = _row_weights(loss, Tc, self.weights)
+        self._alpha, _ = _sklearn_terms(loss)
+        self._dense = _dense_layers(network)
+        self.X, self.T = Xc, Tc
+        self._native: _NativeTrainer | None = None
+        optimizer = SGD(lr=0.0)     # no update is ever applied; its spec fills the C one
+        if getattr(network.ops, "make_trainer", None) is not None:
+            reasons = _user_code(network, loss, optimizer)
+            if not reasons:
+                self._native = _NativeTrainer(network, Xc, Tc, loss, optimizer, Xc.shape[0],
+                                              self.weights)
+            else:
+                warnings.warn(f"{'; '.join(reasons)}: the loss and gradients run in Python on "
+                              f"the {network.ops.name!r} backend (the built-in layers still "
+                              "run its compiled kernels)", UserWarning, stacklevel=3)
+        self._batchnorms = [layer for layer in network.layers if isinstance(layer, BatchNorm1d)]
+
+    def value_and_grad(self, params: ArrayLike | None = None
+                       ) -> tuple[float, list[tuple[NDArray[Any], NDArray[Any] | None]]]:
+        """The loss and its gradient at ``params``.
+
+        Parameters
+        ----------
+        params : array-like, 1-D, optional
+            New values of the Dense layers' parameters, packed as scikit-learn's
+            ``_pack``: every W raveled (layer order), then every b; written into
+            the layers in place.  None: the current values.
+
+        Returns
+        -------
+        value : float
+            The mean loss over the data (weighted: over the sum of the
+            weights) plus ``0.5 * alpha * sum ||W||^2 / total``.
+        grads : list of (dW, db)
+            Per Dense layer, in order, copies of shape W's and b's (db None for a
+            layer without bias): ``(delta^T A + alpha W) / total`` and
+            ``sum(delta) / total``.
+
+        Raises
+        ------
+        FloatingPointError
+            The loss is NaN or infinite.
+        """
+        if params is not None:
+            self.set_params(params)
+        value = self._run()
+        return value, [(layer.dW.copy(), None if layer.db is None else layer.db.copy())
+                       for layer in self._dense]  # type: ignore[union-attr]
+
+    def value_and_packed_grad(self, params: ArrayLike) -> tuple[float, NDArray[np.float64]]:
+        """``value_and_grad`` with the gradient packed as ``params`` (float64):
+        the function ``scipy.optimize.minimize(..., jac=True)`` calls."""
+        self.set_params(params)
+        value = self._run()
+        parts = [layer.dW for layer in self._dense]
+        parts += [layer.db for layer in self._dense if layer.db is not None]
+        return value, np.concatenate([np.ravel(p) for p in parts]).astype(np.float64,
+                                                                           copy=False)
+
+    def set_params(self, params: ArrayLike) -> None:
+        """Write ``params`` (packed as scikit-learn's ``_pack``) into the Dense layers."""
+        flat = np.asarray(params)
+        sizes = [layer.W.size for layer in self._dense]
+        sizes += [layer.b.size for layer in self._dense if layer.bias]
+        if flat.ndim != 1 or flat.shape[0] != sum(sizes):
+            raise ValueError(f"params must be a 1-D array of {sum(sizes)} values, got shape "
+                             f"{flat.shape}")
+        at = 0
+        for layer in self._dense:
+            layer.W[...] = flat[at:at + layer.W.size].reshape(layer.W.shape)
+            at += layer.W.size
+        for layer in self._dense:
+            if layer.bias:
+                layer.b[...] = flat[at:at + layer.b.size]  # type: ignore[index]
+                at += layer.b.size  # type: ignore[union-attr]
+
+    def _run(self) -> float:
+        if self._native is not None:
+            return float(self._native.trainer.gradient())
+        network, loss = self.network, self.loss
+        for norm in self._batchnorms:       # the running statistics stay as they are
+            norm._hold, norm._pending = True, None
+        try:
+            with ieee_scope():
+                out = network._forward(self.X, training=True)
+                if self.weights is None:
+                    value, grad = loss.compute(network.ops, out, self.T)
+                else:
+                    value, grad = loss.compute(network.ops, out, self.T,
+                                               sample_weight=self.weights)
+                if not math.isfinite(value):
+                    raise FloatingPointError("the loss is NaN or infinite")
+                network._backward_no_input_grad(grad)  # type: ignore[arg-type]
+                if self._alpha:
+                    total = (float(self.X.shape[0]) if self._omega is None
+                             else float(np.sum(self._omega)))
+                    value += float(network.ops.l2_penalty(
+                        [layer.W for layer in self._dense], [layer.dW for layer in self._dense],
+                        self._alpha, total))
+                    if not math.isfinite(value):
+                        raise FloatingPointError("the loss is NaN or infinite")
+        finally:
+            for norm in self._batchnorms:
+                norm._hold, norm._pending = False, None
+        return float(value)
+
+    def close(self) -> None:
+        """Free the compiled trainer's workspace (and give the dropout steps back)."""
+        if self._native is not None:
+            self._native.close()
+            self._native = None
+
+
+def loss_and_gradients(network: Network, X: ArrayLike, T: ArrayLike, loss: Loss,
+                       sample_weight: ArrayLike | None = None
+                       ) -> tuple[float, list[tuple[NDArray[Any], NDArray[Any] | None]]]:
+    """The loss (with ``loss.l2_penalty``) and its gradient over all of (X, T) at the
+    network's current parameters: one ``_LossAndGradients`` call (make one object
+    per fit to call it many times).
+
+    Parameters
+    ----------
+    network : Network
+    X : array-like (n, n_inputs)
+    T : array-like
+    loss : Loss
+    sample_weight : array-like (n,), optional
+
+    Returns
+    -------
+    value : float
+    grads : list of (dW, db), per Dense layer in order (see
+        ``_LossAndGradients.value_and_grad``).
+    """
+    computer = _LossAndGradients(network, X, T, loss, sample_weight)
+    try:
+        return computer.value_and_grad()
+    finally:
+        computer.close()

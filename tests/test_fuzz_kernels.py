@@ -40,7 +40,7 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True)
 FUZZED = {"gemm", "activation_forward", "activation_backward", "dense_forward",
           "dense_backward", "mse", "bce", "cross_entropy", "optimizer_update",
           "rng_bits", "dropout_forward", "dropout_backward", "l1", "huber", "smooth_l1",
-          "bce_with_logits", "clip_grad_norm", "clip_grad_value", "metric",
+          "bce_with_logits", "clip_grad_norm", "clip_grad_value", "l2_penalty", "metric",
           "batchnorm_forward", "batchnorm_eval", "batchnorm_backward", "layernorm_forward",
           "layernorm_backward", "sk_squared_error", "sk_logistic", "sk_softmax"}
 
@@ -388,6 +388,31 @@ def test_fuzz_clipping(dtype, data):
                 agree(got_total, want_total, np.float64, "the norm")
             for i, (x, y) in enumerate(zip(got, want)):
                 agree(x, y, dtype, f"{kernel} grad {i}")
+
+
+@dtypes
+@given(data=st.data())
+@FUZZ
+def test_fuzz_l2_penalty(dtype, data):
+    """scikit-learn's L2 penalty: dW += (alpha / total) W in place, and the penalty;
+    a total of 0 is refused alike."""
+    shapes = data.draw(st.lists(st.sampled_from([(0,), (1,), (7,), (2, 5), (3, 0), (9, 2)]),
+                                max_size=4), label="shapes")
+    weights = [data.draw(arrays(dtype, s), label=f"W {i}") for i, s in enumerate(shapes)]
+    grads = [data.draw(arrays(dtype, s), label=f"dW {i}") for i, s in enumerate(shapes)]
+    alpha = data.draw(st.sampled_from([0.0, 1e-4, 1.0, 50.0]) | st.floats(0.0, 1e3),
+                      label="alpha")
+    total = data.draw(st.sampled_from([0.0, 1.0, 17.5]) | st.floats(1e-3, 1e3), label="total")
+
+    def call(ops):
+        copies = [x.copy() for x in grads]
+        return ops.l2_penalty([w.copy() for w in weights], copies, alpha, total), copies
+    res = both(call)
+    if res:
+        (want_p, want), (got_p, got) = res
+        agree(got_p, want_p, np.float64, "the penalty")
+        for i, (x, y) in enumerate(zip(got, want)):
+            np.testing.assert_array_equal(x, y, err_msg=f"l2_penalty dW {i}")   # same bits
 
 
 # ------------------------------------------------------ randomness, dropout

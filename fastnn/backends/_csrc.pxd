@@ -92,6 +92,8 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_clip_grad_norm_f64(int64_t count, const int64_t *sizes, double *const *grads, double max_norm, double *total)
     int fastnn_clip_grad_value_f32(int64_t count, const int64_t *sizes, float *const *grads, double clip_value)
     int fastnn_clip_grad_value_f64(int64_t count, const int64_t *sizes, double *const *grads, double clip_value)
+    int fastnn_l2_penalty_f32(int64_t count, const int64_t *sizes, const float *const *W, float *const *dW, double alpha, double total, double *penalty)
+    int fastnn_l2_penalty_f64(int64_t count, const int64_t *sizes, const double *const *W, double *const *dW, double alpha, double total, double *penalty)
     uint64_t fastnn_rng_bits(uint64_t seed, uint64_t step, uint64_t index)
     int fastnn_dropout_f32(int64_t size, double p, uint64_t seed, uint64_t step, const float *x, float *mask, float *y)
     int fastnn_dropout_f64(int64_t size, double p, uint64_t seed, uint64_t step, const double *x, double *mask, double *y)
@@ -147,6 +149,8 @@ cdef extern from "fastnn.h" nogil:
         double clip_norm, clip_value
         const double *hyper_table
         int64_t hyper_rows, hyper_row
+        double l2_alpha
+        int loss_by_rows
 
     int fastnn_metric_f32(int metric, int64_t rows, int64_t cols, const float *pred, const void *target, double *value)
     int fastnn_metric_f64(int metric, int64_t rows, int64_t cols, const double *pred, const void *target, double *value)
@@ -161,3 +165,5 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_trainer_set_tiny(fastnn_trainer *t, int on)
     int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)
     int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)
+    int fastnn_train_gradient_f32(fastnn_trainer *t, const float *X, const void *targets, int64_t n, double *loss)
+    int fastnn_train_gradient_f64(fastnn_trainer *t, const double *X, const void *targets, int64_t n, double *loss)

@@ -39,6 +39,7 @@ from fastnn._validation import (ZERO_WEIGHT_MESSAGE, ZeroWeightError, check_kern
                                 check_loss_params)
 from fastnn.backends.numpy_ops import (NumpyOps, _check_activation, _reduction_scale,
                                        _sk_total, _unknown_optimizer, check_clip_call,
+                                       check_l2_call,
                                        check_optimizer_call, missing_state, rows_width)
 
 cnp.import_array()
@@ -772,7 +773,7 @@ cdef class Trainer:
     cdef fastnn_trainer *_trainer
     cdef fastnn_stage *_stages
     cdef fastnn_train_spec _spec
-    cdef int64_t _n_stages, _n, _t_width
+    cdef int64_t _n_stages, _n, _t_width, _batch
     cdef bint _single
     cdef object _X, _T, _keep, _weights, _hyper_table, _hyper_names, _scheduled
 
@@ -936,10 +937,22 @@ cdef class Trainer:
         self._spec.clip_norm = spec["clip_grad_norm"] if self._spec.clip_norm_on else 0.0
         self._spec.clip_value_on = spec.get("clip_grad_value") is not None
         self._spec.clip_value = spec["clip_grad_value"] if self._spec.clip_value_on else 0.0
+        # scikit-learn's L2 penalty and epoch loss (fastnn.losses.Loss.l2_penalty,
+        # epoch_by_rows): absent from the spec, off
+        alpha = spec.get("l2_penalty", 0.0)
+        if (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                or not (math.isfinite(alpha) and alpha >= 0)):
+            raise ValueError(f"l2_penalty must be a finite number >= 0, got {alpha!r}")
+        self._spec.l2_alpha = alpha
+        by_rows = spec.get("loss_by_rows", False)
+        if not isinstance(by_rows, (bool, np.bool_)):
+            raise TypeError(f"loss_by_rows must be a bool, got {by_rows!r}")
+        self._spec.loss_by_rows = bool(by_rows)
         schedule = spec.get("schedule")
         if schedule is not None:
             self._set_schedule(schedule, opt_name)
         self._X, self._T, self._keep = X, T, keep
+        self._batch = batch
         if self._single:
             status = fastnn_trainer_new_f32(&self._trainer, self._stages, self._n_stages,
                                             &self._spec, X.shape[1], batch)
@@ -1069,6 +1082,46 @@ cdef class Trainer:
             raise error
         _check_status(status, "train")
         return epoch, start
+
+    def gradient(self, int64_t n=-1):
+        """One forward and backward pass over the first ``n`` rows of X (-1: all;
+        at most the batch size), with the L2 penalty, and no update
+        (``fastnn_train_gradient``): every stage's dW and db get the gradient.
+
+        Returns
+        -------
+        float
+            The loss over those rows, plus the penalty.
+
+        Raises
+        ------
+        FloatingPointError
+            The loss is NaN or infinite.
+        ZeroWeightError
+            The rows' total weight is 0.
+        """
+        cdef int status
+        cdef double loss = 0.0
+        cdef const void *x = cnp.PyArray_DATA(self._X)
+        cdef const void *t = cnp.PyArray_DATA(self._T)
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        if n == -1:
+            n = self._n
+        if not 1 <= n <= min(self._n, self._batch):
+            raise ValueError(f"gradient: n={n} rows, but X has {self._n} and the batch "
+                             f"size is {self._batch}")
+        with nogil:
+            if self._single:
+                status = fastnn_train_gradient_f32(self._trainer, <const float *>x, t, n,
+                                                   &loss)
+            else:
+                status = fastnn_train_gradient_f64(self._trainer, <const double *>x, t, n,
+                                                   &loss)
+        if status == FASTNN_EDIVERGED:
+            raise FloatingPointError("the loss is NaN or infinite")
+        _check_status(status, "train_gradient")
+        return loss
 
     @property
     def exact_checks(self):
@@ -1629,6 +1682,41 @@ class CythonOps(NumpyOps):
         """In place, as ``torch.nn.utils.clip_grad_value_`` (see NumpyOps.clip_grad_value)."""
         _clip(check_clip_call(grads, clip_value, "clip_value"), float(clip_value),
                         False, NULL)
+
+    # ------------------------------------------- scikit-learn's L2 penalty
+    def l2_penalty(self, weights, grads, alpha, total):
+        """scikit-learn's L2 penalty, in place (see NumpyOps.l2_penalty):
+        fastnn_l2_penalty_* over all the arrays at once, the trainer's own code.
+        Returns the penalty."""
+        weights, grads, alpha, total = check_l2_call(weights, grads, alpha, total)
+        cdef int64_t count = len(grads), i
+        cdef int status
+        cdef double penalty = 0.0
+        cdef double a = alpha, tot = total
+        cdef bint f32 = count > 0 and _f32(grads[0])
+        cdef int64_t *sizes = <int64_t *>calloc(count + 1, sizeof(int64_t))
+        cdef void **wp = <void **>calloc(count + 1, sizeof(void *))
+        cdef void **gp = <void **>calloc(count + 1, sizeof(void *))
+        try:
+            if sizes == NULL or wp == NULL or gp == NULL:
+                raise MemoryError("l2_penalty: out of memory")
+            for i in range(count):
+                sizes[i] = grads[i].size
+                wp[i] = cnp.PyArray_DATA(<cnp.ndarray>weights[i])
+                gp[i] = cnp.PyArray_DATA(<cnp.ndarray>grads[i])
+            with nogil:
+                if f32:
+                    status = fastnn_l2_penalty_f32(count, sizes, <const float *const *>wp,
+                                                   <float *const *>gp, a, tot, &penalty)
+                else:
+                    status = fastnn_l2_penalty_f64(count, sizes, <const double *const *>wp,
+                                                   <double *const *>gp, a, tot, &penalty)
+            _check_status(status, "l2_penalty")
+        finally:
+            free(sizes)
+            free(wp)
+            free(gp)
+        return penalty
 
     # ---------------------------------------------- randomness, dropout
     def rng_bits(self, seed, step, index):

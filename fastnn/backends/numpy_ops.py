@@ -734,6 +734,47 @@ def check_clip_call(grads: Any, limit: Any, name: str) -> list[Array]:
     return grads
 
 
+def check_l2_call(weights: Any, grads: Any, alpha: Any,
+                  total: Any) -> tuple[list[Array], list[Array], float, float]:
+    """The checks of ``l2_penalty`` both backends share.
+
+    Parameters
+    ----------
+    weights, grads : sequence of ndarray
+        Pairs of C-contiguous float32 or float64 arrays of one dtype, each
+        gradient of its weight's shape and writeable.
+    alpha : float
+        A finite number >= 0.
+    total : float
+        The batch's total weight: a number > 0 (else ZeroWeightError).
+
+    Returns
+    -------
+    (weights, grads, alpha, total) : lists and floats
+    """
+    for value, name in ((alpha, "alpha"), (total, "total")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
+                                                             np.integer)):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+    weights = list(weights)
+    grads = check_clip_call(grads, 0.0, "limit")
+    if len(weights) != len(grads):
+        raise ValueError(f"{len(weights)} weight arrays but {len(grads)} gradients")
+    for i, (w, g) in enumerate(zip(weights, grads)):
+        if not isinstance(w, np.ndarray) or w.dtype != g.dtype or w.shape != g.shape:
+            got = (f"{w.dtype} {w.shape}" if isinstance(w, np.ndarray)
+                   else type(w).__name__)
+            raise TypeError(f"weight {i} must be an ndarray of its gradient's dtype and "
+                            f"shape, {g.dtype} {g.shape}; got {got}")
+        if not w.flags.c_contiguous:
+            raise TypeError(f"weight {i} must be C-contiguous")
+    if not total > 0:
+        raise ZeroWeightError(ZERO_WEIGHT_MESSAGE)
+    return weights, grads, float(alpha), float(total)
+
+
 def _unknown_optimizer(name: Any, known: Any) -> ValueError:
     return ValueError(f"unknown optimizer {name!r}; expected one of {sorted(known)}")
 
@@ -1183,6 +1224,41 @@ class NumpyOps:
         self.optimizer_update("adam", param, grad, [m, v, None],
                               {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                "weight_decay": weight_decay, "amsgrad": 0.0}, step)
+
+    # ------------------------------------------- scikit-learn's L2 penalty
+    @_ieee
+    def l2_penalty(self, weights: Sequence[Array], grads: Sequence[Array], alpha: float,
+                   total: float) -> float:
+        """scikit-learn's L2 penalty of a batch, in place: every dW += c W, c = alpha / total
+
+        (c rounded to the dtype); returns 0.5 * alpha * S / total, S the sum
+        over the arrays of sum(W^2) in float64 -- scikit-learn's ``coef_grads
+        += alpha * W; /= sw_sum`` and ``loss += 0.5 * alpha * sum ||W||^2 /
+        sw_sum``, with the loss gradient already divided by ``total``.
+
+        Parameters
+        ----------
+        weights : sequence of ndarray
+            The weight matrices W (a Dense layer's, shape (n_in, n_out)), read only.
+        grads : sequence of ndarray
+            Their gradients dW, same shapes and dtype, written in place.
+        alpha : float
+            The penalty's factor, finite and >= 0.
+        total : float
+            The batch's total weight (its rows, or the sum of its sample
+            weights), > 0 (ZeroWeightError otherwise).
+
+        Returns
+        -------
+        float
+            The penalty to add to the batch's loss.
+        """
+        weights, grads, alpha, total = check_l2_call(weights, grads, alpha, total)
+        squares = 0.0
+        for w, g in zip(weights, grads):
+            g += g.dtype.type(alpha / total) * w
+            squares += float(np.sum(np.square(w, dtype=np.float64)))
+        return 0.5 * alpha * squares / total
 
     # ------------------------------------------------- gradient clipping
     @_ieee
