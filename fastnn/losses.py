@@ -462,7 +462,14 @@ class CrossEntropyLoss(Loss):
         return arr.astype(np.int64)
 
 
-class _SklearnSquaredError(Loss):
+class _SklearnLoss:
+    """What scikit-learn's MLP losses share: ``loss_curve_`` weighs each batch's
+    loss by its rows (not its total sample weight)."""
+
+    epoch_by_rows = True
+
+
+class _SklearnSquaredError(_SklearnLoss, Loss):
     """scikit-learn's squared error (``MLPRegressor``), for ``fastnn.sklearn``.
 
     The value is scikit-learn's ``squared_loss``: each row's loss is 0.5 times
@@ -497,7 +504,7 @@ class _SklearnSquaredError(Loss):
     kernel = "sk_squared_error"
 
 
-class _SklearnLogistic(Loss):
+class _SklearnLogistic(_SklearnLoss, Loss):
     """scikit-learn's log-loss of logistic outputs (binary or multi-label ``MLPClassifier``).
 
     The network outputs the logits z (no Sigmoid layer); p = 1 / (1 +
@@ -539,7 +546,7 @@ class _SklearnLogistic(Loss):
         return arr
 
 
-class _SklearnSoftmax(CrossEntropyLoss):
+class _SklearnSoftmax(_SklearnLoss, CrossEntropyLoss):
     """scikit-learn's log-loss of a softmax output (multiclass ``MLPClassifier``).
 
     The network outputs the logits z (no Softmax layer); p = exp(z - max) /

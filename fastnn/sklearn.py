@@ -507,30 +507,20 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's ``_fit_lbfgs``: scipy's L-BFGS-B over the packed weights
         (all W raveled, then all b), fastnn computing each loss and gradient over
         the whole set in one compiled call."""
-        evaluate = _training.loss_and_gradients(self.network_, X, self._targets(Y),
-                                                self._make_loss(), sample_weight)
-        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
-        ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
-
-        def unpack(packed):
-            pieces = [packed[end - int(np.prod(shape)):end].reshape(shape)
-                      for shape, end in zip(shapes, ends)]
-            half = len(self.coefs_)
-            self._set_weights(pieces[:half], pieces[half:])
-
-        def fun(packed):
-            unpack(packed)
-            value, grads = evaluate()
-            return value, _pack([g for g, _ in grads] + [g for _, g in grads])
-
+        evaluate = _training._LossAndGradients(self.network_, X, self._targets(Y),
+                                               self._make_loss(), sample_weight)
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        result = scipy.optimize.minimize(
-            fun, _pack(self.coefs_ + self.intercepts_), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        try:
+            result = scipy.optimize.minimize(
+                evaluate.value_and_packed_grad, _pack(self.coefs_ + self.intercepts_),
+                method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **_get_additional_lbfgs_options_dict("iprint", iprint)})
+            evaluate.set_params(result.x)
+        finally:
+            evaluate.close()
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self.loss_ = float(result.fun)
-        unpack(result.x)
 
     def _end_of_epoch(self, loss_value, n_samples, X_val, y_val, sw_val):
         """scikit-learn's bookkeeping after one epoch, in its order; True to stop."""

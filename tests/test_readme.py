@@ -138,3 +138,21 @@ def test_writing_your_own_pieces_example_runs_and_agrees():
     for words in ("Softsign.forward", "Scale.forward", "HalfMSE.compute", "ClippedSGD.step",
                   "on the 'cython' backend"):
         assert words in said[0]
+
+
+def test_coming_from_scikit_learn_prints_the_same_model_twice():
+    """The README's example: scikit-learn's MLPClassifier and fastnn's print the same
+    score, epochs and final loss, the line its comment shows."""
+    import warnings
+
+    import pytest
+    pytest.importorskip("sklearn")
+    text = _readme()
+    code = _block_after(text, "Coming from scikit-learn")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore")               # the ConvergenceWarning it mentions
+        exec(compile(code, "README scikit-learn", "exec"), {})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert f"# {lines[0]}   (twice;" in code
