@@ -309,3 +309,24 @@ def test_divergence_keeps_finite_weights_and_raises_scikit_learns_error():
     with pytest.raises(ValueError, match="non-finite parameter weights"):
         est.fit(X * 1e3, y * 1e6)
     assert all(np.isfinite(c).all() for c in est.coefs_)
+
+
+@pytest.mark.parametrize("params", [dict(solver="sgd", learning_rate="adaptive", tol=1e-2,
+                                         n_iter_no_change=2, learning_rate_init=0.05),
+                                    dict(early_stopping=True, n_iter_no_change=2, tol=1e-2)],
+                         ids=["adaptive", "early-stopping"])
+def test_verbose_prints_scikit_learns_lines(params, capsys):
+    """verbose=True: the same progress lines, in the same order (the numbers agree to
+    the printed digits)."""
+    X, y = _classes()
+    printed = []
+    for module in (sk, fk):
+        est = module.MLPClassifier(hidden_layer_sizes=(5,), max_iter=25, batch_size=40,
+                                   random_state=0, verbose=True, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        printed.append(capsys.readouterr().out.splitlines())
+    assert printed[1] == printed[0]
+    assert any("Setting learning rate" in line or "Validation score" in line
+               for line in printed[0])
