@@ -938,14 +938,15 @@ def test_save_killed_at_a_random_moment_leaves_a_loadable_file(tmp_path):
 
 
 def test_ctrl_c_stops_the_scikit_learn_estimators_too(monkeypatch):
-    """MLPClassifier.fit calls Network.fit once per chunk of epochs: an
-    interrupted chunk must end the whole fit (as Ctrl-C does in
-    scikit-learn's own MLP), not only that chunk."""
+    """MLPClassifier.fit runs its epochs in chunks: an interrupted chunk must end
+    the whole fit (as Ctrl-C does in scikit-learn's own MLP), not only that
+    chunk."""
     pytest.importorskip("sklearn")
+    from fastnn.optimizers import _SklearnAdam
     from fastnn.sklearn import MLPClassifier
     X, y = _data(n=300)
     calls = []
-    real_step = Adam.step
+    real_step = _SklearnAdam.step
 
     def step(self, network):
         calls.append(1)
@@ -953,7 +954,7 @@ def test_ctrl_c_stops_the_scikit_learn_estimators_too(monkeypatch):
             signal.raise_signal(signal.SIGINT)
         real_step(self, network)
 
-    monkeypatch.setattr(Adam, "step", step)
+    monkeypatch.setattr(_SklearnAdam, "step", step)
     clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=150, max_iter=50, backend="numpy",
                         random_state=0)
     with warnings.catch_warnings(record=True) as caught:
