@@ -422,8 +422,8 @@ class CrossEntropyLoss(Loss):
 
     kernel = "cross_entropy"
     classification = True
-    params = ("label_smoothing",)
-    vector = "weight"
+    params: tuple[str, ...] = ("label_smoothing",)
+    vector: str | None = "weight"
 
     def __init__(self, reduction: str = "mean", *, weight: ArrayLike | None = None,
                  label_smoothing: float = 0.0) -> None:
@@ -462,14 +462,14 @@ class CrossEntropyLoss(Loss):
         return arr.astype(np.int64)
 
 
-class _SklearnLoss:
+class _SklearnLoss(Loss):
     """What scikit-learn's MLP losses share: ``loss_curve_`` weighs each batch's
     loss by its rows (not its total sample weight)."""
 
     epoch_by_rows = True
 
 
-class _SklearnSquaredError(_SklearnLoss, Loss):
+class _SklearnSquaredError(_SklearnLoss):
     """scikit-learn's squared error (``MLPRegressor``), for ``fastnn.sklearn``.
 
     The value is scikit-learn's ``squared_loss``: each row's loss is 0.5 times
@@ -504,7 +504,7 @@ class _SklearnSquaredError(_SklearnLoss, Loss):
     kernel = "sk_squared_error"
 
 
-class _SklearnLogistic(_SklearnLoss, Loss):
+class _SklearnLogistic(_SklearnLoss):
     """scikit-learn's log-loss of logistic outputs (binary or multi-label ``MLPClassifier``).
 
     The network outputs the logits z (no Sigmoid layer); p = 1 / (1 +

@@ -708,6 +708,15 @@ def _dense_layers(network: Network) -> list[Dense]:
     return [layer for layer, _ in network._plan if isinstance(layer, Dense)]
 
 
+def _weight_grads(dense: list[Dense]) -> list[NDArray[Any]]:
+    """The Dense layers' dW, which a backward pass has set."""
+    grads = []
+    for layer in dense:
+        assert layer.dW is not None
+        grads.append(layer.dW)
+    return grads
+
+
 def _make_trainer(network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                   optimizer: Optimizer, batch: int, interrupt: _StopOnInterrupt,
                   weights: NDArray[np.float64] | None = None,
@@ -925,8 +934,7 @@ class PythonTrainer:
         layers' dW (``ops.l2_penalty``); returns the penalty of its loss."""
         total = float(rows) if self._omega is None else float(np.sum(self._omega[idx]))
         return float(self.network.ops.l2_penalty(
-            [layer.W for layer in self._dense], [layer.dW for layer in self._dense],
-            self._alpha, total))
+            [layer.W for layer in self._dense], _weight_grads(self._dense), self._alpha, total))
 
     def close(self) -> dict[str, Any]:
         """Nothing to free: the layers and the optimizer hold their state already."""
@@ -1246,15 +1254,15 @@ class _LossAndGradients:
         if params is not None:
             self.set_params(params)
         value = self._run()
-        return value, [(layer.dW.copy(), None if layer.db is None else layer.db.copy())
-                       for layer in self._dense]  # type: ignore[union-attr]
+        return value, [(dW.copy(), None if layer.db is None else layer.db.copy())
+                       for dW, layer in zip(_weight_grads(self._dense), self._dense)]
 
     def value_and_packed_grad(self, params: ArrayLike) -> tuple[float, NDArray[np.float64]]:
         """``value_and_grad`` with the gradient packed as ``params`` (float64):
         the function ``scipy.optimize.minimize(..., jac=True)`` calls."""
         self.set_params(params)
         value = self._run()
-        parts = [layer.dW for layer in self._dense]
+        parts = _weight_grads(self._dense)
         parts += [layer.db for layer in self._dense if layer.db is not None]
         return value, np.concatenate([np.ravel(p) for p in parts]).astype(np.float64,
                                                                            copy=False)
@@ -1263,7 +1271,7 @@ class _LossAndGradients:
         """Write ``params`` (packed as scikit-learn's ``_pack``) into the Dense layers."""
         flat = np.asarray(params)
         sizes = [layer.W.size for layer in self._dense]
-        sizes += [layer.b.size for layer in self._dense if layer.bias]
+        sizes += [layer.b.size for layer in self._dense if layer.b is not None]
         if flat.ndim != 1 or flat.shape[0] != sum(sizes):
             raise ValueError(f"params must be a 1-D array of {sum(sizes)} values, got shape "
                              f"{flat.shape}")
@@ -1272,9 +1280,9 @@ class _LossAndGradients:
             layer.W[...] = flat[at:at + layer.W.size].reshape(layer.W.shape)
             at += layer.W.size
         for layer in self._dense:
-            if layer.bias:
-                layer.b[...] = flat[at:at + layer.b.size]  # type: ignore[index]
-                at += layer.b.size  # type: ignore[union-attr]
+            if layer.b is not None:
+                layer.b[...] = flat[at:at + layer.b.size]
+                at += layer.b.size
 
     def _run(self) -> float:
         if self._native is not None:
@@ -1297,7 +1305,7 @@ class _LossAndGradients:
                     total = (float(self.X.shape[0]) if self._omega is None
                              else float(np.sum(self._omega)))
                     value += float(network.ops.l2_penalty(
-                        [layer.W for layer in self._dense], [layer.dW for layer in self._dense],
+                        [layer.W for layer in self._dense], _weight_grads(self._dense),
                         self._alpha, total))
                     if not math.isfinite(value):
                         raise FloatingPointError("the loss is NaN or infinite")
