@@ -191,11 +191,6 @@ def _sklearn_initial_weights(random_state, layer_units, activation):
     return out
 
 
-def _pack(arrays):
-    """scikit-learn's ``_pack``: the arrays raveled one after the other, float64."""
-    return np.hstack([np.ravel(a) for a in arrays]).astype(np.float64, copy=False)
-
-
 def _output_activation(name, z):
     """scikit-learn's output activations (its ``ACTIVATIONS``), on a copy of z.
 
@@ -297,11 +292,10 @@ class _BaseMLP(BaseEstimator):
         _check_number(self.max_iter, "max_iter", integral=True, low=1)
         _check_bool(self.shuffle, "shuffle")
         _check_number(self.tol, "tol", low=0.0)
-        if isinstance(self.verbose, bool) or not isinstance(self.verbose, numbers.Integral) \
-                or self.verbose < 0:
-            if not isinstance(self.verbose, (bool, np.bool_)):
-                raise TypeError(f"verbose must be True, False or an integer >= 0, "
-                                f"got {self.verbose!r}")
+        if not isinstance(self.verbose, (bool, np.bool_)) \
+                and not (isinstance(self.verbose, numbers.Integral) and int(self.verbose) >= 0):
+            raise TypeError(f"verbose must be True, False or an integer >= 0, "
+                            f"got {self.verbose!r}")
         _check_bool(self.warm_start, "warm_start")
         _check_number(self.momentum, "momentum", low=0.0, high=1.0)
         _check_bool(self.nesterovs_momentum, "nesterovs_momentum")
@@ -512,7 +506,7 @@ class _BaseMLP(BaseEstimator):
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
         try:
             result = scipy.optimize.minimize(
-                evaluate.value_and_packed_grad, _pack(self.coefs_ + self.intercepts_),
+                evaluate.value_and_packed_grad, evaluate.packed_params(),
                 method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                          **_get_additional_lbfgs_options_dict("iprint", iprint)})

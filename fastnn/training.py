@@ -708,6 +708,11 @@ def _dense_layers(network: Network) -> list[Dense]:
     return [layer for layer, _ in network._plan if isinstance(layer, Dense)]
 
 
+def _packed(arrays: list[NDArray[Any]]) -> NDArray[np.float64]:
+    """The arrays raveled one after the other, float64 (scikit-learn's ``_pack``)."""
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64, copy=False)
+
+
 def _weight_grads(dense: list[Dense]) -> list[NDArray[Any]]:
     """The Dense layers' dW, which a backward pass has set."""
     grads = []
@@ -1262,10 +1267,13 @@ class _LossAndGradients:
         the function ``scipy.optimize.minimize(..., jac=True)`` calls."""
         self.set_params(params)
         value = self._run()
-        parts = _weight_grads(self._dense)
-        parts += [layer.db for layer in self._dense if layer.db is not None]
-        return value, np.concatenate([np.ravel(p) for p in parts]).astype(np.float64,
-                                                                           copy=False)
+        return value, _packed(_weight_grads(self._dense)
+                              + [layer.db for layer in self._dense if layer.db is not None])
+
+    def packed_params(self) -> NDArray[np.float64]:
+        """The Dense layers' parameters, packed as ``set_params`` takes them."""
+        return _packed([layer.W for layer in self._dense]
+                       + [layer.b for layer in self._dense if layer.b is not None])
 
     def set_params(self, params: ArrayLike) -> None:
         """Write ``params`` (packed as scikit-learn's ``_pack``) into the Dense layers."""
