@@ -18,6 +18,15 @@ run, the best counting (a neighbour's burst on a shared core only ever
 lowers it).  The workloads are defined once
 here and also used by ``benchmarks/``.
 
+The scikit-learn workloads (``SKLEARN_WORKLOADS``, ``bench_sklearn``) measure
+another promise: ``fastnn.sklearn.MLPClassifier`` gives scikit-learn's fitted
+model, faster.  A user compares whole ``fit`` calls, so that is what they
+time, in alternating pairs (scikit-learn, fastnn, ...), each on a new
+estimator with the same parameters, data and ``random_state``; and a speed-up
+means something only for the same model, so each row also shows how far
+fastnn's ``coefs_`` are from scikit-learn's.  A fit that raises is a row with
+its error, never the end of the run.
+
 The default run takes about a minute on the project's 2-core machines
 (57-63 s with PyTorch, the toolbox workload included): three rounds of each training workload and of each
 GEMM shape (whose blocks wait for the other library's threads to go idle,
@@ -851,14 +860,40 @@ def _brief(exc, width=90):
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None):
+def sklearn_blas():
+    """One line: scikit-learn's version and the BLAS its NumPy runs on (through
+    ``threadpoolctl``, which scikit-learn depends on): library, version, kernels,
+    threads -- the products of scikit-learn's MLP are NumPy's.  Empty when
+    scikit-learn is not installed."""
+    if not sklearn_available():
+        return ""
+    import sklearn
+    text = f"scikit-learn {sklearn.__version__}"
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    except Exception:                  # threadpoolctl missing or failing: version only
+        blas = []
+    # the MLP's products are NumPy's; SciPy may load a BLAS of its own
+    numpy_blas = [i for i in blas if "numpy" in str(i.get("filepath", ""))]
+    for info in numpy_blas or blas:
+        kernels = f", {info['architecture']} kernels" if info.get("architecture") else ""
+        text += (f"; NumPy's BLAS {info.get('internal_api')} {info.get('version')}{kernels}, "
+                 f"{info.get('num_threads')} threads")
+    return text
+
+
+def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None,
+                  settle=0.1):
     """scikit-learn's ``MLPClassifier`` against ``fastnn.sklearn.MLPClassifier``
     (same parameters, ``random_state``, data and X dtype; fastnn's default
     backend, ``dtype`` that of X), fit by fit.
 
     Each workload runs ``rounds + extra_pairs`` pairs of whole fits, alternating
-    (scikit-learn, fastnn, scikit-learn, ...), each on a new estimator; the
-    models of the first pair are compared.  ``rows`` / ``max_iter``: a smaller
+    (scikit-learn, fastnn, scikit-learn, ...), each on a new estimator and
+    ``settle`` seconds after the previous fit (so neither starts while the
+    other's BLAS or pool threads still spin); the models of the first pair are
+    compared.  ``rows`` / ``max_iter``: a smaller
     configuration, for tests.  A fit that raises ends that workload's timing
     and its message goes into the row; the bench goes on.  ``peak``: a dict that
     ``measure_peak`` updates after each workload.
@@ -905,6 +940,7 @@ def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None
         for _ in range(pairs):
             for side, make in list(makers.items()):
                 estimator = make()
+                time.sleep(settle)
                 try:
                     with warnings.catch_warnings():
                         # max_iter reached: the ConvergenceWarning both estimators give
@@ -1105,7 +1141,8 @@ def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memor
     sk_rows = []
     if sk_names:
         print("  scikit-learn's MLPClassifier against fastnn.sklearn's: whole fits, "
-              "alternating, medians", file=out, flush=True)
+              f"alternating, medians ({sklearn_blas() or 'scikit-learn not installed'})",
+              file=out, flush=True)
         sk_rows = bench_sklearn(sk_names, rounds, out, peak, **(sklearn_options or {}))
     g = bench_gemm(rounds=gemm_rounds, out=out) if gemm else None
     peak = measure_peak(peak)

@@ -268,7 +268,7 @@ def test_format_scaling_reports_the_ratios():
 
 # ------------------------------------------- scikit-learn's MLPs, same model
 #: a quick configuration of the scikit-learn workloads: few rows, two epochs
-SK_QUICK = dict(rows=150, max_iter=2)
+SK_QUICK = dict(rows=150, max_iter=2, settle=0.0)
 
 
 def test_sklearn_workloads_default_rows_and_selection():
@@ -411,6 +411,17 @@ def test_sklearn_workloads_skip_without_scikit_learn(monkeypatch):
     out = io.StringIO()
     assert bench.bench_sklearn(["sk_digits_adam"], out=out) == []
     assert "scikit-learn workloads skipped: scikit-learn is not installed" in out.getvalue()
+    assert bench.sklearn_blas() == ""
+
+
+def test_sklearn_blas_names_the_version_and_numpys_blas():
+    sklearn = pytest.importorskip("sklearn")
+    text = bench.sklearn_blas()
+    assert text.startswith(f"scikit-learn {sklearn.__version__}")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if blas:
+        assert "; NumPy's BLAS " in text and text.endswith(" threads")
 
 
 def test_format_sklearn_table_cells():
