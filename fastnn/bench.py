@@ -883,6 +883,16 @@ def sklearn_blas():
     return text
 
 
+def _load_average():
+    """``"; load average x.xx"`` (the last minute's), or "" where the OS has none:
+    scikit-learn's BLAS threads slow down many times over when another process
+    is busy on the same cores, so a ratio comes with the load it was taken at."""
+    try:
+        return f"; load average {os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return ""
+
+
 def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None,
                   settle=0.1):
     """scikit-learn's ``MLPClassifier`` against ``fastnn.sklearn.MLPClassifier``
@@ -1141,8 +1151,8 @@ def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memor
     sk_rows = []
     if sk_names:
         print("  scikit-learn's MLPClassifier against fastnn.sklearn's: whole fits, "
-              f"alternating, medians ({sklearn_blas() or 'scikit-learn not installed'})",
-              file=out, flush=True)
+              f"alternating, medians ({sklearn_blas() or 'scikit-learn not installed'}"
+              f"{_load_average()})", file=out, flush=True)
         sk_rows = bench_sklearn(sk_names, rounds, out, peak, **(sklearn_options or {}))
     g = bench_gemm(rounds=gemm_rounds, out=out) if gemm else None
     peak = measure_peak(peak)
