@@ -914,7 +914,8 @@ def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None
     (``coef_difference`` of fastnn's ``coefs_`` from scikit-learn's),
     ``n_iter`` (scikit-learn's and fastnn's ``n_iter_``), ``flops`` (of fastnn's
     fit, ``sklearn_fit_flops`` with fastnn's ``n_iter_``), ``gflops`` (of
-    fastnn's fit), ``dtype``, ``pairs`` (the pairs timed) and ``error``
+    fastnn's fit), ``sklearn_gflops`` (of scikit-learn's, its own ``n_iter_``),
+    ``dtype``, ``pairs`` (the pairs timed) and ``error``
     (None, or the failing side and the exception, briefly).
     """
     import warnings
@@ -937,7 +938,7 @@ def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None
         pairs = rounds + w["extra_pairs"]
         row = dict(name=name, title=w["title"], dtype=w["dtype"], sklearn_s=None,
                    fastnn_s=None, speedup=None, coef_diff=None, n_iter=(None, None),
-                   flops=None, gflops=None, pairs=0, error=None)
+                   flops=None, gflops=None, sklearn_gflops=None, pairs=0, error=None)
         times = {"scikit-learn": [], "fastnn": []}
         fitted = {}
         try:
@@ -971,6 +972,9 @@ def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None
         row["pairs"] = min(len(times["scikit-learn"]), len(times["fastnn"]))
         if row["sklearn_s"] is not None and row["fastnn_s"] is not None:
             row["speedup"] = row["sklearn_s"] / row["fastnn_s"]
+        if "scikit-learn" in fitted and row["sklearn_s"]:
+            row["sklearn_gflops"] = sklearn_fit_flops(
+                sizes, len(X), fitted["scikit-learn"].n_iter_) / row["sklearn_s"] / 1e9
         if "fastnn" in fitted:
             fast = fitted["fastnn"]
             row["flops"] = sklearn_fit_flops(sizes, len(X), fast.n_iter_)
@@ -1070,13 +1074,17 @@ def format_scaling(per_row, threads):
 def format_sklearn_table(rows, peak=None):
     """The table of the scikit-learn workloads (``rows`` of ``bench_sklearn``):
     median seconds per fit of each estimator, their ratio, how far fastnn's
-    ``coefs_`` are from scikit-learn's, both ``n_iter_``, and fastnn's GFLOP/s
-    with its "% of peak" (``peak``: GFLOP/s per dtype name; column omitted when
-    None).  A row whose fit failed shows the failure in the fastnn column."""
+    ``coefs_`` are from scikit-learn's, both ``n_iter_``, fastnn's GFLOP/s
+    with its "% of peak", scikit-learn's GFLOP/s and the ratio fastnn would
+    reach at the peak (peak / scikit-learn's GFLOP/s: the ceiling of the ratio
+    on this machine).  ``peak``: GFLOP/s per dtype name (the columns that need
+    it are omitted when None).  A row whose fit failed shows the failure in
+    the fastnn column."""
     head = ["scikit-learn's MLPClassifier vs fastnn.sklearn's, same parameters",
             "scikit-learn fit s", "fastnn fit s", "scikit-learn / fastnn",
             "coefs_ max rel. diff", "n_iter_ scikit-learn / fastnn", "fastnn GFLOP/s"]
-    head += ["% of peak"] * (peak is not None)
+    head += ["% of peak"] * (peak is not None) + ["scikit-learn GFLOP/s"]
+    head += ["ratio at peak"] * (peak is not None)
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
 
     def number(value, fmt):
@@ -1093,6 +1101,10 @@ def format_sklearn_table(rows, peak=None):
             pct = (None if row["gflops"] is None
                    else 100.0 * row["gflops"] / peak[row["dtype"]])
             cells.append("—" if pct is None else f"{pct:.1f}%")
+        cells.append(number(row["sklearn_gflops"], ".1f"))
+        if peak is not None:
+            cells.append("—" if not row["sklearn_gflops"]
+                         else f"{peak[row['dtype']] / row['sklearn_gflops']:.1f}x")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

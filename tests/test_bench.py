@@ -366,6 +366,7 @@ def _check_sklearn_row(row, name, rows):
     assert row["flops"] == bench.sklearn_fit_flops((n_features, 100, classes), rows,
                                                    SK_QUICK["max_iter"])
     assert row["gflops"] == pytest.approx(row["flops"] / row["fastnn_s"] / 1e9)
+    assert row["sklearn_gflops"] == pytest.approx(row["flops"] / row["sklearn_s"] / 1e9)
 
 
 def test_sklearn_workloads_run_quick_and_rows_have_the_fields(co):
@@ -401,6 +402,7 @@ def test_sklearn_row_of_a_failing_fit_shows_the_error_and_the_bench_goes_on(co, 
         assert row["error"] == "fastnn: RuntimeError: no such model"
         assert row["fastnn_s"] is None and row["coef_diff"] is None and row["gflops"] is None
         assert row["sklearn_s"] > 0 and row["n_iter"] == (SK_QUICK["max_iter"], None)
+        assert row["sklearn_gflops"] > 0               # scikit-learn's side is measured
     line = bench.format_sklearn_table(rows).splitlines()[2]
     assert "| fails: fastnn: RuntimeError: no such model |" in line
 
@@ -427,16 +429,20 @@ def test_sklearn_blas_names_the_version_and_numpys_blas():
 def test_format_sklearn_table_cells():
     rows = [dict(name="sk_digits_adam", title="digits t", dtype="float64", sklearn_s=0.5,
                  fastnn_s=0.04, speedup=12.5, coef_diff=3.2e-12, n_iter=(40, 40),
-                 flops=4e9, gflops=100.0, pairs=5, error=None),
+                 flops=4e9, gflops=100.0, sklearn_gflops=8.0, pairs=5, error=None),
             dict(name="sk_digits_lbfgs", title="lbfgs t", dtype="float32", sklearn_s=0.25,
                  fastnn_s=None, speedup=None, coef_diff=None, n_iter=(50, None), flops=None,
-                 gflops=None, pairs=0, error="fastnn: ValueError: a | b")]
+                 gflops=None, sklearn_gflops=None, pairs=0, error="fastnn: ValueError: a | b")]
     lines = bench.format_sklearn_table(rows, {"float64": 200.0, "float32": 400.0}).splitlines()
-    assert lines[0].endswith("| n_iter_ scikit-learn / fastnn | fastnn GFLOP/s | % of peak |")
-    assert lines[2] == "| digits t | 0.500 | 0.040 | 12.5x | 3.2e-12 | 40 / 40 | 100.0 | 50.0% |"
+    assert lines[0].endswith("| n_iter_ scikit-learn / fastnn | fastnn GFLOP/s | % of peak | "
+                             "scikit-learn GFLOP/s | ratio at peak |")
+    assert lines[2] == ("| digits t | 0.500 | 0.040 | 12.5x | 3.2e-12 | 40 / 40 | 100.0 | 50.0% "
+                        "| 8.0 | 25.0x |")
     assert lines[3] == ("| lbfgs t | 0.250 | fails: fastnn: ValueError: a / b | — | — | 50 / — "
-                        "| — | — |")
-    assert not bench.format_sklearn_table(rows).splitlines()[0].endswith("% of peak |")
+                        "| — | — | — | — |")
+    plain = bench.format_sklearn_table(rows).splitlines()
+    assert plain[0].endswith("| fastnn GFLOP/s | scikit-learn GFLOP/s |")
+    assert plain[2].endswith("| 100.0 | 8.0 |")
 
 
 def test_bench_command_sklearn_rows_only(co, capfd):
@@ -449,7 +455,7 @@ def test_bench_command_sklearn_rows_only(co, capfd):
     head = next(i for i, line in enumerate(lines)
                 if line.startswith("| scikit-learn's MLPClassifier vs fastnn.sklearn's"))
     assert lines[head + 2].startswith(f"| {bench.SKLEARN_WORKLOADS['sk_digits_sgd']['title']} |")
-    assert lines[head + 2].endswith("% |")
+    assert lines[head + 2].endswith("x |")
 
 
 def test_bench_command_line_selects_the_sklearn_workloads(monkeypatch):
