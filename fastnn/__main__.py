@@ -119,7 +119,7 @@ def main(argv=None):
                          help="skip the scikit-learn workloads (sk_*)")
     p_bench.add_argument("--sklearn-all", action="store_true",
                          help="every scikit-learn workload: also the MNIST-shaped sgd and "
-                              "lbfgs rows and the float32 adam rows (~30 s more)")
+                              "lbfgs rows and the float32 adam rows (~15 s more)")
     sub.add_parser("info", help="show the version, backends, ISA, threads and build flags")
     args = parser.parse_args(argv)
     if args.command == "demo":

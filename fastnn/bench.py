@@ -27,10 +27,12 @@ means something only for the same model, so each row also shows how far
 fastnn's ``coefs_`` are from scikit-learn's.  A fit that raises is a row with
 its error, never the end of the run.
 
-The default run takes about a minute on the project's 2-core machines
-(57-63 s with PyTorch, the toolbox workload included): three rounds of each training workload and of each
+The default run takes about 75 s on the project's 2-core machines
+(57-63 s with PyTorch, the toolbox workload included, and ~13 s for the
+default scikit-learn rows): three rounds of each training workload and of each
 GEMM shape (whose blocks wait for the other library's threads to go idle,
-so a round costs more).  ``--scaling`` adds the growth with the data size,
+so a round costs more).  ``--sklearn-all`` adds the other scikit-learn rows
+(~15 s).  ``--scaling`` adds the growth with the data size,
 one thread against two, and the memory of the wide network (~20 s more).  It
 compares the compiled backend with the reference, so when the compiled one
 cannot be loaded it stops and says why (never a column of NaN).
@@ -749,13 +751,13 @@ def _sk_workload(data, solver, max_iter, dtype, title, *, hidden=(100,), extra_p
 SKLEARN_WORKLOADS = {
     "sk_digits_adam": _sk_workload("digits", "adam", 40, "float64",
                                    "digits 1797x64, (100,), adam, 40 epochs, float64",
-                                   extra_pairs=2, default=True),
+                                   extra_pairs=1, default=True),
     "sk_digits_sgd": _sk_workload("digits", "sgd", 40, "float64",
                                   "digits 1797x64, (100,), sgd, 40 epochs, float64",
-                                  extra_pairs=2, default=True),
+                                  extra_pairs=1, default=True),
     "sk_digits_lbfgs": _sk_workload("digits", "lbfgs", 50, "float64",
                                     "digits 1797x64, (100,), lbfgs, 50 iterations, float64",
-                                    extra_pairs=2, default=True),
+                                    extra_pairs=1, default=True),
     "sk_mnist_adam": _sk_workload("mnist", "adam", 5, "float64",
                                   "MNIST-shaped 10000x784, (100,), adam, 5 epochs, float64",
                                   default=True),
@@ -766,7 +768,7 @@ SKLEARN_WORKLOADS = {
                                    "float64"),
     "sk_digits_adam32": _sk_workload("digits", "adam", 40, "float32",
                                      "digits 1797x64, (100,), adam, 40 epochs, float32",
-                                     extra_pairs=2),
+                                     extra_pairs=1),
     "sk_mnist_adam32": _sk_workload("mnist", "adam", 5, "float32",
                                     "MNIST-shaped 10000x784, (100,), adam, 5 epochs, float32"),
 }
