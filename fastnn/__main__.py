@@ -99,8 +99,11 @@ def main(argv=None):
     p_demo.add_argument("--backend", choices=("numpy", "cython"), default=None)
     p_demo.add_argument("--seed", type=int, default=0)
     p_bench = sub.add_parser("bench", help="time the training workloads, backends alternating")
-    p_bench.add_argument("--workload", action="append", choices=sorted(bench.WORKLOADS),
-                         help="run only this workload (repeatable); default: all")
+    p_bench.add_argument("--workload", action="append",
+                         choices=sorted(bench.WORKLOADS) + sorted(bench.SKLEARN_WORKLOADS),
+                         help="run only this workload (repeatable; sk_*: scikit-learn's "
+                              "MLPClassifier against fastnn.sklearn's); default: every "
+                              "training workload and the default sk_* rows")
     p_bench.add_argument("--rounds", type=_positive_int, default=3,
                          help="alternating rounds per training workload (median)")
     p_bench.add_argument("--gemm-rounds", type=_positive_int, default=3,
@@ -112,6 +115,11 @@ def main(argv=None):
     p_bench.add_argument("--scaling", action="store_true",
                          help="also: time per row at 1,000 / 10,000 / 100,000 rows, 1 thread "
                               "against 2, and the wide network's memory (~20 s more)")
+    p_bench.add_argument("--no-sklearn", action="store_true",
+                         help="skip the scikit-learn workloads (sk_*)")
+    p_bench.add_argument("--sklearn-all", action="store_true",
+                         help="every scikit-learn workload: also the MNIST-shaped sgd and "
+                              "lbfgs rows and the float32 adam rows (~15 s more)")
     sub.add_parser("info", help="show the version, backends, ISA, threads and build flags")
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -119,7 +127,8 @@ def main(argv=None):
     if args.command == "bench":
         return bench.main(args.workload, args.rounds, args.seconds,
                           False if args.no_torch else None, gemm=not args.no_gemm,
-                          gemm_rounds=args.gemm_rounds, scaling=args.scaling)
+                          gemm_rounds=args.gemm_rounds, scaling=args.scaling,
+                          sklearn=not args.no_sklearn, sklearn_all=args.sklearn_all)
     return info()
 
 

@@ -18,10 +18,21 @@ run, the best counting (a neighbour's burst on a shared core only ever
 lowers it).  The workloads are defined once
 here and also used by ``benchmarks/``.
 
-The default run takes about a minute on the project's 2-core machines
-(57-63 s with PyTorch, the toolbox workload included): three rounds of each training workload and of each
+The scikit-learn workloads (``SKLEARN_WORKLOADS``, ``bench_sklearn``) measure
+another promise: ``fastnn.sklearn.MLPClassifier`` gives scikit-learn's fitted
+model, faster.  A user compares whole ``fit`` calls, so that is what they
+time, in alternating pairs (scikit-learn, fastnn, ...), each on a new
+estimator with the same parameters, data and ``random_state``; and a speed-up
+means something only for the same model, so each row also shows how far
+fastnn's ``coefs_`` are from scikit-learn's.  A fit that raises is a row with
+its error, never the end of the run.
+
+The default run takes about 75 s on the project's 2-core machines
+(57-63 s with PyTorch, the toolbox workload included, and ~13 s for the
+default scikit-learn rows): three rounds of each training workload and of each
 GEMM shape (whose blocks wait for the other library's threads to go idle,
-so a round costs more).  ``--scaling`` adds the growth with the data size,
+so a round costs more).  ``--sklearn-all`` adds the other scikit-learn rows
+(~15 s).  ``--scaling`` adds the growth with the data size,
 one thread against two, and the memory of the wide network (~20 s more).  It
 compares the compiled backend with the reference, so when the compiled one
 cannot be loaded it stops and says why (never a column of NaN).
@@ -725,6 +736,277 @@ def memory_report(name):
             f"{mem['cython'] / budget:.1f}x the budget")
 
 
+# ------------------------------------------------ scikit-learn's MLPs, same model
+def _sk_workload(data, solver, max_iter, dtype, title, *, hidden=(100,), extra_pairs=0,
+                 default=False):
+    """One scikit-learn workload: ``MLPClassifier`` on ``data`` (``"digits"`` or
+    ``"mnist"``) with ``solver`` for ``max_iter`` epochs (L-BFGS: iterations),
+    ``tol=0`` and ``n_iter_no_change=max_iter`` so that both estimators run all
+    of them; X in ``dtype``.  Timed in ``rounds + extra_pairs`` alternating
+    pairs; ``default``: in the default bench run."""
+    return dict(data=data, solver=solver, max_iter=max_iter, dtype=dtype, title=title,
+                hidden=tuple(hidden), extra_pairs=extra_pairs, default=default)
+
+
+SKLEARN_WORKLOADS = {
+    "sk_digits_adam": _sk_workload("digits", "adam", 40, "float64",
+                                   "digits 1797x64, (100,), adam, 40 epochs, float64",
+                                   extra_pairs=1, default=True),
+    "sk_digits_sgd": _sk_workload("digits", "sgd", 40, "float64",
+                                  "digits 1797x64, (100,), sgd, 40 epochs, float64",
+                                  extra_pairs=1, default=True),
+    "sk_digits_lbfgs": _sk_workload("digits", "lbfgs", 50, "float64",
+                                    "digits 1797x64, (100,), lbfgs, 50 iterations, float64",
+                                    extra_pairs=1, default=True),
+    "sk_mnist_adam": _sk_workload("mnist", "adam", 5, "float64",
+                                  "MNIST-shaped 10000x784, (100,), adam, 5 epochs, float64",
+                                  default=True),
+    "sk_mnist_sgd": _sk_workload("mnist", "sgd", 5, "float64",
+                                 "MNIST-shaped 10000x784, (100,), sgd, 5 epochs, float64"),
+    "sk_mnist_lbfgs": _sk_workload("mnist", "lbfgs", 15, "float64",
+                                   "MNIST-shaped 10000x784, (100,), lbfgs, 15 iterations, "
+                                   "float64"),
+    "sk_digits_adam32": _sk_workload("digits", "adam", 40, "float32",
+                                     "digits 1797x64, (100,), adam, 40 epochs, float32",
+                                     extra_pairs=1),
+    "sk_mnist_adam32": _sk_workload("mnist", "adam", 5, "float32",
+                                    "MNIST-shaped 10000x784, (100,), adam, 5 epochs, float32"),
+}
+
+#: rows, features and classes of the MNIST-shaped set of the scikit-learn workloads
+SK_MNIST_SHAPE = (10_000, 784, 10)
+
+
+def sklearn_available():
+    """Whether scikit-learn can be imported (the scikit-learn workloads need it)."""
+    try:
+        import importlib.util
+        return importlib.util.find_spec("sklearn") is not None
+    except ValueError:
+        return False
+
+
+def sklearn_data(data, rows=None, dtype="float64"):
+    """X, y of a scikit-learn workload (``rows``: the first rows only).
+
+    ``"digits"``: scikit-learn's 8x8 digits, pixels / 16 (1797 x 64, 10
+    classes).  ``"mnist"``: MNIST-shaped synthetic data, 10000 x 784 uniform
+    in [0, 1) (seed 0), labelled by a fixed random teacher network,
+    ``argmax(tanh((X - 0.5) W1) W2)`` with W1 (784, 32) and W2 (32, 10) drawn
+    from seed 1, so every class occurs and the labels are learnable.
+
+    Returns X (rows, n_features) of ``dtype``, C-contiguous, and y (rows,) int64.
+    """
+    from fastnn import datasets
+    if data == "digits":
+        X, y = datasets.load_digits()
+    elif data == "mnist":
+        n, n_in, k = SK_MNIST_SHAPE
+        X = np.random.default_rng(0).random((n, n_in))
+        teacher = np.random.default_rng(1)
+        W1 = teacher.standard_normal((n_in, 32)) * np.sqrt(12.0 / n_in)  # unit-variance z
+        W2 = teacher.standard_normal((32, k))
+        y = np.argmax(np.tanh((X - 0.5) @ W1) @ W2, axis=1).astype(np.int64)
+    else:
+        raise ValueError(f"sklearn_data: unknown data set {data!r}; expected 'digits' or "
+                         "'mnist'")
+    if rows is not None:
+        X, y = X[:rows], y[:rows]
+    return np.ascontiguousarray(X, dtype=dtype), y
+
+
+def sklearn_params(name, max_iter=None):
+    """The parameters given to both estimators (``max_iter``: another than the
+    workload's, for tests): hidden layers, solver, ``max_iter``, ``tol=0``,
+    ``n_iter_no_change=max_iter`` (the no-improvement counter rises at most once
+    per epoch, so it never exceeds it: every epoch runs), ``random_state=0``;
+    the rest at scikit-learn's defaults."""
+    w = SKLEARN_WORKLOADS[name]
+    max_iter = w["max_iter"] if max_iter is None else max_iter
+    return dict(hidden_layer_sizes=w["hidden"], solver=w["solver"], max_iter=max_iter,
+                tol=0.0, n_iter_no_change=max_iter, random_state=0)
+
+
+def sklearn_fit_flops(sizes, n_rows, n_iter):
+    """FLOPs of ``n_iter`` epochs (L-BFGS: iterations) of an MLP of layer widths
+    ``sizes`` on ``n_rows`` rows.
+
+    One epoch of a one-hidden-layer (n_in, h, k) network costs
+    ``2 n (n_in h + h k)`` forward and ``2 n (n_in h + 2 h k)`` backward (dW of
+    each layer, dX of all but the first); in general ``2 n (3 sum_l n_l n_(l+1)
+    - n_0 n_1)``.  Updates, activations and the loss are not counted.  L-BFGS
+    evaluates the loss and gradient over the whole set at least once per
+    iteration (its line search sometimes more), so for it this is a lower bound.
+    """
+    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 2.0 * n_rows * (3 * sum(products) - products[0]) * n_iter
+
+
+def coef_difference(coefs, reference):
+    """The largest over layers of ``max |a - b| / max |b|`` (a in ``coefs``, b in
+    ``reference``, e.g. scikit-learn's ``coefs_``); inf when the shapes differ."""
+    if len(coefs) != len(reference):
+        return float("inf")
+    worst = 0.0
+    for a, b in zip(coefs, reference):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(a - b)) / np.max(np.abs(b))))
+    return worst
+
+
+def _brief(exc, width=90):
+    """An exception in one short line: its type and the first line of its message."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def sklearn_blas():
+    """One line: scikit-learn's version and the BLAS its NumPy runs on (through
+    ``threadpoolctl``, which scikit-learn depends on): library, version, kernels,
+    threads -- the products of scikit-learn's MLP are NumPy's.  Empty when
+    scikit-learn is not installed."""
+    if not sklearn_available():
+        return ""
+    import sklearn
+    text = f"scikit-learn {sklearn.__version__}"
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    except Exception:                  # threadpoolctl missing or failing: version only
+        blas = []
+    # the MLP's products are NumPy's; SciPy may load a BLAS of its own
+    numpy_blas = [i for i in blas if "numpy" in str(i.get("filepath", ""))]
+    for info in numpy_blas or blas:
+        kernels = f", {info['architecture']} kernels" if info.get("architecture") else ""
+        text += (f"; NumPy's BLAS {info.get('internal_api')} {info.get('version')}{kernels}, "
+                 f"{info.get('num_threads')} threads")
+    return text
+
+
+def _load_average():
+    """``"; load average x.xx"`` (the last minute's), or "" where the OS has none:
+    scikit-learn's BLAS threads slow down many times over when another process
+    is busy on the same cores, so a ratio comes with the load it was taken at."""
+    try:
+        return f"; load average {os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return ""
+
+
+def bench_sklearn(names, rounds=3, out=None, peak=None, rows=None, max_iter=None,
+                  settle=0.1):
+    """scikit-learn's ``MLPClassifier`` against ``fastnn.sklearn.MLPClassifier``
+    (same parameters, ``random_state``, data and X dtype; fastnn's default
+    backend, ``dtype`` that of X), fit by fit.
+
+    Each workload runs ``rounds + extra_pairs`` pairs of whole fits, alternating
+    (scikit-learn, fastnn, scikit-learn, ...), each on a new estimator and
+    ``settle`` seconds after the previous fit (so neither starts while the
+    other's BLAS or pool threads still spin); the models of the first pair are
+    compared.  ``rows`` / ``max_iter``: a smaller
+    configuration, for tests.  A fit that raises ends that workload's timing
+    and its message goes into the row; the bench goes on.  ``peak``: a dict that
+    ``measure_peak`` updates after each workload.
+
+    Returns a list of dicts, one per workload: ``name``, ``title``,
+    ``sklearn_s`` and ``fastnn_s`` (median seconds per fit, None if not
+    measured), ``speedup`` (``sklearn_s / fastnn_s``), ``coef_diff``
+    (``coef_difference`` of fastnn's ``coefs_`` from scikit-learn's),
+    ``n_iter`` (scikit-learn's and fastnn's ``n_iter_``), ``flops`` (of fastnn's
+    fit, ``sklearn_fit_flops`` with fastnn's ``n_iter_``), ``gflops`` (of
+    fastnn's fit), ``sklearn_gflops`` (of scikit-learn's, its own ``n_iter_``),
+    ``dtype``, ``pairs`` (the pairs timed) and ``error``
+    (None, or the failing side and the exception, briefly).
+    """
+    import warnings
+    out = sys.stdout if out is None else out
+    if not sklearn_available():
+        print("  scikit-learn workloads skipped: scikit-learn is not installed "
+              '(pip install "fastnn[sklearn]")', file=out, flush=True)
+        return []
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+    results = []
+    data_cache = {}
+    for name in names:
+        w = SKLEARN_WORKLOADS[name]
+        key = (w["data"], rows, w["dtype"])
+        if key not in data_cache:
+            data_cache[key] = sklearn_data(w["data"], rows, w["dtype"])
+        X, y = data_cache[key]
+        params = sklearn_params(name, max_iter)
+        sizes = (X.shape[1],) + w["hidden"] + (len(np.unique(y)),)
+        pairs = rounds + w["extra_pairs"]
+        row = dict(name=name, title=w["title"], dtype=w["dtype"], sklearn_s=None,
+                   fastnn_s=None, speedup=None, coef_diff=None, n_iter=(None, None),
+                   flops=None, gflops=None, sklearn_gflops=None, pairs=0, error=None)
+        times = {"scikit-learn": [], "fastnn": []}
+        fitted = {}
+        try:
+            from fastnn.sklearn import MLPClassifier as FastMLP
+            makers = {"scikit-learn": lambda: SklearnMLP(**params),
+                      "fastnn": lambda: FastMLP(**params, dtype=w["dtype"])}
+        except Exception as exc:        # e.g. fastnn.sklearn cannot be imported
+            makers = {"scikit-learn": lambda: SklearnMLP(**params)}
+            row["error"] = f"fastnn: {_brief(exc)}"
+        for _ in range(pairs):
+            for side, make in list(makers.items()):
+                estimator = make()
+                time.sleep(settle)
+                try:
+                    with warnings.catch_warnings():
+                        # max_iter reached: the ConvergenceWarning both estimators give
+                        warnings.simplefilter("ignore")
+                        t = time.perf_counter()
+                        estimator.fit(X, y)
+                        times[side].append(time.perf_counter() - t)
+                except Exception as exc:
+                    row["error"] = f"{side}: {_brief(exc)}"
+                    del makers[side]
+                    continue
+                fitted.setdefault(side, estimator)
+            if "scikit-learn" not in makers:
+                break
+        for side, key in (("scikit-learn", "sklearn_s"), ("fastnn", "fastnn_s")):
+            if times[side]:
+                row[key] = statistics.median(times[side])
+        row["pairs"] = min(len(times["scikit-learn"]), len(times["fastnn"]))
+        if row["sklearn_s"] is not None and row["fastnn_s"] is not None:
+            row["speedup"] = row["sklearn_s"] / row["fastnn_s"]
+        if "scikit-learn" in fitted and row["sklearn_s"]:
+            row["sklearn_gflops"] = sklearn_fit_flops(
+                sizes, len(X), fitted["scikit-learn"].n_iter_) / row["sklearn_s"] / 1e9
+        if "fastnn" in fitted:
+            fast = fitted["fastnn"]
+            row["flops"] = sklearn_fit_flops(sizes, len(X), fast.n_iter_)
+            if row["fastnn_s"]:
+                row["gflops"] = row["flops"] / row["fastnn_s"] / 1e9
+            if "scikit-learn" in fitted:
+                row["coef_diff"] = coef_difference(fast.coefs_, fitted["scikit-learn"].coefs_)
+        row["n_iter"] = tuple(fitted[s].n_iter_ if s in fitted else None
+                              for s in ("scikit-learn", "fastnn"))
+        results.append(row)
+        print(f"  scikit-learn {w['title']}: " + _sklearn_summary(row), file=out, flush=True)
+        if peak is not None:
+            peak.update(measure_peak(peak))
+    return results
+
+
+def _sklearn_summary(row):
+    parts = []
+    for side, key in (("scikit-learn", "sklearn_s"), ("fastnn", "fastnn_s")):
+        if row[key] is not None:
+            parts.append(f"{side} {row[key]:.3f} s")
+    if row["speedup"] is not None:
+        parts.append(f"{row['speedup']:.1f}x")
+    if row["coef_diff"] is not None:
+        parts.append(f"coefs_ differ by {row['coef_diff']:.1e}")
+    if row["error"]:
+        parts.append(f"fails: {row['error']}")
+    return ", ".join(parts)
+
+
 # -------------------------------------------------------------- the report
 def _ratio(a, b):
     return f"{a / b:.1f}x" if a is not None and b else "—"
@@ -791,17 +1073,75 @@ def format_scaling(per_row, threads):
     return "\n".join(lines)
 
 
+def format_sklearn_table(rows, peak=None):
+    """The table of the scikit-learn workloads (``rows`` of ``bench_sklearn``):
+    median seconds per fit of each estimator, their ratio, how far fastnn's
+    ``coefs_`` are from scikit-learn's, both ``n_iter_``, fastnn's GFLOP/s
+    with its "% of peak", scikit-learn's GFLOP/s and the ratio fastnn would
+    reach at the peak (peak / scikit-learn's GFLOP/s: the ceiling of the ratio
+    on this machine).  ``peak``: GFLOP/s per dtype name (the columns that need
+    it are omitted when None).  A row whose fit failed shows the failure in
+    the fastnn column."""
+    head = ["scikit-learn's MLPClassifier vs fastnn.sklearn's, same parameters",
+            "scikit-learn fit s", "fastnn fit s", "scikit-learn / fastnn",
+            "coefs_ max rel. diff", "n_iter_ scikit-learn / fastnn", "fastnn GFLOP/s"]
+    head += ["% of peak"] * (peak is not None) + ["scikit-learn GFLOP/s"]
+    head += ["ratio at peak"] * (peak is not None)
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+
+    def number(value, fmt):
+        return "—" if value is None else format(value, fmt)
+    for row in rows:
+        fast = number(row["fastnn_s"], ".3f")
+        if row["error"]:
+            fast = f"fails: {row['error']}".replace("|", "/")
+        n_iter = " / ".join("—" if n is None else str(n) for n in row["n_iter"])
+        cells = [row["title"], number(row["sklearn_s"], ".3f"), fast,
+                 number(row["speedup"], ".1f") + ("x" if row["speedup"] is not None else ""),
+                 number(row["coef_diff"], ".1e"), n_iter, number(row["gflops"], ".1f")]
+        if peak is not None:
+            pct = (None if row["gflops"] is None
+                   else 100.0 * row["gflops"] / peak[row["dtype"]])
+            cells.append("—" if pct is None else f"{pct:.1f}%")
+        cells.append(number(row["sklearn_gflops"], ".1f"))
+        if peak is not None:
+            cells.append("—" if not row["sklearn_gflops"]
+                         else f"{peak[row['dtype']] / row['sklearn_gflops']:.1f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _format_peak(peak):
     return ", ".join(f"{dtype} {gflops:.0f}" for dtype, gflops in peak.items()) + " GFLOP/s"
 
 
+def sklearn_names(workloads=None, sklearn=True, sklearn_all=False):
+    """The scikit-learn workloads a run measures: those in ``workloads`` (names of
+    either table; None: the default rows, ``default=True``), all of them with
+    ``sklearn_all``, none when ``sklearn`` is False."""
+    if not sklearn:
+        return []
+    if sklearn_all:
+        return list(SKLEARN_WORKLOADS)
+    if workloads is None:
+        return [n for n, w in SKLEARN_WORKLOADS.items() if w["default"]]
+    return [n for n in workloads if n in SKLEARN_WORKLOADS]
+
+
 def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memory=True,
-         out=None, gemm_rounds=3, err=None, scaling=False):
+         out=None, gemm_rounds=3, err=None, scaling=False, sklearn=True, sklearn_all=False,
+         sklearn_options=None):
     """Run the benchmarks and print the tables; 1 (and the reason, on ``err``) when the
     compiled backend cannot be loaded, else 0.
 
-    ``scaling``: also the growth with the data size, one thread against two,
-    and the memory of the wide network (``bench_scaling``, ``bench_threads``).
+    ``workloads``: names from ``WORKLOADS`` and ``SKLEARN_WORKLOADS`` (None: every
+    training workload and the default scikit-learn rows).  ``scaling``: also the
+    growth with the data size, one thread against two, and the memory of the
+    wide network (``bench_scaling``, ``bench_threads``).  ``sklearn``: the
+    scikit-learn workloads (``bench_sklearn``; skipped with a line when
+    scikit-learn is not installed); ``sklearn_all``: all of them, not only the
+    default rows; ``sklearn_options``: keywords for ``bench_sklearn`` (``rows``,
+    ``max_iter``: a quick configuration, for tests).
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -813,22 +1153,34 @@ def main(workloads=None, rounds=3, target=0.25, use_torch=None, gemm=True, memor
               f"nothing to compare: {problem}", file=err)
         return 1
     start = time.perf_counter()
-    names = workloads or list(WORKLOADS)
+    workloads = workloads or None
+    names = list(WORKLOADS) if workloads is None else [n for n in workloads if n in WORKLOADS]
+    sk_names = sklearn_names(workloads, sklearn, sklearn_all)
     peak = measure_peak()
     print(f"fastnn {fastnn.__version__} bench: {rounds} alternating rounds, ~{target}s "
           f"per trainer per round ({gemm_rounds} rounds per GEMM shape), {os.cpu_count()} "
           f"cores, {fastnn.get_num_threads()} threads; FMA peak ({module.get_isa()}, "
           f"{fastnn.get_num_threads()} threads): {_format_peak(peak)}", file=out, flush=True)
-    results = bench_training(names, rounds, target, use_torch, out, peak)
+    results = bench_training(names, rounds, target, use_torch, out, peak) if names else {}
+    sk_rows = []
+    if sk_names:
+        print("  scikit-learn's MLPClassifier against fastnn.sklearn's: whole fits, "
+              f"alternating, medians ({sklearn_blas() or 'scikit-learn not installed'}"
+              f"{_load_average()})", file=out, flush=True)
+        sk_rows = bench_sklearn(sk_names, rounds, out, peak, **(sklearn_options or {}))
     g = bench_gemm(rounds=gemm_rounds, out=out) if gemm else None
     peak = measure_peak(peak)
-    print(f"  FMA peak, the best of {len(names) + 2} measurements (at the start, after each "
-          f"workload and at the end): {_format_peak(peak)}", file=out, flush=True)
-    print("\n" + format_table(results, g, peak), file=out)
+    print(f"  FMA peak, the best of {len(names) + len(sk_rows) + 2} measurements (at the "
+          f"start, after each workload and at the end): {_format_peak(peak)}", file=out,
+          flush=True)
+    if results or g:
+        print("\n" + format_table(results, g, peak), file=out)
     if memory and "mnist32" in names:
         line = memory_report("mnist32")
         if line:
             print("\n" + line, file=out)
+    if sk_rows:
+        print("\n" + format_sklearn_table(sk_rows, peak), file=out)
     if scaling:
         print("\ngrowth with the data and the threads (cython, alternating, medians):",
               file=out, flush=True)

@@ -264,3 +264,213 @@ def test_format_scaling_reports_the_ratios():
     assert lines[8] == "| threads, cython | 1 thread samples/s | 2 threads samples/s | 2 / 1 |"
     assert lines[10] == f"| {bench.WORKLOADS['mnist32']['title']} | 100 | 150 | 1.50x |"
     assert lines[11].endswith(" | 10 | 19 | 1.90x |")
+
+
+# ------------------------------------------- scikit-learn's MLPs, same model
+#: a quick configuration of the scikit-learn workloads: few rows, two epochs
+SK_QUICK = dict(rows=150, max_iter=2, settle=0.0)
+
+
+def test_sklearn_workloads_default_rows_and_selection():
+    defaults = bench.sklearn_names()
+    assert defaults == ["sk_digits_adam", "sk_digits_sgd", "sk_digits_lbfgs", "sk_mnist_adam"]
+    assert bench.sklearn_names(sklearn_all=True) == list(bench.SKLEARN_WORKLOADS)
+    assert bench.sklearn_names(sklearn=False) == []
+    assert bench.sklearn_names(["xor", "sk_mnist_lbfgs"]) == ["sk_mnist_lbfgs"]
+    assert bench.sklearn_names(["xor"]) == []
+    for name, w in bench.SKLEARN_WORKLOADS.items():
+        assert w["solver"] in ("adam", "sgd", "lbfgs") and w["hidden"] == (100,), name
+        assert w["dtype"] in ("float64", "float32") and w["dtype"] in w["title"], name
+        assert str(w["max_iter"]) in w["title"], name
+    # the float32 variant of each adam row is there, for information
+    for data in ("digits", "mnist"):
+        assert any(w["data"] == data and w["solver"] == "adam" and w["dtype"] == "float32"
+                   for w in bench.SKLEARN_WORKLOADS.values())
+    # the names do not collide with the training workloads'
+    assert not set(bench.SKLEARN_WORKLOADS) & set(bench.WORKLOADS)
+
+
+def test_sklearn_data_shapes_classes_and_dtype():
+    pytest.importorskip("sklearn")
+    X, y = bench.sklearn_data("digits")
+    assert X.shape == (1797, 64) and X.dtype == np.float64 and y.shape == (1797,)
+    assert X.min() == 0.0 and X.max() == 1.0                   # pixels / 16
+    X, y = bench.sklearn_data("mnist", dtype="float32")
+    assert X.shape == (10_000, 784) and X.dtype == np.float32 and X.flags.c_contiguous
+    assert 0.0 <= X.min() and X.max() < 1.0
+    counts = np.bincount(y, minlength=10)
+    assert len(counts) == 10 and counts.min() > 0.03 * len(y), counts   # every class, learnable
+    X2, y2 = bench.sklearn_data("mnist", rows=300)
+    np.testing.assert_array_equal(y2, y[:300])                 # a cut of the same set
+    np.testing.assert_array_equal(X2.astype(np.float32), X[:300])
+    with pytest.raises(ValueError, match="unknown data set"):
+        bench.sklearn_data("cifar")
+
+
+def test_sklearn_params_run_every_epoch():
+    # tol=0 and n_iter_no_change=max_iter: scikit-learn's estimator runs all
+    # max_iter epochs even when the loss stops improving (a large learning rate
+    # makes it rise and fall)
+    pytest.importorskip("sklearn")
+    import warnings
+    from sklearn.neural_network import MLPClassifier
+    params = bench.sklearn_params("sk_digits_sgd", max_iter=12)
+    assert params == dict(hidden_layer_sizes=(100,), solver="sgd", max_iter=12, tol=0.0,
+                          n_iter_no_change=12, random_state=0)
+    X, y = bench.sklearn_data("digits", rows=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MLPClassifier(**dict(params, learning_rate_init=2.0)).fit(X, y)
+        assert model.n_iter_ == 12
+        # the same with the default n_iter_no_change stops early: the check can fail
+        early = MLPClassifier(**dict(params, learning_rate_init=2.0, n_iter_no_change=1)).fit(X, y)
+    assert early.n_iter_ < 12
+
+
+def test_sklearn_fit_flops_formula():
+    n, n_in, h, k = 37, 64, 100, 10
+    forward = 2 * n * (n_in * h + h * k)
+    backward = 2 * n * (n_in * h + 2 * h * k)
+    assert bench.sklearn_fit_flops((n_in, h, k), n, 3) == 3 * (forward + backward)
+    # two hidden layers: dW everywhere, dX for all but the first
+    sizes = (5, 7, 3, 2)
+    per_row = 2 * (5 * 7 + 7 * 3 + 3 * 2) + 2 * (5 * 7 + 2 * 7 * 3 + 2 * 3 * 2)
+    assert bench.sklearn_fit_flops(sizes, 4, 1) == 4 * per_row
+
+
+def test_coef_difference_is_the_largest_relative_layer_difference():
+    b = [np.array([[1.0, -4.0]]), np.array([[2.0], [0.5]])]
+    assert bench.coef_difference([x.copy() for x in b], b) == 0.0
+    a = [np.array([[1.0, -4.2]]), np.array([[2.0], [0.9]])]
+    assert bench.coef_difference(a, b) == pytest.approx(max(0.2 / 4.0, 0.4 / 2.0))
+    assert bench.coef_difference(a[:1], b) == float("inf")
+    assert bench.coef_difference([a[0], a[1].T], b) == float("inf")
+
+
+def _check_sklearn_row(row, name, rows):
+    w = bench.SKLEARN_WORKLOADS[name]
+    assert row["name"] == name and row["title"] == w["title"] and row["dtype"] == w["dtype"]
+    assert row["sklearn_s"] > 0 and row["n_iter"][0] == SK_QUICK["max_iter"]
+    if row["error"] is not None:
+        # e.g. a solver fastnn.sklearn does not have (yet): the row says so, briefly
+        assert row["error"].startswith("fastnn: ") and "\n" not in row["error"]
+        assert len(row["error"]) < 120
+        assert row["fastnn_s"] is None and row["speedup"] is None and row["pairs"] == 0
+        return
+    assert row["fastnn_s"] > 0 and row["pairs"] == 1 + w["extra_pairs"]
+    assert row["speedup"] == row["sklearn_s"] / row["fastnn_s"]
+    assert row["n_iter"] == (SK_QUICK["max_iter"], SK_QUICK["max_iter"])
+    assert math.isfinite(row["coef_diff"]) and row["coef_diff"] >= 0
+    classes = len(np.unique(bench.sklearn_data(w["data"], rows)[1]))
+    n_features = {"digits": 64, "mnist": 784}[w["data"]]
+    assert row["flops"] == bench.sklearn_fit_flops((n_features, 100, classes), rows,
+                                                   SK_QUICK["max_iter"])
+    assert row["gflops"] == pytest.approx(row["flops"] / row["fastnn_s"] / 1e9)
+    assert row["sklearn_gflops"] == pytest.approx(row["flops"] / row["sklearn_s"] / 1e9)
+
+
+def test_sklearn_workloads_run_quick_and_rows_have_the_fields(co):
+    pytest.importorskip("sklearn")
+    import io
+    names = ["sk_digits_adam", "sk_digits_lbfgs", "sk_mnist_sgd", "sk_mnist_adam32"]
+    out = io.StringIO()
+    peak = {"float32": 1.0, "float64": 1.0}
+    rows = bench.bench_sklearn(names, rounds=1, out=out, peak=peak, **SK_QUICK)
+    assert [row["name"] for row in rows] == names
+    for row in rows:
+        _check_sklearn_row(row, row["name"], SK_QUICK["rows"])
+    assert peak["float64"] > 1.0                         # measured after the workloads
+    printed = out.getvalue().splitlines()
+    assert len(printed) == len(names)
+    assert all(line.startswith("  scikit-learn ") for line in printed)
+    table = bench.format_sklearn_table(rows, peak).splitlines()
+    assert len(table) == 2 + len(names)
+
+
+def test_sklearn_row_of_a_failing_fit_shows_the_error_and_the_bench_goes_on(co, monkeypatch):
+    pytest.importorskip("sklearn")
+    import io
+    import fastnn.sklearn
+
+    def refuse(self, X, y):
+        raise RuntimeError("no such model\nsecond line")
+    monkeypatch.setattr(fastnn.sklearn.MLPClassifier, "fit", refuse)
+    rows = bench.bench_sklearn(["sk_digits_sgd", "sk_mnist_adam"], rounds=1,
+                               out=io.StringIO(), **SK_QUICK)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["error"] == "fastnn: RuntimeError: no such model"
+        assert row["fastnn_s"] is None and row["coef_diff"] is None and row["gflops"] is None
+        assert row["sklearn_s"] > 0 and row["n_iter"] == (SK_QUICK["max_iter"], None)
+        assert row["sklearn_gflops"] > 0               # scikit-learn's side is measured
+    line = bench.format_sklearn_table(rows).splitlines()[2]
+    assert "| fails: fastnn: RuntimeError: no such model |" in line
+
+
+def test_sklearn_workloads_skip_without_scikit_learn(monkeypatch):
+    import io
+    monkeypatch.setattr(bench, "sklearn_available", lambda: False)
+    out = io.StringIO()
+    assert bench.bench_sklearn(["sk_digits_adam"], out=out) == []
+    assert "scikit-learn workloads skipped: scikit-learn is not installed" in out.getvalue()
+    assert bench.sklearn_blas() == ""
+
+
+def test_sklearn_blas_names_the_version_and_numpys_blas():
+    sklearn = pytest.importorskip("sklearn")
+    text = bench.sklearn_blas()
+    assert text.startswith(f"scikit-learn {sklearn.__version__}")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if blas:
+        assert "; NumPy's BLAS " in text and text.endswith(" threads")
+
+
+def test_format_sklearn_table_cells():
+    rows = [dict(name="sk_digits_adam", title="digits t", dtype="float64", sklearn_s=0.5,
+                 fastnn_s=0.04, speedup=12.5, coef_diff=3.2e-12, n_iter=(40, 40),
+                 flops=4e9, gflops=100.0, sklearn_gflops=8.0, pairs=5, error=None),
+            dict(name="sk_digits_lbfgs", title="lbfgs t", dtype="float32", sklearn_s=0.25,
+                 fastnn_s=None, speedup=None, coef_diff=None, n_iter=(50, None), flops=None,
+                 gflops=None, sklearn_gflops=None, pairs=0, error="fastnn: ValueError: a | b")]
+    lines = bench.format_sklearn_table(rows, {"float64": 200.0, "float32": 400.0}).splitlines()
+    assert lines[0].endswith("| n_iter_ scikit-learn / fastnn | fastnn GFLOP/s | % of peak | "
+                             "scikit-learn GFLOP/s | ratio at peak |")
+    assert lines[2] == ("| digits t | 0.500 | 0.040 | 12.5x | 3.2e-12 | 40 / 40 | 100.0 | 50.0% "
+                        "| 8.0 | 25.0x |")
+    assert lines[3] == ("| lbfgs t | 0.250 | fails: fastnn: ValueError: a / b | — | — | 50 / — "
+                        "| — | — | — | — |")
+    plain = bench.format_sklearn_table(rows).splitlines()
+    assert plain[0].endswith("| fastnn GFLOP/s | scikit-learn GFLOP/s |")
+    assert plain[2].endswith("| 100.0 | 8.0 |")
+
+
+def test_bench_command_sklearn_rows_only(co, capfd):
+    pytest.importorskip("sklearn")
+    assert bench.main(["sk_digits_sgd"], rounds=1, use_torch=False, gemm=False,
+                      sklearn_options=SK_QUICK) == 0
+    out = capfd.readouterr().out
+    assert "tutorial samples/s" not in out                     # no training workload ran
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines)
+                if line.startswith("| scikit-learn's MLPClassifier vs fastnn.sklearn's"))
+    assert lines[head + 2].startswith(f"| {bench.SKLEARN_WORKLOADS['sk_digits_sgd']['title']} |")
+    assert lines[head + 2].endswith("x |")
+
+
+def test_bench_command_line_selects_the_sklearn_workloads(monkeypatch):
+    seen = {}
+
+    def fake_main(workloads, *args, **kwargs):
+        seen.update(kwargs, workloads=workloads)
+        return 0
+    monkeypatch.setattr(bench, "main", fake_main)
+    assert cli(["bench", "--workload", "sk_mnist_lbfgs", "--workload", "xor"]) == 0
+    assert seen["workloads"] == ["sk_mnist_lbfgs", "xor"]
+    assert seen["sklearn"] is True and seen["sklearn_all"] is False
+    assert cli(["bench", "--no-sklearn"]) == 0
+    assert seen["sklearn"] is False
+    assert cli(["bench", "--sklearn-all"]) == 0
+    assert seen["sklearn_all"] is True
+    with pytest.raises(SystemExit):
+        cli(["bench", "--workload", "sk_nonsense"])
