@@ -330,3 +330,16 @@ def test_verbose_prints_scikit_learns_lines(params, capsys):
     assert printed[1] == printed[0]
     assert any("Setting learning rate" in line or "Validation score" in line
                for line in printed[0])
+
+
+def test_the_batch_orders_are_sklearn_utils_shuffle():
+    """_SklearnOrder draws what sklearn.utils.shuffle draws, epoch after epoch, and
+    leaves the RandomState where it leaves it."""
+    from sklearn.utils import shuffle
+    ours, theirs = np.random.RandomState(3), np.random.RandomState(3)
+    order = fk._SklearnOrder(ours, 37)
+    idx = np.arange(37)
+    for _ in range(5):
+        idx = shuffle(idx, random_state=theirs)
+        np.testing.assert_array_equal(order.permutation(37), idx)
+    assert ours.randint(10**9) == theirs.randint(10**9)
