@@ -664,6 +664,31 @@ int F(fastnn_internal_loss_sk_logistic)(int64_t rows, int64_t width, const T *pr
     return FASTNN_OK;
 }
 
+/* the rows' softmax deltas into grad and their (weighted) losses into work:
+ * exp(z - max) of the whole block at once (block_exp: the same values as row
+ * by row, vectorized at full width even for narrow rows), then per row
+ * p = e / sum, the delta p - onehot and -log(clip(p_label)) */
+FASTNN_ELEMENTWISE static void F(sk_softmax_rows)(int64_t rows, int64_t width, const T *pred,
+                                                  const int64_t *labels, const double *sw,
+                                                  T div, int mean, T *grad, double *work)
+{
+    /* the row maxima wait in work (a T is exact as a double); only block_exp
+       reads them, before any work[i] is written */
+    F(block_exp)(rows, width, pred, grad, (T *)work);
+    for (int64_t i = 0; i < rows; i++) {
+        T *g = grad + i * width;
+        const int64_t lab = labels[i];
+        const T sum_e = F(fastnn_internal_sum)(g, width);
+        const T p_lab = g[lab] / sum_e;
+        for (int64_t k = 0; k < width; k++) {
+            const T p = g[k] / sum_e;
+            g[k] = F(sk_delta)(k == lab ? p - (T)1 : p, sw, i, div, mean);
+        }
+        const double l = -log((double)F(sk_clip)(p_lab));
+        work[i] = sw != NULL ? sw[i] * l : l;
+    }
+}
+
 /* scikit-learn's log_loss on its softmax p = exp(z - max) / sum (in T) with
  * one-hot targets (int64 labels): l_i = -log(clip(p_label, eps, 1 - eps))
  * (the other classes are xlogy(0, .) = 0; a row is NaN in all its p or in
@@ -686,28 +711,16 @@ int F(fastnn_internal_loss_sk_softmax)(int64_t rows, int64_t width, const T *pre
         if (labels[i] < 0 || labels[i] >= width)
             return FASTNN_EINVAL;
     const int mean = reduction == FASTNN_REDUCTION_MEAN;
-    const T div = (T)weight;
-    for (int64_t i = 0; i < rows; i++) {
-        const T *x = pred + i * width;
-        const int64_t lab = labels[i];
-        T m, sum_e, p_lab;
-        if (grad != NULL) {
-            T *g = grad + i * width;
-            m = F(fastnn_internal_row_max)(x, width);
-            for (int64_t k = 0; k < width; k++)
-                g[k] = F(fastnn_exp)(x[k] - m);
-            sum_e = F(fastnn_internal_sum)(g, width);
-            p_lab = g[lab] / sum_e;
-            for (int64_t k = 0; k < width; k++) {
-                const T p = g[k] / sum_e;
-                g[k] = F(sk_delta)(k == lab ? p - (T)1 : p, sw, i, div, mean);
-            }
-        } else {
-            sum_e = F(row_sum_exp)(x, width, &m);
-            p_lab = F(fastnn_exp)(x[lab] - m) / sum_e;
+    if (grad != NULL) {
+        F(sk_softmax_rows)(rows, width, pred, labels, sw, (T)weight, mean, grad, work);
+    } else {
+        for (int64_t i = 0; i < rows; i++) {
+            T m;
+            const T sum_e = F(row_sum_exp)(pred + i * width, width, &m);
+            const T p_lab = F(fastnn_exp)(pred[i * width + labels[i]] - m) / sum_e;
+            const double l = -log((double)F(sk_clip)(p_lab));
+            work[i] = sw != NULL ? sw[i] * l : l;
         }
-        const double l = -log((double)F(sk_clip)(p_lab));
-        work[i] = sw != NULL ? sw[i] * l : l;
     }
     *loss = F(sk_batch)(work, rows, weight, mean);
     if (total != NULL)
