@@ -1192,6 +1192,19 @@ cdef int _clip(list grads, double limit, bint norm, double *total) except -1:
 
 
 # ---------------------------------------------------------------- the class
+def _check_labels(target, logits):
+    """Class labels for logits (n, c): int64, shape (n,), C-contiguous."""
+    n = logits.shape[0]
+    if target.dtype != np.int64:
+        raise TypeError(f"target labels must be int64, got {target.dtype} "
+                        f"(shape {target.shape}, logits shape {logits.shape})")
+    if target.shape != (n,):
+        raise ValueError(f"target has shape {target.shape} but logits has shape "
+                         f"{logits.shape} (labels must have shape ({n},))")
+    if not target.flags.c_contiguous:
+        raise ValueError(f"target must be C-contiguous (shape {target.shape})")
+
+
 class CythonOps(NumpyOps):
     """Compiled kernels with NumpyOps' signatures and numbers."""
 
@@ -1460,14 +1473,7 @@ class CythonOps(NumpyOps):
             raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
         labels = target.ndim == 1
         if labels:
-            if target.dtype != np.int64:
-                raise TypeError(f"target labels must be int64, got {target.dtype} "
-                                f"(shape {target.shape}, logits shape {logits.shape})")
-            if target.shape != (n,):
-                raise ValueError(f"target has shape {target.shape} but logits has shape "
-                                 f"{logits.shape} (labels must have shape ({n},))")
-            if not target.flags.c_contiguous:
-                raise ValueError(f"target must be C-contiguous (shape {target.shape})")
+            _check_labels(target, logits)
         else:
             _same(logits, "logits", target, "target")
         if c == 0 and n > 0:
@@ -1516,14 +1522,7 @@ class CythonOps(NumpyOps):
         cdef int64_t n = logits.shape[0], c = logits.shape[1]
         if not isinstance(target, np.ndarray):
             raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
-        if target.dtype != np.int64:
-            raise TypeError(f"target labels must be int64, got {target.dtype} "
-                            f"(shape {target.shape}, logits shape {logits.shape})")
-        if target.shape != (n,):
-            raise ValueError(f"target has shape {target.shape} but logits has shape "
-                             f"{logits.shape} (labels must have shape ({n},))")
-        if not target.flags.c_contiguous:
-            raise ValueError(f"target must be C-contiguous (shape {target.shape})")
+        _check_labels(target, logits)
         if c == 0 and n > 0:
             raise ValueError(f"sk_softmax needs at least one class, logits has shape "
                              f"{logits.shape}")
