@@ -459,6 +459,16 @@ class _HasEps(Optimizer):
         self._eps_checked = (self.eps, dtype)
 
 
+def _check_betas(betas: Sequence[float]) -> tuple[float, float]:
+    """Adam's (beta1, beta2): a pair of floats in [0, 1)."""
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
+    return (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
+            check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+
+
 class Adam(_StepCounting, _HasEps):
     """Adam with bias correction, ``eps`` added after the square root (PyTorch's).
 
@@ -479,12 +489,7 @@ class Adam(_StepCounting, _HasEps):
     def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(lr)
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
-        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
-                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+        self.betas = _check_betas(betas)
         self.eps = check_float(eps, "eps", above=0.0)   # 0 would give 0/0 for a zero gradient
         self.weight_decay = check_float(weight_decay, "weight_decay", minimum=0.0)
         self.amsgrad = check_bool(amsgrad, "amsgrad")
@@ -690,12 +695,7 @@ class _SklearnAdam(_StepCounting, _HasEps):
     def __init__(self, lr: float = 0.001, betas: Sequence[float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
         super().__init__(lr)
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"betas must be a pair of floats, got {betas!r}") from exc
-        self.betas = (check_float(beta1, "betas[0]", minimum=0.0, below=1.0),
-                      check_float(beta2, "betas[1]", minimum=0.0, below=1.0))
+        self.betas = _check_betas(betas)
         self.eps = check_float(eps, "eps", above=0.0)
 
     def __repr__(self) -> str:
