@@ -926,7 +926,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    @available_if(lambda est: est._check_solver())
+    # scikit-learn 1.9's regressor tests ``est._check_solver`` without calling it, so
+    # its partial_fit exists for "lbfgs" too and runs L-BFGS; so does this one
     def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
                     ) -> MLPRegressor:
         """One epoch over (X, y), continuing from the current state.

@@ -343,3 +343,26 @@ def test_the_batch_orders_are_sklearn_utils_shuffle():
         idx = shuffle(idx, random_state=theirs)
         np.testing.assert_array_equal(order.permutation(37), idx)
     assert ours.randint(10**9) == theirs.randint(10**9)
+
+
+def test_lbfgs_warm_start_and_partial_fit():
+    """L-BFGS: a warm-started fit goes on from the fitted weights, as scikit-learn's;
+    the classifier has no partial_fit (scikit-learn's AttributeError), the
+    regressor's runs L-BFGS (scikit-learn 1.9's regressor does)."""
+    X, y = _regression(n_outputs=2)
+    params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=10, warm_start=True,
+                  random_state=0)
+    ests = [sk.MLPRegressor(**params), fk.MLPRegressor(**params)]
+    for call in range(3):
+        for est in ests:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                est.partial_fit(X, y) if call == 2 else est.fit(X, y)
+            est.warned_ = sorted({type(w.message).__name__ for w in caught})
+        assert_same_model(ests[1], ests[0], 1e-7)
+    Xc, yc = _classes()
+    for module in (sk, fk):
+        clf = module.MLPClassifier(solver="lbfgs")
+        assert not hasattr(clf, "partial_fit")
+        with pytest.raises(AttributeError, match="has no attribute 'partial_fit'"):
+            clf.partial_fit(Xc, yc, classes=[0, 1, 2])
