@@ -677,6 +677,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
 /* For each optimizer: its loop over a span (inlined with constant pass and
  * mode, so each is a plain loop the compiler vectorizes), the passes of a
  * span as instruction-set clones, and the thread range. */
+/* the cases of a pass's OPT_MODES modes (the static assert below keeps them 4) */
+#define OPT_MODE_CASES(CASE, name, pass) \
+    CASE(name, pass, 0) CASE(name, pass, 1) CASE(name, pass, 2) CASE(name, pass, 3)
 #define OPT_CASE(name, pass, mode)                                                     \
     case (pass) * OPT_MODES + (mode):                                                  \
         if ((mode) < F(FASTNN_CAT(name, modes)))                                       \
@@ -738,12 +741,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (pass * OPT_MODES + mode) {                                            \
-        OPT_CASE(name, OPT_DRY, 0) OPT_CASE(name, OPT_DRY, 1) OPT_CASE(name, OPT_DRY, 2) \
-        OPT_CASE(name, OPT_DRY, 3)                                                    \
-        OPT_CASE(name, OPT_WRITE, 0) OPT_CASE(name, OPT_WRITE, 1)                     \
-        OPT_CASE(name, OPT_WRITE, 2) OPT_CASE(name, OPT_WRITE, 3)                     \
-        OPT_CASE(name, OPT_WRITE_TRACK, 0) OPT_CASE(name, OPT_WRITE_TRACK, 1)         \
-        OPT_CASE(name, OPT_WRITE_TRACK, 2) OPT_CASE(name, OPT_WRITE_TRACK, 3)         \
+        OPT_MODE_CASES(OPT_CASE, name, OPT_DRY)                                       \
+        OPT_MODE_CASES(OPT_CASE, name, OPT_WRITE)                                     \
+        OPT_MODE_CASES(OPT_CASE, name, OPT_WRITE_TRACK)                               \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -789,10 +789,8 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                     continue;                                                         \
                 }                                                                     \
                 switch (pass * OPT_MODES + j->mode) {                                 \
-                OPT_SERIAL_CASE(name, OPT_DRY, 0) OPT_SERIAL_CASE(name, OPT_DRY, 1)   \
-                OPT_SERIAL_CASE(name, OPT_DRY, 2) OPT_SERIAL_CASE(name, OPT_DRY, 3)   \
-                OPT_SERIAL_CASE(name, OPT_WRITE, 0) OPT_SERIAL_CASE(name, OPT_WRITE, 1) \
-                OPT_SERIAL_CASE(name, OPT_WRITE, 2) OPT_SERIAL_CASE(name, OPT_WRITE, 3) \
+                OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_DRY)                        \
+                OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE)                      \
                 default: return FASTNN_EINVAL;                                        \
                 }                                                                     \
             }                                                                         \
@@ -816,6 +814,7 @@ FASTNN_OPTIMIZERS(OPT_PASSES)
 #undef OPT_SERIAL_CASE
 #undef OPT_SERIAL_SCALAR_MAX
 #undef OPT_CASE
+#undef OPT_MODE_CASES
 
 /* the job of one parameter's update: its constants prepared and its mode
  * picked (FASTNN_EINVAL for an unknown optimizer or a missing state), with
