@@ -511,12 +511,18 @@ class _Graph:
                     raise ValueError(f"node {node.name!r}: a Constant without a tensor value "
                                      "is not supported")
                 self.consts[node.output[0]] = onnx.numpy_helper.to_array(attr["value"].t)
+            elif node.op_type == "Identity" and node.input[0] in self.consts:
+                self.consts[node.output[0]] = self.consts[node.input[0]]   # a shared weight
             else:
                 self.nodes.append(node)
+        self.index = {id(node): k for k, node in enumerate(self.nodes)}
         self.consumers: dict[str, list[Any]] = {}
         for node in self.nodes:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
+        self.elem: int = onnx.TensorProto.DOUBLE
+        self.dtype: Any = np.float64
+        self.opsets: list[Any] = []
         #: the width of the value being read (for a norm without parameters)
         self.width: int | None = None
 
@@ -539,9 +545,12 @@ class _Graph:
 
 
 def _scalar(value: np.ndarray | None) -> float | None:
+    """The number of a one-element constant (a float32 one as the float written: 0.7,
+    not 0.699999988), or None."""
     if value is None or value.size != 1:
         return None
-    return float(value.reshape(()))
+    number = value.reshape(())
+    return _from32(number) if value.dtype == np.float32 else float(number)
 
 
 def _describe(node: Any) -> str:
@@ -553,38 +562,18 @@ def _read_layer(g: _Graph, v: str) -> tuple[Layer, str, list[Any]] | None:
     users = g.consumers.get(v, [])
     if not users:
         return None
-    ops = sorted(u.op_type for u in users)
-    if len(users) == 2:
-        # x * f(x): SiLU (Sigmoid), Mish (Softplus -> Tanh), GELU (Div -> Erf -> Add)
-        mul = next((u for u in users if u.op_type == "Mul"), None)
-        other = next((u for u in users if u is not mul), None)
-        if mul is not None and other is not None:
-            chain = [other]
-            if other.op_type == "Softplus":
-                t = g.only(other.output[0], "Tanh")
-                if t is not None:
-                    chain.append(t)
-            elif other.op_type == "Div":
-                e = g.only(other.output[0], "Erf")
-                a = g.only(e.output[0], "Add") if e is not None else None
-                if a is not None and e is not None:
-                    chain += [e, a]
-            last = chain[-1].output[0]
-            if set(mul.input) == {v, last}:
-                kinds = [n.op_type for n in chain]
-                if kinds == ["Sigmoid"]:
-                    return SiLU(), mul.output[0], [*chain, mul]
-                if kinds == ["Softplus", "Tanh"]:
-                    return Mish(), mul.output[0], [*chain, mul]
-                if kinds == ["Div", "Erf", "Add"] and \
-                        abs((_scalar(g.const(other, 1)) or 0) - math.sqrt(2)) < 1e-6 and \
-                        _scalar(g.const(chain[2], 1)) == 1.0:
-                    half = g.only(mul.output[0], "Mul")
-                    if half is not None and _scalar(g.const(half, 1)) == 0.5:
-                        return GELU(), half.output[0], [*chain, mul, half]
-        raise TypeError(f"the value {v!r} is read by {ops}: not a pattern of a fastnn layer")
-    if len(users) > 2:
-        raise TypeError(f"the value {v!r} is read by {ops}: a network is a chain of layers")
+    if len(users) >= 2:     # x * f(x) and the like: torch's SiLU, GELU, Mish at opset < 20
+        region, out = _region(g, v)
+        while True:
+            try:
+                return _identify(g, region, v, out), out, region
+            except TypeError:
+                # torch's GELU ends in "* 0.5" after the join: take a scaling that follows
+                nxt = g.consumers.get(out, [])
+                if len(nxt) != 1 or nxt[0].op_type not in ("Mul", "Div") or len(region) > 64 \
+                        or all(_scalar(g.const(nxt[0], k)) is None for k in (0, 1)):
+                    raise
+                region, out = [*region, nxt[0]], nxt[0].output[0]
     node = users[0]
     if node.input[0] != v:
         raise TypeError(f"{_describe(node)} takes {v!r} as input {list(node.input).index(v)}; "
@@ -620,8 +609,8 @@ def _read_layer(g: _Graph, v: str) -> tuple[Layer, str, list[Any]] | None:
     if op == "Elu":
         return ELU(_from32(at.get("alpha", 1.0))), out, [node]
     if op == "Selu":
-        if abs(at.get("alpha", 1.67326) - _SELU_ALPHA) > 1e-6 or \
-                abs(at.get("gamma", 1.0507) - _SELU_SCALE) > 1e-6:
+        if abs(at.get("alpha", _SELU_ALPHA) - _SELU_ALPHA) > 1e-6 or \
+                abs(at.get("gamma", _SELU_SCALE) - _SELU_SCALE) > 1e-6:
             raise ValueError(f"{_describe(node)} has alpha={at.get('alpha')}, gamma="
                              f"{at.get('gamma')}; fastnn's SELU has PyTorch's constants")
         return SELU(), out, [node]
@@ -642,6 +631,13 @@ def _read_layer(g: _Graph, v: str) -> tuple[Layer, str, list[Any]] | None:
             raise ValueError(f"{_describe(node)} is in training mode")
         ratio = _scalar(g.const(node, 1))
         return Dropout(0.5 if ratio is None else ratio), out, [node]
+    if op == "Reshape":                   # torch's dynamo exporter's nn.Flatten
+        shape = g.const(node, 1)
+        if shape is not None and shape.size == 2 and (
+                shape[0] == -1 or shape[1] == -1 or (shape[0] == 0 and not at.get("allowzero"))):
+            return Flatten(), out, [node]
+        raise TypeError(f"{_describe(node)} to the shape {shape}: fastnn reads a Reshape "
+                        "only as a Flatten to (batch, features)")
     if op == "Flatten":
         if at.get("axis", 1) != 1:
             raise ValueError(f"{_describe(node)} has axis={at['axis']}; fastnn's Flatten "
@@ -658,6 +654,78 @@ def _read_layer(g: _Graph, v: str) -> tuple[Layer, str, list[Any]] | None:
                     "torch.onnx.export's SiLU, GELU, Mish and Softplus patterns")
 
 
+def _region(g: _Graph, v: str) -> tuple[list[Any], str]:
+    """The nodes from ``v`` to the first value all of them flow into, and that value."""
+    region: list[Any] = []
+    values = {v}
+    for node in g.nodes[g.index[id(g.consumers[v][0])]:]:
+        if not any(name in values for name in node.input):
+            if region:
+                break
+            continue
+        region.append(node)
+        values.update(node.output)
+        inside = {id(n) for n in region}
+        pending = {name for name in values
+                   if any(id(c) not in inside for c in g.consumers.get(name, []))}
+        if len(pending) == 1 and node.output[0] in pending and v not in pending:
+            return region, node.output[0]
+    ops = sorted(n.op_type for n in region)
+    raise TypeError(f"the nodes {ops} after the value {v!r} do not join into one output: "
+                    "a network is a chain of layers")
+
+
+#: the activations a region of several nodes may compute (torch.onnx.export's
+#: decompositions), recognised by their values
+_CANDIDATES: list[Callable[[], Layer]] = [SiLU, GELU, lambda: GELU("tanh"), Mish]
+
+
+def _identify(g: _Graph, region: list[Any], v: str, out: str) -> Layer:
+    """The activation the region computes, by evaluating it (onnx's reference runtime)
+    on a grid and comparing with fastnn's activations (Softplus with each beta its
+    constants hold)."""
+    onnx = g.onnx
+    h = onnx.helper
+    consts = {name for node in region for name in node.input if name in g.consts}
+    x = np.linspace(-8.0, 8.0, 161).reshape(1, -1)
+    thresholds0 = [_scalar(g.const(n, 1)) for n in region if n.op_type == "Greater"]
+    far = next((t for t in thresholds0 if t is not None), 20.0)
+    x = np.concatenate([x, [[far + 0.5, far + 1.0, 2 * far + 1]]], axis=1)
+    graph = h.make_graph(
+        region, "region", [h.make_tensor_value_info(v, g.elem, None)],
+        [h.make_tensor_value_info(out, g.elem, None)],
+        [onnx.numpy_helper.from_array(np.asarray(g.consts[c]), c) for c in sorted(consts)])
+    model = h.make_model(graph, opset_imports=g.opsets, ir_version=_IR_VERSION)
+    ops = [n.op_type for n in region]
+    try:
+        from onnx.reference import ReferenceEvaluator
+        y = np.asarray(ReferenceEvaluator(model).run(None, {v: x.astype(g.dtype)})[0],
+                       dtype=np.float64)
+    except Exception as exc:      # an operator the reference runtime lacks, a shape error
+        raise TypeError(f"the nodes {ops} after the value {v!r}: not a layer fastnn reads "
+                        f"({type(exc).__name__}: {exc})") from None
+    from ..backends.numpy_ops import NumpyOps as _Ops
+    ops_ = _Ops()
+    candidates = [make() for make in _CANDIDATES]
+    # Softplus(beta, threshold): the threshold is what a Greater compares with (the
+    # TorchScript exporter drops it: torch's default, 20), beta one of the constants
+    thresholds = [_scalar(g.const(n, 1)) for n in region if n.op_type == "Greater"]
+    threshold = next((t for t in thresholds if t is not None), 20.0)
+    betas = {1.0}
+    for c in consts:
+        beta = _scalar(g.consts[c])
+        if beta:
+            betas.update((beta, 1 / beta))
+    candidates += [Softplus(beta=beta, threshold=threshold) for beta in sorted(betas)]
+    for layer in candidates:
+        assert isinstance(layer, (SiLU, GELU, Mish, Softplus))
+        want = ops_.activation_forward(x, layer.kind, layer.alpha, layer.beta)
+        if y.shape == want.shape and np.allclose(y, want, rtol=1e-5, atol=1e-6):
+            return layer
+    raise TypeError(f"the nodes {ops} after the value {v!r} compute none of fastnn's "
+                    "activations")
+
+
 def _read_function(g: _Graph, node: Any) -> Layer:
     """A node of one of fastnn's model-local functions."""
     op = node.op_type
@@ -672,8 +740,9 @@ def _read_function(g: _Graph, node: Any) -> Layer:
             affine = not op.endswith("Plain")
             if op.startswith("BatchNorm1d"):
                 *params, mean, var, eps, momentum = values
-                m = float(momentum[0])
-                bn = BatchNorm1d(mean.size, eps=float(eps[0]),
+                m = _scalar(momentum)
+                assert m is not None
+                bn = BatchNorm1d(mean.size, eps=_scalar(eps),
                                  momentum=None if math.isnan(m) else m, affine=affine)
                 if affine:
                     bn.weight, bn.bias = params
@@ -684,7 +753,7 @@ def _read_function(g: _Graph, node: Any) -> Layer:
             if width is None:
                 raise ValueError(f"{_describe(node)}: its width is not known (no Dense "
                                  "before it, and the input's shape is not given)")
-            ln = LayerNorm(width, eps=float(eps[0]), elementwise_affine=affine)
+            ln = LayerNorm(width, eps=_scalar(eps), elementwise_affine=affine)
             if affine:
                 ln.weight, ln.bias = params
             return ln
@@ -810,6 +879,7 @@ def from_onnx(cls: type[Network], model_or_path: Any, *,
                          "fastnn computes in float32 or float64")
     dtype = np.float64 if elem == onnx.TensorProto.DOUBLE else np.float32
     g = _Graph(onnx, graph)
+    g.elem, g.dtype, g.opsets = elem, dtype, list(model.opset_import)
     dims = inputs[0].type.tensor_type.shape.dim
     if len(dims) >= 2 and all(d.HasField("dim_value") for d in dims[1:]):
         g.width = int(np.prod([d.dim_value for d in dims[1:]]))
