@@ -523,6 +523,7 @@ class _Graph:
         self.elem: int = onnx.TensorProto.DOUBLE
         self.dtype: Any = np.float64
         self.opsets: list[Any] = []
+        self.target = ""          # the graph's output
         #: the width of the value being read (for a norm without parameters)
         self.width: int | None = None
 
@@ -666,8 +667,8 @@ def _region(g: _Graph, v: str) -> tuple[list[Any], str]:
         region.append(node)
         values.update(node.output)
         inside = {id(n) for n in region}
-        pending = {name for name in values
-                   if any(id(c) not in inside for c in g.consumers.get(name, []))}
+        pending = {name for name in values if name == g.target
+                   or any(id(c) not in inside for c in g.consumers.get(name, []))}
         if len(pending) == 1 and node.output[0] in pending and v not in pending:
             return region, node.output[0]
     ops = sorted(n.op_type for n in region)
@@ -884,6 +885,7 @@ def from_onnx(cls: type[Network], model_or_path: Any, *,
     if len(dims) >= 2 and all(d.HasField("dim_value") for d in dims[1:]):
         g.width = int(np.prod([d.dim_value for d in dims[1:]]))
     v, target = inputs[0].name, graph.output[0].name
+    g.target = target
     layers: list[Layer] = []
     seen: set[int] = set()
     while v != target:
