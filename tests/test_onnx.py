@@ -36,7 +36,7 @@ TOL = {np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
 #: (slopes and alphas float32 cannot hold, a threshold the inputs cross)
 KIND_LAYERS = {
     "identity": [Identity], "sigmoid": [Sigmoid], "tanh": [Tanh], "relu": [ReLU],
-    "leaky_relu": [LeakyReLU, lambda: LeakyReLU(0.13)], "silu": [SiLU], "softmax": [Softmax],
+    "leaky_relu": [LeakyReLU, lambda: LeakyReLU(0.13), lambda: LeakyReLU(0.25)], "silu": [SiLU], "softmax": [Softmax],
     "gelu": [GELU], "gelu_tanh": [lambda: GELU("tanh")], "elu": [ELU, lambda: ELU(0.7)],
     "selu": [SELU], "softplus": [Softplus, lambda: Softplus(beta=0.7, threshold=3.0)],
     "mish": [Mish],
@@ -79,10 +79,10 @@ def test_activation_runs_in_onnxruntime(make, backend, dtype, rng):
     print(f"{make()!r} {backend} {np.dtype(dtype).name}: {rel_diff(got, want):.2e}")
 
 
-def _norm_net(backend, dtype, rng, affine=True, momentum=0.1):
-    bn = BatchNorm1d(8, affine=affine, momentum=momentum)
+def _norm_net(backend, dtype, rng, affine=True, eps=1e-5):
+    bn = BatchNorm1d(8, eps=eps, affine=affine)
     net = Network([Flatten(), Dense(6, 8), bn, ReLU(), Dropout(0.3),
-                   LayerNorm(8, elementwise_affine=affine), Dense(8, 3), Softmax()],
+                   LayerNorm(8, eps=eps, elementwise_affine=affine), Dense(8, 3), Softmax()],
                   backend=backend, dtype=dtype, seed=2)
     X = rng.standard_normal((40, 2, 3)).astype(dtype)
     Y = rng.integers(0, 3, 40)
@@ -93,14 +93,19 @@ def _norm_net(backend, dtype, rng, affine=True, momentum=0.1):
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_norms_dropout_flatten_run_in_onnxruntime(affine, backend, dtype, rng):
-    net = _norm_net(backend, dtype, rng, affine=affine)
+@pytest.mark.parametrize("eps", [1e-5, 2.0**-10])   # (float32 holds the second: ONNX's operators)
+def test_norms_dropout_flatten_run_in_onnxruntime(affine, eps, backend, dtype, rng):
+    net = _norm_net(backend, dtype, rng, affine=affine, eps=eps)
     model = net.to_onnx(sample_shape=(2, 3))
+    standard = {"BatchNormalization", "LayerNormalization"} & {n.op_type for n in
+                                                                model.graph.node}
+    assert len(standard) == (2 if affine and (dtype == np.float32 or eps != 1e-5) else
+                             0 if dtype == np.float64 and eps == 1e-5 else 1)
     for n in (1, 17):                             # the batch dimension is dynamic
         X = rng.standard_normal((n, 2, 3)).astype(dtype)
         got, want = run(model, X), net.predict(X)
         check_close(got, want, dtype)
-    print(f"norms affine={affine} {backend} {np.dtype(dtype).name}: {rel_diff(got, want):.2e}")
+    print(f"norms affine={affine} eps={eps} {backend} {np.dtype(dtype).name}: {rel_diff(got, want):.2e}")
 
 
 def test_graph_dtype_dynamic_batch_and_operators(dtype):
@@ -151,7 +156,8 @@ def _layers_of_every_kind():
     for act in acts:
         layers += [act, Dense(5, 5, bias=len(layers) % 3 != 0)]
     return layers + [BatchNorm1d(5, momentum=None), Dropout(0.25), LayerNorm(5, eps=1e-3),
-                     BatchNorm1d(5, eps=1e-3, affine=False), LayerNorm(5, elementwise_affine=False),
+                     BatchNorm1d(5, eps=1e-3, affine=False),
+                     LayerNorm(5, elementwise_affine=False),
                      Dense(5, 3), Softmax()]
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["to_onnx", "from_onnx", "estimator_to_onnx", "OPSET"]
 
-#: the ONNX opset of exported models (Gelu needs 20); onnxruntime >= 1.16 runs it
+#: the ONNX opset of exported models (Gelu needs 20); onnxruntime >= 1.17 runs it
 OPSET = 20
 #: the IR version of opset 20 (onnxruntime refuses IR versions newer than it knows)
 _IR_VERSION = 9
@@ -48,7 +48,7 @@ DOMAIN = "fastnn"
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
-#: the fastnn-domain function of ELU, which SELU's calls
+#: the fastnn-domain function of ELU
 _ELU_NAME = "ELU"
 
 
@@ -310,8 +310,8 @@ def _export_activation(b: _Builder, layer: Layer, x: str, i: int) -> str | None:
     if type(layer) is SiLU:                       # x * sigmoid(x), as torch writes it
         s = b.node("Sigmoid", [x], tag + "_sigmoid")
         return b.node("Mul", [x, s], tag)
-    if type(layer) is LeakyReLU:
-        if not f64 or _exact32(layer.alpha):
+    if type(layer) is LeakyReLU:         # (onnxruntime has no float64 LeakyRelu)
+        if not f64:
             return b.node("LeakyRelu", [x], tag, alpha=float(layer.alpha))
         b.function("LeakyReLU", ["x", "slope"], _leaky_body)
         return b.node("LeakyReLU", [x, b.const(tag + "_slope", layer.alpha)], tag,
