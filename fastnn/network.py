@@ -7,7 +7,8 @@ converted once per call (never per batch).  Training (``fastnn.training``),
 persistence (``fastnn.io``) and PyTorch interop (``fastnn.interop.torch``) live
 in their own modules; ``fit``, ``save``, ``load``, ``to_torch`` and
 ``from_torch`` are thin methods delegating to them, so this module shows the
-model and nothing else.
+model and nothing else.  So are ``to_onnx`` and ``from_onnx``
+(``fastnn.interop.onnx``, imported when called: onnx is optional).
 """
 
 from __future__ import annotations

@@ -705,8 +705,7 @@ def _identify(g: _Graph, region: list[Any], v: str, out: str) -> Layer:
     except Exception as exc:      # an operator the reference runtime lacks, a shape error
         raise TypeError(f"the nodes {ops} after the value {v!r}: not a layer fastnn reads "
                         f"({type(exc).__name__}: {exc})") from None
-    from ..backends.numpy_ops import NumpyOps as _Ops
-    ops_ = _Ops()
+    reference = NumpyOps()
     candidates = [make() for make in _CANDIDATES]
     # Softplus(beta, threshold): the threshold is what a Greater compares with (the
     # TorchScript exporter drops it: torch's default, 20), beta one of the constants
@@ -720,7 +719,7 @@ def _identify(g: _Graph, region: list[Any], v: str, out: str) -> Layer:
     candidates += [Softplus(beta=beta, threshold=threshold) for beta in sorted(betas)]
     for layer in candidates:
         assert isinstance(layer, (SiLU, GELU, Mish, Softplus))
-        want = ops_.activation_forward(x, layer.kind, layer.alpha, layer.beta)
+        want = reference.activation_forward(x, layer.kind, layer.alpha, layer.beta)
         if y.shape == want.shape and np.allclose(y, want, rtol=1e-5, atol=1e-6):
             return layer
     raise TypeError(f"the nodes {ops} after the value {v!r} compute none of fastnn's "
