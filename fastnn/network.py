@@ -7,7 +7,8 @@ converted once per call (never per batch).  Training (``fastnn.training``),
 persistence (``fastnn.io``) and PyTorch interop (``fastnn.interop.torch``) live
 in their own modules; ``fit``, ``save``, ``load``, ``to_torch`` and
 ``from_torch`` are thin methods delegating to them, so this module shows the
-model and nothing else.
+model and nothing else.  So are ``to_onnx`` and ``from_onnx``
+(``fastnn.interop.onnx``, imported when called: onnx is optional).
 """
 
 from __future__ import annotations
@@ -751,6 +752,82 @@ class Network:
             chain.
         """
         return _torch_interop.from_torch(cls, module, backend=backend)
+
+    # -------------------------------------------------------------- ONNX
+    def to_onnx(self, path: str | os.PathLike[str] | None = None, *,
+                sample_shape: tuple[int, ...] | None = None) -> Any:
+        """An ONNX model of ``predict``, in the network's dtype; written to ``path`` if given.
+
+        Each layer is one ONNX operator (opset 20): ``Dense`` a ``Gemm``
+        (``MatMul`` without bias; ``W`` as stored, (n_in, n_out)), the
+        activations ``Relu``, ``Sigmoid``, ``Tanh``, ``Softmax`` (axis 1),
+        ``LeakyRelu``, ``Elu``, ``Selu``, ``Gelu``, ``Mish``,
+        ``Identity`` and SiLU as ``Sigmoid`` and ``Mul``; ``Dropout`` an ONNX
+        ``Dropout`` (the identity at inference), ``Flatten`` a ``Flatten``,
+        ``BatchNorm1d`` a ``BatchNormalization`` with the running statistics,
+        ``LayerNorm`` a ``LayerNormalization``.  Where ONNX's float32
+        attributes or onnxruntime's missing float64 ``Erf`` would change a
+        float64 model's numbers (Softplus's beta and threshold, SELU, a
+        LeakyReLU slope or ELU alpha float32 cannot hold, exact GELU), the layer is a model-local
+        function of domain ``fastnn`` made of standard operators.  The input
+        ``"input"`` is (batch, n_inputs) with a dynamic batch (or (batch,
+        *sample_shape)), the output ``"output"`` (batch, n_outputs);
+        onnxruntime gives ``predict``'s numbers to rounding.  ONNX holds eps
+        as float32: a BatchNorm1d / LayerNorm eps of 1e-5 is 1e-5 + 2.5e-13
+        there.  Needs the ``onnx`` package (``pip install "fastnn[onnx]"``).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the model there (``onnx.save``).
+        sample_shape : tuple of int, optional
+            The shape of one input sample, e.g. ``(28, 28)`` for a network
+            whose Flatten comes before its first Dense; default ``(n_inputs,)``.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        TypeError
+            For a layer of your own (the message names it).
+        """
+        from .interop import onnx as _onnx_interop
+        return _onnx_interop.to_onnx(self, path, sample_shape=sample_shape)
+
+    @classmethod
+    def from_onnx(cls, model_or_path: Any, *, backend: str | NumpyOps | None = None) -> Network:
+        """A Network equal to an ONNX model: what ``to_onnx`` writes, or an MLP that
+        ``torch.onnx.export`` wrote from an ``nn.Sequential`` of the layers fastnn has.
+
+        Reads ``Gemm`` / ``MatMul`` (+ ``Add``), the activations' operators and
+        fastnn's functions (see ``to_onnx``), ``PRelu`` with one slope, ``Softplus``,
+        ``Dropout``, ``Flatten``, ``BatchNormalization``, ``LayerNormalization``,
+        and the operator patterns torch writes for SiLU, GELU, Mish and
+        Softplus(beta).  The dtype is the input's (float32 or float64).
+
+        Parameters
+        ----------
+        model_or_path : onnx.ModelProto, str or path-like
+        backend : str or None
+            Backend of the new network (None: the default).
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        TypeError
+            For an operator (or a graph shape) fastnn has no layer for; the
+            message names the node.
+        ValueError
+            For an operator's setting fastnn's layer does not have (a Softmax
+            over another axis, a training-mode BatchNormalization, ...).
+        """
+        from .interop import onnx as _onnx_interop
+        return _onnx_interop.from_onnx(cls, model_or_path, backend=backend)
 
 
 def _accuracy(out: NDArray[Any], T: NDArray[Any], loss: Loss,

@@ -598,6 +598,30 @@ class _BaseMLP(BaseEstimator):
         X = unmasked(X, "X")
         return _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
 
+    # ------------------------------------------------------------ ONNX
+    def to_onnx(self, path=None):
+        """The fitted model as an ONNX model (``pip install "fastnn[onnx]"``).
+
+        Its input ``"input"`` is X (batch, n_features) in the network's dtype;
+        its output is the classifier's ``"probabilities"``, ``predict_proba``
+        (softmax; the logistic's [1 - p, p] columns for a binary problem; each
+        label's logistic for a multi-label one), or the regressor's
+        ``"predictions"``, ``predict`` ((batch,) for one output).  See
+        ``fastnn.Network.to_onnx`` for the operators.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the model there.
+
+        Returns
+        -------
+        onnx.ModelProto
+        """
+        check_is_fitted(self)
+        from .interop.onnx import estimator_to_onnx
+        return estimator_to_onnx(self, path)
+
     # -------------------------------------------------------- pickling
     def __setstate__(self, state):
         super().__setstate__(state)      # scikit-learn's: checks the pickling version
