@@ -297,7 +297,8 @@ def _export_activation(b: _Builder, layer: Layer, x: str, i: int) -> str | None:
     """The output of ``layer`` (an activation of fastnn's table) on ``x``, or None."""
     f64 = b.dtype == np.float64
     tag = f"{type(layer).__name__}{i}"
-    simple = {Identity: "Identity", Sigmoid: "Sigmoid", Tanh: "Tanh", ReLU: "Relu"}
+    simple: dict[type, str] = {Identity: "Identity", Sigmoid: "Sigmoid", Tanh: "Tanh",
+                               ReLU: "Relu"}
     if type(layer) in simple:
         return b.node(simple[type(layer)], [x], tag)
     if type(layer) is Softmax:
@@ -551,7 +552,7 @@ def _scalar(value: np.ndarray | None) -> float | None:
     if value is None or value.size != 1:
         return None
     number = value.reshape(())
-    return _from32(number) if value.dtype == np.float32 else float(number)
+    return _from32(float(number)) if value.dtype == np.float32 else float(number)
 
 
 def _describe(node: Any) -> str:
@@ -736,13 +737,15 @@ def _read_function(g: _Graph, node: Any) -> Layer:
     if op in ("BatchNorm1d", "BatchNorm1dPlain", "LayerNorm", "LayerNormPlain"):
         arrays = [g.const(node, k) for k in range(1, len(node.input))]
         if all(a is not None for a in arrays):
-            values = [np.array(a).reshape(-1) for a in arrays]  # type: ignore[arg-type]
+            values = [np.array(a).reshape(-1) for a in arrays]
             affine = not op.endswith("Plain")
             if op.startswith("BatchNorm1d"):
                 *params, mean, var, eps, momentum = values
-                m = _scalar(momentum)
-                assert m is not None
-                bn = BatchNorm1d(mean.size, eps=_scalar(eps),
+                m, e = _scalar(momentum), _scalar(eps)
+                if m is None or e is None:
+                    raise ValueError(f"{_describe(node)}: its eps and momentum must be "
+                                     "single numbers")
+                bn = BatchNorm1d(mean.size, eps=e,
                                  momentum=None if math.isnan(m) else m, affine=affine)
                 if affine:
                     bn.weight, bn.bias = params
@@ -753,7 +756,10 @@ def _read_function(g: _Graph, node: Any) -> Layer:
             if width is None:
                 raise ValueError(f"{_describe(node)}: its width is not known (no Dense "
                                  "before it, and the input's shape is not given)")
-            ln = LayerNorm(width, eps=_scalar(eps), elementwise_affine=affine)
+            e = _scalar(eps)
+            if e is None:
+                raise ValueError(f"{_describe(node)}: its eps must be a single number")
+            ln = LayerNorm(width, eps=e, elementwise_affine=affine)
             if affine:
                 ln.weight, ln.bias = params
             return ln
@@ -818,7 +824,7 @@ def _read_batchnorm(g: _Graph, node: Any, at: dict[str, Any]) -> tuple[Layer, st
     arrays = [g.const(node, k) for k in range(1, 5)]
     if any(a is None for a in arrays):
         raise ValueError(f"{_describe(node)}: scale, bias, mean and var must be constants")
-    scale, bias, mean, var = (np.array(a).reshape(-1) for a in arrays)  # type: ignore[union-attr]
+    scale, bias, mean, var = (np.array(a).reshape(-1) for a in arrays)
     momentum = at.get("momentum", 0.9)
     layer = BatchNorm1d(scale.size, eps=_from32(at.get("epsilon", 1e-5)),
                         momentum=float(np.round(1.0 - momentum, 6)))
