@@ -2,7 +2,9 @@
 ``pytest`` script) or this source tree (``python -m pytest``, which puts the
 repository root first on sys.path) -- has its compiled extension, built from
 this repository's C and Cython sources; it reaches the C code; the sdist
-carries everything needed to build it and no build product.
+carries everything needed to build it and no build product; the binary wheel
+(FASTNN_WHEEL, built and repaired by .ci/run) holds this package, its extension
+built from these sources and linking only glibc, and nothing else.
 
 These tests fail (they do not skip) when the compiled backend is missing or
 stale: a test run that silently fell back to the reference backend, or ran an
