@@ -38,7 +38,8 @@ def _block_after(text, heading):
 
 def test_sections_in_a_newcomers_order():
     order = ["Install", "Quick start", "The API at a glance", "Backends", "The tutorials",
-             "Moving to PyTorch", "Coming from scikit-learn", "Performance", "Contributing"]
+             "Moving to PyTorch", "Coming from scikit-learn", "When one machine is not enough",
+             "Performance", "Contributing"]
     sections = _sections(_readme())
     positions = []
     for name in order:
