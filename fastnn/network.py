@@ -24,7 +24,7 @@ from . import training as _training
 from ._custom import user_methods
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import (as_float_array, as_numeric, as_samples, as_weights, check_dtype,
-                          check_int)
+                          check_int, check_mapped)
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .interop import torch as _torch_interop
@@ -237,6 +237,7 @@ class Network:
                                  f"{self.n_inputs}))")
             arr = arr.reshape(1, -1)
         elif self._flattens_input and arr.ndim > 2:
+            check_mapped(arr, self.dtype, name)   # a memmap flattens as a view, or is refused
             per = int(np.prod(shape[1:]))
             if per != self.n_inputs:
                 raise ValueError(f"{name} has shape {shape}, {per} values per sample once "
@@ -332,7 +333,8 @@ class Network:
         return self.predict(X)
 
     # --------------------------------------------------------- training
-    def fit(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+    def fit(self, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
+            y: ArrayLike | None = None, *, loss: Loss | type[Loss] | str,
             optimizer: Optimizer | type[Optimizer] | str, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0,
@@ -348,10 +350,24 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_inputs)
-            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
+        X : array-like, shape (n_samples, n_inputs), or an iterable of batches
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``).
+            An ``np.memmap`` (or ``np.load(..., mmap_mode="r")``) that is
+            C-contiguous and of the network's dtype is used in place: only the
+            rows of each batch are read, nothing copies it (another dtype or
+            layout is refused, as converting would copy the whole file).
+            With ``y`` omitted: a re-iterable of ``(X_batch, y_batch)`` pairs,
+            each one batch, iterated once per epoch (a list, a DataLoader, an
+            object reading files); training equals training on the
+            concatenated arrays with ``shuffle=False`` and the same batch
+            boundaries.  ``shuffle`` must then be False, and ``batch_size``,
+            ``seed``, ``validation_split``, ``sample_weight``,
+            ``class_weight``, ``metrics`` and a per-batch ``lr_scheduler`` are
+            refused (the iterable decides the batches and their order;
+            ``validation_data`` and the rest apply).
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
-            or class labels (n_samples,) for CrossEntropyLoss
+            or class labels (n_samples,) for CrossEntropyLoss; None (omitted)
+            when X is an iterable of batches
         loss : Loss, Loss subclass or str
             E.g. ``MSELoss()``, ``HuberLoss(delta=0.5)`` or ``"mse"``, ``"l1"``,
             ``"huber"``, ``"smooth_l1"``, ``"bce"``, ``"bce_with_logits"``,
