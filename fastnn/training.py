@@ -237,6 +237,7 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
             raise TypeError(f"callbacks[{i}] is {callback!r}, not a fastnn.callbacks.Callback")
     batches: Iterable[Any] | None = None
     weights: NDArray[np.float64] | None
+    resolved: list[tuple[str, str]]
     if y is None:                             # an iterable of (X_batch, y_batch) pairs
         batches = _check_batches(X, epochs, batch_size, shuffle, seed, shuffler,
                                  validation_split, sample_weight, class_weight, metrics,
@@ -394,7 +395,7 @@ def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: b
                         f"batches once, but fit iterates X once per epoch ({epochs} epochs): "
                         "pass a re-iterable -- a list, or an object whose __iter__ starts "
                         "over (e.g. a torch DataLoader)")
-    return batches  # type: ignore[no-any-return]
+    return batches
 
 
 def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any],

@@ -234,3 +234,14 @@ def test_iterable_with_early_stopping_and_callbacks(backend):
                 shuffle=False, early_stopping=True, patience=2,
                 validation_data=(X, y))
     assert len(h.loss) < 30 and len(h.val_loss) == len(h.loss)
+
+
+def test_the_readme_example_runs_and_prints_what_it_says(capsys):
+    import os
+    import re
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "README.md"), encoding="utf-8") as f:
+        section = f.read().split("### Data larger than memory", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == "True\n"
