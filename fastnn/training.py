@@ -408,10 +408,13 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
     trainer -- the same trainer, with the same steps, as a fit on the
     concatenated array with ``shuffle=False`` and these batch boundaries, so
     the weights are the same bit for bit.  The epoch's loss is the batches'
-    losses weighted by their rows (``"mean"``) or summed, as ``_drive``'s.
+    losses weighted by their rows (``"mean"``; by the rows' weights with
+    ``CrossEntropyLoss(weight=...)`` and labels) or summed, as ``_drive``'s; a
+    batch whose rows all weigh 0 under ``"mean"`` is refused before it trains.
     Only one batch is in memory at a time (beside what the iterable holds).
     """
     mean = loss.reduction == "mean"
+    by_rows = loss.epoch_by_rows
     beginners = [w for w in watchers if getattr(w, "on_epoch_begin", None) is not None]
     for done in range(epochs):
         if interrupt.requested:
@@ -421,6 +424,7 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
         lrs = lr_of(done, 1)
         totals = np.zeros(1)
         rows = count = 0
+        omegas: list[NDArray[np.float64]] = []      # the rows' weights in a mean, if any
         for pair in batches:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 got = type(pair).__name__
@@ -430,6 +434,16 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
                                 "(X_batch, y_batch)")
             Xb, Tb = network._check_data(pair[0], pair[1], loss, f"X_batch (batch {count})",
                                          f"y_batch (batch {count})")
+            omega = _row_weights(loss, Tb, None)
+            if omega is not None:
+                if mean and not (omega > 0).any():
+                    raise ZeroWeightError(
+                        f"batch {count + 1} of epoch {done + 1} has total weight 0: "
+                        "reduction='mean' divides a batch's loss by its samples' total "
+                        "weight (the label's weight of CrossEntropyLoss(weight=...)); give "
+                        "those samples weight, use larger batches, or reduction='sum'")
+                if not by_rows:
+                    omegas.append(omega)
             trainer = _make_trainer(network, Xb, Tb, loss, optimizer, Xb.shape[0], interrupt,
                                     None, clip, None)
             catch = interrupt.catching
@@ -452,7 +466,9 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
                              "(X_batch, y_batch) pair per epoch"
                              + (" (an iterable whose __iter__ does not start over yields "
                                 "its batches only once)" if done else ""))
-        if _observe(watchers, history, totals / rows if mean else totals, lrs, n_scorers,
+        # the epoch's total weight as _drive's: one sum over the rows in order
+        total = float(np.sum(np.concatenate(omegas))) if omegas else rows
+        if _observe(watchers, history, totals / total if mean else totals, lrs, n_scorers,
                     network):
             return
 

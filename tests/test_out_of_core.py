@@ -245,3 +245,29 @@ def test_the_readme_example_runs_and_prints_what_it_says(capsys):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out == "True\n"
+
+
+def test_iterable_equals_the_array_with_class_weights_and_batchnorm(backend):
+    from fastnn import BatchNorm1d, CrossEntropyLoss
+    X, _ = _data(n=90)
+    labels = np.random.default_rng(3).integers(0, 3, 90)
+    loss = CrossEntropyLoss(weight=[1.0, 0.25, 2.0])
+
+    def net():
+        return Network([Dense(5, 6), BatchNorm1d(6), ReLU(), Dense(6, 3)], seed=4,
+                       backend=backend)
+
+    a, b = net(), net()
+    ha = a.fit(X, labels, loss=loss, optimizer=Adam(0.02), epochs=3, batch_size=20,
+               shuffle=False)
+    hb = b.fit(_Batches(X, labels, 20), loss=loss, optimizer=Adam(0.02), epochs=3,
+               shuffle=False)
+    assert ha.history == hb.history
+    for (name, pa, _), (_, pb, _) in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(pa, pb, err_msg=name)
+    np.testing.assert_array_equal(a.layers[1].running_mean, b.layers[1].running_mean)
+    assert a.layers[1].num_batches_tracked == b.layers[1].num_batches_tracked == 15
+    zero = CrossEntropyLoss(weight=[1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="batch 2 of epoch 1 has total weight 0"):
+        b.fit([(X[:3], np.array([0, 1, 2])), (X[:2], np.array([1, 1]))], loss=zero,
+              optimizer="sgd", shuffle=False)
