@@ -412,7 +412,24 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
     ``CrossEntropyLoss(weight=...)`` and labels) or summed, as ``_drive``'s; a
     batch whose rows all weigh 0 under ``"mean"`` is refused before it trains.
     Only one batch is in memory at a time (beside what the iterable holds).
+    A compiled trainer is kept while the batches keep their shape (and
+    dtypes): each batch is copied into the arrays it was made on, so a batch
+    costs a copy, not a new trainer (the Python trainer is made per batch).
     """
+    held: list[Any] = [None]                 # the kept (trainer, X, T), or None
+    try:
+        _run_batches(network, batches, watchers, history, epochs, loss, optimizer,
+                     interrupt, clip, lr_of, n_scorers, held)
+    finally:
+        if held[0] is not None:
+            held[0][0].close()
+
+
+def _run_batches(network: Network, batches: Iterable[Any], watchers: list[Any],
+                 history: History, epochs: int, loss: Loss, optimizer: Optimizer,
+                 interrupt: _StopOnInterrupt, clip: _Clipping, lr_of: Any,
+                 n_scorers: int, held: list[Any]) -> None:
+    """``_drive_batches``'s loop; ``held[0]``: the kept (trainer, X, T), or None."""
     mean = loss.reduction == "mean"
     by_rows = loss.epoch_by_rows
     beginners = [w for w in watchers if getattr(w, "on_epoch_begin", None) is not None]
@@ -444,8 +461,20 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
                         "those samples weight, use larger batches, or reduction='sum'")
                 if not by_rows:
                     omegas.append(omega)
-            trainer = _make_trainer(network, Xb, Tb, loss, optimizer, Xb.shape[0], interrupt,
-                                    None, clip, None)
+            kept = held[0]
+            if kept is not None and (kept[1].shape, kept[1].dtype, kept[2].shape,
+                                     kept[2].dtype) == (Xb.shape, Xb.dtype, Tb.shape, Tb.dtype):
+                trainer = kept[0]
+                np.copyto(kept[1], Xb)
+                np.copyto(kept[2], Tb)
+            else:
+                if kept is not None:
+                    held[0] = None
+                    kept[0].close()
+                Xb, Tb = np.array(Xb), np.array(Tb)     # the trainer's own arrays
+                trainer = _make_trainer(network, Xb, Tb, loss, optimizer, Xb.shape[0],
+                                        interrupt, None, clip, None)
+                held[0] = (trainer, Xb, Tb)
             catch = interrupt.catching
             try:
                 trainer.run(None, 0, 0, 1, totals, catch)
@@ -454,7 +483,9 @@ def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any]
                     raise _diverged(done) from None
                 raise
             finally:
-                trainer.close()
+                if not isinstance(trainer, _NativeTrainer):
+                    held[0] = None
+                    trainer.close()
             if catch and trainer.interrupted:
                 interrupt.trip()
             if interrupt.requested:       # the unfinished epoch is not recorded

@@ -271,3 +271,17 @@ def test_iterable_equals_the_array_with_class_weights_and_batchnorm(backend):
     with pytest.raises(ValueError, match="batch 2 of epoch 1 has total weight 0"):
         b.fit([(X[:3], np.array([0, 1, 2])), (X[:2], np.array([1, 1]))], loss=zero,
               optimizer="sgd", shuffle=False)
+
+
+def test_iterable_of_memmap_slices_equals_the_memmap_fit(backend, tmp_path):
+    X = _memmap(tmp_path, 200, 6, dtype=np.float64)
+    y = np.sin(np.asarray(X[:, :2]))
+    nets = [Network([Dense(6, 5), Tanh(), Dense(5, 2)], seed=5, backend=backend)
+            for _ in range(2)]
+    ha = nets[0].fit(X, y, loss="huber", optimizer=SGD(0.1, momentum=0.5), epochs=3,
+                     batch_size=64, shuffle=False)
+    hb = nets[1].fit(_Batches(X, y, 64), loss="huber", optimizer=SGD(0.1, momentum=0.5),
+                     epochs=3, shuffle=False)
+    assert ha.history == hb.history
+    for (name, pa, _), (_, pb, _) in zip(nets[0].parameters(), nets[1].parameters()):
+        np.testing.assert_array_equal(pa, pb, err_msg=name)
