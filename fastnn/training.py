@@ -10,6 +10,10 @@ trainer runs the batches, and between its calls Python observes the epochs
 module: it works on the network it is handed.  For L-BFGS (fastnn.sklearn)
 it also gives the loss and gradient over a whole data set without an
 update (``_LossAndGradients``): the same trainer, one batch of all the rows.
+Data larger than memory enters as it is: a memmap X is handed to the trainer
+in place (each batch's rows are read, shuffled or not), and an iterable of
+(X_batch, y_batch) pairs is trained batch by batch by the same trainers
+(``_drive_batches``), so it equals the array fit with the same batches.
 """
 
 from __future__ import annotations
