@@ -370,7 +370,11 @@ def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: b
     schedule (it needs the number of batches before the first).  An iterator
     (a generator) is one pass: refused for more than one epoch.
     """
-    if isinstance(batches, (np.ndarray, str, bytes)) or not hasattr(batches, "__iter__"):
+    first = (batches[0] if isinstance(batches, (list, tuple)) and len(batches) else None)
+    if (isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__")
+            or hasattr(batches, "shape") or hasattr(batches, "__array__")
+            or (first is not None and not (isinstance(first, (tuple, list)) and len(first) == 2
+                                           and np.ndim(first[0]) >= 1))):
         raise TypeError("y is missing: fit takes an array X and its targets y, or, with y "
                         "omitted, a re-iterable of (X_batch, y_batch) pairs; got X of type "
                         f"{type(batches).__name__}")

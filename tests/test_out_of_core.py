@@ -217,8 +217,9 @@ def test_iterable_refuses_what_does_not_apply(backend):
     with pytest.raises(TypeError, match="iterator .* once per epoch"):
         net.fit(iter(pairs), **fit, epochs=2, shuffle=False)
     net.fit(iter(pairs), **fit, epochs=1, shuffle=False)         # one pass: fine
-    with pytest.raises(TypeError, match="y is missing"):
-        net.fit(X, **fit)
+    for data in (X, X.tolist(), X[:, :2].tolist(), 3.0):
+        with pytest.raises(TypeError, match="y is missing"):
+            net.fit(data, **fit)
     with pytest.raises(TypeError, match="batch 1 of epoch 0 is a tuple of length 3"):
         net.fit([(X, y), (X, y, y)], **fit, shuffle=False)
     with pytest.raises(ValueError, match=r"X_batch \(batch 1\) has 4 features"):
