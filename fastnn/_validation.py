@@ -7,7 +7,7 @@ dtype and never convert inside a loop.  Every message names the argument, the
 problem and the shapes involved.  Conversion always copies when it must change
 anything, so a caller's array is never modified.  Out-of-core data is never
 copied whole: the finiteness check reads an array a chunk at a time, and a
-memory-mapped X is used in place or refused (``check_mapped``).
+memory-mapped training X is used in place or refused (``check_mapped``).
 
 A masked array (``numpy.ma.MaskedArray``) is taken at its word: with no
 masked element it is its data, with any masked element it is refused --
@@ -147,12 +147,15 @@ def _file_mapped(a: Any) -> bool:
 
 
 def check_mapped(X: NDArray[Any], dtype: DTypeLike, name: str = "X") -> None:
-    """Refuse a file-mapped X that would have to be copied whole into memory.
+    """Refuse a file-mapped training X that would have to be copied whole into memory.
 
     A memmap that is C-contiguous and of the network's dtype is used in place
     (rows are read as the batches need them); any other dtype or layout would
-    be converted to a private copy of the whole file, which is what out-of-core
-    data cannot afford -- so it is refused, naming the cure.
+    be converted to a private copy of the whole file, held for the whole fit,
+    which is what out-of-core data cannot afford -- so ``fit`` refuses it,
+    naming the cure.  (``predict`` and ``evaluate`` convert it as any array,
+    as scikit-learn's estimator checks expect: their outputs and activations
+    are as many rows anyway.)
     """
     if not _file_mapped(X):
         return
@@ -184,7 +187,6 @@ def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features per sample (shape {arr.shape}) "
                          f"but the network expects {n_features}")
-    check_mapped(arr, dtype, name)
     return as_float_array(arr, dtype, name)
 
 

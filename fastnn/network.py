@@ -24,7 +24,7 @@ from . import training as _training
 from ._custom import user_methods
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import (as_float_array, as_numeric, as_samples, as_weights, check_dtype,
-                          check_int, check_mapped)
+                          check_int)
 from .backends import get_backend
 from .backends.numpy_ops import NumpyOps
 from .interop import torch as _torch_interop
@@ -237,7 +237,6 @@ class Network:
                                  f"{self.n_inputs}))")
             arr = arr.reshape(1, -1)
         elif self._flattens_input and arr.ndim > 2:
-            check_mapped(arr, self.dtype, name)   # a memmap flattens as a view, or is refused
             per = int(np.prod(shape[1:]))
             if per != self.n_inputs:
                 raise ValueError(f"{name} has shape {shape}, {per} values per sample once "
@@ -355,7 +354,8 @@ class Network:
             An ``np.memmap`` (or ``np.load(..., mmap_mode="r")``) that is
             C-contiguous and of the network's dtype is used in place: only the
             rows of each batch are read, nothing copies it (another dtype or
-            layout is refused, as converting would copy the whole file).
+            layout is refused, as converting would copy the whole file;
+            ``predict`` and ``evaluate`` convert it, as any array).
             With ``y`` omitted: a re-iterable of ``(X_batch, y_batch)`` pairs,
             each one batch, iterated once per epoch (a list, a DataLoader, an
             object reading files); training equals training on the

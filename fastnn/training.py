@@ -33,7 +33,8 @@ from numpy.typing import ArrayLike, NDArray
 from ._custom import user_methods
 from ._interrupts import _take_sigint
 from ._metrics import resolve_metrics, score_metrics
-from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
+from ._validation import (ZeroWeightError, as_weights, check_bool, check_float, check_int,
+                          check_mapped)
 from .backends.numpy_ops import ieee_scope
 from .callbacks import Callback, EarlyStopping
 from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer, LayerNorm
@@ -249,6 +250,8 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
         X = T = np.empty((1, 0))              # the sizes below are one "row" per batch
         weights, resolved = None, []
     else:
+        if isinstance(X, np.ndarray):         # a memmap: in place, never copied whole
+            check_mapped(X, network.dtype, "X")
         X, T = network._check_data(X, y, loss)
         weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
         resolved = resolve_metrics(metrics, loss, T)
