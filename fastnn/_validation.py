@@ -5,7 +5,9 @@ enters fastnn (``fit``, ``predict``, a loss called by the user, a weight
 assignment), so the kernels below can assume C-contiguous arrays of the right
 dtype and never convert inside a loop.  Every message names the argument, the
 problem and the shapes involved.  Conversion always copies when it must change
-anything, so a caller's array is never modified.
+anything, so a caller's array is never modified.  Out-of-core data is never
+copied whole: the finiteness check reads an array a chunk at a time, and a
+memory-mapped training X is used in place or refused (``check_mapped``).
 
 A masked array (``numpy.ma.MaskedArray``) is taken at its word: with no
 masked element it is its data, with any masked element it is refused --
@@ -16,6 +18,7 @@ bools; flags are Python or NumPy bools, never strings or numbers.
 
 from __future__ import annotations
 
+import mmap
 import numbers
 from typing import Any, Literal, overload
 
@@ -93,14 +96,84 @@ def as_float_array(a: ArrayLike, dtype: DTypeLike, name: str, *,
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if out.size and not np.isfinite(out).all():
-        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+    bad = first_non_finite(out)
+    if bad is not None:
         if np.isfinite(arr[bad]):
             raise ValueError(f"{name} has a value too large for {np.dtype(dtype).name} "
                              f"({float(arr[bad]):g} at index {bad}, shape {arr.shape})")
         raise ValueError(f"{name} contains NaN or infinity (first at index {bad}, "
                          f"shape {arr.shape})")
     return out
+
+
+#: elements per chunk of ``first_non_finite``: its temporaries stay ~1 MiB whatever
+#: the array's size (a memmap of many GB is read a chunk at a time, never copied)
+CHUNK_ELEMENTS = 1 << 20
+
+
+def first_non_finite(a: NDArray[Any]) -> tuple[int, ...] | None:
+    """The index of ``a``'s first NaN or infinity in C order, or None.
+
+    Reads ``a`` in chunks of ``CHUNK_ELEMENTS`` elements, so the boolean
+    temporaries are a chunk's, not the array's (``np.isfinite(a).all()`` over an
+    800 MB float32 memmap would allocate 200 MB).
+
+    Parameters
+    ----------
+    a : ndarray, C-contiguous
+
+    Returns
+    -------
+    tuple of int, or None
+        As ``tuple(np.argwhere(~np.isfinite(a))[0])``.
+    """
+    flat = a.reshape(-1)                  # a view: a is C-contiguous
+    for start in range(0, flat.shape[0], CHUNK_ELEMENTS):
+        finite = np.isfinite(flat[start:start + CHUNK_ELEMENTS])
+        if not finite.all():
+            at = start + int(np.argmin(finite))
+            return tuple(int(i) for i in np.unravel_index(at, a.shape))
+    return None
+
+
+def _file_mapped(a: Any) -> bool:
+    """Whether ``a``'s memory is a file mapping (an ``np.memmap``, ``np.load(...,
+    mmap_mode=...)``, an array over an ``mmap.mmap``), through its bases."""
+    while a is not None:
+        if isinstance(a, (np.memmap, mmap.mmap)):
+            return True
+        a = getattr(a, "base", None) if isinstance(a, np.ndarray) else getattr(a, "obj", None)
+    return False
+
+
+def check_mapped(X: NDArray[Any], dtype: DTypeLike, name: str = "X") -> None:
+    """Refuse a file-mapped training X that would have to be copied whole into memory.
+
+    A memmap that is C-contiguous and of the network's dtype is used in place
+    (rows are read as the batches need them); any other dtype or layout would
+    be converted to a private copy of the whole file, held for the whole fit,
+    which is what out-of-core data cannot afford -- so ``fit`` refuses it,
+    naming the cure.  (``predict`` and ``evaluate`` convert it as any array,
+    as scikit-learn's estimator checks expect: their outputs and activations
+    are as many rows anyway.)
+    """
+    if not _file_mapped(X):
+        return
+    want = np.dtype(dtype)
+    if X.dtype != want:
+        raise TypeError(
+            f"{name} is a memory-mapped array of dtype {X.dtype} (shape {X.shape}) but the "
+            f"network's dtype is {want.name}: converting it would copy the whole file into "
+            f"memory. fastnn uses a memmap in place only when it is C-contiguous and of the "
+            f"network's dtype: write the file as {want.name} once, or pass fit an iterable "
+            f"of (X_batch, y_batch) pairs that converts each batch")
+    if not X.flags.c_contiguous:
+        raise ValueError(
+            f"{name} is a memory-mapped array that is not C-contiguous (shape {X.shape}, "
+            f"strides {X.strides}): using it would copy the whole file into memory. fastnn "
+            f"uses a memmap in place only when it is C-contiguous (whole rows, row-major) "
+            f"and of the network's dtype: write such a file once, or pass fit an iterable "
+            f"of (X_batch, y_batch) pairs")
 
 
 def as_samples(X: ArrayLike, dtype: DTypeLike, n_features: int | None,

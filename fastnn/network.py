@@ -333,7 +333,8 @@ class Network:
         return self.predict(X)
 
     # --------------------------------------------------------- training
-    def fit(self, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+    def fit(self, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
+            y: ArrayLike | None = None, *, loss: Loss | type[Loss] | str,
             optimizer: Optimizer | type[Optimizer] | str, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
             verbose: int = 0,
@@ -349,10 +350,25 @@ class Network:
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_inputs)
-            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``)
+        X : array-like, shape (n_samples, n_inputs), or an iterable of batches
+            (or (n_samples, d1, d2, ...) after a Flatten, see ``Network``).
+            An ``np.memmap`` (or ``np.load(..., mmap_mode="r")``) that is
+            C-contiguous and of the network's dtype is used in place: only the
+            rows of each batch are read, nothing copies it (another dtype or
+            layout is refused, as converting would copy the whole file;
+            ``predict`` and ``evaluate`` convert it, as any array).
+            With ``y`` omitted: a re-iterable of ``(X_batch, y_batch)`` pairs,
+            each one batch, iterated once per epoch (a list, a DataLoader, an
+            object reading files); training equals training on the
+            concatenated arrays with ``shuffle=False`` and the same batch
+            boundaries.  ``shuffle`` must then be False, and ``batch_size``,
+            ``seed``, ``validation_split``, ``sample_weight``,
+            ``class_weight``, ``metrics`` and a per-batch ``lr_scheduler`` are
+            refused (the iterable decides the batches and their order;
+            ``validation_data`` and the rest apply).
         y : array-like, shape (n_samples, n_outputs), (n_samples,) for one output,
-            or class labels (n_samples,) for CrossEntropyLoss
+            or class labels (n_samples,) for CrossEntropyLoss; None (omitted)
+            when X is an iterable of batches
         loss : Loss, Loss subclass or str
             E.g. ``MSELoss()``, ``HuberLoss(delta=0.5)`` or ``"mse"``, ``"l1"``,
             ``"huber"``, ``"smooth_l1"``, ``"bce"``, ``"bce_with_logits"``,

@@ -10,6 +10,10 @@ trainer runs the batches, and between its calls Python observes the epochs
 module: it works on the network it is handed.  For L-BFGS (fastnn.sklearn)
 it also gives the loss and gradient over a whole data set without an
 update (``_LossAndGradients``): the same trainer, one batch of all the rows.
+Data larger than memory enters as it is: a memmap X is handed to the trainer
+in place (each batch's rows are read, shuffled or not), and an iterable of
+(X_batch, y_batch) pairs is trained batch by batch by the same trainers
+(``_drive_batches``), so it equals the array fit with the same batches.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import signal
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,7 +33,8 @@ from numpy.typing import ArrayLike, NDArray
 from ._custom import user_methods
 from ._interrupts import _take_sigint
 from ._metrics import resolve_metrics, score_metrics
-from ._validation import ZeroWeightError, as_weights, check_bool, check_float, check_int
+from ._validation import (ZeroWeightError, as_weights, check_bool, check_float, check_int,
+                          check_mapped)
 from .backends.numpy_ops import ieee_scope
 from .callbacks import Callback, EarlyStopping
 from .layers import Activation, BatchNorm1d, Dense, Dropout, Flatten, Layer, LayerNorm
@@ -164,7 +169,8 @@ class History:
 
 
 
-def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss] | str,
+def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
+        y: ArrayLike | None = None, *, loss: Loss | type[Loss] | str,
         optimizer: Optimizer | type[Optimizer] | str, epochs: int = 1,
         batch_size: int | None = None, shuffle: bool = True, seed: int | None = None,
         verbose: int = 0,
@@ -234,9 +240,21 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
     for i, callback in enumerate(callbacks):
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks[{i}] is {callback!r}, not a fastnn.callbacks.Callback")
-    X, T = network._check_data(X, y, loss)
-    weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
-    resolved = resolve_metrics(metrics, loss, T)
+    batches: Iterable[Any] | None = None
+    weights: NDArray[np.float64] | None
+    resolved: list[tuple[str, str]]
+    if y is None:                             # an iterable of (X_batch, y_batch) pairs
+        batches = _check_batches(X, epochs, batch_size, shuffle, seed, shuffler,
+                                 validation_split, sample_weight, class_weight, metrics,
+                                 lr_scheduler)
+        X = T = np.empty((1, 0))              # the sizes below are one "row" per batch
+        weights, resolved = None, []
+    else:
+        if isinstance(X, np.ndarray):         # a memmap: in place, never copied whole
+            check_mapped(X, network.dtype, "X")
+        X, T = network._check_data(X, y, loss)
+        weights = fit_weights(loss, T, sample_weight, class_weight, network.n_outputs)
+        resolved = resolve_metrics(metrics, loss, T)
     validation: _Validation | None = None
     if validation_split:
         n_all = X.shape[0]
@@ -301,12 +319,18 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                     begin = getattr(watcher, "on_train_begin", None)
                     if begin is not None:
                         begin({})
-                trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
-                                        weights, clip, schedule)
-                _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
-                       interrupt, _row_weights(loss, T, weights),
-                       lr_of=_epoch_rates(optimizer, schedule, per_epoch_batches),
-                       n_scorers=len(scorers), network=network)
+                if batches is not None:
+                    _drive_batches(network, batches, watchers, history, epochs, loss,
+                                   optimizer, interrupt, clip,
+                                   _epoch_rates(optimizer, schedule, per_epoch_batches),
+                                   len(scorers))
+                else:
+                    trainer = _make_trainer(network, X, T, loss, optimizer, batch, interrupt,
+                                            weights, clip, schedule)
+                    _drive(trainer, watchers, history, n, batch, epochs, shuffle, rng, loss,
+                           interrupt, _row_weights(loss, T, weights),
+                           lr_of=_epoch_rates(optimizer, schedule, per_epoch_batches),
+                           n_scorers=len(scorers), network=network)
                 completed = True
             finally:
                 if schedule is not None:
@@ -329,6 +353,166 @@ def fit(network: Network, X: ArrayLike, y: ArrayLike, *, loss: Loss | type[Loss]
                       "epochs; the network keeps the weights of the last completed batch",
                       UserWarning, stacklevel=3)
     return history
+
+
+def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: bool,
+                   seed: int | None, shuffler: Any, validation_split: float,
+                   sample_weight: Any, class_weight: Any, metrics: Any,
+                   lr_scheduler: LRScheduler | None) -> Iterable[Any]:
+    """``fit``'s X when y is omitted: a re-iterable of (X_batch, y_batch) pairs.
+
+    Each pair is one batch, in the order the iterable yields them, and the
+    iterable is iterated once per epoch -- so what is decided by fit for an
+    array is the iterable's here, and an argument that would decide it is
+    refused rather than ignored: ``batch_size`` (the pairs are the batches),
+    ``shuffle=True`` and ``seed`` (the iterable's order is the order: shuffle
+    there, as a DataLoader does), ``validation_split`` (there are no last rows
+    of a stream to hold out: give ``validation_data``), ``sample_weight`` and
+    ``class_weight`` (per-sample arrays of the whole set), ``metrics`` (a pass
+    over the training data after each epoch) and a per-batch learning-rate
+    schedule (it needs the number of batches before the first).  An iterator
+    (a generator) is one pass: refused for more than one epoch.
+    """
+    first = (batches[0] if isinstance(batches, (list, tuple)) and len(batches) else None)
+    if (isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__")
+            or hasattr(batches, "shape") or hasattr(batches, "__array__")
+            or (first is not None and not (isinstance(first, (tuple, list)) and len(first) == 2
+                                           and np.ndim(first[0]) >= 1))):
+        raise TypeError("y is missing: fit takes an array X and its targets y, or, with y "
+                        "omitted, a re-iterable of (X_batch, y_batch) pairs; got X of type "
+                        f"{type(batches).__name__}")
+    refused = [(batch_size is not None, f"batch_size={batch_size!r}",
+                "its pairs are the batches"),
+               (shuffle, "shuffle=True",
+                "the batches are trained in the order the iterable yields them (shuffle "
+                "there, e.g. a DataLoader(shuffle=True)); pass shuffle=False"),
+               (seed is not None or shuffler is not None, "seed",
+                "there is no shuffle to seed"),
+               (bool(validation_split), f"validation_split={validation_split!r}",
+                "a stream has no last rows to hold out; give validation_data"),
+               (sample_weight is not None or class_weight is not None,
+                "sample_weight or class_weight", "they weigh the rows of a whole array"),
+               (bool(metrics), "metrics",
+                "they are scored over the whole training set after each epoch"),
+               (lr_scheduler is not None and lr_scheduler.per_batch,
+                f"the per-batch schedule {type(lr_scheduler).__name__}",
+                "it needs the number of batches before the first")]
+    for bad, what, why in refused:
+        if bad:
+            raise ValueError(f"fit on an iterable of (X_batch, y_batch) pairs does not take "
+                             f"{what}: {why}")
+    if epochs > 1 and iter(batches) is batches:
+        raise TypeError(f"X is an iterator ({type(batches).__name__}), which yields its "
+                        f"batches once, but fit iterates X once per epoch ({epochs} epochs): "
+                        "pass a re-iterable -- a list, or an object whose __iter__ starts "
+                        "over (e.g. a torch DataLoader)")
+    return batches
+
+
+def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any],
+                   history: History, epochs: int, loss: Loss, optimizer: Optimizer,
+                   interrupt: _StopOnInterrupt, clip: _Clipping, lr_of: Any,
+                   n_scorers: int) -> None:
+    """The training loop over an iterable of (X_batch, y_batch) pairs (see
+    ``_check_batches``): each epoch iterates it once, each pair is checked where
+    it enters (as ``fit``'s X and y) and trained as one batch by the backend's
+    trainer -- the same trainer, with the same steps, as a fit on the
+    concatenated array with ``shuffle=False`` and these batch boundaries, so
+    the weights are the same bit for bit.  The epoch's loss is the batches'
+    losses weighted by their rows (``"mean"``; by the rows' weights with
+    ``CrossEntropyLoss(weight=...)`` and labels) or summed, as ``_drive``'s; a
+    batch whose rows all weigh 0 under ``"mean"`` is refused before it trains.
+    Only one batch is in memory at a time (beside what the iterable holds).
+    A compiled trainer is kept while the batches keep their shape (and
+    dtypes): each batch is copied into the arrays it was made on, so a batch
+    costs a copy, not a new trainer (the Python trainer is made per batch).
+    """
+    held: list[Any] = [None]                 # the kept (trainer, X, T), or None
+    try:
+        _run_batches(network, batches, watchers, history, epochs, loss, optimizer,
+                     interrupt, clip, lr_of, n_scorers, held)
+    finally:
+        if held[0] is not None:
+            held[0][0].close()
+
+
+def _run_batches(network: Network, batches: Iterable[Any], watchers: list[Any],
+                 history: History, epochs: int, loss: Loss, optimizer: Optimizer,
+                 interrupt: _StopOnInterrupt, clip: _Clipping, lr_of: Any,
+                 n_scorers: int, held: list[Any]) -> None:
+    """``_drive_batches``'s loop; ``held[0]``: the kept (trainer, X, T), or None."""
+    mean = loss.reduction == "mean"
+    by_rows = loss.epoch_by_rows
+    beginners = [w for w in watchers if getattr(w, "on_epoch_begin", None) is not None]
+    for done in range(epochs):
+        if interrupt.requested:
+            return
+        for watcher in beginners:
+            watcher.on_epoch_begin(done, {})
+        lrs = lr_of(done, 1)
+        totals = np.zeros(1)
+        rows = count = 0
+        omegas: list[NDArray[np.float64]] = []      # the rows' weights in a mean, if any
+        for pair in batches:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                got = type(pair).__name__
+                if isinstance(pair, (tuple, list)):
+                    got += f" of length {len(pair)}"
+                raise TypeError(f"batch {count} of epoch {done} is a {got}, not a pair "
+                                "(X_batch, y_batch)")
+            Xb, Tb = network._check_data(pair[0], pair[1], loss, f"X_batch (batch {count})",
+                                         f"y_batch (batch {count})")
+            omega = _row_weights(loss, Tb, None)
+            if omega is not None:
+                if mean and not (omega > 0).any():
+                    raise ZeroWeightError(
+                        f"batch {count + 1} of epoch {done + 1} has total weight 0: "
+                        "reduction='mean' divides a batch's loss by its samples' total "
+                        "weight (the label's weight of CrossEntropyLoss(weight=...)); give "
+                        "those samples weight, use larger batches, or reduction='sum'")
+                if not by_rows:
+                    omegas.append(omega)
+            kept = held[0]
+            if kept is not None and (kept[1].shape, kept[1].dtype, kept[2].shape,
+                                     kept[2].dtype) == (Xb.shape, Xb.dtype, Tb.shape, Tb.dtype):
+                trainer = kept[0]
+                np.copyto(kept[1], Xb)
+                np.copyto(kept[2], Tb)
+            else:
+                if kept is not None:
+                    held[0] = None
+                    kept[0].close()
+                Xb, Tb = np.array(Xb), np.array(Tb)     # the trainer's own arrays
+                trainer = _make_trainer(network, Xb, Tb, loss, optimizer, Xb.shape[0],
+                                        interrupt, None, clip, None)
+                held[0] = (trainer, Xb, Tb)
+            catch = interrupt.catching
+            try:
+                trainer.run(None, 0, 0, 1, totals, catch)
+            except FloatingPointError as exc:
+                if len(exc.args) == 2 and isinstance(exc.args[1], int):
+                    raise _diverged(done) from None
+                raise
+            finally:
+                if not isinstance(trainer, _NativeTrainer):
+                    held[0] = None
+                    trainer.close()
+            if catch and trainer.interrupted:
+                interrupt.trip()
+            if interrupt.requested:       # the unfinished epoch is not recorded
+                return
+            rows += Xb.shape[0]
+            count += 1
+        if not count:
+            raise ValueError(f"X yielded no batch in epoch {done}: fit needs at least one "
+                             "(X_batch, y_batch) pair per epoch"
+                             + (" (an iterable whose __iter__ does not start over yields "
+                                "its batches only once)" if done else ""))
+        # the epoch's total weight as _drive's: one sum over the rows in order
+        total = float(np.sum(np.concatenate(omegas))) if omegas else rows
+        if _observe(watchers, history, totals / total if mean else totals, lrs, n_scorers,
+                    network):
+            return
 
 
 def fit_weights(loss: Loss, T: NDArray[Any], sample_weight: ArrayLike | None,
@@ -493,8 +677,9 @@ def _drive(trainer: Any, watchers: list[Any], history: History, n: int, batch: i
                 for watcher in beginners:
                     watcher.on_epoch_begin(done, {})
             lrs = lr_of(done, chunk) if lr_of is not None else []
-            orders = (np.stack([rng.permutation(n) for _ in range(chunk)]) if shuffle
-                      else None)
+            orders = ((np.stack([rng.permutation(n) for _ in range(chunk)]) if chunk > 1
+                       else rng.permutation(n)[None])      # one epoch: no stacked copy
+                      if shuffle else None)
             if check_zero:
                 assert omega is not None
                 _check_batch_weights(omega, orders, n, batch, done)
