@@ -356,8 +356,11 @@ class Network:
             C-contiguous and of the network's dtype is used in place: only the
             rows of each batch are read, nothing copies it (another dtype or
             layout is refused, as converting would copy the whole file;
-            ``predict`` and ``evaluate`` convert it, as any array).
-            With ``y`` omitted: a re-iterable of ``(X_batch, y_batch)`` pairs,
+            ``predict`` and ``evaluate`` convert it, as any array).  An
+            array of rows that is not NumPy's (an h5py or zarr dataset) is
+            read a batch at a time, with an array fit's batches and weights
+            (``validation_split``, weights, ``metrics`` and a per-batch
+            schedule refused).  With ``y`` omitted: a re-iterable of ``(X_batch, y_batch)`` pairs,
             each one batch, iterated once per epoch (a list, a DataLoader, an
             object reading files); training equals training on the
             concatenated arrays with ``shuffle=False`` and the same batch

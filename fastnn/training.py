@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -249,6 +249,17 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
                                  lr_scheduler)
         X = T = np.empty((1, 0))              # the sizes below are one "row" per batch
         weights, resolved = None, []
+    elif _row_indexable(X):                   # h5py, zarr, ...: read batch by batch
+        if shuffler is not None and seed is not None:
+            raise ValueError("give seed or shuffler, not both")
+        batches = _RowBatches(X, y, batch_size, shuffle,
+                              shuffler if shuffler is not None
+                              else np.random.default_rng(seed) if seed is not None
+                              else network._shuffle_rng,
+                              validation_split, sample_weight, class_weight, metrics,
+                              lr_scheduler)
+        X = T = np.empty((1, 0))
+        weights, resolved = None, []
     else:
         if isinstance(X, np.ndarray):         # a memmap: in place, never copied whole
             check_mapped(X, network.dtype, "X")
@@ -407,6 +418,66 @@ def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: b
                         "pass a re-iterable -- a list, or an object whose __iter__ starts "
                         "over (e.g. a torch DataLoader)")
     return batches
+
+
+def _row_indexable(X: Any) -> bool:
+    """Whether X is an array of rows that is not NumPy's (an h5py or zarr dataset):
+    a NumPy ``dtype``, a ``shape`` of 2 or more dimensions and row indexing, but
+    not an ndarray -- ``fit`` reads it a batch at a time (``_RowBatches``), where
+    ``np.asarray`` would read it whole."""
+    return (not isinstance(X, np.ndarray) and isinstance(getattr(X, "dtype", None), np.dtype)
+            and len(getattr(X, "shape", ())) >= 2 and hasattr(X, "__getitem__"))
+
+
+class _RowBatches:
+    """A row-indexable X that is not a NumPy array (``_row_indexable``) as ``fit``'s
+    batches, read one batch at a time.
+
+    The batches are an array fit's: ``batch_size`` rows (None: all), each epoch
+    in the order of one ``rng.permutation(n)`` (the draw an array fit makes) or
+    in order without ``shuffle``; so the trained weights are an array fit's,
+    bit for bit.  A shuffled batch's rows are read with one increasing index
+    (h5py takes no other), then put in the order's order.  ``y`` is in memory.
+    What needs the whole of X at once is refused: ``validation_split`` (give
+    ``validation_data``), sample and class weights, ``metrics`` and a per-batch
+    schedule.
+    """
+
+    def __init__(self, X: Any, y: ArrayLike, batch_size: int | None, shuffle: bool,
+                 rng: Any, validation_split: float, sample_weight: Any, class_weight: Any,
+                 metrics: Any, lr_scheduler: LRScheduler | None) -> None:
+        refused = [(bool(validation_split), f"validation_split={validation_split!r}",
+                    "give validation_data"),
+                   (sample_weight is not None or class_weight is not None,
+                    "sample_weight or class_weight", "they weigh the rows of the whole set"),
+                   (bool(metrics), "metrics", "they score the whole training set each epoch"),
+                   (lr_scheduler is not None and lr_scheduler.per_batch,
+                    f"the per-batch schedule {type(lr_scheduler).__name__}",
+                    "not for data read batch by batch")]
+        for bad, what, why in refused:
+            if bad:
+                raise ValueError(f"fit on X of type {type(X).__name__} (read a batch at a "
+                                 f"time) does not take {what}: {why}; or pass np.asarray(X)")
+        self.X, self.y = X, np.asarray(y)
+        n = int(X.shape[0])
+        if self.y.shape[:1] != (n,):
+            raise ValueError(f"X has {n} samples but y has shape {self.y.shape}")
+        if n == 0:
+            raise ValueError(f"X has no samples (shape {tuple(X.shape)})")
+        self.n, self.batch = n, n if batch_size is None else min(batch_size, n)
+        self.shuffle, self.rng = shuffle, rng
+
+    def __iter__(self) -> Iterator[tuple[NDArray[Any], NDArray[Any]]]:
+        order = self.rng.permutation(self.n) if self.shuffle else None
+        for start in range(0, self.n, self.batch):
+            stop = min(start + self.batch, self.n)
+            if order is None:
+                yield np.asarray(self.X[start:stop]), self.y[start:stop]
+                continue
+            idx = order[start:stop]
+            increasing = np.sort(idx)
+            rows = np.asarray(self.X[increasing])
+            yield rows[np.searchsorted(increasing, idx)], self.y[idx]
 
 
 def _drive_batches(network: Network, batches: Iterable[Any], watchers: list[Any],

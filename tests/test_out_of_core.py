@@ -287,3 +287,66 @@ def test_iterable_of_memmap_slices_equals_the_memmap_fit(backend, tmp_path):
     assert ha.history == hb.history
     for (name, pa, _), (_, pb, _) in zip(nets[0].parameters(), nets[1].parameters()):
         np.testing.assert_array_equal(pa, pb, err_msg=name)
+
+
+# ------------------------------------------ row-indexable arrays (h5py, zarr)
+class _Rows:
+    """An array of rows that is not NumPy's, as h5py's Dataset is: a NumPy dtype, a
+    shape, row indexing by a slice or an *increasing* index array (h5py refuses
+    any other), and an ``__array__`` that reads it whole -- which fit must never
+    call.  It counts the rows it gives out."""
+
+    def __init__(self, a):
+        self._a, self.shape, self.dtype = a, a.shape, a.dtype
+        self.rows_read = 0
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray):
+            assert (np.diff(key) > 0).all(), "h5py takes increasing indices only"
+        out = self._a[key]
+        self.rows_read += out.shape[0]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was read")
+
+
+@pytest.mark.parametrize("shuffle, batch_size", [(True, 32), (True, None), (False, 25)])
+def test_a_row_indexable_array_is_read_batch_by_batch_with_the_array_fits_weights(
+        backend, shuffle, batch_size):
+    """fit on a row-indexable non-NumPy array reads each epoch's rows once, a batch at a
+    time, and ends with the weights and history of the same fit on the NumPy array
+    (the same shuffle draws), bit for bit."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((203, 6))
+    y = rng.integers(0, 3, 203)
+    X_val, y_val = X[:20], y[:20]
+    rows = _Rows(X)
+    fits = []
+    for data in (X, rows):
+        net = Network([Dense(6, 8), Tanh(), Dense(8, 3)], backend=backend, seed=4)
+        h = net.fit(data, y, loss="cross_entropy", optimizer=Adam(lr=0.01), epochs=3,
+                    batch_size=batch_size, shuffle=shuffle, seed=9,
+                    validation_data=(X_val, y_val))
+        fits.append((net, h))
+    (a, ha), (b, hb) = fits
+    for (key, p, _), (_, q, _) in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(q, p, err_msg=key)
+    assert ha.loss == hb.loss and ha["val_loss"] == hb["val_loss"]
+    assert rows.rows_read == 3 * 203
+
+
+def test_a_row_indexable_array_refuses_what_needs_it_whole(backend):
+    X = _Rows(np.zeros((40, 3)))
+    y = np.zeros(40, dtype=np.int64)
+    net = Network([Dense(3, 2)], backend=backend)
+    for kwargs, what in [({"validation_split": 0.2}, "validation_split"),
+                         ({"sample_weight": np.ones(40)}, "sample_weight"),
+                         ({"metrics": ["accuracy"]}, "metrics")]:
+        with pytest.raises(ValueError, match=f"_Rows.*does not take {what}"):
+            net.fit(X, y, loss="cross_entropy", optimizer="sgd", **kwargs)
+    with pytest.raises(ValueError, match="X has 40 samples but y has shape"):
+        net.fit(X, y[:39], loss="cross_entropy", optimizer="sgd")
