@@ -366,6 +366,30 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
     return history
 
 
+def _whole_set_arguments(validation_split: float, sample_weight: Any, class_weight: Any,
+                         metrics: Any, lr_scheduler: LRScheduler | None
+                         ) -> list[tuple[bool, str, str]]:
+    """fit's arguments that need the whole training set at once, as (given, name,
+    why): refused where the data comes a batch at a time."""
+    return [(bool(validation_split), f"validation_split={validation_split!r}",
+             "there are no last rows to hold out; give validation_data"),
+            (sample_weight is not None or class_weight is not None,
+             "sample_weight or class_weight", "they weigh the rows of a whole array"),
+            (bool(metrics), "metrics",
+             "they are scored over the whole training set after each epoch"),
+            (lr_scheduler is not None and lr_scheduler.per_batch,
+             f"the per-batch schedule {type(lr_scheduler).__name__}",
+             "it needs the number of batches before the first")]
+
+
+def _refuse(what_fit: str, hint: str, arguments: list[tuple[bool, str, str]]) -> None:
+    """ValueError for the first given argument of ``arguments`` (see
+    ``_whole_set_arguments``)."""
+    for given, name, why in arguments:
+        if given:
+            raise ValueError(f"{what_fit} does not take {name}: {why}{hint}")
+
+
 def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: bool,
                    seed: int | None, shuffler: Any, validation_split: float,
                    sample_weight: Any, class_weight: Any, metrics: Any,
@@ -398,20 +422,10 @@ def _check_batches(batches: Any, epochs: int, batch_size: int | None, shuffle: b
                 "the batches are trained in the order the iterable yields them (shuffle "
                 "there, e.g. a DataLoader(shuffle=True)); pass shuffle=False"),
                (seed is not None or shuffler is not None, "seed",
-                "there is no shuffle to seed"),
-               (bool(validation_split), f"validation_split={validation_split!r}",
-                "a stream has no last rows to hold out; give validation_data"),
-               (sample_weight is not None or class_weight is not None,
-                "sample_weight or class_weight", "they weigh the rows of a whole array"),
-               (bool(metrics), "metrics",
-                "they are scored over the whole training set after each epoch"),
-               (lr_scheduler is not None and lr_scheduler.per_batch,
-                f"the per-batch schedule {type(lr_scheduler).__name__}",
-                "it needs the number of batches before the first")]
-    for bad, what, why in refused:
-        if bad:
-            raise ValueError(f"fit on an iterable of (X_batch, y_batch) pairs does not take "
-                             f"{what}: {why}")
+                "there is no shuffle to seed")]
+    _refuse("fit on an iterable of (X_batch, y_batch) pairs", "", refused
+            + _whole_set_arguments(validation_split, sample_weight, class_weight, metrics,
+                                   lr_scheduler))
     if epochs > 1 and iter(batches) is batches:
         raise TypeError(f"X is an iterator ({type(batches).__name__}), which yields its "
                         f"batches once, but fit iterates X once per epoch ({epochs} epochs): "
@@ -446,18 +460,10 @@ class _RowBatches:
     def __init__(self, X: Any, y: ArrayLike, batch_size: int | None, shuffle: bool,
                  rng: Any, validation_split: float, sample_weight: Any, class_weight: Any,
                  metrics: Any, lr_scheduler: LRScheduler | None) -> None:
-        refused = [(bool(validation_split), f"validation_split={validation_split!r}",
-                    "give validation_data"),
-                   (sample_weight is not None or class_weight is not None,
-                    "sample_weight or class_weight", "they weigh the rows of the whole set"),
-                   (bool(metrics), "metrics", "they score the whole training set each epoch"),
-                   (lr_scheduler is not None and lr_scheduler.per_batch,
-                    f"the per-batch schedule {type(lr_scheduler).__name__}",
-                    "not for data read batch by batch")]
-        for bad, what, why in refused:
-            if bad:
-                raise ValueError(f"fit on X of type {type(X).__name__} (read a batch at a "
-                                 f"time) does not take {what}: {why}; or pass np.asarray(X)")
+        _refuse(f"fit on X of type {type(X).__name__} (read a batch at a time)",
+                "; or pass np.asarray(X)",
+                _whole_set_arguments(validation_split, sample_weight, class_weight, metrics,
+                                     lr_scheduler))
         self.X, self.y = X, np.asarray(y)
         n = int(X.shape[0])
         if self.y.shape[:1] != (n,):
