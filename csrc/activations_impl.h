@@ -41,17 +41,24 @@ static inline T F(sigmoid)(T x)
     return x >= (T)0 ? (T)1 / d : e / d;
 }
 
-/* max of a row, propagating NaN like ndarray.max (also used by losses.c) */
+/* max of a row, propagating NaN like ndarray.max (also used by losses.c):
+ * the first NaN if there is one, else the first of the largest values.
+ * Branch-free (a max and an or per value), as the values of a row of
+ * logits are in no predictable order; the NaN is looked for only when
+ * there is one. */
 T F(fastnn_internal_row_max)(const T *x, int64_t n)
 {
     T m = x[0];
-    for (int64_t j = 1; j < n; j++) {
+    int nan = 0;
+    for (int64_t j = 0; j < n; j++) {
         const T v = x[j];
-        if (v > m || v != v)
-            m = v;
-        if (m != m)
-            break;
+        m = v > m ? v : m;
+        nan |= v != v;
     }
+    if (nan)
+        for (int64_t j = 0; j < n; j++)
+            if (x[j] != x[j])
+                return x[j];
     return m;
 }
 

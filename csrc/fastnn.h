@@ -84,10 +84,13 @@ extern "C" {
     X(SK_LOGISTIC, sk_logistic, "sk_logistic", 0, "", "")                             \
     X(SK_SOFTMAX, sk_softmax, "sk_softmax", 1, "", "")
 
-/* Optimizers: X(ID, name, n_state, n_hyper, hypers).  n_state: the state
+/* Optimizers: X(ID, name, n_state, n_hyper, root, hypers).  n_state: the state
  * arrays per parameter (fastnn_stage.state_W / state_b, in this order; an
  * entry the hyper-parameters do not use may be NULL, e.g. SGD's velocity
- * without momentum); hypers: the names of fastnn_train_spec.hyper[0 ..
+ * without momentum); root: 1 when each element's update takes a square
+ * root and a division (so its dry run costs about what the update does,
+ * and the trainer proves updates finite from fewer parameters, see
+ * proof_run in train.c); hypers: the names of fastnn_train_spec.hyper[0 ..
  * n_hyper), space separated, as the Python optimizer's spec names them
  * (booleans are 0/1).  optim_impl.h defines, for each row, name_k (its
  * per-step constants), name_prepare and name_elem (its update of one
@@ -96,13 +99,13 @@ extern "C" {
  * sk_sgd and sk_adam, scikit-learn's SGD and Adam (fastnn.sklearn): the
  * velocity; m, v. */
 #define FASTNN_OPTIMIZERS(X)                                                  \
-    X(SGD, sgd, 1, 4, "lr momentum weight_decay nesterov")                    \
-    X(ADAM, adam, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")            \
-    X(ADAMW, adamw, 3, 6, "lr beta1 beta2 eps weight_decay amsgrad")          \
-    X(RMSPROP, rmsprop, 3, 6, "lr alpha eps weight_decay momentum centered")  \
-    X(ADAGRAD, adagrad, 1, 4, "lr lr_decay weight_decay eps")                 \
-    X(SK_SGD, sk_sgd, 1, 3, "lr momentum nesterov")                           \
-    X(SK_ADAM, sk_adam, 2, 4, "lr beta1 beta2 eps")
+    X(SGD, sgd, 1, 4, 0, "lr momentum weight_decay nesterov")                    \
+    X(ADAM, adam, 3, 6, 1, "lr beta1 beta2 eps weight_decay amsgrad")            \
+    X(ADAMW, adamw, 3, 6, 1, "lr beta1 beta2 eps weight_decay amsgrad")          \
+    X(RMSPROP, rmsprop, 3, 6, 1, "lr alpha eps weight_decay momentum centered")  \
+    X(ADAGRAD, adagrad, 1, 4, 1, "lr lr_decay weight_decay eps")                 \
+    X(SK_SGD, sk_sgd, 1, 3, 0, "lr momentum nesterov")                           \
+    X(SK_ADAM, sk_adam, 2, 4, 1, "lr beta1 beta2 eps")
 
 /* Metrics of fit and evaluate: X(ID, name, labels).  Each is a mean over
  * a batch of outputs pred (rows x cols) and its targets: labels, int64 class
@@ -139,7 +142,7 @@ extern "C" {
 
 #define FASTNN_X_ACT_CODE(ID, name, needs_z, rowwise) FASTNN_ACT_##ID,
 #define FASTNN_X_LOSS_CODE(ID, name, python_name, labels, params, vector) FASTNN_LOSS_##ID,
-#define FASTNN_X_OPT_CODE(ID, name, n_state, n_hyper, hypers) FASTNN_OPT_##ID,
+#define FASTNN_X_OPT_CODE(ID, name, n_state, n_hyper, root, hypers) FASTNN_OPT_##ID,
 #define FASTNN_X_REDUCTION_CODE(ID, name) FASTNN_REDUCTION_##ID,
 #define FASTNN_X_METRIC_CODE(ID, name, labels) FASTNN_METRIC_##ID,
 #define FASTNN_X_ISA_CODE(ID, name) FASTNN_ISA_##ID,
@@ -163,6 +166,7 @@ const char *fastnn_loss_vector(int loss); /* the weight vector's name, "" for no
 const char *fastnn_optimizer_name(int opt);
 int fastnn_optimizer_n_state(int opt);
 int fastnn_optimizer_n_hyper(int opt);
+int fastnn_optimizer_root(int opt);       /* 0 or 1 */
 const char *fastnn_optimizer_hypers(int opt); /* space separated */
 const char *fastnn_reduction_name(int reduction);
 const char *fastnn_metric_name(int metric);

@@ -179,16 +179,20 @@ int fastnn_internal_opt_update_f64(int opt, int write, const fastnn_opt_arrays *
                                    int64_t step, const double *hyper,
                                    fastnn_opt_bounds *bounds);
 
-/* optim.c: the dry run of fastnn_internal_opt_update and then, when it
-   passes, the update, with one preparation of the constants, element by
-   element on the calling thread: the same arithmetic and the same results,
-   for the few hundred values of a tiny network, where the passes' set-up
-   (the vectorized loops, the thread pool) costs more than the arithmetic.
+/* optim.c: with dry, the dry run of fastnn_internal_opt_update and then,
+   when it passes, the update (without: the update alone, proved finite by
+   the caller), with one preparation of the constants, on the calling
+   thread: the same arithmetic and the same results, for the few thousand
+   values of a tiny network, where the passes' set-up (the thread pool)
+   costs more than the arithmetic.  With bounds, the update records the
+   magnitudes it wrote, as fastnn_internal_opt_update does.
    FASTNN_EDIVERGED (nothing written), FASTNN_EINVAL as above. */
 int fastnn_internal_opt_update_serial_f32(int opt, const fastnn_opt_arrays *a, int64_t step,
-                                          const double *hyper);
+                                          const double *hyper, int dry,
+                                          fastnn_opt_bounds *bounds);
 int fastnn_internal_opt_update_serial_f64(int opt, const fastnn_opt_arrays *a, int64_t step,
-                                          const double *hyper);
+                                          const double *hyper, int dry,
+                                          fastnn_opt_bounds *bounds);
 
 /* optim.c: 1 when the update of every array of a would give only finite
    values, for every parameter and state within its bounds[i] (known) and

@@ -294,11 +294,10 @@ FASTNN_ELEMENTWISE static int F(xent_labels_plain)(int64_t n, int64_t c, const T
             const T mi = m[i], sum_e = F(fastnn_internal_sum)(g, c);
             const int64_t lab = labels[i];
             terms[i] = log((double)sum_e) - ((double)x[lab] - (double)mi);
+            /* (p - onehot) * s in one pass (p - 0 is p: the same bits as
+               p, then p[lab] - 1, then the scaling) */
             for (int64_t j = 0; j < c; j++)
-                g[j] = g[j] / sum_e;
-            g[lab] = g[lab] - (T)1;
-            for (int64_t j = 0; j < c; j++)
-                g[j] = g[j] * s;
+                g[j] = (g[j] / sum_e - (j == lab ? (T)1 : (T)0)) * s;
         }
     } else {
         for (int64_t i = 0; i < n; i++) {

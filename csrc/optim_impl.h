@@ -634,6 +634,19 @@ static int F(sk_adam_safe)(const F(sk_adam_k) *k, int mode, const fastnn_opt_bou
 
 /* ---- the shared machinery ----------------------------------------------- */
 
+/* what a tracking update wrote to one array (the largest magnitudes of the
+ * parameter and of each state in use, the states' sign bits), as bounds */
+static void F(bounds_of)(const UT *mags, const UT *signs, int used, fastnn_opt_bounds *b)
+{
+    b->known = 1;
+    b->param = F(mag_value)(mags[0]);
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+        const int on = used >> q & 1;
+        b->state[q] = on ? F(mag_value)(mags[1 + q]) : 0.0;
+        b->negative[q] = on && signs[q] != 0;
+    }
+}
+
 /* one pass of an update over [lo, hi), split across threads: bad is NULL for
  * the update, else the dry run's flag, set by any range that finds a
  * non-finite value (a relaxed store: the flag is read after the pass); with
@@ -650,7 +663,7 @@ typedef struct {
     _Atomic UT mags[1 + FASTNN_OPT_MAX_STATE];
     _Atomic UT signs[FASTNN_OPT_MAX_STATE];
     union {
-#define OPT_K_MEMBER(ID, name, n_state, n_hyper, hypers) F(FASTNN_CAT(name, k)) name;
+#define OPT_K_MEMBER(ID, name, n_state, n_hyper, root, hypers) F(FASTNN_CAT(name, k)) name;
         FASTNN_OPTIMIZERS(OPT_K_MEMBER)
 #undef OPT_K_MEMBER
     } k;
@@ -693,11 +706,11 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         if ((mode) < F(FASTNN_CAT(name, modes)))                                       \
             bad |= F(FASTNN_CAT(name, loop))(pass, mode, a->sizes[r], (T *)a->params[r], \
                                              (const T *)a->grads[r], s, &j->k.name,    \
-                                             NULL, NULL);                              \
+                                             mags, signs);                             \
         else                                                                           \
             return FASTNN_EINVAL;                                                      \
         break;
-#define OPT_PASSES(ID, name, n_state, n_hyper, hypers)                                 \
+#define OPT_PASSES(ID, name, n_state, n_hyper, root, hypers)                                 \
     static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
         const int pass, const int mode, int64_t n, T *param, const T *grad,           \
         T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
@@ -771,13 +784,14 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
        more there), the others by the span's vector loops */                   \
     __attribute__((optimize("no-tree-vectorize"))) static int                         \
     F(FASTNN_CAT(name, serial))(const F(opt_job) *j, const fastnn_opt_arrays *a,      \
-                                int used)                                             \
+                                int used, int dry, fastnn_opt_bounds *bounds)         \
     {                                                                                 \
-        for (int write = 0; write <= 1; write++) {                                    \
-            const int pass = write ? OPT_WRITE : OPT_DRY;                             \
+        for (int write = !dry; write <= 1; write++) {                                 \
+            const int pass = !write ? OPT_DRY : bounds ? OPT_WRITE_TRACK : OPT_WRITE; \
             int bad = 0;                                                              \
             for (int64_t r = 0; r < a->count; r++) {                                  \
                 T *s[FASTNN_OPT_MAX_STATE];                                           \
+                UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE];       \
                 for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                        \
                     s[q] = (used >> q & 1) ? (T *)a->states[r * FASTNN_OPT_MAX_STATE + q] \
                                            : NULL;                                    \
@@ -785,14 +799,17 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                     bad |= F(FASTNN_CAT(name, span))(pass, j->mode, a->sizes[r],      \
                                                      (T *)a->params[r],               \
                                                      (const T *)a->grads[r], s,       \
-                                                     &j->k.name, NULL, NULL);         \
-                    continue;                                                         \
+                                                     &j->k.name, mags, signs);        \
+                } else {                                                              \
+                    switch (pass * OPT_MODES + j->mode) {                             \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_DRY)                    \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE)                  \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE_TRACK)            \
+                    default: return FASTNN_EINVAL;                                    \
+                    }                                                                 \
                 }                                                                     \
-                switch (pass * OPT_MODES + j->mode) {                                 \
-                OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_DRY)                        \
-                OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE)                      \
-                default: return FASTNN_EINVAL;                                        \
-                }                                                                     \
+                if (pass == OPT_WRITE_TRACK)                                          \
+                    F(bounds_of)(mags, signs, used, &bounds[r]);                      \
             }                                                                         \
             if (bad)                                                                  \
                 return FASTNN_EDIVERGED;                                              \
@@ -839,7 +856,7 @@ static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
         atomic_init(&job->mags[q], 0);
     int status;
     switch (opt) {
-#define OPT_DISPATCH(ID, name, n_state, n_hyper, hypers)                               \
+#define OPT_DISPATCH(ID, name, n_state, n_hyper, root, hypers)                               \
     case FASTNN_OPT_##ID:                                                              \
         for (int q = 0; q < (n_state); q++)                                            \
             job->state[q] = state[q];                                                  \
@@ -921,13 +938,12 @@ static void F(job_reset)(F(opt_job) *job)
 /* what a tracking update wrote, as bounds */
 static void F(job_bounds)(F(opt_job) *job, int used, fastnn_opt_bounds *b)
 {
-    b->known = 1;
-    b->param = F(mag_value)(atomic_load(&job->mags[0]));
-    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
-        const int on = used >> q & 1;
-        b->state[q] = on ? F(mag_value)(atomic_load(&job->mags[1 + q])) : 0.0;
-        b->negative[q] = on && atomic_load(&job->signs[q]) != 0;
-    }
+    UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE];
+    for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+        mags[q] = atomic_load(&job->mags[q]);
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        signs[q] = atomic_load(&job->signs[q]);
+    F(bounds_of)(mags, signs, used, b);
 }
 
 /* write = 0: the dry run (see internal.h).  Arguments checked by the caller. */
@@ -963,9 +979,10 @@ int F(fastnn_internal_opt_update)(int opt, int write, const fastnn_opt_arrays *a
     return atomic_load(&bad) ? FASTNN_EDIVERGED : FASTNN_OK;
 }
 
-/* the dry run, then the update, serially (see internal.h) */
+/* the dry run (with dry), then the update, serially (see internal.h) */
 int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, int64_t step,
-                                         const double *hyper)
+                                         const double *hyper, int dry,
+                                         fastnn_opt_bounds *bounds)
 {
     F(opt_job) job;
     fastnn_range_fn range;
@@ -975,9 +992,9 @@ int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, in
     if (status != FASTNN_OK)
         return status;
     switch (opt) {
-#define OPT_SERIAL(ID, name, n_state, n_hyper, hypers)                                 \
+#define OPT_SERIAL(ID, name, n_state, n_hyper, root, hypers)                                 \
     case FASTNN_OPT_##ID:                                                              \
-        return F(FASTNN_CAT(name, serial))(&job, a, used);
+        return F(FASTNN_CAT(name, serial))(&job, a, used, dry, bounds);
     FASTNN_OPTIMIZERS(OPT_SERIAL)
 #undef OPT_SERIAL
     default:

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 /* every optimizer fits the trainer's state and hyper-parameter arrays */
-#define CHECK_OPT(ID, name, n_state, n_hyper, hypers)                            \
+#define CHECK_OPT(ID, name, n_state, n_hyper, root, hypers)                            \
     _Static_assert((n_state) >= 0 && (n_state) <= FASTNN_OPT_MAX_STATE,           \
                    #name ": n_state exceeds FASTNN_OPT_MAX_STATE");               \
     _Static_assert((n_hyper) >= 0 && (n_hyper) <= FASTNN_OPT_MAX_HYPER,           \
@@ -35,10 +35,11 @@ FASTNN_OPTIMIZERS(CHECK_OPT)
     case FASTNN_LOSS_##ID: return params;
 #define LOSS_VECTOR(ID, name, python_name, labels, params, vector) \
     case FASTNN_LOSS_##ID: return vector;
-#define OPT_NAME(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return #name;
-#define OPT_N_STATE(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return n_state;
-#define OPT_N_HYPER(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return n_hyper;
-#define OPT_HYPERS(ID, name, n_state, n_hyper, hypers) case FASTNN_OPT_##ID: return hypers;
+#define OPT_NAME(ID, name, n_state, n_hyper, root, hypers) case FASTNN_OPT_##ID: return #name;
+#define OPT_N_STATE(ID, name, n_state, n_hyper, root, hypers) case FASTNN_OPT_##ID: return n_state;
+#define OPT_N_HYPER(ID, name, n_state, n_hyper, root, hypers) case FASTNN_OPT_##ID: return n_hyper;
+#define OPT_ROOT(ID, name, n_state, n_hyper, root, hypers) case FASTNN_OPT_##ID: return root;
+#define OPT_HYPERS(ID, name, n_state, n_hyper, root, hypers) case FASTNN_OPT_##ID: return hypers;
 #define REDUCTION_NAME(ID, name) case FASTNN_REDUCTION_##ID: return #name;
 #define METRIC_NAME(ID, name, labels) case FASTNN_METRIC_##ID: return #name;
 #define METRIC_LABELS(ID, name, labels) case FASTNN_METRIC_##ID: return labels;
@@ -121,6 +122,14 @@ int fastnn_optimizer_n_hyper(int opt)
 {
     switch (opt) {
     FASTNN_OPTIMIZERS(OPT_N_HYPER)
+    default: return FASTNN_EINVAL;
+    }
+}
+
+int fastnn_optimizer_root(int opt)
+{
+    switch (opt) {
+    FASTNN_OPTIMIZERS(OPT_ROOT)
     default: return FASTNN_EINVAL;
     }
 }

@@ -33,9 +33,21 @@
  * run instead of proving it finite (see safe_all in train_impl.h): the
  * proof's fixed costs per array and its maxima (measured on XOR, 17
  * parameters: a fifth of the time per batch) are more than a dry run over
- * a few thousand values in L1. */
+ * a few thousand values in L1 of an update of a few operations per value
+ * (SGD's).  An update with a square root and a division per value (the
+ * optimizer table's root column: Adam's, RMSprop's, ...) makes its dry run
+ * as dear as itself, and the proof pays from FASTNN_TRAIN_PROOF_MIN_ROOT
+ * parameters. */
 #ifndef FASTNN_TRAIN_PROOF_MIN
 #define FASTNN_TRAIN_PROOF_MIN 4096
+#endif
+#ifndef FASTNN_TRAIN_PROOF_MIN_ROOT
+#define FASTNN_TRAIN_PROOF_MIN_ROOT 256
+#endif
+
+/* Networks with fewer parameters than this may take the tiny path. */
+#ifndef FASTNN_TRAIN_TINY_PARAMS
+#define FASTNN_TRAIN_TINY_PARAMS 4096
 #endif
 
 struct fastnn_trainer {
@@ -78,7 +90,8 @@ struct fastnn_trainer {
     const void **l2_W;
     void **l2_dW;
     int64_t exact_checks; /* batches whose update needed the dry run */
-    int use_proof;        /* prove updates finite (see safe_all) */
+    int64_t n_params;     /* the values of all parameter arrays */
+    int use_proof;        /* prove updates finite (see safe_all), set per run */
     int tiny_fits;        /* the network is tiny (see tiny_fits) */
     int tiny;             /* batches take the tiny path (see tiny_batch) */
     const volatile sig_atomic_t *cancel; /* stop when non-zero; NULL: never */
@@ -122,9 +135,7 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
 
 /* Whether a network is small enough for the tiny path (tiny_batch in
  * train_impl.h): dense and activation stages only (no dropout or norm), fewer
- * parameters than
- * the proof wants (both paths then check every update with its dry run),
- * and at most FASTNN_TRAIN_TINY_VALUES values in any stage's output for a
+ * than FASTNN_TRAIN_TINY_PARAMS parameters, and at most FASTNN_TRAIN_TINY_VALUES values in any stage's output for a
  * batch (so the general path, too, would run every elementwise pass on one
  * thread).  A function of the network and the batch size only, so every
  * batch of a fit takes the same path. */
@@ -134,7 +145,7 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
 static int tiny_fits(const fastnn_stage *stages, int64_t n_stages, int64_t batch,
                      int64_t n_params)
 {
-    if (n_params >= FASTNN_TRAIN_PROOF_MIN)
+    if (n_params >= FASTNN_TRAIN_TINY_PARAMS)
         return 0;
     for (int64_t s = 0; s < n_stages; s++) {
         const fastnn_stage *st = &stages[s];
@@ -143,6 +154,18 @@ static int tiny_fits(const fastnn_stage *stages, int64_t n_stages, int64_t batch
             return 0;
     }
     return 1;
+}
+
+/* Whether this run proves its updates finite (the spec's optimizer may have
+ * changed since the last), from FASTNN_TRAIN_PROOF_MIN or _ROOT parameters.
+ * The proof bounds dense gradients only, so a network with a norm stage
+ * checks every update with its dry run; so does an unknown optimizer (its
+ * update refuses it). */
+static int proof_run(const fastnn_trainer *t)
+{
+    const int root = fastnn_optimizer_root(t->spec->optimizer);
+    const int64_t min = root == 1 ? FASTNN_TRAIN_PROOF_MIN_ROOT : FASTNN_TRAIN_PROOF_MIN;
+    return !t->has_norm && (root == 0 || root == 1) && t->n_params >= min;
 }
 
 /* Whether this run takes the tiny path: it is on, and the stages are still
@@ -370,9 +393,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     }
     t->params = (fastnn_opt_arrays){count, t->param_sizes, t->param_ptrs, t->grad_ptrs,
                                     t->state_ptrs};
-    /* the proof bounds dense gradients only: a network with a norm stage
-       checks every update with its dry run */
-    t->use_proof = n_params >= FASTNN_TRAIN_PROOF_MIN && !t->has_norm;
+    t->n_params = n_params;
     t->tiny = t->tiny_fits = tiny_fits(stages, n_stages, batch, n_params);
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *

@@ -33,8 +33,8 @@ static int F(update_all)(fastnn_trainer *t, const double *hyper, int64_t step, i
  * same guarantee for the price of a few operations per array instead of a
  * pass over all of them.  Bounds are unknown at the start of each run (the
  * caller may have changed the parameters in between).  Small networks
- * (t->use_proof = 0) always take the dry run: over a few thousand values in
- * L1 it costs less than the proof's bookkeeping. */
+ * (t->use_proof = 0, see proof_run in train.c) always take the dry run:
+ * there it costs less than the proof's bookkeeping. */
 static int F(safe_all)(fastnn_trainer *t, const double *hyper, int64_t step)
 {
     return t->use_proof &&
@@ -374,9 +374,9 @@ static int F(tiny_product)(int trans_a, int trans_b, int64_t m, int64_t n, int64
  * has fastnn_gemm's bits), activations, loss, sums and update, in the same
  * order, so the same bits -- without the kernels' set-up, which is most of
  * such a batch's time (XOR's is a few hundred multiply-adds): no validation
- * or thread pool per product, each layer's dW and dX right after its dZ.  A
- * tiny network's update is always checked by its dry run, as train_batch
- * does below FASTNN_TRAIN_PROOF_MIN parameters.  The whole batch takes
+ * or thread pool per product, each layer's dW and dX right after its dZ.  Its
+ * update is proved finite, or checked by its dry run, as train_batch's (the
+ * same rule, so the same batches take the dry run).  The whole batch takes
  * about a microsecond, so the cancel flag is read once, before the update. */
 static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
                           const double *sw, int64_t rows, double *loss, double *total)
@@ -468,10 +468,17 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (cancelled(t))
         return FASTNN_EINTERRUPTED;  /* nothing written yet (no dropout here) */
     const int64_t step = t->spec->step + 1;
-    t->exact_checks++;
-    status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step, hyper);
+    const int proved = F(bound_gradients)(t, x, rows, *total) && F(safe_all)(t, hyper, step);
+    if (!proved)
+        t->exact_checks++;
+    status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step, hyper,
+                                                  !proved,
+                                                  !proved && t->use_proof ? t->bounds : NULL);
     if (status != FASTNN_OK)
         return status;
+    if (proved)
+        for (int64_t i = 0; i < t->params.count; i++)
+            t->bounds[i] = t->next_bounds[i];
     batch_done(t->spec, step);
     return FASTNN_OK;
 }
@@ -515,6 +522,7 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
         return FASTNN_ENOMEM;
     int64_t e = *epoch, pos = *start, done = 0;
     const int tiny = tiny_run(t);
+    t->use_proof = proof_run(t);
     for (int64_t i = 0; i < t->params.count; i++)
         t->bounds[i].known = 0;   /* the parameters may have changed since */
     int status = FASTNN_OK;

@@ -207,10 +207,12 @@ def test_the_proof_checks_its_arguments():
 
 
 # ------------------------------------------------------------ the trainer
-def _network(backend, dtype, logit, n_in=40):
+def _network(backend, dtype, logit, n_in=40, hidden=100):
     """A classifier (4403 parameters with 40 inputs, above the trainer's threshold for
-    proofs; 73 with 5) whose last bias starts at (logit, 0, 0)."""
-    net = fastnn.Network([fastnn.Dense(n_in, 100), fastnn.ReLU(), fastnn.Dense(100, 3)],
+    proofs of every optimizer; 903 with 5, above it for an update with a square root
+    and a division only; 57 with 5 and 6 hidden units, below both) whose last bias
+    starts at (logit, 0, 0)."""
+    net = fastnn.Network([fastnn.Dense(n_in, hidden), fastnn.ReLU(), fastnn.Dense(hidden, 3)],
                          backend=backend, dtype=dtype, seed=0)
     net.layers[2].b[0] = logit
     return net
@@ -234,14 +236,18 @@ OPTIMIZERS = {"sgd-momentum": lambda: fastnn.SGD(lr=0.05, momentum=0.9),
               "sk_adam": lambda: fastnn.optimizers._SklearnAdam(lr=1e-3)}
 
 
-def _native_run(dtype, logit, optimizer, epochs=3, batch=8, n_in=40):
-    """One native trainer call over ``epochs`` epochs; the trainer's dry-run count."""
+def _native_run(dtype, logit, optimizer, epochs=3, batch=8, n_in=40, hidden=100, tiny=None):
+    """One native trainer call over ``epochs`` epochs; the trainer's dry-run count
+    (``tiny``: on the tiny path or not, None: the trainer's choice)."""
     X, y = _data(dtype, n_in=n_in)
-    net = _network("cython", dtype, logit, n_in)
+    net = _network("cython", dtype, logit, n_in, hidden)
     loss = fastnn.CrossEntropyLoss()
     Xc, T = net._check_data(X, y, loss)
     trainer = training._make_trainer(net, Xc, T, loss, optimizer, batch, None)
     assert isinstance(trainer, training._NativeTrainer)
+    if tiny is not None:
+        trainer.trainer.tiny = tiny
+        assert trainer.trainer.tiny == tiny
     losses = np.zeros(epochs)
     assert trainer.run(None, 0, 0, 10**6, losses) == (epochs, 0)
     checks = trainer.trainer.exact_checks
@@ -271,10 +277,25 @@ def test_centered_rmsprop_checks_every_batch_with_the_dry_run():
         np.testing.assert_allclose(p, q, err_msg=key, **tol(np.float64))
 
 
-def test_a_small_network_checks_every_batch_with_the_dry_run():
-    """73 parameters: the dry run costs less than the proof's bookkeeping, so every
-    batch takes it."""
-    _, checks = _native_run(np.float64, 0.0, OPTIMIZERS["adam"](), n_in=5)
+@pytest.mark.parametrize("tiny", [True, False], ids=["tiny-path", "general-path"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_a_small_network_proves_only_an_update_with_a_root(optimizer, tiny):
+    """903 parameters: SGD's dry run (a few operations per value) costs less than the
+    proof's bookkeeping, so every batch takes it; the dry run of an update with a
+    square root and a division per value (the optimizer table's root column) costs
+    as much as the update, so it is proved, on either path, as on a large network."""
+    _, checks = _native_run(np.float64, 0.0, OPTIMIZERS[optimizer](), n_in=5, tiny=tiny)
+    root = {row["name"]: row["root"] for row in co._c_tables()["optimizers"]}
+    name = optimizer.split("-")[0]
+    assert root[name] == (name not in ("sgd", "sk_sgd"))
+    assert checks == (1 if root[name] else 24)
+
+
+@pytest.mark.parametrize("tiny", [True, False], ids=["tiny-path", "general-path"])
+def test_a_tiny_network_checks_every_batch_with_the_dry_run(tiny):
+    """57 parameters: below the proof's threshold even for Adam."""
+    _, checks = _native_run(np.float64, 0.0, OPTIMIZERS["adam"](), n_in=5, hidden=6,
+                            tiny=tiny)
     assert checks == 24
 
 

@@ -42,6 +42,7 @@ cdef extern from "fastnn.h" nogil:
     const char *fastnn_optimizer_name(int opt)
     int fastnn_optimizer_n_state(int opt)
     int fastnn_optimizer_n_hyper(int opt)
+    int fastnn_optimizer_root(int opt)
     const char *fastnn_optimizer_hypers(int opt)
     const char *fastnn_reduction_name(int reduction)
     const char *fastnn_metric_name(int metric)

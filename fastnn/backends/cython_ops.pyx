@@ -206,6 +206,7 @@ def _c_tables():
         "optimizers": [{"name": _text(fastnn_optimizer_name(i)),
                         "n_state": fastnn_optimizer_n_state(i),
                         "n_hyper": fastnn_optimizer_n_hyper(i),
+                        "root": fastnn_optimizer_root(i) == 1,
                         "hypers": tuple(_text(fastnn_optimizer_hypers(i)).split())}
                        for i in range(FASTNN_N_OPT)],
         "reductions": [_text(fastnn_reduction_name(i)) for i in range(FASTNN_N_REDUCTION)],
