@@ -10,7 +10,10 @@ plain NumPy loop of the tutorials (``TutorialMLP``, no checks), the same
 network, data and formulas, so ``cython / tutorial`` is the speed-up a user
 of the tutorials gets.  PyTorch, when installed, runs in a child process (so
 its threads and allocator do not disturb ours) that takes one command per
-round over a pipe.  How close the compiled backend runs to the machine is
+round over a pipe.  Each timed call starts after a 0.1 s rest, so that the
+threads of the trainer before it (OpenBLAS's spin for a while after a
+product) are idle and do not take the two cores from it.  How close the
+compiled backend runs to the machine is
 the "% of peak" column: its FLOPs per second over the FMA peak that
 ``cython_ops.fma_peak`` measures (same instruction set, all of fastnn's
 threads), measured at the start, after each workload and at the end of the
@@ -425,17 +428,23 @@ def _time(train, epochs):
     return time.perf_counter() - t
 
 
-def _alternate(entries, rounds, target):
+def _alternate(entries, rounds, target, settle=0.1):
     """Median seconds per epoch of each entry, timed in alternating rounds.
 
     ``entries`` maps a label to ``(calibrate, time)``: ``calibrate(target)``
     gives the epochs that take about ``target`` seconds, ``time(epochs)`` the
-    seconds they take.  Every round times each entry once, in order.
+    seconds they take.  Every round times each entry once, in order, each
+    after ``settle`` seconds of rest: the threads of the entry before
+    (OpenBLAS's, PyTorch's, fastnn's pool) keep spinning for a while after
+    their last call, and on two cores they would take the next entry's
+    (measured: fastnn's MNIST-shaped float32 fit at 159,000 samples/s right
+    after the tutorial loop, 250,000 after a 0.1 s pause).
     """
     epochs = {label: calibrate(target) for label, (calibrate, _) in entries.items()}
     seconds = {label: [] for label in entries}
     for _ in range(rounds):
         for label, (_, timer) in entries.items():
+            time.sleep(settle)
             seconds[label].append(timer(epochs[label]) / epochs[label])
     return {label: statistics.median(v) for label, v in seconds.items()}
 
