@@ -30,9 +30,8 @@ means something only for the same model, so each row also shows how far
 fastnn's ``coefs_`` are from scikit-learn's.  A fit that raises is a row with
 its error, never the end of the run.
 
-The default run takes about 75 s on the project's 2-core machines
-(57-63 s with PyTorch, the toolbox workload included, and ~13 s for the
-default scikit-learn rows): three rounds of each training workload and of each
+The default run takes about 80 s on the project's 2-core machines (with
+PyTorch, the toolbox workload and the default scikit-learn rows): three rounds of each training workload and of each
 GEMM shape (whose blocks wait for the other library's threads to go idle,
 so a round costs more).  ``--sklearn-all`` adds the other scikit-learn rows
 (~15 s).  ``--scaling`` adds the growth with the data size,
