@@ -98,7 +98,7 @@ extern "C" {
  * RMSprop square_avg, momentum_buffer, grad_avg (centered); Adagrad sum;
  * sk_sgd and sk_adam, scikit-learn's SGD and Adam (fastnn.sklearn): the
  * velocity; m, v. */
-#define FASTNN_OPTIMIZERS(X)                                                  \
+#define FASTNN_OPTIMIZERS(X)                                                     \
     X(SGD, sgd, 1, 4, 0, "lr momentum weight_decay nesterov")                    \
     X(ADAM, adam, 3, 6, 1, "lr beta1 beta2 eps weight_decay amsgrad")            \
     X(ADAMW, adamw, 3, 6, 1, "lr beta1 beta2 eps weight_decay amsgrad")          \

@@ -710,7 +710,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         else                                                                           \
             return FASTNN_EINVAL;                                                      \
         break;
-#define OPT_PASSES(ID, name, n_state, n_hyper, root, hypers)                                 \
+#define OPT_PASSES(ID, name, n_state, n_hyper, root, hypers)                            \
     static inline __attribute__((always_inline)) int F(FASTNN_CAT(name, loop))(         \
         const int pass, const int mode, int64_t n, T *param, const T *grad,           \
         T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
@@ -856,7 +856,7 @@ static int F(opt_job_init)(F(opt_job) *job, int opt, T *param, const T *grad,
         atomic_init(&job->mags[q], 0);
     int status;
     switch (opt) {
-#define OPT_DISPATCH(ID, name, n_state, n_hyper, root, hypers)                               \
+#define OPT_DISPATCH(ID, name, n_state, n_hyper, root, hypers)                         \
     case FASTNN_OPT_##ID:                                                              \
         for (int q = 0; q < (n_state); q++)                                            \
             job->state[q] = state[q];                                                  \
@@ -992,7 +992,7 @@ int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, in
     if (status != FASTNN_OK)
         return status;
     switch (opt) {
-#define OPT_SERIAL(ID, name, n_state, n_hyper, root, hypers)                                 \
+#define OPT_SERIAL(ID, name, n_state, n_hyper, root, hypers)                           \
     case FASTNN_OPT_##ID:                                                              \
         return F(FASTNN_CAT(name, serial))(&job, a, used, dry, bounds);
     FASTNN_OPTIMIZERS(OPT_SERIAL)

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 /* every optimizer fits the trainer's state and hyper-parameter arrays */
-#define CHECK_OPT(ID, name, n_state, n_hyper, root, hypers)                            \
+#define CHECK_OPT(ID, name, n_state, n_hyper, root, hypers)                       \
     _Static_assert((n_state) >= 0 && (n_state) <= FASTNN_OPT_MAX_STATE,           \
                    #name ": n_state exceeds FASTNN_OPT_MAX_STATE");               \
     _Static_assert((n_hyper) >= 0 && (n_hyper) <= FASTNN_OPT_MAX_HYPER,           \

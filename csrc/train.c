@@ -135,9 +135,10 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
 
 /* Whether a network is small enough for the tiny path (tiny_batch in
  * train_impl.h): dense and activation stages only (no dropout or norm), fewer
- * than FASTNN_TRAIN_TINY_PARAMS parameters, and at most FASTNN_TRAIN_TINY_VALUES values in any stage's output for a
- * batch (so the general path, too, would run every elementwise pass on one
- * thread).  A function of the network and the batch size only, so every
+ * than FASTNN_TRAIN_TINY_PARAMS parameters, and at most
+ * FASTNN_TRAIN_TINY_VALUES values in any stage's output for a batch (so
+ * the general path, too, would run every elementwise pass on one thread).
+ * A function of the network and the batch size only, so every
  * batch of a fit takes the same path. */
 #ifndef FASTNN_TRAIN_TINY_VALUES
 #define FASTNN_TRAIN_TINY_VALUES 16384
