@@ -498,12 +498,18 @@ def _torch_worker_main():
         print(json.dumps(reply), flush=True)
 
 
-def torch_available():
+def _installed(module):
+    """Whether ``module`` can be imported (without importing it)."""
+    import importlib.util
     try:
-        import importlib.util
-        return importlib.util.find_spec("torch") is not None
+        return importlib.util.find_spec(module) is not None
     except ValueError:
         return False
+
+
+def torch_available():
+    """Whether PyTorch can be imported (the torch column needs it)."""
+    return _installed("torch")
 
 
 def bench_training(names, rounds=3, target=0.25, use_torch=None, out=None, peak=None):
@@ -544,13 +550,18 @@ def bench_training(names, rounds=3, target=0.25, use_torch=None, out=None, peak=
 
 
 # ----------------------------------------------------------------- the peak
-def flops_per_sample(name):
-    """Training FLOPs per sample of the workload's dense layers: 2 x (3 x sum of
+def dense_flops_per_row(sizes):
+    """Training FLOPs per row of dense layers of widths ``sizes``: 2 x (3 x sum of
     n_in * n_out - the first layer's n_in * n_out): forward ``X @ W``, ``dW``
-    and ``dX`` per layer, but no ``dX`` for the first."""
-    sizes = WORKLOADS[name]["sizes"]
+    and ``dX`` per layer, but no ``dX`` for the first.  Updates, activations
+    and the loss are not counted."""
     products = [n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     return 2 * (3 * sum(products) - products[0])
+
+
+def flops_per_sample(name):
+    """Training FLOPs per sample of the workload's dense layers (``dense_flops_per_row``)."""
+    return dense_flops_per_row(WORKLOADS[name]["sizes"])
 
 
 def measure_peak(best=None):
@@ -787,11 +798,7 @@ SK_MNIST_SHAPE = (10_000, 784, 10)
 
 def sklearn_available():
     """Whether scikit-learn can be imported (the scikit-learn workloads need it)."""
-    try:
-        import importlib.util
-        return importlib.util.find_spec("sklearn") is not None
-    except ValueError:
-        return False
+    return _installed("sklearn")
 
 
 def sklearn_data(data, rows=None, dtype="float64"):
@@ -841,13 +848,11 @@ def sklearn_fit_flops(sizes, n_rows, n_iter):
 
     One epoch of a one-hidden-layer (n_in, h, k) network costs
     ``2 n (n_in h + h k)`` forward and ``2 n (n_in h + 2 h k)`` backward (dW of
-    each layer, dX of all but the first); in general ``2 n (3 sum_l n_l n_(l+1)
-    - n_0 n_1)``.  Updates, activations and the loss are not counted.  L-BFGS
-    evaluates the loss and gradient over the whole set at least once per
+    each layer, dX of all but the first): ``dense_flops_per_row`` per row.
+    L-BFGS evaluates the loss and gradient over the whole set at least once per
     iteration (its line search sometimes more), so for it this is a lower bound.
     """
-    products = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
-    return 2.0 * n_rows * (3 * sum(products) - products[0]) * n_iter
+    return float(dense_flops_per_row(sizes)) * n_rows * n_iter
 
 
 def coef_difference(coefs, reference):

@@ -240,6 +240,10 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
     for i, callback in enumerate(callbacks):
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks[{i}] is {callback!r}, not a fastnn.callbacks.Callback")
+    if shuffler is not None and seed is not None:
+        raise ValueError("give seed or shuffler, not both")
+    rng = (shuffler if shuffler is not None
+           else np.random.default_rng(seed) if seed is not None else network._shuffle_rng)
     batches: Iterable[Any] | None = None
     weights: NDArray[np.float64] | None
     resolved: list[tuple[str, str]]
@@ -250,14 +254,8 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
         X = T = np.empty((1, 0))              # the sizes below are one "row" per batch
         weights, resolved = None, []
     elif _row_indexable(X):                   # h5py, zarr, ...: read batch by batch
-        if shuffler is not None and seed is not None:
-            raise ValueError("give seed or shuffler, not both")
-        batches = _RowBatches(X, y, batch_size, shuffle,
-                              shuffler if shuffler is not None
-                              else np.random.default_rng(seed) if seed is not None
-                              else network._shuffle_rng,
-                              validation_split, sample_weight, class_weight, metrics,
-                              lr_scheduler)
+        batches = _RowBatches(X, y, batch_size, shuffle, rng, validation_split,
+                              sample_weight, class_weight, metrics, lr_scheduler)
         X = T = np.empty((1, 0))
         weights, resolved = None, []
     else:
@@ -292,10 +290,6 @@ def fit(network: Network, X: ArrayLike | Iterable[tuple[ArrayLike, ArrayLike]],
         validation = _Validation(network, loss,
                                  *network._check_data(X_val_in, y_val_in, loss, "X_val", "y_val"),
                                  resolved)
-    if shuffler is not None and seed is not None:
-        raise ValueError("give seed or shuffler, not both")
-    rng = (shuffler if shuffler is not None
-           else np.random.default_rng(seed) if seed is not None else network._shuffle_rng)
     n = X.shape[0]
     batch = n if batch_size is None else min(batch_size, n)
     per_epoch_batches = -(-n // batch)

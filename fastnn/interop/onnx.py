@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .._custom import user_methods
+from . import _import_optional
 from ..backends.numpy_ops import NumpyOps
 from ..layers import (ELU, GELU, SELU, BatchNorm1d, Dense, Dropout, Flatten, Identity, Layer,
                       LayerNorm, LeakyReLU, Mish, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh)
@@ -54,12 +55,8 @@ _ELU_NAME = "ELU"
 
 def _import_onnx(what: str) -> Any:
     """onnx, or an ImportError that says how to install it."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError(f"{what} needs the onnx package, which is not installed; install it "
-                          'with `pip install "fastnn[onnx]"` (or `pip install onnx`)') from exc
-    return onnx
+    return _import_optional("onnx", what, "the onnx package",
+                            '`pip install "fastnn[onnx]"` (or `pip install onnx`)')
 
 
 def _exact32(value: float) -> bool:
@@ -189,22 +186,22 @@ def _mish_body(h: Any) -> list[Any]:
             h.make_node("Mul", ["x", "t"], ["y"])]
 
 
-def _affine(h: Any, affine: bool) -> list[Any]:
-    """``y = xhat * scale + bias`` (affine), or ``y = xhat``."""
+def _normalized(h: Any, affine: bool) -> list[Any]:
+    """``y = d / sqrt(var + eps)``, then ``* scale + bias`` (affine): what both norms
+    do with the deviation ``d`` and the variance ``var``."""
+    nodes = [h.make_node("Add", ["var", "eps"], ["ve"]),
+             h.make_node("Sqrt", ["ve"], ["sd"]),
+             h.make_node("Div", ["d", "sd"], ["xhat"])]
     if not affine:
-        return [h.make_node("Identity", ["xhat"], ["y"])]
-    return [h.make_node("Mul", ["xhat", "scale"], ["sx"]),
+        return [*nodes, h.make_node("Identity", ["xhat"], ["y"])]
+    return [*nodes, h.make_node("Mul", ["xhat", "scale"], ["sx"]),
             h.make_node("Add", ["sx", "bias"], ["y"])]
 
 
 def _batchnorm_body(affine: bool) -> Callable[[Any], list[Any]]:
     # (x - mean) / sqrt(var + eps) [* scale + bias], eps a float64 input; the
     # momentum input (NaN: None) is the layer's setting, not used at inference
-    return lambda h: [h.make_node("Sub", ["x", "mean"], ["d"]),
-                      h.make_node("Add", ["var", "eps"], ["ve"]),
-                      h.make_node("Sqrt", ["ve"], ["sd"]),
-                      h.make_node("Div", ["d", "sd"], ["xhat"]),
-                      *_affine(h, affine)]
+    return lambda h: [h.make_node("Sub", ["x", "mean"], ["d"]), *_normalized(h, affine)]
 
 
 def _layernorm_body(affine: bool) -> Callable[[Any], list[Any]]:
@@ -215,10 +212,7 @@ def _layernorm_body(affine: bool) -> Callable[[Any], list[Any]]:
         h.make_node("Sub", ["x", "mean"], ["d"]),
         h.make_node("Mul", ["d", "d"], ["d2"]),
         h.make_node("ReduceMean", ["d2", "axes"], ["var"]),
-        h.make_node("Add", ["var", "eps"], ["ve"]),
-        h.make_node("Sqrt", ["ve"], ["sd"]),
-        h.make_node("Div", ["d", "sd"], ["xhat"]),
-        *_affine(h, affine)]
+        *_normalized(h, affine)]
 
 
 #: erf's Taylor expansion about the nearest point of a grid of step 1/32 on [0, 6]

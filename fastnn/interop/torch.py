@@ -28,6 +28,7 @@ import numpy as np
 
 from ..backends.numpy_ops import NumpyOps
 from .._custom import user_methods
+from . import _import_optional
 from ..layers import LAYER_TYPES, Dense, Layer
 from ..optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
@@ -44,12 +45,8 @@ _FROM_TORCH: dict[str, type[Layer]] = {
 
 def _import_torch(what: str) -> Any:
     """torch, or an ImportError that says how to install it."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(f"{what} needs PyTorch, which is not installed; install it with "
-                          "`pip install torch` (the CPU build is enough)") from exc
-    return torch
+    return _import_optional("torch", what, "PyTorch",
+                            "`pip install torch` (the CPU build is enough)")
 
 
 
