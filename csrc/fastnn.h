@@ -448,7 +448,9 @@ typedef struct fastnn_stage {
     int act;                    /* dense (fused) or activation stage */
     double alpha, beta;         /* the activation's parameters (FASTNN_ACTIVATIONS) */
     void *W, *b;                /* dense: parameters (b may be NULL) */
-    void *dW, *db;              /* dense: gradients of the last batch */
+    void *dW, *db;              /* dense: gradients of the last batch, or both
+                                   NULL in every dense stage: the trainer keeps
+                                   its own (see fastnn_trainer_fused) */
     /* the optimizer's state arrays, FASTNN_OPTIMIZERS' n_state of them
        (in the order of FASTNN_OPTIMIZERS' note; NULL where unused) */
     void *state_W[FASTNN_OPT_MAX_STATE], *state_b[FASTNN_OPT_MAX_STATE];
@@ -534,6 +536,15 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
  * the update.  -1 for NULL. */
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 
+/* Whether the last fastnn_train_run fused each update into dW's GEMM: the
+ * stages were given no dW and db (the trainer keeps its own), the update is
+ * proved finite (a network of a few thousand parameters or more, no norm
+ * stage), no clipping by norm and not the tiny path.  Such a run never
+ * stores a whole dW: each finished block of it is updated from in cache
+ * (a batch whose update the proof cannot carry computes the dW blocks
+ * twice: the dry run, then the update).  -1 for NULL. */
+int fastnn_trainer_fused(const fastnn_trainer *t);
+
 /* Tiny networks (a few hundred multiply-adds per layer and batch, no
  * dropout) run each batch in one fused pass with the products written out
  * element by element, which gives the same bits as the general path (the
@@ -579,6 +590,7 @@ int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets
  * leaves its running ones).  FASTNN_EDIVERGED: the loss is NaN or
  * infinite; FASTNN_EZEROWEIGHT: the rows' total weight is 0 (reduction
  * mean, or with the penalty).  All arguments are checked by the caller. */
+/* (FASTNN_EINVAL when the stages were given no dW and db.) */
 int fastnn_train_gradient_f32(fastnn_trainer *t, const float *X, const void *targets,
                               int64_t n, double *loss);
 int fastnn_train_gradient_f64(fastnn_trainer *t, const double *X, const void *targets,

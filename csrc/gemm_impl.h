@@ -375,7 +375,7 @@ typedef struct {
     const T *B;
     int64_t ldb;
     T beta;
-    T *C;
+    T *C;                 /* NULL: blocks (see fastnn_internal_gemm_blocks) */
     int64_t ldc;
     const fastnn_epilogue *ep;
     const volatile sig_atomic_t *cancel; /* stop when non-zero (or NULL) */
@@ -387,6 +387,7 @@ typedef struct {
     int cache_a, cache_b; /* keep full-k packed blocks between units */
     int64_t aslice, bslice; /* elements per packed k slice (aligned) */
     int64_t boff;         /* elements from buffer start to the B region */
+    int64_t coff;         /* blocks: elements from buffer start to the unit's C */
 } F(gemm_job);
 
 static void F(gemm_unit)(const void *ctx, int64_t u, void *buf,
@@ -394,7 +395,9 @@ static void F(gemm_unit)(const void *ctx, int64_t u, void *buf,
 {
     const F(gemm_job) *J = (const F(gemm_job) *)ctx;
     const int64_t mr = J->cfg.mr, nr = J->cfg.nr;
-    const int64_t ldc = J->ldc, k = J->k;
+    /* blocks: the unit's C in the buffer, rows of NU (n when one unit spans
+     * them: whole rows, contiguous) */
+    const int64_t ldc = J->C != NULL ? J->ldc : J->njb == 1 ? J->n : J->NU, k = J->k;
     const UKERN_T kern = J->cfg.kern;
     int64_t ic, jb;
     if (J->jb_major) {
@@ -411,7 +414,7 @@ static void F(gemm_unit)(const void *ctx, int64_t u, void *buf,
     T *const bbuf = (T *)buf + J->boff;
     const int have_a = J->cache_a && st->a == ic;
     const int have_b = J->cache_b && st->b == jb;
-    T *const cblk = J->C + i0 * ldc + j0;
+    T *const cblk = J->C != NULL ? J->C + i0 * ldc + j0 : (T *)buf + J->coff;
 
     for (int64_t kb = 0; kb < J->nkb; kb++) {
         if (J->cancel != NULL && *J->cancel) {
@@ -580,26 +583,57 @@ static int F(gemm_cfg)(int isa, CFG_T *cfg)
     }
 }
 
-int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
-                    T *C, int64_t ldc, const fastnn_epilogue *epilogue)
+/* Blocks of C that the direct kernel computes, handed to the epilogue
+ * without storing C (see fastnn_internal_gemm_blocks): row panels of at most
+ * FASTNN_GEMM_BLOCK_ELEMS elements, in a buffer of the calling thread.  The
+ * direct kernel's bits do not depend on the rows it is given (each element
+ * is its own chain over k), so a panel has the bits of the whole product.
+ * 1 when the kernel refuses the shape (nothing was handed over: the packed
+ * path takes it), else a status. */
+#ifndef FASTNN_GEMM_BLOCK_ELEMS
+#define FASTNN_GEMM_BLOCK_ELEMS 16384
+#endif
+static int F(small_blocks)(int isa, int trans_a, int trans_b, int64_t m, int64_t n,
+                           int64_t k, const T *A, int64_t lda, const T *B, int64_t ldb,
+                           const fastnn_epilogue *epilogue)
 {
-    if (m < 0 || n < 0 || k < 0)
-        return FASTNN_EINVAL;
-    if (m == 0 || n == 0)
-        return FASTNN_OK;
-    if (C == NULL || ldc < n)
-        return FASTNN_EINVAL;
-    if (k > 0) {
-        if (A == NULL || B == NULL)
-            return FASTNN_EINVAL;
-        if (trans_a ? lda < m : lda < k)
-            return FASTNN_EINVAL;
-        if (trans_b ? ldb < k : ldb < n)
-            return FASTNN_EINVAL;
+    int64_t rows = FASTNN_GEMM_BLOCK_ELEMS / n;
+    rows = rows < 1 ? 1 : rows > m ? m : rows;
+    int priv;
+    T *panel = (T *)gemm_thread_buffer((size_t)(rows * n) * sizeof(T), &priv);
+    if (panel == NULL)
+        return FASTNN_ENOMEM;
+    for (int64_t r0 = 0; r0 < m; r0 += rows) {
+        const int64_t mb = m - r0 < rows ? m - r0 : rows;
+        if (k == 0) {
+            for (int64_t i = 0; i < mb * n; i++)
+                panel[i] = (T)0;
+        } else if (F(small_tab)[isa](trans_a, trans_b, mb, n, k,
+                                     trans_a ? A + r0 : A + r0 * lda, lda, B, ldb, (T)0,
+                                     panel, n) != 0) {
+            gemm_thread_buffer_done(panel, priv);
+            return 1;  /* (the same for every panel: refused at the first) */
+        }
+        epilogue->fn(epilogue->ctx, r0, 0, mb, n, panel, n);
     }
+    gemm_thread_buffer_done(panel, priv);
+    return FASTNN_OK;
+}
 
-    if (k == 0) { /* C = beta*C (zeros when beta == 0), then one epilogue */
+/* fastnn_gemm, or with C NULL fastnn_internal_gemm_blocks; arguments checked */
+static int F(gemm_drive)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                         const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
+                         T *C, int64_t ldc, const fastnn_epilogue *epilogue)
+{
+    const int isa = fastnn_internal_get_isa();
+    if (isa < 0 || isa >= FASTNN_N_ISA || F(small_tab)[isa] == NULL)
+        return FASTNN_EINVAL;
+    if (C == NULL && (k == 0 || F(small_ok)(isa, m, n, k, trans_b != 0))) {
+        const int status = F(small_blocks)(isa, trans_a != 0, trans_b != 0, m, n, k, A, lda,
+                                           B, ldb, epilogue);
+        if (status != 1)
+            return status;
+    } else if (k == 0) { /* C = beta*C (zeros when beta == 0), then one epilogue */
         for (int64_t i = 0; i < m; i++) {
             T *c = C + i * ldc;
             if (beta == (T)0)
@@ -612,14 +646,9 @@ int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         if (epilogue != NULL && epilogue->fn != NULL)
             epilogue->fn(epilogue->ctx, 0, 0, m, n, C, ldc);
         return FASTNN_OK;
-    }
-
-    const int isa = fastnn_internal_get_isa();
-    if (isa < 0 || isa >= FASTNN_N_ISA || F(small_tab)[isa] == NULL)
-        return FASTNN_EINVAL;
-    if (F(small_ok)(isa, m, n, k, trans_b != 0) &&
-        F(small_tab)[isa](trans_a != 0, trans_b != 0, m, n, k, A, lda, B, ldb,
-                           beta, C, ldc) == 0) {
+    } else if (F(small_ok)(isa, m, n, k, trans_b != 0) &&
+               F(small_tab)[isa](trans_a != 0, trans_b != 0, m, n, k, A, lda, B, ldb,
+                                 beta, C, ldc) == 0) {
         /* one block: all of C */
         if (epilogue != NULL && epilogue->fn != NULL)
             epilogue->fn(epilogue->ctx, 0, 0, m, n, C, ldc);
@@ -672,6 +701,18 @@ int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
             nu = nr;
         J.NU = nu;
     }
+    const int64_t npad_all = (n + nr - 1) / nr * nr;
+    if (C == NULL && npad_all <= FASTNN_GEMM_NU_BYTES / (int64_t)sizeof(T) &&
+        npad_all <= J.cfg.nc) {
+        /* blocks: whole rows of C where a unit can hold them, so that the
+         * epilogue gets them as one contiguous span, in about
+         * FASTNN_GEMM_UNITS row blocks (the cut never changes the bits) */
+        int64_t mu = (m + FASTNN_GEMM_UNITS - 1) / FASTNN_GEMM_UNITS;
+        mu = (mu + mr - 1) / mr * mr;
+        J.MU = mu < J.cfg.mc ? mu : J.cfg.mc;
+        J.nic = (m + J.MU - 1) / J.MU;
+        J.NU = npad_all;
+    }
     J.njb = (n + J.NU - 1) / J.NU;
     const int64_t nunits = J.nic * J.njb;
 
@@ -701,8 +742,11 @@ int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     }
     const int64_t asz = J.cache_a ? J.aslice * J.nkb : J.aslice;
     const int64_t bsz = J.cache_b ? J.bslice * J.nkb : J.bslice;
+    /* blocks: each thread's unit of C, MU x NU */
+    const int64_t csz = C != NULL ? 0 : (J.MU * J.NU + align - 1) / align * align;
     J.boff = asz;
-    const size_t bytes = (size_t)(asz + bsz) * sizeof(T);
+    J.coff = asz + bsz;
+    const size_t bytes = (size_t)(asz + bsz + csz) * sizeof(T);
 
     /* threads: only for enough flops and more than one unit */
     int nt = fastnn_get_num_threads();
@@ -721,6 +765,36 @@ int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     gemm_thread_buffer_done(buf, priv);
     /* cancelled: blocks of C may be missing (the trainer drops the batch) */
     return J.cancel != NULL && *J.cancel ? FASTNN_EINTERRUPTED : FASTNN_OK;
+}
+
+int F(fastnn_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
+                    T *C, int64_t ldc, const fastnn_epilogue *epilogue)
+{
+    if (m < 0 || n < 0 || k < 0)
+        return FASTNN_EINVAL;
+    if (m == 0 || n == 0)
+        return FASTNN_OK;
+    if (C == NULL || ldc < n)
+        return FASTNN_EINVAL;
+    if (k > 0) {
+        if (A == NULL || B == NULL)
+            return FASTNN_EINVAL;
+        if (trans_a ? lda < m : lda < k)
+            return FASTNN_EINVAL;
+        if (trans_b ? ldb < k : ldb < n)
+            return FASTNN_EINVAL;
+    }
+    return F(gemm_drive)(trans_a, trans_b, m, n, k, A, lda, B, ldb, beta, C, ldc, epilogue);
+}
+
+int F(fastnn_internal_gemm_blocks)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                   const T *A, int64_t lda, const T *B, int64_t ldb,
+                                   const fastnn_epilogue *epilogue)
+{
+    if (m <= 0 || n <= 0)
+        return FASTNN_OK;
+    return F(gemm_drive)(trans_a, trans_b, m, n, k, A, lda, B, ldb, (T)0, NULL, n, epilogue);
 }
 
 #undef CFG_T

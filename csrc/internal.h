@@ -91,6 +91,21 @@ void fastnn_internal_gemm_tiny_f64(int trans_a, int trans_b, int64_t m, int64_t 
                                    const double *A, int64_t lda, const double *B, int64_t ldb,
                                    double *C, int64_t ldc);
 
+/* gemm.c: C (m x n) = op(A) @ op(B) (fastnn_gemm's arguments, beta 0)
+   without ever storing C: every finished block of C is handed to the
+   epilogue (fn not NULL), as fastnn_gemm's epilogue gets it, but in a
+   scratch of the thread that computed it (ldc the block's row stride), valid
+   only during that call.  The same bits as fastnn_gemm's C: the path (direct
+   or packed), kc and the kernels are fastnn_gemm's; the direct path's blocks
+   are panels of rows.  For the trainer's fused update (see train.c), whose
+   gradient then needs no array of its own.  Arguments trusted. */
+int fastnn_internal_gemm_blocks_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                    const float *A, int64_t lda, const float *B, int64_t ldb,
+                                    const fastnn_epilogue *epilogue);
+int fastnn_internal_gemm_blocks_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                                    const double *A, int64_t lda, const double *B, int64_t ldb,
+                                    const fastnn_epilogue *epilogue);
+
 /* gemm.c: the cancel flag of the calling thread's training run (NULL when
    none), set by fastnn_train_run for its duration.  A packed GEMM started on
    this thread reads it before each k slice of each block of C (on whichever
@@ -162,6 +177,11 @@ typedef struct {
     void *const *states;
 } fastnn_opt_arrays;
 
+/* optim.c: the passes of an update over its arrays: its dry run (nothing
+   written: is every new value finite?), the update, and the update that
+   also records the largest magnitudes it writes */
+enum { FASTNN_OPT_DRY = 0, FASTNN_OPT_WRITE = 1, FASTNN_OPT_WRITE_TRACK = 2 };
+
 /* optim.c: the update of optimizer opt (FASTNN_OPT_*) of every array of a
    (its constants prepared once: the same hyper-parameters, the row's hypers
    in order, and step, counting from 1, for all), with the caller's arguments
@@ -193,6 +213,49 @@ int fastnn_internal_opt_update_serial_f32(int opt, const fastnn_opt_arrays *a, i
 int fastnn_internal_opt_update_serial_f64(int opt, const fastnn_opt_arrays *a, int64_t step,
                                           const double *hyper, int dry,
                                           fastnn_opt_bounds *bounds);
+
+/* optim.c: one pass (FASTNN_OPT_DRY, _WRITE or _WRITE_TRACK) of the update
+   of every array of a, as fastnn_internal_opt_update, applied piece by
+   piece from any threads: for the trainer's fused update, which runs it on
+   the blocks of dW in dW's GEMM epilogue, each block's gradient in the
+   GEMM's scratch (see train.c).  A plan lives in plan_bytes(a->count) bytes
+   of the caller's, 64-byte aligned, and holds a (not copied).  prepare sets
+   its constants once (FASTNN_EINVAL: an unknown optimizer or pass, a
+   missing state array, a step below 1); apply runs the pass on elements
+   [off, off + n) of array i with their gradient at grad (n values, not the
+   array's); finish, once every element was applied once, returns
+   FASTNN_EDIVERGED when the dry run met a value that is not finite, and
+   after FASTNN_OPT_WRITE_TRACK gives bounds (a->count entries) what was
+   written.  The same arithmetic per element as fastnn_internal_opt_update,
+   so the same bits. */
+size_t fastnn_internal_opt_plan_bytes_f32(int64_t count);
+size_t fastnn_internal_opt_plan_bytes_f64(int64_t count);
+int fastnn_internal_opt_plan_prepare_f32(void *plan, int opt, int pass,
+                                         const fastnn_opt_arrays *a, int64_t step,
+                                         const double *hyper);
+int fastnn_internal_opt_plan_prepare_f64(void *plan, int opt, int pass,
+                                         const fastnn_opt_arrays *a, int64_t step,
+                                         const double *hyper);
+void fastnn_internal_opt_plan_apply_f32(void *plan, int64_t i, int64_t off, int64_t n,
+                                        const float *grad);
+void fastnn_internal_opt_plan_apply_f64(void *plan, int64_t i, int64_t off, int64_t n,
+                                        const double *grad);
+int fastnn_internal_opt_plan_finish_f32(void *plan, fastnn_opt_bounds *bounds);
+int fastnn_internal_opt_plan_finish_f64(void *plan, fastnn_opt_bounds *bounds);
+
+/* optim.c: the trainer's gradient pieces outside fastnn_clip_grad_value and
+   fastnn_l2_penalty, with their bits: clamp clamps n values of g to [-v, v]
+   (v rounded to T, NaN kept); l2_add adds c w to n values of dw (c as
+   fastnn_l2_penalty rounds it); l2_loss is fastnn_l2_penalty's *penalty
+   without touching any gradient.  Arguments trusted. */
+void fastnn_internal_clamp_f32(float *g, int64_t n, float v);
+void fastnn_internal_clamp_f64(double *g, int64_t n, double v);
+void fastnn_internal_l2_add_f32(float *dw, const float *w, int64_t n, float c);
+void fastnn_internal_l2_add_f64(double *dw, const double *w, int64_t n, double c);
+double fastnn_internal_l2_loss_f32(int64_t count, const int64_t *sizes,
+                                   const float *const *W, double alpha, double total);
+double fastnn_internal_l2_loss_f64(int64_t count, const int64_t *sizes,
+                                   const double *const *W, double alpha, double total);
 
 /* optim.c: 1 when the update of every array of a would give only finite
    values, for every parameter and state within its bounds[i] (known) and

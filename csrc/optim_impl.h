@@ -681,11 +681,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
 /* the most modes an optimizer may have */
 #define OPT_MODES 4
 
-/* The passes over a span: the dry run, the update, and the update that
- * also keeps the largest magnitude it writes per array (an integer max). */
-#define OPT_DRY 0
-#define OPT_WRITE 1
-#define OPT_WRITE_TRACK 2
+/* The passes over a span: FASTNN_OPT_DRY, _WRITE and _WRITE_TRACK (internal.h). */
 
 /* For each optimizer: its loop over a span (inlined with constant pass and
  * mode, so each is a plain loop the compiler vectorizes), the passes of a
@@ -716,7 +712,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
     {                                                                                 \
         const F(FASTNN_CAT(name, k)) k = *kp;                                         \
-        const int write = pass != OPT_DRY, track = pass == OPT_WRITE_TRACK;           \
+        const int write = pass != FASTNN_OPT_DRY, track = pass == FASTNN_OPT_WRITE_TRACK;           \
         const int used = F(FASTNN_CAT(name, states))(mode);                           \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
         UT m[1 + FASTNN_OPT_MAX_STATE] = {0}, sg[FASTNN_OPT_MAX_STATE] = {0};          \
@@ -754,9 +750,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (pass * OPT_MODES + mode) {                                            \
-        OPT_MODE_CASES(OPT_CASE, name, OPT_DRY)                                       \
-        OPT_MODE_CASES(OPT_CASE, name, OPT_WRITE)                                     \
-        OPT_MODE_CASES(OPT_CASE, name, OPT_WRITE_TRACK)                               \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_DRY)                                       \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE)                                     \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE_TRACK)                               \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -767,7 +763,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE]; /* track: set */ \
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
             s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
-        const int pass = j->bad != NULL ? OPT_DRY : j->track ? OPT_WRITE_TRACK : OPT_WRITE; \
+        const int pass = j->bad != NULL ? FASTNN_OPT_DRY : j->track ? FASTNN_OPT_WRITE_TRACK : FASTNN_OPT_WRITE; \
         if (F(FASTNN_CAT(name, span))(pass, j->mode, hi - lo,                         \
                                       j->param + lo, j->grad + lo, s, &j->k.name,     \
                                       mags, signs) &&                                 \
@@ -787,7 +783,7 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                                 int used, int dry, fastnn_opt_bounds *bounds)         \
     {                                                                                 \
         for (int write = !dry; write <= 1; write++) {                                 \
-            const int pass = !write ? OPT_DRY : bounds ? OPT_WRITE_TRACK : OPT_WRITE; \
+            const int pass = !write ? FASTNN_OPT_DRY : bounds ? FASTNN_OPT_WRITE_TRACK : FASTNN_OPT_WRITE; \
             int bad = 0;                                                              \
             for (int64_t r = 0; r < a->count; r++) {                                  \
                 T *s[FASTNN_OPT_MAX_STATE];                                           \
@@ -802,13 +798,13 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                                                      &j->k.name, mags, signs);        \
                 } else {                                                              \
                     switch (pass * OPT_MODES + j->mode) {                             \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_DRY)                    \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE)                  \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, OPT_WRITE_TRACK)            \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_DRY)                    \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE)                  \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE_TRACK)            \
                     default: return FASTNN_EINVAL;                                    \
                     }                                                                 \
                 }                                                                     \
-                if (pass == OPT_WRITE_TRACK)                                          \
+                if (pass == FASTNN_OPT_WRITE_TRACK)                                          \
                     F(bounds_of)(mags, signs, used, &bounds[r]);                      \
             }                                                                         \
             if (bad)                                                                  \
@@ -825,6 +821,13 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
     static int F(FASTNN_CAT(name, used_of))(const F(opt_job) *j)                      \
     {                                                                                 \
         return F(FASTNN_CAT(name, states))(j->mode);                                  \
+    }                                                                                 \
+    static int F(FASTNN_CAT(name, segment))(const F(opt_job) *j, int pass, int64_t n,  \
+                                            T *param, const T *grad, T *const *state, \
+                                            UT *mags, UT *signs)                      \
+    {                                                                                 \
+        return F(FASTNN_CAT(name, span))(pass, j->mode, n, param, grad, state,        \
+                                         &j->k.name, mags, signs);                    \
     }
 FASTNN_OPTIMIZERS(OPT_PASSES)
 #undef OPT_PASSES
@@ -1002,6 +1005,97 @@ int F(fastnn_internal_opt_update_serial)(int opt, const fastnn_opt_arrays *a, in
     }
 }
 
+/* ---- an update applied piece by piece (see internal.h) ---------------- */
+
+/* what a tracking pass wrote to one array, merged across pieces and threads */
+typedef struct {
+    _Atomic UT mags[1 + FASTNN_OPT_MAX_STATE];
+    _Atomic UT signs[FASTNN_OPT_MAX_STATE];
+} F(opt_track);
+
+typedef struct {
+    F(opt_job) job;     /* the constants and the mode (its arrays unused) */
+    const fastnn_opt_arrays *a;
+    int pass, used;
+    int (*segment)(const F(opt_job) *, int, int64_t, T *, const T *, T *const *, UT *, UT *);
+    atomic_int bad;     /* the dry run met a value that is not finite */
+    F(opt_track) track[]; /* per array */
+} F(opt_plan);
+
+size_t F(fastnn_internal_opt_plan_bytes)(int64_t count)
+{
+    return sizeof(F(opt_plan)) + (size_t)count * sizeof(F(opt_track));
+}
+
+int F(fastnn_internal_opt_plan_prepare)(void *plan, int opt, int pass,
+                                        const fastnn_opt_arrays *a, int64_t step,
+                                        const double *hyper)
+{
+    F(opt_plan) *p = (F(opt_plan) *)plan;
+    fastnn_range_fn range;
+    int (*safe)(const F(opt_job) *, const fastnn_opt_bounds *, double, fastnn_opt_bounds *);
+    if (pass != FASTNN_OPT_DRY && pass != FASTNN_OPT_WRITE && pass != FASTNN_OPT_WRITE_TRACK)
+        return FASTNN_EINVAL;
+    const int status = F(opt_job_all)(&p->job, opt, a, step, hyper, &range, &safe, &p->used);
+    if (status != FASTNN_OK)
+        return status;
+    switch (opt) {
+#define OPT_SEGMENT(ID, name, n_state, n_hyper, root, hypers)                          \
+    case FASTNN_OPT_##ID:                                                              \
+        p->segment = F(FASTNN_CAT(name, segment));                                     \
+        break;
+    FASTNN_OPTIMIZERS(OPT_SEGMENT)
+#undef OPT_SEGMENT
+    default:
+        return FASTNN_EINVAL;   /* (opt_job_all took none other) */
+    }
+    p->a = a;
+    p->pass = pass;
+    atomic_init(&p->bad, 0);
+    for (int64_t i = 0; i < a->count; i++) {
+        for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+            atomic_init(&p->track[i].mags[q], 0);
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+            atomic_init(&p->track[i].signs[q], 0);
+    }
+    return FASTNN_OK;
+}
+
+void F(fastnn_internal_opt_plan_apply)(void *plan, int64_t i, int64_t off, int64_t n,
+                                       const T *grad)
+{
+    F(opt_plan) *p = (F(opt_plan) *)plan;
+    const fastnn_opt_arrays *a = p->a;
+    T *s[FASTNN_OPT_MAX_STATE];
+    UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE]; /* track: set */
+    for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+        s[q] = (p->used >> q & 1) ? (T *)a->states[i * FASTNN_OPT_MAX_STATE + q] + off : NULL;
+    if (p->segment(&p->job, p->pass, n, (T *)a->params[i] + off, grad, s, mags, signs) &&
+        p->pass == FASTNN_OPT_DRY)
+        atomic_store_explicit(&p->bad, 1, memory_order_relaxed);
+    if (p->pass == FASTNN_OPT_WRITE_TRACK) {
+        for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+            F(atomic_max_bits)(&p->track[i].mags[q], mags[q]);
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+            atomic_fetch_or_explicit(&p->track[i].signs[q], signs[q], memory_order_relaxed);
+    }
+}
+
+int F(fastnn_internal_opt_plan_finish)(void *plan, fastnn_opt_bounds *bounds)
+{
+    F(opt_plan) *p = (F(opt_plan) *)plan;
+    if (p->pass == FASTNN_OPT_WRITE_TRACK)
+        for (int64_t i = 0; i < p->a->count; i++) {
+            UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE];
+            for (int q = 0; q < 1 + FASTNN_OPT_MAX_STATE; q++)
+                mags[q] = atomic_load(&p->track[i].mags[q]);
+            for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)
+                signs[q] = atomic_load(&p->track[i].signs[q]);
+            F(bounds_of)(mags, signs, p->used, &bounds[i]);
+        }
+    return atomic_load(&p->bad) ? FASTNN_EDIVERGED : FASTNN_OK;
+}
+
 /* whether every update is provably finite (see internal.h) */
 int F(fastnn_internal_opt_safe)(int opt, const fastnn_opt_arrays *a, int64_t step,
                                 const double *hyper, const fastnn_opt_bounds *bounds,
@@ -1111,15 +1205,18 @@ FASTNN_ELEMENTWISE static void F(clip_scale_range)(const void *ctx, int64_t lo, 
         x[i] = x[i] * c;
 }
 
-FASTNN_ELEMENTWISE static void F(clip_clamp_range)(const void *ctx, int64_t lo, int64_t hi)
+FASTNN_ELEMENTWISE void F(fastnn_internal_clamp)(T *g, int64_t n, T v)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const T x = g[i];
+        g[i] = x < -v ? -v : x > v ? v : x;     /* NaN fails both: kept */
+    }
+}
+
+static void F(clip_clamp_range)(const void *ctx, int64_t lo, int64_t hi)
 {
     const F(clip_job) *j = (const F(clip_job) *)ctx;
-    T *x = j->x;
-    const T c = j->c;
-    for (int64_t i = lo; i < hi; i++) {
-        const T v = x[i];
-        x[i] = v < -c ? -c : v > c ? c : v;     /* NaN fails both: kept */
-    }
+    F(fastnn_internal_clamp)(j->x + lo, hi - lo, j->c);
 }
 
 static int F(clip_check)(int64_t count, const int64_t *sizes, T *const *grads, double limit)
@@ -1168,6 +1265,12 @@ int F(fastnn_clip_grad_value)(int64_t count, const int64_t *sizes, T *const *gra
 
 /* ---- scikit-learn's L2 penalty (see fastnn.h) --------------------------- */
 
+/* dw += c w (contracted to no FMA: -std=c11 keeps -ffp-contract=off) */
+static inline T F(l2_term)(T dw, T c, T w)
+{
+    return dw + c * w;
+}
+
 /* dw += c w over n elements, and the sum of w^2 in double by F(sum_squares)'s
  * 8 interleaved partial sums (the same bits), in one pass */
 static double F(l2_array)(const T *w, T *dw, int64_t n, T c)
@@ -1177,15 +1280,31 @@ static double F(l2_array)(const T *w, T *dw, int64_t n, T c)
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) {
             const T v = w[i + j];
-            dw[i + j] = dw[i + j] + c * v;
+            dw[i + j] = F(l2_term)(dw[i + j], c, v);
             acc[j] += (double)v * (double)v;
         }
     for (int j = 0; i < n; i++, j++) {
         const T v = w[i];
-        dw[i] = dw[i] + c * v;
+        dw[i] = F(l2_term)(dw[i], c, v);
         acc[j] += (double)v * (double)v;
     }
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+FASTNN_ELEMENTWISE void F(fastnn_internal_l2_add)(T *dw, const T *w, int64_t n, T c)
+{
+    for (int64_t i = 0; i < n; i++)
+        dw[i] = F(l2_term)(dw[i], c, w[i]);
+}
+
+double F(fastnn_internal_l2_loss)(int64_t count, const int64_t *sizes, const T *const *W,
+                                  double alpha, double total)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < count; i++)
+        if (sizes[i] > 0)
+            sum += F(sum_squares)(W[i], sizes[i]);
+    return 0.5 * alpha * sum / total;
 }
 
 int F(fastnn_l2_penalty)(int64_t count, const int64_t *sizes, const T *const *W,
@@ -1210,9 +1329,6 @@ int F(fastnn_l2_penalty)(int64_t count, const int64_t *sizes, const T *const *W,
 }
 
 #undef OPT_MODES
-#undef OPT_DRY
-#undef OPT_WRITE
-#undef OPT_WRITE_TRACK
 #undef NOT_FINITE
 #undef SIGN_SHIFT
 #undef WITHIN

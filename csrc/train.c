@@ -83,6 +83,13 @@ struct fastnn_trainer {
     const void **grad_ptrs;
     fastnn_opt_bounds *bounds, *next_bounds;
     double *grad_max;
+    /* the dense stages' gradients when the caller gives none (own_grads):
+       per stage, db from the start and dW only for a run that needs whole
+       arrays (!fused) */
+    int own_grads;
+    void **own_dw, **own_db;
+    int fused;            /* this run's update runs in dW's GEMM (see fused_run) */
+    void *plan;           /* the fused update's (fastnn_internal_opt_plan_*) */
     /* the L2 penalty's arrays (spec->l2_alpha): every dense stage's W and dW
        in layer order, and per entry the index of its W in params */
     int64_t l2_count;
@@ -108,6 +115,11 @@ int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t)
     return t != NULL ? t->exact_checks : -1;
 }
 
+int fastnn_trainer_fused(const fastnn_trainer *t)
+{
+    return t != NULL ? t->fused : -1;
+}
+
 int fastnn_trainer_set_tiny(fastnn_trainer *t, int on)
 {
     if (t == NULL)
@@ -131,6 +143,13 @@ static int batch_interrupted(fastnn_trainer *t, int64_t ran)
         if (t->stages[s].kind == FASTNN_STAGE_DROPOUT && t->stages[s].p != 0.0)
             t->stages[s].step--;
     return FASTNN_EINTERRUPTED;
+}
+
+static void *wmalloc(size_t bytes)
+{
+    const size_t align = 64;
+    bytes = (bytes + align - 1) / align * align;
+    return aligned_alloc(align, bytes ? bytes : align);
 }
 
 /* Whether a network is small enough for the tiny path (tiny_batch in
@@ -169,6 +188,58 @@ static int proof_run(const fastnn_trainer *t)
     return !t->has_norm && (root == 0 || root == 1) && t->n_params >= min;
 }
 
+/* Whether this run fuses each update into dW's GEMM (train_batch): the
+ * trainer keeps the gradients itself, proves updates (the dry run is then
+ * rare, and takes a second pass of the GEMMs), and nothing needs whole
+ * gradient arrays (the norm of clip_grad_norm does; the tiny path keeps
+ * its own order).  Its memory: no dW at all, a block of it per thread. */
+static int fused_run(const fastnn_trainer *t, int tiny)
+{
+    return t->own_grads && t->use_proof && !tiny && !t->spec->clip_norm_on;
+}
+
+/* A dense stage's gradient arrays: the caller's, or the trainer's own */
+static void *dw_of(const fastnn_trainer *t, int64_t s)
+{
+    return t->own_grads ? t->own_dw[s] : t->stages[s].dW;
+}
+
+static void *db_of(const fastnn_trainer *t, int64_t s)
+{
+    return t->own_grads ? t->own_db[s] : t->stages[s].db;
+}
+
+/* The arrays the unfused update and the L2 penalty take: every dense
+ * stage's dW and db as they are now (a W's NULL until whole_gradients). */
+static void gradient_pointers(fastnn_trainer *t)
+{
+    int64_t l2 = 0;
+    for (int64_t s = 0; s < t->n_stages; s++) {
+        if (t->stages[s].kind != FASTNN_STAGE_DENSE)
+            continue;
+        const int64_t i = t->first_param[s];
+        t->grad_ptrs[i] = dw_of(t, s);
+        if (t->stages[s].b != NULL)
+            t->grad_ptrs[i + 1] = db_of(t, s);
+        t->l2_dW[l2++] = dw_of(t, s);
+    }
+}
+
+/* Whole dW arrays of the trainer's own, for a run that is not fused */
+static int whole_gradients(fastnn_trainer *t)
+{
+    if (!t->own_grads)
+        return FASTNN_OK;
+    for (int64_t s = 0; s < t->n_stages; s++) {
+        const fastnn_stage *st = &t->stages[s];
+        if (st->kind == FASTNN_STAGE_DENSE && t->own_dw[s] == NULL &&
+            (t->own_dw[s] = wmalloc((size_t)(st->width_in * st->width_out) * t->elem)) == NULL)
+            return FASTNN_ENOMEM;
+    }
+    gradient_pointers(t);
+    return FASTNN_OK;
+}
+
 /* Whether this run takes the tiny path: it is on, and the stages are still
  * of the kinds it runs (the caller may change them between runs). */
 static int tiny_run(const fastnn_trainer *t)
@@ -201,13 +272,6 @@ static void batch_done(fastnn_train_spec *spec, int64_t step)
         spec->hyper_row++;
 }
 
-static void *wmalloc(size_t bytes)
-{
-    const size_t align = 64;
-    bytes = (bytes + align - 1) / align * align;
-    return aligned_alloc(align, bytes ? bytes : align);
-}
-
 void fastnn_trainer_free(fastnn_trainer *t)
 {
     if (t == NULL)
@@ -229,6 +293,15 @@ void fastnn_trainer_free(fastnn_trainer *t)
         for (int64_t s = 0; s < t->n_stages; s++)
             free(t->dz[s]);
     free(t->dz);
+    if (t->own_dw)
+        for (int64_t s = 0; s < t->n_stages; s++)
+            free(t->own_dw[s]);
+    if (t->own_db)
+        for (int64_t s = 0; s < t->n_stages; s++)
+            free(t->own_db[s]);
+    free(t->own_dw);
+    free(t->own_db);
+    free(t->plan);
     if (t->stat)
         for (int64_t s = 0; s < t->n_stages; s++)
             free(t->stat[s]);
@@ -250,6 +323,15 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free(t);
 }
 
+/* the first dense stage (0 when there is none) */
+static int64_t first_dense(const fastnn_stage *stages, int64_t n_stages)
+{
+    for (int64_t s = 0; s < n_stages; s++)
+        if (stages[s].kind == FASTNN_STAGE_DENSE)
+            return s;
+    return 0;
+}
+
 static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_stages,
                        fastnn_train_spec *spec, int64_t n_features, int64_t batch,
                        size_t elem)
@@ -269,7 +351,15 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     for (int64_t s = 0; s < n_stages; s++) {
         const fastnn_stage *st = &stages[s];
         switch (st->kind) {
-        case FASTNN_STAGE_DENSE:
+        case FASTNN_STAGE_DENSE: {
+            /* gradients: the caller's (dW, and db with b) or none (the
+               trainer's own), the same for every dense stage */
+            const int given = st->dW != NULL;
+            if ((given ? st->b != NULL && st->db == NULL : st->db != NULL) ||
+                given != (stages[first_dense(stages, n_stages)].dW != NULL))
+                return FASTNN_EINVAL;
+        }
+            /* fall through */
         case FASTNN_STAGE_ACTIVATION:
             if (st->act < 0 || st->act >= FASTNN_N_ACT)
                 return FASTNN_EINVAL;
@@ -321,7 +411,11 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->l2_param = calloc((size_t)n_stages, sizeof(int64_t));
     t->l2_W = calloc((size_t)n_stages, sizeof(void *));
     t->l2_dW = calloc((size_t)n_stages, sizeof(void *));
-    if (!t->l2_sizes || !t->l2_param || !t->l2_W || !t->l2_dW)
+    t->own_grads = stages[first_dense(stages, n_stages)].kind == FASTNN_STAGE_DENSE &&
+                   stages[first_dense(stages, n_stages)].dW == NULL;
+    t->own_dw = calloc((size_t)n_stages, sizeof(void *));
+    t->own_db = calloc((size_t)n_stages, sizeof(void *));
+    if (!t->l2_sizes || !t->l2_param || !t->l2_W || !t->l2_dW || !t->own_dw || !t->own_db)
         goto nomem;
     if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->stat || !t->bounds ||
         !t->next_bounds ||
@@ -356,6 +450,9 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             goto nomem;
         if (st->kind == FASTNN_STAGE_DENSE && !(t->dz[s] = wmalloc(bytes)))
             goto nomem;
+        if (st->kind == FASTNN_STAGE_DENSE && t->own_grads && st->b != NULL &&
+            !(t->own_db[s] = wmalloc((size_t)st->width_out * elem)))
+            goto nomem;
         if (st->kind == FASTNN_STAGE_DROPOUT && !(t->mask[s] = wmalloc(bytes)))
             goto nomem;
     }
@@ -374,8 +471,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             t->l2_sizes[t->l2_count] = st->width_in * st->width_out;
             t->l2_param[t->l2_count] = count;
             t->l2_W[t->l2_count] = st->W;
-            t->l2_dW[t->l2_count] = st->dW;
-            t->l2_count++;
+            t->l2_count++;   /* (its dW: gradient_pointers) */
         }
         for (int which = 0; which < 2; which++) {
             void *p = which ? st->b : st->W;
@@ -392,8 +488,13 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
             count++;
         }
     }
+    gradient_pointers(t);
     t->params = (fastnn_opt_arrays){count, t->param_sizes, t->param_ptrs, t->grad_ptrs,
                                     t->state_ptrs};
+    t->plan = wmalloc(elem == sizeof(float) ? fastnn_internal_opt_plan_bytes_f32(count)
+                                            : fastnn_internal_opt_plan_bytes_f64(count));
+    if (t->plan == NULL)
+        goto nomem;
     t->n_params = n_params;
     t->tiny = t->tiny_fits = tiny_fits(stages, n_stages, batch, n_params);
     /* targets: int64 labels or T values, at most batch x last width */

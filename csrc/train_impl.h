@@ -86,7 +86,7 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows, doubl
         if (t->spec->clip_value_on && (double)(T)t->spec->clip_value < t->grad_max[i])
             t->grad_max[i] = (double)(T)t->spec->clip_value;
         if (st->b != NULL)
-            t->grad_max[i + 1] = F(fastnn_internal_max_abs)((const T *)st->db, 1,
+            t->grad_max[i + 1] = F(fastnn_internal_max_abs)((const T *)db_of(t, s), 1,
                                                             st->width_out, st->width_out);
     }
     return 1;
@@ -123,20 +123,30 @@ static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
 }
 
 /* scikit-learn's L2 penalty (spec->l2_alpha, 0: off) after the backward,
- * before clipping: every dense stage's dW += (alpha / total) W and *loss +=
- * 0.5 alpha sum ||W||^2 / total (fastnn_l2_penalty), total the batch's
- * total weight; FASTNN_EDIVERGED when the loss is then NaN or infinite.
- * The one code of both paths (train_batch, tiny_batch): the same bits. */
-static int F(l2_penalty)(fastnn_trainer *t, double total, double *loss)
+ * before clipping: every dense stage's dW += (alpha / total) W (with whole:
+ * the fused update adds it block by block, fused_block) and *loss += 0.5
+ * alpha sum ||W||^2 / total (fastnn_l2_penalty), total the batch's total
+ * weight; FASTNN_EDIVERGED when the loss is then NaN or infinite.  The one
+ * code of every path (train_batch, tiny_batch): the same bits. */
+static int F(l2_penalty)(fastnn_trainer *t, double total, double *loss, int whole)
 {
     if (t->spec->l2_alpha == 0.0)
         return FASTNN_OK;
     double penalty;
-    const int status = F(fastnn_l2_penalty)(t->l2_count, t->l2_sizes,
-                                            (const T *const *)t->l2_W, (T *const *)t->l2_dW,
-                                            t->spec->l2_alpha, total, &penalty);
-    if (status != FASTNN_OK)
-        return status;
+    if (whole) {
+        const int status = F(fastnn_l2_penalty)(t->l2_count, t->l2_sizes,
+                                                (const T *const *)t->l2_W,
+                                                (T *const *)t->l2_dW, t->spec->l2_alpha,
+                                                total, &penalty);
+        if (status != FASTNN_OK)
+            return status;
+    } else {
+        if (!(total > 0.0))
+            return FASTNN_EZEROWEIGHT;   /* as fastnn_l2_penalty */
+        penalty = F(fastnn_internal_l2_loss)(t->l2_count, t->l2_sizes,
+                                             (const T *const *)t->l2_W, t->spec->l2_alpha,
+                                             total);
+    }
     *loss += penalty;
     return isfinite(*loss) ? FASTNN_OK : FASTNN_EDIVERGED;
 }
@@ -187,9 +197,12 @@ static void F(running_statistics)(fastnn_trainer *t, int64_t rows)
 
 /* one batch's gradients: forward, loss, backward and the L2 penalty,
  * nothing applied; *loss gets the batch loss (with the penalty) and *total
- * its total weight (sw: the batch's sample weights, or NULL) */
+ * its total weight (sw: the batch's sample weights, or NULL).  Without
+ * whole, the dense stages' dW are left to the fused update (only their dZ
+ * and db are computed). */
 static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets,
-                              const double *sw, int64_t rows, double *loss, double *total)
+                              const double *sw, int64_t rows, double *loss, double *total,
+                              int whole)
 {
     fastnn_stage *stages = t->stages;
     const int64_t ns = t->n_stages;
@@ -266,7 +279,7 @@ static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets
             status = F(fastnn_internal_dense_backward_dx)(
                 rows, st->width_in, st->width_out, (const T *)st->W, (const T *)t->z[s],
                 ys[s], cur, st->act, st->alpha, st->beta, (T *)t->dz[s],
-                s > t->first_param_stage ? cur : NULL, (T *)st->db);
+                s > t->first_param_stage ? cur : NULL, (T *)db_of(t, s));
             break;
         case FASTNN_STAGE_ACTIVATION:
             status = F(fastnn_act_backward)(st->act, st->alpha, st->beta, rows, st->width_out,
@@ -301,19 +314,101 @@ static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets
      * if every new parameter and optimizer state value is finite (a
      * non-finite gradient makes one of them non-finite): proved from bounds,
      * or else checked by a dry run, so a diverging batch changes nothing */
-    for (int64_t s = t->first_param_stage; s < ns; s++) {
+    for (int64_t s = t->first_param_stage; s < ns && whole; s++) {
         const fastnn_stage *st = &stages[s];
         if (st->kind != FASTNN_STAGE_DENSE)
             continue;
         status = F(fastnn_internal_dense_backward_dw)(rows, st->width_in, st->width_out,
                                                       s > 0 ? ys[s - 1] : x,
-                                                      (const T *)t->dz[s], (T *)st->dW, NULL);
+                                                      (const T *)t->dz[s], (T *)dw_of(t, s),
+                                                      NULL);
         if (status == FASTNN_EINTERRUPTED || cancelled(t))
             return batch_interrupted(t, ns);
         if (status != FASTNN_OK)
             return status;
     }
-    return F(l2_penalty)(t, *total, loss);
+    return F(l2_penalty)(t, *total, loss, whole);
+}
+
+/* The fused update (t->fused, see fused_run in train.c): each dense stage's
+ * dW is computed block by block by fastnn_internal_gemm_blocks, and each
+ * finished block, still in cache, gets the L2 term and the clipping by
+ * value as batch_gradients and clip_gradients give them to a whole dW
+ * (the same operations per element, so the same bits), then one pass of the
+ * update over its rows of W (fastnn_internal_opt_plan_apply); no whole dW
+ * is ever stored. */
+typedef struct {
+    void *plan;
+    int64_t i;          /* W's index in t->params */
+    int64_t n_out;
+    const T *W;
+    int l2, clip;       /* the L2 term (factor c), the clipping (to [-v, v]) */
+    T c, v;
+} F(fused_ctx);
+
+static void F(fused_block)(const void *ctx, int64_t row0, int64_t col0, int64_t rows,
+                           int64_t cols, void *C, int64_t ldc)
+{
+    const F(fused_ctx) *f = (const F(fused_ctx) *)ctx;
+    if (cols == f->n_out && ldc == cols) {  /* whole rows, packed: one span */
+        cols *= rows;
+        rows = 1;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        T *g = (T *)C + r * ldc;
+        const int64_t off = (row0 + r) * f->n_out + col0;
+        if (f->l2)
+            F(fastnn_internal_l2_add)(g, f->W + off, cols, f->c);
+        if (f->clip)
+            F(fastnn_internal_clamp)(g, cols, f->v);
+        F(fastnn_internal_opt_plan_apply)(f->plan, f->i, off, cols, g);
+    }
+}
+
+/* One pass (FASTNN_OPT_DRY, _WRITE or _WRITE_TRACK, recording into
+ * t->bounds) of the fused update over every dense stage: W block by block
+ * in its dW's GEMM, then b from db (clipped by fused_gradients).  The dry
+ * pass gives FASTNN_EDIVERGED when a new value would not be finite. */
+static int F(fused_pass)(fastnn_trainer *t, int pass, const T *x, int64_t rows, double total,
+                         const double *hyper, int64_t step)
+{
+    const fastnn_train_spec *spec = t->spec;
+    int status = F(fastnn_internal_opt_plan_prepare)(t->plan, spec->optimizer, pass,
+                                                     &t->params, step, hyper);
+    if (status != FASTNN_OK)
+        return status;
+    for (int64_t s = t->first_param_stage; s < t->n_stages; s++) {
+        const fastnn_stage *st = &t->stages[s];
+        if (st->kind != FASTNN_STAGE_DENSE)
+            continue;
+        const F(fused_ctx) f = {t->plan, t->first_param[s], st->width_out, (const T *)st->W,
+                                spec->l2_alpha > 0.0, spec->clip_value_on,
+                                spec->l2_alpha > 0.0 ? (T)(spec->l2_alpha / total) : (T)0,
+                                (T)spec->clip_value};
+        const fastnn_epilogue ep = {F(fused_block), &f};
+        status = F(fastnn_internal_gemm_blocks)(1, 0, st->width_in, st->width_out, rows,
+                                                s > 0 ? (const T *)t->ys[s - 1] : x,
+                                                st->width_in, (const T *)t->dz[s],
+                                                st->width_out, &ep);
+        if (status != FASTNN_OK)
+            return status;
+        if (st->b != NULL)
+            F(fastnn_internal_opt_plan_apply)(t->plan, t->first_param[s] + 1, 0, st->width_out,
+                                              (const T *)db_of(t, s));
+    }
+    return F(fastnn_internal_opt_plan_finish)(t->plan, t->bounds);
+}
+
+/* clip_gradients for the fused update: db clipped by value here (dW is,
+ * block by block, in fused_block); no norm (fused_run) */
+static void F(fused_gradients)(fastnn_trainer *t)
+{
+    if (!t->spec->clip_value_on)
+        return;
+    for (int64_t s = t->first_param_stage; s < t->n_stages; s++)
+        if (t->stages[s].kind == FASTNN_STAGE_DENSE && t->stages[s].b != NULL)
+            F(fastnn_internal_clamp)((T *)db_of(t, s), t->stages[s].width_out,
+                                     (T)t->spec->clip_value);
 }
 
 /* one batch: forward, loss, backward (batch_gradients), update; *loss gets
@@ -327,17 +422,22 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     const double *hyper = batch_hyper(spec);
     if (hyper == NULL)
         return FASTNN_EINVAL;
-    int status = F(batch_gradients)(t, x, targets, sw, rows, loss, total);
+    const int fused = t->fused;
+    int status = F(batch_gradients)(t, x, targets, sw, rows, loss, total, !fused);
     if (status != FASTNN_OK)
         return status;
-    status = F(clip_gradients)(t);
-    if (status != FASTNN_OK)
+    if (fused)
+        F(fused_gradients)(t);
+    else if ((status = F(clip_gradients)(t)) != FASTNN_OK)
         return status;
     const int64_t step = spec->step + 1;
     const int proved = F(bound_gradients)(t, x, rows, *total) && F(safe_all)(t, hyper, step);
     if (!proved) {
         t->exact_checks++;
-        status = F(update_all)(t, hyper, step, 0, 0);
+        status = fused ? F(fused_pass)(t, FASTNN_OPT_DRY, x, rows, *total, hyper, step)
+                       : F(update_all)(t, hyper, step, 0, 0);
+        if (status == FASTNN_EINTERRUPTED)
+            return batch_interrupted(t, ns);
         if (status != FASTNN_OK)
             return status;
     }
@@ -345,7 +445,17 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
         return batch_interrupted(t, ns);  /* the last point to drop the batch */
     /* proved: the proof's bounds on what it writes are the next batch's;
      * else the update measures what it writes */
-    status = F(update_all)(t, hyper, step, 1, !proved && t->use_proof);
+    const int track = !proved && t->use_proof;
+    if (fused) {
+        /* its GEMMs run to their end: a batch is applied whole or not at all */
+        const volatile sig_atomic_t *cancel = fastnn_internal_cancel;
+        fastnn_internal_cancel = NULL;
+        status = F(fused_pass)(t, track ? FASTNN_OPT_WRITE_TRACK : FASTNN_OPT_WRITE, x, rows,
+                               *total, hyper, step);
+        fastnn_internal_cancel = cancel;
+    } else {
+        status = F(update_all)(t, hyper, step, 1, track);
+    }
     if (status != FASTNN_OK)
         return status;
     if (proved)
@@ -438,12 +548,12 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                                           (const T *)st->W,
                                                           (const T *)t->z[s], ys[s], cur,
                                                           st->act, st->alpha, st->beta, dz,
-                                                          NULL, (T *)st->db);
+                                                          NULL, (T *)db_of(t, s));
             if (status != FASTNN_OK)
                 return status;
             /* dW = X^T dZ, then dX = dZ W^T over dY (read by now) */
             status = F(tiny_product)(1, 0, st->width_in, w, rows, input, st->width_in, dz, w,
-                                     (T *)st->dW, w);
+                                     (T *)dw_of(t, s), w);
             if (status == FASTNN_OK && s > t->first_param_stage)
                 status = F(tiny_product)(0, 1, rows, st->width_in, w, dz, w, (const T *)st->W,
                                          w, cur, st->width_in);
@@ -459,7 +569,7 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
         }
     }
 
-    status = F(l2_penalty)(t, *total, loss);
+    status = F(l2_penalty)(t, *total, loss, 1);
     if (status != FASTNN_OK)
         return status;
     status = F(clip_gradients)(t);
@@ -523,6 +633,9 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     int64_t e = *epoch, pos = *start, done = 0;
     const int tiny = tiny_run(t);
     t->use_proof = proof_run(t);
+    t->fused = fused_run(t, tiny);
+    if (!t->fused && whole_gradients(t) != FASTNN_OK)
+        return FASTNN_ENOMEM;
     for (int64_t i = 0; i < t->params.count; i++)
         t->bounds[i].known = 0;   /* the parameters may have changed since */
     int status = FASTNN_OK;
@@ -593,13 +706,14 @@ int F(fastnn_train_gradient)(fastnn_trainer *t, const T *X, const void *targets,
 {
     if (t == NULL || t->elem != sizeof(T) || X == NULL || targets == NULL || loss == NULL ||
         n < 1 || n > t->batch || fastnn_loss_labels(t->spec->loss) < 0 ||
-        t->spec->reduction < 0 || t->spec->reduction >= FASTNN_N_REDUCTION)
+        t->spec->reduction < 0 || t->spec->reduction >= FASTNN_N_REDUCTION ||
+        t->own_grads)   /* the gradient goes to the caller's arrays */
         return FASTNN_EINVAL;
     const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;
     fastnn_internal_cancel = t->cancel;
     double total;
     const int status = F(batch_gradients)(t, X, targets, t->spec->loss_args.sample_weight, n,
-                                          loss, &total);
+                                          loss, &total, 1);
     fastnn_internal_cancel = outer_cancel;
     return status;
 }

@@ -106,9 +106,12 @@ def as_float_array(a: ArrayLike, dtype: DTypeLike, name: str, *,
     return out
 
 
-#: elements per chunk of ``first_non_finite``: its temporaries stay ~1 MiB whatever
-#: the array's size (a memmap of many GB is read a chunk at a time, never copied)
-CHUNK_ELEMENTS = 1 << 20
+#: elements per chunk of ``first_non_finite``: its temporaries stay ~128 KiB whatever
+#: the array's size (a memmap of many GB is read a chunk at a time, never copied),
+#: a small part of a small network's training memory (a 1 Mi-element chunk took 2
+#: MiB, as much as all of the MNIST-shaped network's weights and momentum); the
+#: check of 47 M float32 values takes 11.6 ms in place of 10.0
+CHUNK_ELEMENTS = 1 << 16
 
 
 def first_non_finite(a: NDArray[Any]) -> tuple[int, ...] | None:

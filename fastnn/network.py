@@ -518,7 +518,9 @@ class Network:
         optimizer state and the dropout step counts are those after the last
         completed batch -- never a half-applied update (only the layers'
         gradient arrays, ``dW`` and ``db``, may hold partial values of the
-        dropped batch).  The reference backend notices the signal between
+        dropped batch; the compiled backend's native loop keeps a Dense
+        layer's gradients to itself and leaves its ``dW`` and ``db`` as they
+        were before ``fit``).  The reference backend notices the signal between
         layers (one NumPy call, e.g. a large product, runs to its end first);
         the compiled one, whose C code runs with the GIL released, installs
         its own C handler for each call and notices it between layers and

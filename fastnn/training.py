@@ -1205,18 +1205,22 @@ class PythonTrainer:
 class _NativeTrainer:
     """The backend's compiled trainer for one fit, with the bookkeeping around it.
 
-    Makes the gradient buffers the C code writes and the optimizer state, and
-    hands ``make_trainer`` plain descriptions of the plan's stages; ``close``
-    gives the dropout steps back to the layers and the step count to the
-    optimizer.
+    Makes the optimizer state, and the gradient buffers the C code writes when
+    ``gradients`` is set (the L-BFGS objective reads them); a fit's trainer
+    keeps the Dense layers' gradients to itself (a large network's update then
+    runs inside the dW product, and no whole dW is stored), so ``dW`` and
+    ``db`` are left as they were.  Hands ``make_trainer`` plain descriptions
+    of the plan's stages; ``close`` gives the dropout steps back to the layers
+    and the step count to the optimizer.
     """
 
     def __init__(self, network: Network, X: NDArray[Any], T: NDArray[Any], loss: Loss,
                  optimizer: Optimizer, batch: int,
                  sample_weight: NDArray[np.float64] | None = None,
-                 clip: _Clipping = _Clipping(), schedule: _Schedule | None = None) -> None:
+                 clip: _Clipping = _Clipping(), schedule: _Schedule | None = None,
+                 gradients: bool = False) -> None:
         for layer, _ in network._plan:          # gradient buffers the trainer writes
-            if isinstance(layer, Dense):
+            if isinstance(layer, Dense) and gradients:
                 params = layer.params()
                 if layer.dW is None:
                     layer.dW = network.ops.zeros_like(params["W"])
@@ -1234,7 +1238,8 @@ class _NativeTrainer:
         # a Flatten has no stage: fit's X was flattened where it entered the network
         self.plan = [(layer, activation) for layer, activation in network._plan
                      if not isinstance(layer, Flatten)]
-        stages = [_stage(network, layer, activation, states) for layer, activation in self.plan]
+        stages = [_stage(network, layer, activation, states, gradients)
+                  for layer, activation in self.plan]
         self._batchnorms = any(isinstance(layer, BatchNorm1d) for layer, _ in self.plan)
         self.network, self.optimizer = network, optimizer
         self.schedule = schedule if schedule is not None and schedule.table is not None \
@@ -1284,12 +1289,14 @@ class _NativeTrainer:
 
 
 def _stage(network: Network, layer: Layer, activation: Activation | None,
-           states: dict[str, list[Any]]) -> dict[str, Any]:
-    """Plain description of one plan entry for the native trainer."""
+           states: dict[str, list[Any]], gradients: bool = True) -> dict[str, Any]:
+    """Plain description of one plan entry for the native trainer (a Dense
+    layer's gradient arrays only with ``gradients``)."""
     if isinstance(layer, Dense):
         key = network.layers.index(layer)      # parameter keys are "<layer index>.W"
-        return {"kind": "dense", "W": layer.W, "b": layer.b, "dW": layer.dW,
-                "db": layer.db if layer.bias else None,
+        return {"kind": "dense", "W": layer.W, "b": layer.b,
+                "dW": layer.dW if gradients else None,
+                "db": layer.db if layer.bias and gradients else None,
                 "activation": activation.kind if activation else "identity",
                 "alpha": activation.alpha if activation else 0.0,
                 "beta": activation.beta if activation else 0.0,
@@ -1479,7 +1486,7 @@ class _LossAndGradients:
             reasons = _user_code(network, loss, optimizer)
             if not reasons:
                 self._native = _NativeTrainer(network, Xc, Tc, loss, optimizer, Xc.shape[0],
-                                              self.weights)
+                                              self.weights, gradients=True)
             else:
                 warnings.warn(f"{'; '.join(reasons)}: the loss and gradients run in Python on "
                               f"the {network.ops.name!r} backend (the built-in layers still "

@@ -163,6 +163,7 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_trainer_new_f64(fastnn_trainer **out, fastnn_stage *stages, int64_t n_stages, fastnn_train_spec *spec, int64_t n_features, int64_t batch)
     void fastnn_trainer_free(fastnn_trainer *t)
     int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t)
+    int fastnn_trainer_fused(const fastnn_trainer *t)
     int fastnn_trainer_set_tiny(fastnn_trainer *t, int on)
     int fastnn_train_run_f32(fastnn_trainer *t, const float *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)
     int fastnn_train_run_f64(fastnn_trainer *t, const double *X, const void *targets, int64_t n, int64_t t_width, const int64_t *orders, int64_t n_epochs, int64_t *epoch, int64_t *start, int64_t max_batches, double *losses)

@@ -756,7 +756,10 @@ cdef class Trainer:
     Made by ``CythonOps.make_trainer`` for one ``fit``: it checks every array
     once, points the C stages at them (the parameters, gradients and
     optimizer state are updated in place), and owns the C workspace until
-    ``close``.
+    ``close``.  The dense stages' ``dW`` and ``db`` are either all given
+    (``gradient`` writes them; ``run`` leaves each batch's there) or all None:
+    the trainer then keeps its gradients itself, and a large network's update
+    runs block by block inside the dW product, never storing a whole dW.
 
     Attributes
     ----------
@@ -768,6 +771,8 @@ cdef class Trainer:
         How many batches so far needed the dry run of their update: the
         others' updates were proved finite from bounds (csrc/fastnn.h,
         ``fastnn_trainer_exact_checks``).
+    fused : bool
+        Whether the last ``run`` fused each update into its dW product.
     """
 
     cdef readonly bint interrupted
@@ -775,7 +780,7 @@ cdef class Trainer:
     cdef fastnn_stage *_stages
     cdef fastnn_train_spec _spec
     cdef int64_t _n_stages, _n, _t_width, _batch
-    cdef bint _single
+    cdef bint _single, _gradients
     cdef object _X, _T, _keep, _weights, _hyper_table, _hyper_names, _scheduled
 
     def __cinit__(self):
@@ -809,6 +814,7 @@ cdef class Trainer:
         cdef int opt = _OPT_CODES[opt_name]
         cdef int n_state = _TABLES["optimizers"][opt]["n_state"]
         keep = []
+        first_dense = next((i for i, desc in enumerate(stages) if desc["kind"] == "dense"), -1)
         for i, desc in enumerate(stages):
             st = &self._stages[i]
             kind = desc["kind"]
@@ -821,8 +827,21 @@ cdef class Trainer:
                 n_out = W.shape[1] if isinstance(W, np.ndarray) and W.ndim == 2 else -1
                 st.W = _data(W, f"stage {i} W", (width, n_out), dt, True, False)
                 st.b = _data(desc["b"], f"stage {i} b", (n_out,), dt, True, True)
-                st.dW = _data(desc["dW"], f"stage {i} dW", (width, n_out), dt, True, False)
-                st.db = _data(desc["db"], f"stage {i} db", (n_out,), dt, True, st.b == NULL)
+                gradients = desc["dW"] is not None
+                if i == first_dense:
+                    self._gradients = gradients
+                elif gradients != self._gradients:
+                    raise ValueError(f"stage {i}: dW is {'given' if gradients else 'None'}, "
+                                     f"but stage {first_dense}'s is "
+                                     f"{'given' if self._gradients else 'None'}: give "
+                                     f"every dense stage's gradients, or none")
+                if not gradients and desc["db"] is not None:
+                    raise ValueError(f"stage {i}: db is given but dW is None: give both "
+                                     f"or neither")
+                st.dW = _data(desc["dW"], f"stage {i} dW", (width, n_out), dt, True,
+                              not gradients)
+                st.db = _data(desc["db"], f"stage {i} db", (n_out,), dt, True,
+                              st.b == NULL or not gradients)
                 for j in range(n_state):    # the optimizer's state arrays
                     st.state_W[j] = _data(desc["state_W"][j], f"stage {i} state_W[{j}]",
                                           (width, n_out), dt, True, True)
@@ -1107,6 +1126,9 @@ cdef class Trainer:
         cdef const void *t = cnp.PyArray_DATA(self._T)
         if self._trainer == NULL:
             raise RuntimeError("this trainer is closed")
+        if not self._gradients:
+            raise ValueError("gradient: the trainer was made without the dense stages' dW "
+                             "and db, which it would write")
         if n == -1:
             n = self._n
         if not 1 <= n <= min(self._n, self._batch):
@@ -1129,6 +1151,14 @@ cdef class Trainer:
         if self._trainer == NULL:
             raise RuntimeError("this trainer is closed")
         return fastnn_trainer_exact_checks(self._trainer)
+
+    @property
+    def fused(self):
+        """Whether the last ``run`` fused each update into its dW product
+        (csrc/fastnn.h, ``fastnn_trainer_fused``): no whole dW stored."""
+        if self._trainer == NULL:
+            raise RuntimeError("this trainer is closed")
+        return fastnn_trainer_fused(self._trainer) == 1
 
     @property
     def tiny(self):
@@ -2067,3 +2097,89 @@ cdef void _probe_set(fastnn_stage *stage, fastnn_train_spec *spec, str field, in
         stage.kind = code
     else:
         stage.act = code
+
+
+# ------------------------------------------------------- test hook: GEMM blocks
+cdef extern from *:
+    """
+    #include "internal.h"
+
+    /* fastnn_internal_gemm_blocks's blocks, copied into a whole C (tests):
+       how many there were and the largest (any thread may hand one in) */
+    typedef struct {
+        char *out;
+        int64_t ld;
+        size_t elem;
+        int64_t blocks, largest;
+    } fastnn_block_log;
+
+    static void fastnn_log_block(const void *ctx, int64_t row0, int64_t col0, int64_t rows,
+                                 int64_t cols, void *C, int64_t ldc)
+    {
+        fastnn_block_log *g = (fastnn_block_log *)ctx;
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(g->out + ((row0 + r) * g->ld + col0) * (int64_t)g->elem,
+                   (const char *)C + r * ldc * (int64_t)g->elem, (size_t)cols * g->elem);
+        __atomic_fetch_add(&g->blocks, 1, __ATOMIC_RELAXED);
+        int64_t seen = __atomic_load_n(&g->largest, __ATOMIC_RELAXED);
+        while (rows * cols > seen &&
+               !__atomic_compare_exchange_n(&g->largest, &seen, rows * cols, 0,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            ;
+    }
+
+    static int fastnn_blocks_probe(int f32, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                                   const void *A, int64_t lda, const void *B, int64_t ldb,
+                                   fastnn_block_log *g)
+    {
+        const fastnn_epilogue ep = {fastnn_log_block, g};
+        return f32 ? fastnn_internal_gemm_blocks_f32(ta, tb, m, n, k, (const float *)A, lda,
+                                                     (const float *)B, ldb, &ep)
+                   : fastnn_internal_gemm_blocks_f64(ta, tb, m, n, k, (const double *)A, lda,
+                                                     (const double *)B, ldb, &ep);
+    }
+    """
+    ctypedef struct fastnn_block_log:
+        char *out
+        int64_t ld
+        size_t elem
+        int64_t blocks, largest
+    int fastnn_blocks_probe(int f32, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                            const void *A, int64_t lda, const void *B, int64_t ldb,
+                            fastnn_block_log *g) nogil
+
+
+def _gemm_blocks(A, B, bint trans_a=False, bint trans_b=False):
+    """op(A) @ op(B) by ``fastnn_internal_gemm_blocks`` (tests only): the blocks its
+    epilogue is handed, copied into one array.
+
+    Returns (C, the number of blocks, the largest block's elements); C has the
+    bits of ``fastnn_gemm``'s product, or the blocks do not cover it.
+    """
+    _same_dtype(A, "A", B, "B")
+    _matrix(A, "A")
+    _matrix(B, "B")
+    A = np.ascontiguousarray(A)
+    B = np.ascontiguousarray(B)
+    cdef int64_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef int64_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef int64_t n = B.shape[0] if trans_b else B.shape[1]
+    if (B.shape[1] if trans_b else B.shape[0]) != k:
+        raise ValueError(f"op(A) is {m} x {k} but op(B) has {B.shape} (trans_b={trans_b})")
+    C = np.full((m, n), np.nan, dtype=A.dtype)
+    cdef fastnn_block_log g
+    g.out = <char *>cnp.PyArray_DATA(C)
+    g.ld = n
+    g.elem = A.dtype.itemsize
+    g.blocks = 0
+    g.largest = 0
+    cdef const void *pa = cnp.PyArray_DATA(A)
+    cdef const void *pb = cnp.PyArray_DATA(B)
+    cdef int f32 = _f32(A)
+    cdef int64_t lda = A.shape[1], ldb = B.shape[1]
+    cdef int ta = trans_a, tb = trans_b
+    cdef int status
+    with nogil:
+        status = fastnn_blocks_probe(f32, ta, tb, m, n, k, pa, lda, pb, ldb, &g)
+    _check_status(status, "gemm_blocks")
+    return C, int(g.blocks), int(g.largest)
