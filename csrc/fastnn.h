@@ -546,7 +546,7 @@ int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 int fastnn_trainer_fused(const fastnn_trainer *t);
 
 /* Tiny networks (a few hundred multiply-adds per layer and batch, no
- * dropout) run each batch in one fused pass with the products written out
+ * dropout) run each batch in one pass of their own, the products written out
  * element by element, which gives the same bits as the general path (the
  * same products, in the same order).  on = 0 makes this trainer take the
  * general path (for tests that compare the two), on = 1 the tiny one

@@ -7,19 +7,24 @@
  * The trainer allocates its workspace once per fit (one buffer per stage
  * output, pre-activation, dropout mask and dense dZ, the gradient flowing
  * down, the gathered batch and its sample weights) and then only calls the
- * same kernels the Python API uses, with the reference loop's arithmetic (Network.fit), so the two
- * give the same numbers.  The backward runs in two phases -- dZ, db and dX
- * of every layer, then every dW -- so that the update can be proved finite
- * before it starts (see safe_all in train_impl.h), in place of a dry run
- * over every array.  It runs a bounded number of batches per call
+ * same kernels the Python API uses, with the reference loop's arithmetic
+ * (Network.fit), so the two give the same numbers.  The backward runs in two
+ * phases -- dZ, db and dX of every layer, then every dW -- so that the
+ * update can be proved finite before it starts (see safe_all in
+ * train_impl.h), in place of a dry run over every array.  The proof then
+ * lets the update run inside the second phase (fused_pass in train_impl.h):
+ * each finished block of dW is applied to W while in cache, and no whole dW
+ * is ever stored, when the caller leaves the gradients to the trainer (a
+ * fit does; scikit-learn's L-BFGS objective reads them).  It runs a bounded
+ * number of batches per call
  * and reports where it stopped, so the caller can re-enter Python (signals,
  * progress, validation) between calls.  A cancel flag (set by a signal
  * handler) is read between batches, between stages and inside the GEMMs, so
  * Ctrl-C stops even a batch of seconds at once; that batch is dropped whole
  * (nothing is written to the parameters or optimizer state before its
  * update, which is the last thing a batch does).  A tiny network (XOR's)
- * takes a fused path instead, tiny_batch: the same arithmetic without the
- * kernels' set-up, which is most of its time.
+ * takes a path of its own instead, tiny_batch: the same arithmetic without
+ * the kernels' set-up, which is most of its time.
  */
 #include <float.h>
 #include <math.h>

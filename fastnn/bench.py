@@ -120,14 +120,16 @@ def workload_data(name, rows=None):
     return X, rng.integers(0, w["sizes"][-1], rows)
 
 
-def fastnn_network(name, backend, dtype=None):
+def fastnn_network(name, backend, dtype=None, sizes=None):
     """The workload's network (seed 0), loss and optimizer on a fastnn backend
-    (``dtype``: another dtype than the workload's, for tests)."""
+    (``dtype``: another dtype than the workload's, for tests; ``sizes``: other
+    layer widths than the workload's)."""
     import fastnn
     w = WORKLOADS[name]
     act = {"sigmoid": fastnn.Sigmoid, "relu": fastnn.ReLU, "gelu": fastnn.GELU}[w["activation"]]
     layers = []
-    for n_in, n_out in zip(w["sizes"][:-1], w["sizes"][1:]):
+    sizes = w["sizes"] if sizes is None else sizes
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers.append(fastnn.Dense(n_in, n_out, init=w["init"]))
         if w["norm"] == "batchnorm":
             layers.append(fastnn.BatchNorm1d(n_out))
@@ -698,34 +700,55 @@ def bench_threads(names=("mnist32", "wide"), threads=(1, 2), rounds=3, target=0.
 
 
 def peak_memory(name, backend, epochs=1):
-    """Peak resident memory (MiB) of building the workload's network and
-    ``epochs`` epochs of its ``fit``, measured in a child process.
+    """Memory (MiB) of ``epochs`` epochs of the workload's ``fit``: the peak
+    resident size during it above the size just before it, plus the weights
+    (built before, part of the budget), measured in a child process.
 
-    The child imports fastnn, loads the backend and builds the data, resets
-    the kernel's high-water mark (``/proc/self/clear_refs``), builds the
-    network and fits, and reports VmHWM minus the resident size just before.
-    Linux only; returns None elsewhere.
+    The child imports fastnn, loads the backend, builds the data and the
+    network, and first fits a narrow network of the same kinds on a few rows
+    (so that the code pages and lazy imports of a first fit are not counted
+    as this fit's memory; the narrow one's arrays are freed); it then gives
+    freed heap memory back to the system (glibc's ``malloc_trim``, where there
+    is one: else memory freed before would be reused unseen), resets the
+    kernel's high-water mark (``/proc/self/clear_refs``) and fits.  Linux
+    only; returns None elsewhere.
     """
     code = (
-        "import re\n"
+        "import ctypes, gc, re\n"
         "import fastnn\n"
-        "from fastnn.bench import _fastnn_trainer, workload_data\n"
-        f"fastnn.get_backend({backend!r})\n"
-        f"data = workload_data({name!r})\n"
+        "from fastnn.bench import WORKLOADS, fastnn_network, fastnn_schedule, workload_data\n"
+        f"name, backend, epochs = {name!r}, {backend!r}, {epochs!r}\n"
+        "fastnn.get_backend(backend)\n"
+        "X, y = workload_data(name)\n"
+        "w = WORKLOADS[name]\n"
+        "narrow, loss, optimizer = fastnn_network(\n"
+        "    name, backend, sizes=(w['sizes'][0], 8, 8, w['sizes'][-1]))\n"
+        "rows = 2 * (w['batch'] or w['rows'])\n"
+        "narrow.fit(X[:rows], y[:rows], loss=loss, optimizer=optimizer, epochs=1,\n"
+        "           batch_size=w['batch'], seed=0)\n"
+        "del narrow, optimizer\n"
+        "net, loss, optimizer = fastnn_network(name, backend)\n"
+        "weights = sum(p.nbytes for _, p, _ in net.parameters())\n"
+        "gc.collect()\n"
+        "try:\n"
+        "    ctypes.CDLL('libc.so.6').malloc_trim(0)\n"
+        "except (OSError, AttributeError):\n"
+        "    pass\n"
         "def status(key):\n"
         "    text = open('/proc/self/status').read()\n"
         "    return int(re.search(key + r':\\s+(\\d+)', text).group(1))\n"
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "before = status('VmRSS')\n"
-        f"train = _fastnn_trainer({name!r}, {backend!r}, data)\n"
-        f"train({epochs})\n"
-        "print(status('VmHWM') - before)\n")
+        "net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=w['batch'],\n"
+        "        shuffle=w['shuffle'], seed=0,\n"
+        "        lr_scheduler=fastnn_schedule(name, epochs, len(X)))\n"
+        "print((status('VmHWM') - before) * 1024 + weights)\n")
     try:
         out = subprocess.run([sys.executable, "-c", code], check=True, text=True,
                              capture_output=True).stdout
     except (subprocess.CalledProcessError, OSError):
         return None
-    return int(out) / 1024.0
+    return int(out) / 2.0**20
 
 
 def memory_budget(name):
@@ -748,8 +771,9 @@ def memory_report(name):
         return None
     budget = memory_budget(name)
     state = {"adam": "Adam's 2 moments", "sgd": "momentum"}[WORKLOADS[name]["optimizer"]]
-    return (f"peak memory of building the network and one epoch of fit, "
-            f"{WORKLOADS[name]['title']}: numpy {mem['numpy']:.1f} MiB, cython "
+    return (f"memory of one epoch of fit (its peak above what was resident before, "
+            f"plus the weights), {WORKLOADS[name]['title']}: numpy {mem['numpy']:.1f} MiB, "
+            f"cython "
             f"{mem['cython']:.1f} MiB; budget (weights + {state} + one batch's Z and A) "
             f"{budget:.1f} MiB: numpy {mem['numpy'] / budget:.1f}x, cython "
             f"{mem['cython'] / budget:.1f}x the budget")
