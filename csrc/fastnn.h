@@ -527,13 +527,13 @@ void fastnn_trainer_set_cancel(fastnn_trainer *t, const volatile sig_atomic_t *f
 /* How many batches so far needed the dry run of their update.  A batch's
  * update is applied only when every new value is finite: proved, for the
  * price of a few operations per parameter array, from bounds on the
- * parameters and optimizer state (measured by the last update that needed
- * the dry run, carried forward by each proof) and on the batch's gradients
- * (from its layers' inputs and dZ), or, when the proof fails (the first
- * batch of each fastnn_train_run call, values near overflow, a non-finite
- * gradient; every batch of a network of fewer than a few thousand
- * parameters, for which the dry run is cheaper), checked by a dry run of
- * the update.  -1 for NULL. */
+ * parameters and optimizer state (measured at the start of each
+ * fastnn_train_run call and by the last update that needed the dry run,
+ * carried forward by each proof) and on the batch's gradients (from its
+ * layers' inputs and dZ), or, when the proof fails (values near overflow, a
+ * non-finite gradient; every batch of a network of fewer than a few
+ * thousand parameters, for which the dry run is cheaper), checked by a dry
+ * run of the update.  -1 for NULL. */
 int64_t fastnn_trainer_exact_checks(const fastnn_trainer *t);
 
 /* Whether the last fastnn_train_run fused each update into dW's GEMM: the

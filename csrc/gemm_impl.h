@@ -11,7 +11,9 @@
  *      runs the micro-kernel over the unit (jr outer, ir inner).
  * After the last k slice a unit is final, and its epilogue runs right away
  * on the thread that computed it.  The rounding depends only on kc (a
- * function of k and the ISA), never on the thread count or the cut.
+ * function of k and the ISA), never on the thread count or the cut.  With
+ * no C (fastnn_internal_gemm_blocks) a unit computes its block in its
+ * thread's buffer and hands it to the epilogue: C is never stored.
  *
  * Small products (limits in gemm_internal.h: every product the packed path
  * would run on one thread, for the AVX2 / AVX-512 kernels) skip all of the

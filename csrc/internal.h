@@ -257,6 +257,16 @@ double fastnn_internal_l2_loss_f32(int64_t count, const int64_t *sizes,
 double fastnn_internal_l2_loss_f64(int64_t count, const int64_t *sizes,
                                    const double *const *W, double alpha, double total);
 
+/* optim.c: bounds[i] (a->count entries) on what array i of a holds now: its
+   parameter's and every state array's largest magnitude (+inf for an inf or
+   NaN) and the states' sign bits, as a tracking update records what it
+   writes, for every state array that is there (whichever the optimizer's
+   mode uses).  One read of every array, split across threads (a largest
+   value and an or: the same for any split).  The trainer measures them at
+   the start of each run, so that its first batch can be proved too. */
+void fastnn_internal_opt_measure_f32(const fastnn_opt_arrays *a, fastnn_opt_bounds *bounds);
+void fastnn_internal_opt_measure_f64(const fastnn_opt_arrays *a, fastnn_opt_bounds *bounds);
+
 /* optim.c: 1 when the update of every array of a would give only finite
    values, for every parameter and state within its bounds[i] (known) and
    every |grad| <= grad_max[i], proved by bounding each operation of the

@@ -78,9 +78,10 @@ static inline double F(mag_value)(UT bits)
 /* The bounds a proof hands on, on what the update writes, are carried from
  * batch to batch, so they must hold as they are: each value the update
  * writes is its exact bound's arithmetic on values within their bounds,
- * rounded a few times in T, each rounding at most a factor (1 + T_EPS / 2);
- * the bounds are widened by (1 + 16 T_EPS), which covers that. */
-#define NEXT(x) ((x) * (1.0 + 16.0 * (double)T_EPS))
+ * rounded a few times in T, each rounding at most a factor (1 + T_EPS / 2)
+ * or, among subnormal numbers, by up to half the smallest one; the bounds
+ * are widened by (1 + 16 T_EPS) and 4 TINY, which covers that. */
+#define NEXT(x) ((x) * (1.0 + 16.0 * (double)T_EPS) + 4.0 * (double)TINY)
 
 /* max |x| over a rows x cols block of row stride ld, as a double; +inf if
    any element is inf or NaN (see internal.h) */
@@ -615,7 +616,10 @@ static inline int F(sk_adam_states)(int mode)
 /* With v >= 0 (no sign bit in the state), b2 >= 0, 1 - b2 >= 0 and eps > 0
  * the denominator is at least eps:  |m| <= |b1| M + |1-b1| G;
  * v <= b2 V + (1-b2) G^2 (and v >= 0);  |lr_t m| <= |lr_t| |m|;
- * |p'| <= P + |lr_t| |m| / eps;  next: those bounds. */
+ * |p'| <= P + |lr_t| |m| / eps;  next: those bounds.  Nothing is flushed, so
+ * m and lr_t m may be subnormal, where a rounding errs by up to TINY / 2
+ * absolutely, an error the division by a tiny eps magnifies: |m| and
+ * |lr_t m| are widened by 3 TINY and TINY before it. */
 static int F(sk_adam_safe)(const F(sk_adam_k) *k, int mode, const fastnn_opt_bounds *b,
                            double G, fastnn_opt_bounds *next)
 {
@@ -624,7 +628,8 @@ static int F(sk_adam_safe)(const F(sk_adam_k) *k, int mode, const fastnn_opt_bou
         return 0;
     const double m = fabs((double)k->b1) * b->state[0] + fabs((double)k->omb1) * G;
     const double v = (double)k->b2 * b->state[1] + (double)k->omb2 * (G * G);
-    const double num = fabs((double)k->nlr) * m, step = num / (double)k->ep;
+    const double num = fabs((double)k->nlr) * (m + 3.0 * (double)TINY) + (double)TINY;
+    const double step = num / (double)k->ep;
     if (!(WITHIN(G * G) && WITHIN(m) && WITHIN(v) && WITHIN(sqrt(v) + (double)k->ep) &&
           WITHIN(num) && WITHIN(step) && WITHIN(b->param + step)))
         return 0;
@@ -712,7 +717,8 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         T *const *state, const F(FASTNN_CAT(name, k)) *kp, UT *mags, UT *signs)       \
     {                                                                                 \
         const F(FASTNN_CAT(name, k)) k = *kp;                                         \
-        const int write = pass != FASTNN_OPT_DRY, track = pass == FASTNN_OPT_WRITE_TRACK;           \
+        const int write = pass != FASTNN_OPT_DRY;                                     \
+        const int track = pass == FASTNN_OPT_WRITE_TRACK;                             \
         const int used = F(FASTNN_CAT(name, states))(mode);                           \
         T *s[FASTNN_OPT_MAX_STATE];                                                   \
         UT m[1 + FASTNN_OPT_MAX_STATE] = {0}, sg[FASTNN_OPT_MAX_STATE] = {0};          \
@@ -750,9 +756,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                        #name ": one case per mode below");                            \
         /* (a case past the optimizer's modes is never taken: compiled out) */        \
         switch (pass * OPT_MODES + mode) {                                            \
-        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_DRY)                                       \
-        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE)                                     \
-        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE_TRACK)                               \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_DRY)                                \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE)                              \
+        OPT_MODE_CASES(OPT_CASE, name, FASTNN_OPT_WRITE_TRACK)                        \
         default: return FASTNN_EINVAL; /* not a mode: counts as bad */               \
         }                                                                             \
     }                                                                                 \
@@ -763,7 +769,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
         UT mags[1 + FASTNN_OPT_MAX_STATE], signs[FASTNN_OPT_MAX_STATE]; /* track: set */ \
         for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++)                                \
             s[q] = j->state[q] ? j->state[q] + lo : NULL;                             \
-        const int pass = j->bad != NULL ? FASTNN_OPT_DRY : j->track ? FASTNN_OPT_WRITE_TRACK : FASTNN_OPT_WRITE; \
+        const int pass = j->bad != NULL ? FASTNN_OPT_DRY                              \
+                         : j->track     ? FASTNN_OPT_WRITE_TRACK                      \
+                                        : FASTNN_OPT_WRITE;                           \
         if (F(FASTNN_CAT(name, span))(pass, j->mode, hi - lo,                         \
                                       j->param + lo, j->grad + lo, s, &j->k.name,     \
                                       mags, signs) &&                                 \
@@ -783,7 +791,9 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                                 int used, int dry, fastnn_opt_bounds *bounds)         \
     {                                                                                 \
         for (int write = !dry; write <= 1; write++) {                                 \
-            const int pass = !write ? FASTNN_OPT_DRY : bounds ? FASTNN_OPT_WRITE_TRACK : FASTNN_OPT_WRITE; \
+            const int pass = !write  ? FASTNN_OPT_DRY                                 \
+                             : bounds ? FASTNN_OPT_WRITE_TRACK                        \
+                                      : FASTNN_OPT_WRITE;                             \
             int bad = 0;                                                              \
             for (int64_t r = 0; r < a->count; r++) {                                  \
                 T *s[FASTNN_OPT_MAX_STATE];                                           \
@@ -798,13 +808,13 @@ static void F(atomic_max_bits)(_Atomic UT *a, UT x)
                                                      &j->k.name, mags, signs);        \
                 } else {                                                              \
                     switch (pass * OPT_MODES + j->mode) {                             \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_DRY)                    \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE)                  \
-                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE_TRACK)            \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_DRY)             \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE)           \
+                    OPT_MODE_CASES(OPT_SERIAL_CASE, name, FASTNN_OPT_WRITE_TRACK)     \
                     default: return FASTNN_EINVAL;                                    \
                     }                                                                 \
                 }                                                                     \
-                if (pass == FASTNN_OPT_WRITE_TRACK)                                          \
+                if (pass == FASTNN_OPT_WRITE_TRACK)                                   \
                     F(bounds_of)(mags, signs, used, &bounds[r]);                      \
             }                                                                         \
             if (bad)                                                                  \
@@ -1094,6 +1104,54 @@ int F(fastnn_internal_opt_plan_finish)(void *plan, fastnn_opt_bounds *bounds)
             F(bounds_of)(mags, signs, p->used, &bounds[i]);
         }
     return atomic_load(&p->bad) ? FASTNN_EDIVERGED : FASTNN_OK;
+}
+
+/* ---- bounds measured on the arrays as they are (see internal.h) -------- */
+
+typedef struct {
+    const T *x;
+    _Atomic UT mag, sign;   /* the largest magnitude's bits; any sign bit */
+} F(measure_job);
+
+FASTNN_ELEMENTWISE static void F(measure_range)(const void *ctx, int64_t lo, int64_t hi)
+{
+    F(measure_job) *j = (F(measure_job) *)ctx;
+    UT m = 0, sg = 0;
+    for (int64_t i = lo; i < hi; i++) {
+        const UT b = F(mag_bits)(j->x[i]);
+        m = b > m ? b : m;
+        sg |= F(sign_of)(j->x[i]);
+    }
+    F(atomic_max_bits)(&j->mag, m);
+    atomic_fetch_or_explicit(&j->sign, sg, memory_order_relaxed);
+}
+
+static void F(measure)(const T *x, int64_t n, UT *mag, UT *sign)
+{
+    F(measure_job) job = {x};
+    atomic_init(&job.mag, 0);
+    atomic_init(&job.sign, 0);
+    if (n > 0)
+        fastnn_internal_parallel_ranges(F(measure_range), &job, n, n);
+    *mag = atomic_load(&job.mag);
+    *sign = atomic_load(&job.sign);
+}
+
+void F(fastnn_internal_opt_measure)(const fastnn_opt_arrays *a, fastnn_opt_bounds *bounds)
+{
+    for (int64_t i = 0; i < a->count; i++) {
+        UT mags[1 + FASTNN_OPT_MAX_STATE] = {0}, signs[FASTNN_OPT_MAX_STATE] = {0}, unused;
+        int present = 0;
+        F(measure)((const T *)a->params[i], a->sizes[i], &mags[0], &unused);
+        for (int q = 0; q < FASTNN_OPT_MAX_STATE; q++) {
+            const T *s = (const T *)a->states[i * FASTNN_OPT_MAX_STATE + q];
+            if (s == NULL)
+                continue;
+            present |= 1 << q;
+            F(measure)(s, a->sizes[i], &mags[1 + q], &signs[q]);
+        }
+        F(bounds_of)(mags, signs, present, &bounds[i]);
+    }
 }
 
 /* whether every update is provably finite (see internal.h) */

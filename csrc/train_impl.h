@@ -26,15 +26,14 @@ static int F(update_all)(fastnn_trainer *t, const double *hyper, int64_t step, i
 }
 
 /* 1 when every update of this batch is proved finite from the bounds on the
- * parameters and state (measured by the update of a batch that needed the
- * dry run, or proved by the previous proof) and on this batch's gradients
- * (bound_gradients), see fastnn_internal_opt_safe; t->next_bounds then
- * bounds what the update will write.  The dry run can then be skipped: the
- * same guarantee for the price of a few operations per array instead of a
- * pass over all of them.  Bounds are unknown at the start of each run (the
- * caller may have changed the parameters in between).  Small networks
- * (t->use_proof = 0, see proof_run in train.c) always take the dry run:
- * there it costs less than the proof's bookkeeping. */
+ * parameters and state (measured at the start of the run or by the update of
+ * a batch that needed the dry run, or proved by the previous proof) and on
+ * this batch's gradients (bound_gradients), see fastnn_internal_opt_safe;
+ * t->next_bounds then bounds what the update will write.  The dry run can
+ * then be skipped: the same guarantee for the price of a few operations per
+ * array instead of a pass over all of them.  Small networks (t->use_proof =
+ * 0, see proof_run in train.c) always take the dry run: there it costs less
+ * than the proof's bookkeeping. */
 static int F(safe_all)(fastnn_trainer *t, const double *hyper, int64_t step)
 {
     return t->use_proof &&
@@ -636,8 +635,10 @@ int F(fastnn_train_run)(fastnn_trainer *t, const T *X, const void *targets, int6
     t->fused = fused_run(t, tiny);
     if (!t->fused && whole_gradients(t) != FASTNN_OK)
         return FASTNN_ENOMEM;
-    for (int64_t i = 0; i < t->params.count; i++)
-        t->bounds[i].known = 0;   /* the parameters may have changed since */
+    /* the parameters may have changed since the last run: their bounds are
+       measured again, so that the first batch can be proved too */
+    if (t->use_proof)
+        F(fastnn_internal_opt_measure)(&t->params, t->bounds);
     int status = FASTNN_OK;
     /* the GEMMs this thread starts read the cancel flag too */
     const volatile sig_atomic_t *outer_cancel = fastnn_internal_cancel;
