@@ -277,35 +277,30 @@ static void batch_done(fastnn_train_spec *spec, int64_t step)
         spec->hyper_row++;
 }
 
+/* a per-stage array of buffers, each buffer and then the array (NULL: none) */
+static void free_per_stage(void **a, int64_t n_stages)
+{
+    if (a != NULL)
+        for (int64_t s = 0; s < n_stages; s++)
+            free(a[s]);
+    free(a);
+}
+
 void fastnn_trainer_free(fastnn_trainer *t)
 {
     if (t == NULL)
         return;
-    for (int64_t s = 0; s < t->n_stages; s++) {
-        if (t->out) free(t->out[s]);
-        if (t->z) free(t->z[s]);
-        if (t->mask) free(t->mask[s]);
-    }
-    free(t->out);
-    free(t->z);
-    free(t->mask);
+    free_per_stage(t->out, t->n_stages);
+    free_per_stage(t->z, t->n_stages);
+    free_per_stage(t->mask, t->n_stages);
+    free_per_stage(t->dz, t->n_stages);
+    free_per_stage(t->own_dw, t->n_stages);
+    free_per_stage(t->own_db, t->n_stages);
     free(t->ys);
     free(t->xb);
     free(t->tb);
     free(t->wb);
     free(t->grad);
-    if (t->dz)
-        for (int64_t s = 0; s < t->n_stages; s++)
-            free(t->dz[s]);
-    free(t->dz);
-    if (t->own_dw)
-        for (int64_t s = 0; s < t->n_stages; s++)
-            free(t->own_dw[s]);
-    if (t->own_db)
-        for (int64_t s = 0; s < t->n_stages; s++)
-            free(t->own_db[s]);
-    free(t->own_dw);
-    free(t->own_db);
     free(t->plan);
     if (t->stat)
         for (int64_t s = 0; s < t->n_stages; s++)
