@@ -269,6 +269,14 @@ static const double *batch_hyper(const fastnn_train_spec *spec)
     return spec->hyper_table + spec->hyper_row * FASTNN_OPT_MAX_HYPER;
 }
 
+/* A proved update applied: the proof's bounds on what it wrote are the
+ * next batch's. */
+static void adopt_proved_bounds(fastnn_trainer *t)
+{
+    for (int64_t i = 0; i < t->params.count; i++)
+        t->bounds[i] = t->next_bounds[i];
+}
+
 /* A batch applied: the update count, and the schedule's row, advance. */
 static void batch_done(fastnn_train_spec *spec, int64_t step)
 {
@@ -348,15 +356,17 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
         (spec->clip_value_on && !(spec->clip_value >= 0.0)) ||
         !(spec->l2_alpha >= 0.0) || !isfinite(spec->l2_alpha))
         return FASTNN_EINVAL;
+    /* gradients: the caller's (dW, and db with b) or none (the trainer's
+       own), the same for every dense stage */
+    const fastnn_stage *dense = &stages[first_dense(stages, n_stages)];
+    const int own_grads = dense->kind == FASTNN_STAGE_DENSE && dense->dW == NULL;
     for (int64_t s = 0; s < n_stages; s++) {
         const fastnn_stage *st = &stages[s];
         switch (st->kind) {
         case FASTNN_STAGE_DENSE: {
-            /* gradients: the caller's (dW, and db with b) or none (the
-               trainer's own), the same for every dense stage */
             const int given = st->dW != NULL;
-            if ((given ? st->b != NULL && st->db == NULL : st->db != NULL) ||
-                given != (stages[first_dense(stages, n_stages)].dW != NULL))
+            if (given == own_grads || (given ? st->b != NULL && st->db == NULL
+                                             : st->db != NULL))
                 return FASTNN_EINVAL;
         }
             /* fall through */
@@ -411,8 +421,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->l2_param = calloc((size_t)n_stages, sizeof(int64_t));
     t->l2_W = calloc((size_t)n_stages, sizeof(void *));
     t->l2_dW = calloc((size_t)n_stages, sizeof(void *));
-    t->own_grads = stages[first_dense(stages, n_stages)].kind == FASTNN_STAGE_DENSE &&
-                   stages[first_dense(stages, n_stages)].dW == NULL;
+    t->own_grads = own_grads;
     t->own_dw = calloc((size_t)n_stages, sizeof(void *));
     t->own_db = calloc((size_t)n_stages, sizeof(void *));
     if (!t->l2_sizes || !t->l2_param || !t->l2_W || !t->l2_dW || !t->own_dw || !t->own_db)

@@ -91,6 +91,18 @@ static int F(bound_gradients)(fastnn_trainer *t, const T *x, int64_t rows, doubl
     return 1;
 }
 
+/* Whether this batch's update is proved finite (bound_gradients, then
+ * safe_all); when not, it counts as a batch that needs the dry run.  The one
+ * rule of both paths (train_batch, tiny_batch). */
+static int F(batch_proved)(fastnn_trainer *t, const T *x, int64_t rows, double total,
+                           const double *hyper, int64_t step)
+{
+    const int proved = F(bound_gradients)(t, x, rows, total) && F(safe_all)(t, hyper, step);
+    if (!proved)
+        t->exact_checks++;
+    return proved;
+}
+
 /* The batch's loss (*loss) of the network's output pred and its total
  * weight (*total; sw: the batch's sample weights, or NULL), and its
  * gradient (in t->grad); FASTNN_EDIVERGED when the loss is NaN or
@@ -430,9 +442,8 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     else if ((status = F(clip_gradients)(t)) != FASTNN_OK)
         return status;
     const int64_t step = spec->step + 1;
-    const int proved = F(bound_gradients)(t, x, rows, *total) && F(safe_all)(t, hyper, step);
+    const int proved = F(batch_proved)(t, x, rows, *total, hyper, step);
     if (!proved) {
-        t->exact_checks++;
         status = fused ? F(fused_pass)(t, FASTNN_OPT_DRY, x, rows, *total, hyper, step)
                        : F(update_all)(t, hyper, step, 0, 0);
         if (status == FASTNN_EINTERRUPTED)
@@ -458,8 +469,7 @@ static int F(train_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (status != FASTNN_OK)
         return status;
     if (proved)
-        for (int64_t i = 0; i < t->params.count; i++)
-            t->bounds[i] = t->next_bounds[i];
+        adopt_proved_bounds(t);
     F(running_statistics)(t, rows);
     batch_done(t->spec, step);
     return FASTNN_OK;
@@ -577,17 +587,14 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (cancelled(t))
         return FASTNN_EINTERRUPTED;  /* nothing written yet (no dropout here) */
     const int64_t step = t->spec->step + 1;
-    const int proved = F(bound_gradients)(t, x, rows, *total) && F(safe_all)(t, hyper, step);
-    if (!proved)
-        t->exact_checks++;
+    const int proved = F(batch_proved)(t, x, rows, *total, hyper, step);
     status = F(fastnn_internal_opt_update_serial)(t->spec->optimizer, &t->params, step, hyper,
                                                   !proved,
                                                   !proved && t->use_proof ? t->bounds : NULL);
     if (status != FASTNN_OK)
         return status;
     if (proved)
-        for (int64_t i = 0; i < t->params.count; i++)
-            t->bounds[i] = t->next_bounds[i];
+        adopt_proved_bounds(t);
     batch_done(t->spec, step);
     return FASTNN_OK;
 }

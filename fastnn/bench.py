@@ -164,7 +164,8 @@ def fastnn_schedule(name, epochs, rows=None):
 
 def _fastnn_trainer(name, backend, data=None):
     """A function training ``epochs`` epochs of the workload on a fastnn backend
-    (on ``data`` = (X, y), default the workload's)."""
+    (on ``data`` = (X, y), default the workload's); its ``network`` attribute is
+    the network it trains."""
     X, y = workload_data(name) if data is None else data
     net, loss, optimizer = fastnn_network(name, backend)
     w = WORKLOADS[name]
@@ -173,6 +174,7 @@ def _fastnn_trainer(name, backend, data=None):
         net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=w["batch"],
                 shuffle=w["shuffle"], seed=0,
                 lr_scheduler=fastnn_schedule(name, epochs, len(X)))
+    train.network = net
     return train
 
 
@@ -716,7 +718,7 @@ def peak_memory(name, backend, epochs=1):
     code = (
         "import ctypes, gc, re\n"
         "import fastnn\n"
-        "from fastnn.bench import WORKLOADS, fastnn_network, fastnn_schedule, workload_data\n"
+        "from fastnn.bench import WORKLOADS, _fastnn_trainer, fastnn_network, workload_data\n"
         f"name, backend, epochs = {name!r}, {backend!r}, {epochs!r}\n"
         "fastnn.get_backend(backend)\n"
         "X, y = workload_data(name)\n"
@@ -727,8 +729,8 @@ def peak_memory(name, backend, epochs=1):
         "narrow.fit(X[:rows], y[:rows], loss=loss, optimizer=optimizer, epochs=1,\n"
         "           batch_size=w['batch'], seed=0)\n"
         "del narrow, optimizer\n"
-        "net, loss, optimizer = fastnn_network(name, backend)\n"
-        "weights = sum(p.nbytes for _, p, _ in net.parameters())\n"
+        "train = _fastnn_trainer(name, backend, (X, y))\n"
+        "weights = sum(p.nbytes for _, p, _ in train.network.parameters())\n"
         "gc.collect()\n"
         "try:\n"
         "    ctypes.CDLL('libc.so.6').malloc_trim(0)\n"
@@ -739,9 +741,7 @@ def peak_memory(name, backend, epochs=1):
         "    return int(re.search(key + r':\\s+(\\d+)', text).group(1))\n"
         "open('/proc/self/clear_refs', 'w').write('5')\n"
         "before = status('VmRSS')\n"
-        "net.fit(X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=w['batch'],\n"
-        "        shuffle=w['shuffle'], seed=0,\n"
-        "        lr_scheduler=fastnn_schedule(name, epochs, len(X)))\n"
+        "train(epochs)\n"
         "print((status('VmHWM') - before) * 1024 + weights)\n")
     try:
         out = subprocess.run([sys.executable, "-c", code], check=True, text=True,
