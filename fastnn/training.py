@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._custom import user_methods
-from ._interrupts import _take_sigint
+from ._interrupts import _DeferInterrupt, _take_sigint
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import (ZeroWeightError, as_weights, check_bool, check_float, check_int,
                           check_mapped)
@@ -1275,16 +1275,19 @@ class _NativeTrainer:
         return result
 
     def close(self) -> dict[str, Any]:
-        final: dict[str, Any] = self.trainer.close()
-        for stage, step in zip(self.plan, final["dropout_steps"]):
-            if step is not None:
-                stage[0].step = step  # type: ignore[attr-defined]
-        for stage, count in zip(self.plan, final.get("num_batches_tracked", ())):
-            if count is not None:     # the running statistics were written in place
-                stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
-        self.optimizer.native_done(final["step"])
-        if self.schedule is not None:
-            self.schedule.batches_run = int(final["scheduled_batches"])
+        # held whole: a Ctrl-C here (the second, once fit's guard has tripped)
+        # comes after it, so the counts always match the weights C wrote
+        with _DeferInterrupt():
+            final: dict[str, Any] = self.trainer.close()
+            for stage, step in zip(self.plan, final["dropout_steps"]):
+                if step is not None:
+                    stage[0].step = step  # type: ignore[attr-defined]
+            for stage, count in zip(self.plan, final.get("num_batches_tracked", ())):
+                if count is not None:     # the running statistics were written in place
+                    stage[0].num_batches_tracked = int(count)  # type: ignore[attr-defined]
+            self.optimizer.native_done(final["step"])
+            if self.schedule is not None:
+                self.schedule.batches_run = int(final["scheduled_batches"])
         return final
 
 

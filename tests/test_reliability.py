@@ -28,6 +28,7 @@ import pytest
 import fastnn
 from fastnn import SGD, Adam, Dense, Dropout, MSELoss, Network, ReLU, Softmax, Tanh
 from fastnn.backends import available_backends
+from fastnn.callbacks import Callback
 
 
 @pytest.fixture(autouse=True)
@@ -339,6 +340,42 @@ def test_two_quick_ctrl_c_inside_a_long_batch_abort(backend, tmp_path):
     assert result["same_as_replay"] and result["steps"] < 3, result
     assert result["dropout_steps"][0] == result["dropout_steps"][1], result
     assert result["handler_restored"], result
+
+
+def test_a_second_ctrl_c_while_fit_hands_back_the_native_counts_comes_after_them():
+    """After a first Ctrl-C, a second raises KeyboardInterrupt wherever the
+    program is -- also while fit hands the compiled trainer's counts back to
+    the network and the optimizer (its close).  That hand-over is held whole:
+    the KeyboardInterrupt comes after it, so the optimizer's step count is
+    that of the batches the weights have (a continued fit would otherwise
+    bias-correct Adam's moments with a stale step)."""
+    if "cython" not in available_backends():
+        pytest.skip("the compiled backend is not built")
+    X, y = _data(n=120)
+    net = _mlp("cython")
+    opt = Adam(1e-3)
+    handed = opt.native_done
+
+    def native_done(step):                  # the second Ctrl-C, inside the hand-over
+        signal.raise_signal(signal.SIGINT)
+        handed(step)
+    opt.native_done = native_done
+
+    class FirstCtrlC(Callback):      # the first, after epoch 2: fit stops there
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=4, batch_size=40,
+                shuffle=False, callbacks=[FirstCtrlC()])
+    assert {state["step"] for state in opt.state.values()} == {6}    # 2 epochs of 3
+    twin, twin_opt = _mlp("cython"), Adam(1e-3)
+    twin.fit(X, y, loss="cross_entropy", optimizer=twin_opt, epochs=2, batch_size=40,
+             shuffle=False)
+    _assert_same(_weights(net), _weights(twin))
+    assert net.layers[2].step == twin.layers[2].step
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @user_code_loop

@@ -1036,7 +1036,9 @@ cdef class Trainer:
         action for the call, with the GIL released, and counts the signals;
         the previous action is put back exactly before this returns.  The
         first SIGINT stops the run at once -- between batches, between the
-        stages of a batch or inside a GEMM -- and drops the unfinished batch:
+        stages of a batch or inside a GEMM (but an update that has begun runs
+        to its end; a large network's runs inside its dW products) -- and
+        drops the unfinished batch:
         the parameters, optimizer state, step counts and ``losses`` are those
         of the last completed batch (the gradient buffers may hold partial
         values); ``interrupted`` is then True (also for a SIGINT that came as
