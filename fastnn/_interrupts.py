@@ -1,11 +1,12 @@
 """SIGINT helpers shared by the fit driver and the callbacks.
 
 Why it is built this way: ``fit``'s Ctrl-C guard (fastnn.training) and the
-steps that must run whole (``EarlyStopping`` restoring the best weights, in
+steps that must run whole (an optimizer writing its update, in
+fastnn.optimizers; ``EarlyStopping`` restoring the best weights, in
 fastnn.callbacks; the compiled trainer handing its counts back, in
 fastnn.training) all take SIGINT over Python's default handler only, from
-the main thread only; the two helpers live here, below both modules, so
-neither imports the other for them.
+the main thread only; the two helpers live here, below those modules, so
+none imports another for them.
 """
 
 from __future__ import annotations

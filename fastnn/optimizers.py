@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ._interrupts import _DeferInterrupt
 from ._validation import as_float_array, check_bool, check_float
 
 #: (key, param, grad) of one parameter, as ``Network.parameters`` yields it
@@ -186,7 +187,9 @@ class Optimizer:
 
         Every new parameter and state value is computed aside (with the kernels
         of ``ops``) and checked before any is written, so an error leaves the
-        parameters and the state exactly as they were.
+        parameters and the state exactly as they were.  Then all are written:
+        a Ctrl-C meanwhile (in the main thread, under Python's default
+        handler) raises KeyboardInterrupt after the last.
 
         Parameters
         ----------
@@ -230,10 +233,11 @@ class Optimizer:
                         "infinite (a non-finite gradient, or too large a learning rate); "
                         "nothing was changed")
             commits.append((key, targets, copies))
-        for key, targets, copies in commits:         # commit
-            for target, copy in zip(targets, copies):
-                np.copyto(target, copy)
-            self._advance(key)
+        with _DeferInterrupt():                      # commit, whole: Ctrl-C comes after
+            for key, targets, copies in commits:
+                for target, copy in zip(targets, copies):
+                    np.copyto(target, copy)
+                self._advance(key)
 
     def _prepare(self, entries: list[ParamGrad], ops: Any, owner: Any
                  ) -> list[tuple[str, NDArray[Any], NDArray[Any] | None,

@@ -378,6 +378,33 @@ def test_a_second_ctrl_c_while_fit_hands_back_the_native_counts_comes_after_them
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_while_a_step_writes_its_parameters_comes_after_the_last(backend):
+    """``step`` computes every new value aside, then writes them all; a
+    Ctrl-C in the middle of the writing (here: right after the first
+    parameter's) raises KeyboardInterrupt once all are written -- the
+    network is one whole update further, never half of one."""
+    X, _ = _data(n=40)
+
+    class Probe(Adam):
+        def _advance(self, key):            # called as each parameter is written
+            super()._advance(key)
+            if key == "0.W":
+                signal.raise_signal(signal.SIGINT)
+
+    def ready():                            # a network with gradients
+        net = _mlp(backend, dropout=0.0)
+        net.backward(np.ones_like(net.forward(X, training=True)))
+        return net
+
+    twin, net, probe = ready(), ready(), Probe(1e-2)
+    Adam(1e-2).step(twin)
+    with pytest.raises(KeyboardInterrupt):
+        probe.step(net)
+    assert {state["step"] for state in probe.state.values()} == {1}
+    _assert_same(_weights(net), _weights(twin))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @user_code_loop
 def test_ctrl_c_during_the_restore_of_the_best_weights_leaves_one_epochs_weights(backend):
     """Early stopping copies the best epoch's weights back after training; a
