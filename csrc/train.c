@@ -70,7 +70,12 @@ struct fastnn_trainer {
     void **z;        /* per stage: pre-activation, or NULL */
     void **mask;     /* per stage: dropout mask, or NULL */
     void **ys;       /* per stage: output of the current batch (may alias) */
-    void *grad;      /* the gradient flowing down (batch x widest) */
+    void **flow;     /* per stage: where the gradient of its output lives in the
+                        backward -- the dZ of the nearest dense stage at or below
+                        it (a dense stage makes its dZ over its dY, in place), so
+                        no buffer of batch x widest is needed; else grad */
+    void *grad;      /* the flowing gradient where no dense stage is at or below
+                        (a norm stage with parameters under the first), or NULL */
     void **dz;       /* per dense stage: its dZ, kept for the second phase */
     double **stat;   /* per norm stage: BatchNorm1d's batch mean and (biased) variance
                         (2 x width), LayerNorm's rstd (batch); its xhat is in z */
@@ -305,6 +310,7 @@ void fastnn_trainer_free(fastnn_trainer *t)
     free_per_stage(t->own_dw, t->n_stages);
     free_per_stage(t->own_db, t->n_stages);
     free(t->ys);
+    free(t->flow);
     free(t->xb);
     free(t->tb);
     free(t->wb);
@@ -406,6 +412,7 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->mask = calloc((size_t)n_stages, sizeof(void *));
     t->ys = calloc((size_t)n_stages, sizeof(void *));
     t->dz = calloc((size_t)n_stages, sizeof(void *));
+    t->flow = calloc((size_t)n_stages, sizeof(void *));
     t->stat = calloc((size_t)n_stages, sizeof(double *));
     /* at most two parameter arrays per stage */
     const size_t most = 2 * (size_t)n_stages;
@@ -426,7 +433,8 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     t->own_db = calloc((size_t)n_stages, sizeof(void *));
     if (!t->l2_sizes || !t->l2_param || !t->l2_W || !t->l2_dW || !t->own_dw || !t->own_db)
         goto nomem;
-    if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->stat || !t->bounds ||
+    if (!t->out || !t->z || !t->mask || !t->ys || !t->dz || !t->flow || !t->stat ||
+        !t->bounds ||
         !t->next_bounds ||
         !t->grad_max ||
         !t->param_sizes || !t->first_param || !t->param_ptrs || !t->grad_ptrs ||
@@ -467,6 +475,21 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     }
     if (t->first_param_stage == n_stages)
         goto invalid;
+    /* the flowing gradient's home per stage (see flow); grad, as wide as the
+       widest stage without a dense one at or below, only where needed */
+    int64_t loose = 0;
+    for (int64_t s = 0; s < n_stages; s++) {
+        t->flow[s] = t->dz[s] != NULL ? t->dz[s] : s > 0 ? t->flow[s - 1] : NULL;
+        if (t->flow[s] == NULL && s >= t->first_param_stage && stages[s].width_out > loose)
+            loose = stages[s].width_out;
+    }
+    if (loose > 0) {
+        if (!(t->grad = wmalloc((size_t)batch * (size_t)loose * elem)))
+            goto nomem;
+        for (int64_t s = 0; s < n_stages; s++)
+            if (t->flow[s] == NULL)
+                t->flow[s] = t->grad;
+    }
     int64_t n_params = 0, count = 0;
     for (int64_t s = 0; s < n_stages; s++) {
         fastnn_stage *st = &stages[s];
@@ -509,13 +532,11 @@ static int trainer_new(fastnn_trainer **out, fastnn_stage *stages, int64_t n_sta
     /* targets: int64 labels or T values, at most batch x last width */
     const size_t t_bytes = (size_t)batch * (size_t)stages[n_stages - 1].width_out *
                            (elem > sizeof(int64_t) ? elem : sizeof(int64_t));
-    const size_t g_bytes = (size_t)batch * (size_t)widest * elem;
     t->tb = wmalloc(t_bytes);
-    t->grad = wmalloc(g_bytes);
     t->loss_work = wmalloc(2 * (size_t)batch * sizeof(double));
     t->wb = wmalloc((size_t)batch * sizeof(double));
     t->norm_work = wmalloc(2 * (size_t)widest * sizeof(double));
-    if (!t->tb || !t->grad || !t->loss_work || !t->wb || !t->norm_work)
+    if (!t->tb || !t->loss_work || !t->wb || !t->norm_work)
         goto nomem;
     *out = t;
     return FASTNN_OK;

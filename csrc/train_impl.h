@@ -105,7 +105,7 @@ static int F(batch_proved)(fastnn_trainer *t, const T *x, int64_t rows, double t
 
 /* The batch's loss (*loss) of the network's output pred and its total
  * weight (*total; sw: the batch's sample weights, or NULL), and its
- * gradient (in t->grad); FASTNN_EDIVERGED when the loss is NaN or
+ * gradient (in the last stage's flow); FASTNN_EDIVERGED when the loss is NaN or
  * infinite, before any update, so the weights stay finite. */
 static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
                           const double *sw, int64_t rows, double *loss, double *total)
@@ -120,7 +120,7 @@ static int F(batch_loss)(fastnn_trainer *t, const T *pred, const void *targets,
     case FASTNN_LOSS_##ID:                                                              \
         status = F(FASTNN_CAT(fastnn_internal_loss, name))(rows, width, pred, targets,  \
                                                            &args, spec->reduction, loss, \
-                                                           total, (T *)t->grad,         \
+                                                           total, (T *)t->flow[t->n_stages - 1], \
                                                            t->loss_work);               \
         break;
     FASTNN_LOSSES(LOSS_DISPATCH)
@@ -273,24 +273,24 @@ static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets
     }
 
     /* loss and its gradient */
-    T *cur = (T *)t->grad;
     status = F(batch_loss)(t, in, targets, sw, rows, loss, total);
     if (status != FASTNN_OK)
         return status;
 
     /* backward, phase 1, down to the first stage with parameters: each dense
-     * stage's dZ (kept in t->dz), db and dX; the gradient flowing down stays
-     * in cur (a dense stage's dX overwrites its dY, read by then) */
+     * stage's dZ (kept in t->dz, made over its dY), db and dX; the gradient
+     * flowing down lives in t->flow (the next dense stage's dZ) */
     for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
         fastnn_stage *st = &stages[s];
         const T *input = s > 0 ? ys[s - 1] : x;
         const int64_t size = rows * st->width_out;
+        T *cur = (T *)t->flow[s];
         switch (st->kind) {
         case FASTNN_STAGE_DENSE:
             status = F(fastnn_internal_dense_backward_dx)(
                 rows, st->width_in, st->width_out, (const T *)st->W, (const T *)t->z[s],
                 ys[s], cur, st->act, st->alpha, st->beta, (T *)t->dz[s],
-                s > t->first_param_stage ? cur : NULL, (T *)db_of(t, s));
+                s > t->first_param_stage ? (T *)t->flow[s - 1] : NULL, (T *)db_of(t, s));
             break;
         case FASTNN_STAGE_ACTIVATION:
             status = F(fastnn_act_backward)(st->act, st->alpha, st->beta, rows, st->width_out,
@@ -546,11 +546,11 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
     if (status != FASTNN_OK)
         return status;
 
-    T *cur = (T *)t->grad;   /* the gradient flowing down, as in train_batch */
     for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
         const fastnn_stage *st = &stages[s];
         const T *input = s > 0 ? ys[s - 1] : x;
         const int64_t w = st->width_out;
+        T *cur = (T *)t->flow[s];   /* the gradient flowing down, as in train_batch */
         if (st->kind == FASTNN_STAGE_DENSE) {
             T *dz = (T *)t->dz[s];
             status = F(fastnn_internal_dense_backward_dx)(rows, st->width_in, w,
@@ -560,12 +560,12 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                                           NULL, (T *)db_of(t, s));
             if (status != FASTNN_OK)
                 return status;
-            /* dW = X^T dZ, then dX = dZ W^T over dY (read by now) */
+            /* dW = X^T dZ, then dX = dZ W^T into the stage below's flow */
             status = F(tiny_product)(1, 0, st->width_in, w, rows, input, st->width_in, dz, w,
                                      (T *)dw_of(t, s), w);
             if (status == FASTNN_OK && s > t->first_param_stage)
                 status = F(tiny_product)(0, 1, rows, st->width_in, w, dz, w, (const T *)st->W,
-                                         w, cur, st->width_in);
+                                         w, (T *)t->flow[s - 1], st->width_in);
             if (status != FASTNN_OK)
                 return status;
         } else if (st->kind == FASTNN_STAGE_ACTIVATION) {
