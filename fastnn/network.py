@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import io as _io
 from . import training as _training
 from ._custom import user_methods
+from ._interrupts import _StopOnInterrupt
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import (as_float_array, as_numeric, as_samples, as_weights, check_dtype,
                           check_int)
@@ -32,7 +33,7 @@ from .interop import torch as _torch_interop
 from .layers import Activation, Dense, Flatten, Layer, Sigmoid, Softmax
 from .losses import BCELoss, CrossEntropyLoss, Loss, get_loss
 from .optimizers import Optimizer
-from .training import History, _BatchInterrupted, _StopOnInterrupt
+from .training import History, _BatchInterrupted
 
 if TYPE_CHECKING:
     from .callbacks import Callback

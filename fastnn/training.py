@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import signal
 import sys
 import time
 import warnings
@@ -31,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._custom import user_methods
-from ._interrupts import _DeferInterrupt, _take_sigint
+from ._interrupts import _DeferInterrupt, _StopOnInterrupt
 from ._metrics import resolve_metrics, score_metrics
 from ._validation import (ZeroWeightError, as_weights, check_bool, check_float, check_int,
                           check_mapped)
@@ -1391,51 +1390,6 @@ class _Progress:
 
 class _BatchInterrupted(Exception):
     """Raised inside a batch of the reference loop once Ctrl-C is requested."""
-
-
-class _StopOnInterrupt:
-    """While ``fit`` runs: Ctrl-C asks training to stop, dropping the unfinished batch.
-
-    Python's default SIGINT handler raises KeyboardInterrupt wherever the main
-    thread happens to be -- possibly between two parameters of an optimizer
-    step, leaving the network half-updated.  Inside this context the first
-    SIGINT only sets ``requested`` and puts the previous handler back, so a
-    second Ctrl-C aborts at once as usual.  The reference loop looks at
-    ``requested`` between batches and between the layers of a batch.  The
-    compiled trainer runs with the GIL released, where no Python handler can
-    run: while ``catching``, it installs its own C handler for each call,
-    which stops the call inside the batch, and reports the first signal with
-    ``trip`` (a second one during the call raises KeyboardInterrupt).  The
-    handler is installed only from the main thread and only over Python's
-    default one: a custom handler (or a ``fit`` in another thread) is left
-    alone.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    @property
-    def catching(self) -> bool:
-        """Whether the next SIGINT is this guard's (installed, not yet tripped)."""
-        return self._previous is not None and not self.requested
-
-    def trip(self) -> None:
-        """A SIGINT arrived (caught elsewhere, e.g. by the compiled trainer): as ``_handle``."""
-        self._handle(signal.SIGINT, None)
-
-    def __enter__(self) -> _StopOnInterrupt:
-        self._previous = _take_sigint(self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 # ------------------------------------------------- loss and gradient, for L-BFGS

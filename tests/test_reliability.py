@@ -405,6 +405,31 @@ def test_ctrl_c_while_a_step_writes_its_parameters_comes_after_the_last(backend)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_two_ctrl_c_while_fit_writes_an_update_come_after_it():
+    """In fit (the reference loop), a first Ctrl-C asks it to stop and a
+    second raises KeyboardInterrupt -- both arriving while an update is
+    being written (here: right after its first parameter), they are honoured
+    after the last parameter: the network holds 3 whole updates."""
+    X, y = _data(n=120)
+
+    class Probe(Adam):
+        def _advance(self, key):
+            super()._advance(key)
+            if key == "0.W" and self.state[key]["step"] == 3:
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+
+    net, twin, probe = _mlp("numpy", dropout=0.0), _mlp("numpy", dropout=0.0), Probe(1e-2)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, loss="cross_entropy", optimizer=probe, epochs=2, batch_size=20,
+                shuffle=False)
+    assert {state["step"] for state in probe.state.values()} == {3}
+    twin.fit(X[:60], y[:60], loss="cross_entropy", optimizer=Adam(1e-2), epochs=1,
+             batch_size=20, shuffle=False)
+    _assert_same(_weights(net), _weights(twin))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @user_code_loop
 def test_ctrl_c_during_the_restore_of_the_best_weights_leaves_one_epochs_weights(backend):
     """Early stopping copies the best epoch's weights back after training; a
