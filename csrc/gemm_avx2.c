@@ -29,6 +29,14 @@
 #define AVX2_NV 2
 
 
+/* Masked stores are slow on some CPUs (microcoded on AMD Zen: tens of cycles
+ * each), and a panel of MR = 6 rows is not a whole number of vectors.  A
+ * vector of the last w < VL lanes of row p of a panel may be stored whole:
+ * its extra lanes fall on the first lanes of row p + 1, which are written
+ * later -- the lanes r0 >= 0 go from the last vector down, and the rows in
+ * order -- except past the last row (p = kc - 1), stored masked. */
+#define SPILL(w, vl, p, kc) ((w) == (vl) || (p) + 1 < (kc))
+
 /* ---- transposing pack: D[p*R + r] = S[r*lds + p] (r < rows), 0 above ---- */
 
 static TGT inline __m256i lane_mask8(int64_t n) /* first n of 8 int32 lanes */
@@ -46,7 +54,7 @@ static TGT inline __m256i lane_mask4(int64_t n) /* first n of 4 int64 lanes */
 static TGT void packt_avx2_f32(const float *S, int64_t lds, int64_t rows,
                                int64_t kc, int R, float *D)
 {
-    for (int r0 = 0; r0 < R; r0 += 8) {
+    for (int r0 = (R - 1) / 8 * 8; r0 >= 0; r0 -= 8) { /* (see SPILL) */
         const int w = (R - r0 < 8) ? R - r0 : 8;
         const __m256i wm = lane_mask8(w);
         const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 8 ? rows - r0 : 8);
@@ -79,7 +87,7 @@ static TGT void packt_avx2_f32(const float *S, int64_t lds, int64_t rows,
             for (int q = 0; q < 8; q++) {
                 if (q >= pc)
                     break;
-                if (w == 8)
+                if (SPILL(w, 8, p + q, kc))
                     _mm256_storeu_ps(D + (p + q) * R + r0, r[q]);
                 else
                     _mm256_maskstore_ps(D + (p + q) * R + r0, wm, r[q]);
@@ -91,7 +99,7 @@ static TGT void packt_avx2_f32(const float *S, int64_t lds, int64_t rows,
 static TGT void packt_avx2_f64(const double *S, int64_t lds, int64_t rows,
                                int64_t kc, int R, double *D)
 {
-    for (int r0 = 0; r0 < R; r0 += 4) {
+    for (int r0 = (R - 1) / 4 * 4; r0 >= 0; r0 -= 4) { /* (see SPILL) */
         const int w = (R - r0 < 4) ? R - r0 : 4;
         const __m256i wm = lane_mask4(w);
         const int64_t nrow = rows - r0 < 0 ? 0 : (rows - r0 < 4 ? rows - r0 : 4);
@@ -114,7 +122,7 @@ static TGT void packt_avx2_f64(const double *S, int64_t lds, int64_t rows,
             for (int q = 0; q < 4; q++) {
                 if (q >= pc)
                     break;
-                if (w == 4)
+                if (SPILL(w, 4, p + q, kc))
                     _mm256_storeu_pd(D + (p + q) * R + r0, r[q]);
                 else
                     _mm256_maskstore_pd(D + (p + q) * R + r0, wm, r[q]);
@@ -141,7 +149,7 @@ static TGT void packn_avx2_f32(const float *S, int64_t lds, int64_t cols,
         }
         return;
     }
-    for (int r0 = 0; r0 < R; r0 += 8) {
+    for (int r0 = (R - 1) / 8 * 8; r0 >= 0; r0 -= 8) { /* (see SPILL) */
         const int w = (R - r0 < 8) ? R - r0 : 8;
         const __m256i wm = lane_mask8(w);
         const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
@@ -150,9 +158,13 @@ static TGT void packn_avx2_f32(const float *S, int64_t lds, int64_t cols,
             for (int64_t p = 0; p < kc; p++)
                 _mm256_storeu_ps(D + p * R + r0, _mm256_loadu_ps(S + p * lds + r0));
         else
-            for (int64_t p = 0; p < kc; p++)
-                _mm256_maskstore_ps(D + p * R + r0, wm,
-                                    _mm256_maskload_ps(S + p * lds + r0, cm));
+            for (int64_t p = 0; p < kc; p++) {
+                const __m256 v = _mm256_maskload_ps(S + p * lds + r0, cm);
+                if (SPILL(w, 8, p, kc))
+                    _mm256_storeu_ps(D + p * R + r0, v);
+                else
+                    _mm256_maskstore_ps(D + p * R + r0, wm, v);
+            }
     }
 }
 
@@ -168,7 +180,7 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
         }
         return;
     }
-    for (int r0 = 0; r0 < R; r0 += 4) {
+    for (int r0 = (R - 1) / 4 * 4; r0 >= 0; r0 -= 4) { /* (see SPILL) */
         const int w = (R - r0 < 4) ? R - r0 : 4;
         const __m256i wm = lane_mask4(w);
         const int64_t c = cols - r0 < 0 ? 0 : (cols - r0 < w ? cols - r0 : w);
@@ -177,9 +189,13 @@ static TGT void packn_avx2_f64(const double *S, int64_t lds, int64_t cols,
             for (int64_t p = 0; p < kc; p++)
                 _mm256_storeu_pd(D + p * R + r0, _mm256_loadu_pd(S + p * lds + r0));
         else
-            for (int64_t p = 0; p < kc; p++)
-                _mm256_maskstore_pd(D + p * R + r0, wm,
-                                    _mm256_maskload_pd(S + p * lds + r0, cm));
+            for (int64_t p = 0; p < kc; p++) {
+                const __m256d v = _mm256_maskload_pd(S + p * lds + r0, cm);
+                if (SPILL(w, 4, p, kc))
+                    _mm256_storeu_pd(D + p * R + r0, v);
+                else
+                    _mm256_maskstore_pd(D + p * R + r0, wm, v);
+            }
     }
 }
 
