@@ -36,7 +36,8 @@ class _StopOnInterrupt:
     thread happens to be -- possibly between two parameters of an optimizer
     step, leaving the network half-updated.  Inside this context the first
     SIGINT only sets ``requested`` and puts the previous handler back, so a
-    second Ctrl-C aborts at once as usual.  The reference loop looks at
+    second Ctrl-C aborts at once as usual (after an update being written:
+    ``_DeferInterrupt``).  The reference loop looks at
     ``requested`` between batches and between the layers of a batch.  The
     compiled trainer runs with the GIL released, where no Python handler can
     run: while ``catching``, it installs its own C handler for each call,

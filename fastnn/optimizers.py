@@ -189,7 +189,7 @@ class Optimizer:
         of ``ops``) and checked before any is written, so an error leaves the
         parameters and the state exactly as they were.  Then all are written:
         a Ctrl-C meanwhile (in the main thread, under Python's default
-        handler) raises KeyboardInterrupt after the last.
+        handler or ``fit``'s) is honoured after the last.
 
         Parameters
         ----------
