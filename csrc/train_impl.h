@@ -279,7 +279,7 @@ static int F(batch_gradients)(fastnn_trainer *t, const T *x, const void *targets
 
     /* backward, phase 1, down to the first stage with parameters: each dense
      * stage's dZ (kept in t->dz, made over its dY), db and dX; the gradient
-     * flowing down lives in t->flow (the next dense stage's dZ) */
+     * flowing down lives in t->flow (the dZ of the dense stage below) */
     for (int64_t s = ns - 1; s >= t->first_param_stage; s--) {
         fastnn_stage *st = &stages[s];
         const T *input = s > 0 ? ys[s - 1] : x;
