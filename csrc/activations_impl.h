@@ -6,15 +6,7 @@
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including activations_impl.h"
 #endif
-/* contiguous sum x[0..n) in T, NumPy's order: -0.0 + pairwise(x) */
-typedef struct {
-    const T *x;
-} F(vec_ctx);
-#define PW_NAME F(pw_vec)
-#define PW_ACC T
-#define PW_CTX F(vec_ctx)
-#define PW_ELEM(c, i) ((c)->x[i])
-#include "pairwise_impl.h"
+#include "rows_impl.h"
 
 /* sum of the products x[i]*y[i] (each rounded to T), NumPy's order */
 typedef struct {
@@ -26,11 +18,10 @@ typedef struct {
 #define PW_ELEM(c, i) ((T)((c)->x[i] * (c)->y[i]))
 #include "pairwise_impl.h"
 
-/* Internal (used by dense.c and losses.c): NumPy's sum of a contiguous vector. */
+/* Internal (used by dense.c): NumPy's sum of a contiguous vector. */
 T F(fastnn_internal_sum)(const T *x, int64_t n)
 {
-    F(vec_ctx) c = {x};
-    return (T)0 + F(pw_vec)(&c, 0, n);
+    return F(row_sum)(x, n);
 }
 
 /* the reference's _sigmoid: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e) */
@@ -41,36 +32,15 @@ static inline T F(sigmoid)(T x)
     return x >= (T)0 ? (T)1 / d : e / d;
 }
 
-/* max of a row, propagating NaN like ndarray.max (also used by losses.c):
- * the first NaN if there is one, else the first of the largest values.
- * Branch-free (a max and an or per value), as the values of a row of
- * logits are in no predictable order; the NaN is looked for only when
- * there is one. */
-T F(fastnn_internal_row_max)(const T *x, int64_t n)
-{
-    T m = x[0];
-    int nan = 0;
-    for (int64_t j = 0; j < n; j++) {
-        const T v = x[j];
-        m = v > m ? v : m;
-        nan |= v != v;
-    }
-    if (nan)
-        for (int64_t j = 0; j < n; j++)
-            if (x[j] != x[j])
-                return x[j];
-    return m;
-}
-
 /* softmax of one row: e = exp(x - max); y = e / sum(e).  y may alias x. */
 static inline void F(softmax_row)(const T *x, T *y, int64_t n)
 {
     if (n <= 0)
         return;
-    const T m = F(fastnn_internal_row_max)(x, n);
+    const T m = F(row_max)(x, n);
     for (int64_t j = 0; j < n; j++)
         y[j] = F(fastnn_exp)(x[j] - m);
-    const T s = F(fastnn_internal_sum)(y, n);
+    const T s = F(row_sum)(y, n);
     for (int64_t j = 0; j < n; j++)
         y[j] = y[j] / s;
 }

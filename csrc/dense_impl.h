@@ -16,6 +16,34 @@ typedef struct {
     atomic_int *rowwise_pending; /* set when a softmax block missed columns */
 } F(dense_ep);
 
+/* C[i, j] += b[j] over a rows x cols block of row stride ldc: Z = X W + b
+ * (the GEMM's epilogue, the trainer's tiny path).  Compiled per instruction
+ * set, so the row's adds go at the vector width (b never aliases C). */
+FASTNN_ELEMENTWISE void F(fastnn_internal_add_bias)(int64_t rows, int64_t cols, T *C,
+                                                    int64_t ldc, const T *b)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        T *restrict c = C + i * ldc;
+        const T *restrict bb = b;
+        for (int64_t j = 0; j < cols; j++)
+            c[j] = c[j] + bb[j];
+    }
+}
+
+/* db[j] = the sum of d[i, j] over the rows i, row after row (NumPy's order
+ * for a sum over axis 0 of more than one column); n x cols, C-contiguous */
+FASTNN_ELEMENTWISE void F(fastnn_internal_sum_rows)(int64_t n, int64_t cols, const T *d, T *db)
+{
+    T *restrict acc = db;
+    for (int64_t j = 0; j < cols; j++)
+        acc[j] = (T)0;
+    for (int64_t i = 0; i < n; i++) {
+        const T *restrict row = d + i * cols;
+        for (int64_t j = 0; j < cols; j++)
+            acc[j] = acc[j] + row[j];
+    }
+}
+
 /* bias + activation of one finished block of the GEMM (any thread) */
 static void F(dense_epilogue)(const void *ctx, int64_t row0, int64_t col0,
                               int64_t rows, int64_t cols, void *Cv,
@@ -23,14 +51,8 @@ static void F(dense_epilogue)(const void *ctx, int64_t row0, int64_t col0,
 {
     const F(dense_ep) *e = (const F(dense_ep) *)ctx;
     T *C = (T *)Cv;
-    if (e->b != NULL) {
-        const T *b = e->b + col0;
-        for (int64_t i = 0; i < rows; i++) {
-            T *c = C + i * ldc;
-            for (int64_t j = 0; j < cols; j++)
-                c[j] = c[j] + b[j];
-        }
-    }
+    if (e->b != NULL)
+        F(fastnn_internal_add_bias)(rows, cols, C, ldc, e->b + col0);
     if (e->rowwise && cols != e->n_out) {
         /* the block does not hold whole rows: a rowwise activation
          * (softmax) runs after the GEMM.  The GEMM cuts columns the same way
@@ -92,15 +114,10 @@ int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
                                                      n_out);
         if (status != FASTNN_OK)
             return status;
-        if (db != NULL && pairwise_db) {
+        if (db != NULL && pairwise_db)
             db[0] = F(fastnn_internal_sum)(dZ, n);
-        } else if (db != NULL) {
-            for (int64_t i = 0; i < n; i++) {
-                const T *d = dZ + i * n_out;
-                for (int64_t j = 0; j < n_out; j++)
-                    db[j] = db[j] + d[j];
-            }
-        }
+        else if (db != NULL)
+            F(fastnn_internal_sum_rows)(n, n_out, dZ, db);
     }
     /* dX = dZ @ W^T  (n x n_in, k = n_out) */
     if (dX == NULL)

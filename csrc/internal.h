@@ -129,9 +129,6 @@ int fastnn_internal_act_backward_f64(int act, double alpha, double beta, int64_t
                                      int64_t cols, const double *z,
                                      const double *y, const double *dy,
                                      double *dz, int64_t ld);
-/* activations.c: the max of x[0..n), NaN propagating like ndarray.max */
-float fastnn_internal_row_max_f32(const float *x, int64_t n);
-double fastnn_internal_row_max_f64(const double *x, int64_t n);
 /* activations.c: the pairwise sum of x[0..n) */
 float fastnn_internal_sum_f32(const float *x, int64_t n);
 double fastnn_internal_sum_f64(const double *x, int64_t n);
@@ -288,6 +285,16 @@ int fastnn_internal_opt_safe_f64(int opt, const fastnn_opt_arrays *a, int64_t st
    +inf when some element is inf or NaN */
 double fastnn_internal_max_abs_f32(const float *x, int64_t rows, int64_t cols, int64_t ld);
 double fastnn_internal_max_abs_f64(const double *x, int64_t rows, int64_t cols, int64_t ld);
+
+/* dense.c: C[i, j] += b[j] over a rows x cols block of row stride ldc (b does
+   not alias C); db[j] = the sum over the n rows of d[i, j], row after row
+   (d n x cols, C-contiguous, not aliasing db) */
+void fastnn_internal_add_bias_f32(int64_t rows, int64_t cols, float *C, int64_t ldc,
+                                  const float *b);
+void fastnn_internal_add_bias_f64(int64_t rows, int64_t cols, double *C, int64_t ldc,
+                                  const double *b);
+void fastnn_internal_sum_rows_f32(int64_t n, int64_t cols, const float *d, float *db);
+void fastnn_internal_sum_rows_f64(int64_t n, int64_t cols, const double *d, double *db);
 
 /* dense.c: fastnn_dense_backward in its two halves, for the trainer, which
    runs the first of every layer before the second of any: dx computes

@@ -6,6 +6,8 @@
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including losses_impl.h"
 #endif
+#include "rows_impl.h"
+
 /* ---- per-element losses -------------------------------------------------
  * mse, bce, l1, huber, smooth_l1 and bce_logits: a term e(p, t) per element,
  * in double (the loss), and its derivative g(p, t) in T.  One driver
@@ -235,7 +237,7 @@ typedef struct {
 /* One row's shift m and sum_e = sum(exp(x - m)) (in T), without storing e. */
 static inline T F(row_sum_exp)(const T *x, int64_t c, T *m_out)
 {
-    const T m = F(fastnn_internal_row_max)(x, c);
+    const T m = F(row_max)(x, c);
     *m_out = m;
     F(sumexp_ctx) v = {x, m};
     return (T)0 + F(pw_sumexp)(&v, 0, c);
@@ -245,14 +247,14 @@ static inline T F(row_sum_exp)(const T *x, int64_t c, T *m_out)
  * (stored in m[i]): the shifts row by row, then one exp loop over all n*c
  * values, which vectorizes at full width even for narrow rows (the same
  * values as row by row: exp is elementwise).  The rows' sums are then
- * fastnn_internal_sum(g + i*c, c). */
+ * row_sum(g + i*c, c). */
 static inline __attribute__((always_inline)) void F(block_exp)(int64_t n, int64_t c, const T *x,
                                                               T *g, T *m)
 {
     for (int64_t i = 0; i < n; i++) {
         const T *xr = x + i * c;
         T *gr = g + i * c;
-        const T mi = F(fastnn_internal_row_max)(xr, c);
+        const T mi = F(row_max)(xr, c);
         m[i] = mi;
         for (int64_t j = 0; j < c; j++)
             gr[j] = xr[j] - mi;
@@ -291,7 +293,7 @@ FASTNN_ELEMENTWISE static int F(xent_labels_plain)(int64_t n, int64_t c, const T
         for (int64_t i = n - 1; i >= 0; i--) {
             const T *x = logits + i * c;
             T *g = grad + i * c;
-            const T mi = m[i], sum_e = F(fastnn_internal_sum)(g, c);
+            const T mi = m[i], sum_e = F(row_sum)(g, c);
             const int64_t lab = labels[i];
             terms[i] = log((double)sum_e) - ((double)x[lab] - (double)mi);
             /* (p - onehot) * s in one pass (p - 0 is p: the same bits as
@@ -368,12 +370,12 @@ FASTNN_ELEMENTWISE static int F(xent_probs_plain)(int64_t n, int64_t c, const T 
         const T *x = logits + i * c;
         const T *t = probs + i * c;
         T *g = grad != NULL ? grad + i * c : NULL;
-        const T sum_e = g != NULL ? F(fastnn_internal_sum)(g, c)
+        const T sum_e = g != NULL ? F(row_sum)(g, c)
                                   : F(row_sum_exp)(x, c, &mrow[i]);
         log_sum[i] = log((double)sum_e);
         if (g != NULL) {
             /* (softmax * sum_c t_c - t) * scale */
-            const T tsum = F(fastnn_internal_sum)(t, c);
+            const T tsum = F(row_sum)(t, c);
             for (int64_t j = 0; j < c; j++)
                 g[j] = (g[j] / sum_e * tsum - t[j]) * s;
         }
@@ -454,10 +456,10 @@ static int F(xent_general)(int64_t n, int64_t c, const T *logits, const int64_t 
         T *g = grad != NULL ? grad + i * c : NULL;
         T m, sum_e;
         if (g != NULL) {
-            m = F(fastnn_internal_row_max)(x, c);
+            m = F(row_max)(x, c);
             for (int64_t k = 0; k < c; k++)
                 g[k] = F(fastnn_exp)(x[k] - m);
-            sum_e = F(fastnn_internal_sum)(g, c);
+            sum_e = F(row_sum)(g, c);
         } else {
             sum_e = F(row_sum_exp)(x, c, &m);
         }
@@ -677,7 +679,7 @@ FASTNN_ELEMENTWISE static void F(sk_softmax_rows)(int64_t rows, int64_t width, c
     for (int64_t i = 0; i < rows; i++) {
         T *g = grad + i * width;
         const int64_t lab = labels[i];
-        const T sum_e = F(fastnn_internal_sum)(g, width);
+        const T sum_e = F(row_sum)(g, width);
         const T p_lab = g[lab] / sum_e;
         for (int64_t k = 0; k < width; k++) {
             const T p = g[k] / sum_e;

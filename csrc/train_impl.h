@@ -520,12 +520,8 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                      (const T *)st->W, w, z, w);
             if (status != FASTNN_OK)
                 return status;
-            if (st->b != NULL) {
-                const T *b = (const T *)st->b;
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < w; j++)
-                        z[i * w + j] = z[i * w + j] + b[j];
-            }
+            if (st->b != NULL)
+                F(fastnn_internal_add_bias)(rows, w, z, w, (const T *)st->b);
             status = st->act == FASTNN_ACT_IDENTITY && z == y
                          ? FASTNN_OK
                          : F(fastnn_internal_act_forward)(st->act, st->alpha, st->beta, rows,

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline double fastnn_exp_f64(double x)
+static inline __attribute__((always_inline)) double fastnn_exp_f64(double x)
 {
     const double shifter = 0x1.8p52;               /* adding it rounds to an integer */
     const double log2e = 0x1.71547652b82fep0;
@@ -68,7 +68,7 @@ static inline double fastnn_exp_f64(double x)
     return p * s1 * s2;
 }
 
-static inline float fastnn_exp_f32(float x)
+static inline __attribute__((always_inline)) float fastnn_exp_f32(float x)
 {
     return (float)fastnn_exp_f64((double)x);
 }

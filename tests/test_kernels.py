@@ -310,6 +310,31 @@ def test_exp_based_kernels_over_the_whole_range(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 10, 15, 16, 17, 33])
+def test_row_max_finds_every_nan_and_infinity_of_a_row(dtype, width, rng):
+    """Softmax and the cross-entropy shift each row by its max (csrc/rows_impl.h,
+    eight lanes at a time, then the tail): with a NaN, +inf or -inf at any
+    position of any width the rows come out as with x - x.max() in the
+    reference (a missed +inf would give finite values, not NaN)."""
+    base = rng.standard_normal((1, width)).astype(dtype)
+    rows = [base[0]]
+    for value in (np.nan, np.inf, -np.inf):
+        for p in range(width):
+            row = base[0].copy()
+            row[p] = value
+            rows.append(row)
+    rows.append(np.full(width, -np.inf, dtype))
+    rows.append(np.where(np.arange(width) % 2 == 0, 0.0, -0.0).astype(dtype))
+    X = np.array(rows, dtype=dtype)
+    labels = np.arange(len(X), dtype=np.int64) % width
+    with np.errstate(all="ignore"):
+        outs = [(C.activation_forward(X, "softmax"), R.activation_forward(X, "softmax")),
+                (C.cross_entropy(X, labels, "sum")[1], R.cross_entropy(X, labels, "sum")[1])]
+        for c, r in outs:
+            np.testing.assert_array_equal(np.isnan(c), np.isnan(r))
+            close(np.nan_to_num(c), np.nan_to_num(r), dtype)
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_activation_elementwise_any_shape_and_empty(dtype, rng):
     X = randn(rng, (2, 3, 4), dtype)
     close(C.activation_forward(X, "tanh"), R.activation_forward(X, "tanh"), dtype)
