@@ -6,6 +6,8 @@
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including dense_impl.h"
 #endif
+#include "rows_impl.h"
+
 typedef struct {
     const T *b;     /* bias (n_out) or NULL */
     T *Z;           /* GEMM output (Z, or Y when Z is not stored) */
@@ -18,29 +20,52 @@ typedef struct {
 
 /* C[i, j] += b[j] over a rows x cols block of row stride ldc: Z = X W + b
  * (the GEMM's epilogue, the trainer's tiny path).  Compiled per instruction
- * set, so the row's adds go at the vector width (b never aliases C). */
+ * set; eight columns at a time (one or two vectors), then one at a time.
+ * Callers in a hurry add rows narrower than eight in line (add_bias_narrow,
+ * rows_impl.h), as this does. */
 FASTNN_ELEMENTWISE void F(fastnn_internal_add_bias)(int64_t rows, int64_t cols, T *C,
                                                     int64_t ldc, const T *b)
 {
+    if (cols < 8) {
+        F(add_bias_narrow)(rows, cols, C, ldc, b);
+        return;
+    }
     for (int64_t i = 0; i < rows; i++) {
         T *restrict c = C + i * ldc;
         const T *restrict bb = b;
-        for (int64_t j = 0; j < cols; j++)
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8)
+            for (int k = 0; k < 8; k++)
+                c[j + k] = c[j + k] + bb[j + k];
+        for (; j < cols; j++)
             c[j] = c[j] + bb[j];
     }
 }
 
 /* db[j] = the sum of d[i, j] over the rows i, row after row (NumPy's order
- * for a sum over axis 0 of more than one column); n x cols, C-contiguous */
+ * for a sum over axis 0 of more than one column); n x cols, C-contiguous.
+ * Eight columns at a time are summed down all the rows in registers; fewer
+ * than eight row by row (sum_rows_narrow, rows_impl.h). */
 FASTNN_ELEMENTWISE void F(fastnn_internal_sum_rows)(int64_t n, int64_t cols, const T *d, T *db)
 {
-    T *restrict acc = db;
-    for (int64_t j = 0; j < cols; j++)
-        acc[j] = (T)0;
-    for (int64_t i = 0; i < n; i++) {
-        const T *restrict row = d + i * cols;
-        for (int64_t j = 0; j < cols; j++)
-            acc[j] = acc[j] + row[j];
+    if (cols < 8) {
+        F(sum_rows_narrow)(n, cols, d, db);
+        return;
+    }
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        T acc[8] = {0};
+        for (int64_t i = 0; i < n; i++)
+            for (int k = 0; k < 8; k++)
+                acc[k] = acc[k] + d[i * cols + j + k];
+        for (int k = 0; k < 8; k++)
+            db[j + k] = acc[k];
+    }
+    for (; j < cols; j++) {
+        T acc = (T)0;
+        for (int64_t i = 0; i < n; i++)
+            acc = acc + d[i * cols + j];
+        db[j] = acc;
     }
 }
 
@@ -116,6 +141,8 @@ int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
             return status;
         if (db != NULL && pairwise_db)
             db[0] = F(fastnn_internal_sum)(dZ, n);
+        else if (db != NULL && n_out < 8)
+            F(sum_rows_narrow)(n, n_out, dZ, db);
         else if (db != NULL)
             F(fastnn_internal_sum_rows)(n, n_out, dZ, db);
     }

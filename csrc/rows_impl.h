@@ -1,6 +1,7 @@
 /*
- * rows_impl.h -- the sum and the max of a short contiguous row, inlined where
- * they are used (private template header).
+ * rows_impl.h -- the sum and the max of a short contiguous row, and a bias
+ * added to or summed over narrow rows, inlined where they are used (private
+ * template header).
  *
  * Why it is built this way: softmax and the cross-entropy take a row's max
  * and its sum once per row, and a classifier's rows are short (10 logits):
@@ -8,7 +9,11 @@
  * arithmetic.  Both are static inline here, so each caller (activations.c,
  * losses.c, compiled once per instruction set) gets its own vectorized copy;
  * the results are bit for bit those of NumPy's x.sum() and of exp(x - x.max()).
- * Included by activations_impl.h and losses_impl.h with T and SFX defined.
+ * The bias helpers are the narrow case of dense.c's per-ISA kernels
+ * (fastnn_internal_add_bias, fastnn_internal_sum_rows): XOR's rows of 4 and
+ * the weight/height network's of 2 cost less added one by one in line than
+ * a call.  Included by activations_impl.h, losses_impl.h, dense_impl.h and
+ * train_impl.h with T and SFX defined.
  * No include guard on purpose.
  */
 #if !defined(T) || !defined(SFX)
@@ -56,4 +61,25 @@ static inline __attribute__((always_inline)) T F(row_max)(const T *x, int64_t n)
     for (; j < n; j++)
         m = x[j] > m ? x[j] : m;
     return m;
+}
+
+/* C[i, j] += b[j] over a rows x cols block of row stride ldc, one by one */
+static inline __attribute__((always_inline)) void
+F(add_bias_narrow)(int64_t rows, int64_t cols, T *C, int64_t ldc, const T *b)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            C[i * ldc + j] = C[i * ldc + j] + b[j];
+}
+
+/* db[j] = (0 + d[0, j]) + d[1, j] + ... over the n rows of d (n x cols,
+ * C-contiguous), row by row: NumPy's order for a sum over axis 0 */
+static inline __attribute__((always_inline)) void
+F(sum_rows_narrow)(int64_t n, int64_t cols, const T *d, T *db)
+{
+    for (int64_t j = 0; j < cols; j++)
+        db[j] = (T)0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < cols; j++)
+            db[j] = db[j] + d[i * cols + j];
 }

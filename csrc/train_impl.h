@@ -6,6 +6,7 @@
 #if !defined(T) || !defined(SFX)
 #error "define T and SFX before including train_impl.h"
 #endif
+#include "rows_impl.h"
 
 int F(fastnn_trainer_new)(fastnn_trainer **out, fastnn_stage *stages,
                            int64_t n_stages, fastnn_train_spec *spec,
@@ -520,7 +521,9 @@ static int F(tiny_batch)(fastnn_trainer *t, const T *x, const void *targets,
                                      (const T *)st->W, w, z, w);
             if (status != FASTNN_OK)
                 return status;
-            if (st->b != NULL)
+            if (st->b != NULL && w < 8)
+                F(add_bias_narrow)(rows, w, z, w, (const T *)st->b);
+            else if (st->b != NULL)
                 F(fastnn_internal_add_bias)(rows, w, z, w, (const T *)st->b);
             status = st->act == FASTNN_ACT_IDENTITY && z == y
                          ? FASTNN_OK
