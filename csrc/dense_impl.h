@@ -21,8 +21,8 @@ typedef struct {
 /* C[i, j] += b[j] over a rows x cols block of row stride ldc: Z = X W + b
  * (the GEMM's epilogue, the trainer's tiny path).  Compiled per instruction
  * set; eight columns at a time (one or two vectors), then one at a time.
- * Callers in a hurry add rows narrower than eight in line (add_bias_narrow,
- * rows_impl.h), as this does. */
+ * Rows narrower than eight go one value at a time (add_bias_narrow,
+ * rows_impl.h), which the trainer's tiny path calls in line instead. */
 FASTNN_ELEMENTWISE void F(fastnn_internal_add_bias)(int64_t rows, int64_t cols, T *C,
                                                     int64_t ldc, const T *b)
 {

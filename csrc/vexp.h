@@ -14,6 +14,8 @@
  * they differ from each other in the last bit).  float goes through double,
  * so its result is the correctly rounded float except in rare near-ties.
  *
+ * It is always inlined: a loop vectorizes only with the body in line.
+ *
  * Special values follow C's exp: exp(+inf) = +inf, exp(-inf) = 0, NaN stays
  * NaN, overflow gives +inf, underflow goes through the subnormals to 0.
  */
