@@ -311,7 +311,7 @@ def test_exp_based_kernels_over_the_whole_range(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("width", [1, 7, 8, 9, 10, 15, 16, 17, 33])
-def test_row_max_finds_every_nan_and_infinity_of_a_row(dtype, width, rng):
+def test_row_shift_with_a_nan_or_infinity_at_every_position(dtype, width, rng):
     """Softmax and the cross-entropy shift each row by its max (csrc/rows_impl.h,
     eight lanes at a time, then the tail): with a NaN, +inf or -inf at any
     position of any width the rows come out as with x - x.max() in the
