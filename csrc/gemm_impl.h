@@ -3,12 +3,14 @@
  * Included by gemm.c once per dtype with T (float|double) and SFX (f32|f64)
  * defined; every name below gets the suffix.  No include guard on purpose.
  *
- * Loop nest (GotoBLAS/BLIS): for jc (nc columns) / for kb (k slices of kc)
- *   -> the kc x nc panel of op(B) is packed once, shared by all threads
- *   -> the C block (m x nc) is cut into units of work of mc rows x ns columns;
- *      each thread takes a fixed contiguous range of units, packs the mc x kc
- *      block of op(A) it needs (kept while consecutive units share it) and
- *      runs the micro-kernel over the unit (jr outer, ir inner).
+ * Blocking (GotoBLAS/BLIS): C is cut into units of work of at most mc rows
+ * x nc columns.  Each thread takes a contiguous range of units (then steals
+ * from the others' ranges); a unit runs over the k slices (kc), packs into
+ * its thread's buffer the block of op(A) and the block of op(B) the slice
+ * needs (each kept, all its slices up to FASTNN_GEMM_CACHE_BYTES, while
+ * consecutive units share it: the driver orders the units so that fewer
+ * elements are packed, with a bias to whole rows of C per thread) and runs
+ * the micro-kernel over the unit (jr outer, ir inner).
  * After the last k slice a unit is final, and its epilogue runs right away
  * on the thread that computed it.  The rounding depends only on kc (a
  * function of k and the ISA), never on the thread count or the cut.  With
@@ -462,21 +464,12 @@ static const SMALL_T F(small_tab)[FASTNN_N_ISA] = {
 #endif
 };
 
-#ifdef FASTNN_GEMM_SMALL_TEST
-/* test builds only: 0 = by shape, 1 = direct whenever possible, 2 = never */
-int F(fastnn_gemm_small_mode) = 0;
-#endif
-
 /* A function of the shape and the ISA only (limits: gemm_internal.h). */
 static inline int F(small_ok)(int isa, int64_t m, int64_t n, int64_t k,
                                int trans_b)
 {
     if (trans_b && k > FASTNN_GEMM_SMALL_KMAX_T)
         return 0;
-#ifdef FASTNN_GEMM_SMALL_TEST
-    if (F(fastnn_gemm_small_mode) != 0)
-        return F(fastnn_gemm_small_mode) == 1;
-#endif
     const int64_t lim = isa == FASTNN_ISA_GENERIC
                             ? (int64_t)FASTNN_GEMM_SMALL_MNK_GENERIC
                             : (int64_t)FASTNN_GEMM_SMALL_MNK;
