@@ -131,7 +131,7 @@ int F(fastnn_internal_dense_backward_dx)(int64_t n, int64_t n_in, int64_t n_out,
 
     /* dZ = act'(dY) over the whole block, then db summed row by row */
     const int pairwise_db = (n_out == 1); /* NumPy sums a lone column pairwise */
-    if (db != NULL)
+    if (db != NULL && n == 0) /* no rows: db = 0 (else each sum below writes all of db) */
         for (int64_t j = 0; j < n_out; j++)
             db[j] = (T)0;
     if (n > 0 && n_out > 0) {
